@@ -1,0 +1,3 @@
+from skyline_tui.cli import main
+
+raise SystemExit(main())

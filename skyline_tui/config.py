@@ -1,0 +1,64 @@
+"""What a profile run is asked to do, and how long it may take.
+
+Budgets are configurable so tests profile tiny models in a fraction of a second and a GPU user can ask
+for more samples.  The config crosses the worker boundary as JSON, so it stays a flat frozen dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    batch_size: Optional[int] = None  # None: the input provider's default
+    timeout_s: float = 300.0  # the whole run (load + every phase); then the worker is killed
+
+    # Throughput: warm up, then time rounds of iterations until two consecutive round means agree
+    # within stability_tolerance, or the budget is spent.
+    warmup_iterations: int = 2
+    warmup_s: float = 0.3  # keep warming up (past warmup_iterations) until this much time has passed
+    round_iterations: int = 3
+    min_rounds: int = 2
+    stability_tolerance: float = 0.05
+    throughput_budget_s: float = 3.0
+
+    breakdown: bool = True
+    breakdown_iterations: int = 3  # instrumented iterations averaged for the breakdown
+
+    memory: bool = True
+
+    predictions: bool = True
+    predictions_budget_s: float = 8.0
+    min_prediction_points: int = 3
+
+    def replace(self, **changes: Any) -> "ProfileConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ProfileConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown profile options: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    @classmethod
+    def quick(cls, **changes: Any) -> "ProfileConfig":
+        """Tiny budgets for tests: a run of a small model takes well under a second per phase."""
+        base = cls(
+            warmup_iterations=1,
+            warmup_s=0.0,
+            round_iterations=2,
+            min_rounds=2,
+            throughput_budget_s=0.5,
+            breakdown_iterations=1,
+            predictions_budget_s=2.0,
+            timeout_s=60.0,
+        )
+        return base.replace(**changes)

@@ -1,0 +1,174 @@
+"""One profile run: load the entry point, then measure phase by phase, emitting the report as it grows.
+
+Phases run in order of how soon a user wants them: throughput first (the headline number), then the
+run-time breakdown, the memory breakdown and the batch-size predictions.  After each phase ``emit`` gets
+the report so far, so the UI can show the first number long before the run ends.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import torch
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler import entry as entry_mod
+from skyline_tui.profiler.entry import EntryPoint
+from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
+from skyline_tui.profiler.timing import measure_until_stable, warm_up
+from skyline_tui.report import DeviceInfo, ErrorInfo, Report, Throughput
+
+Emit = Callable[[Report, str], None]  # (report so far, phase just finished)
+PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
+
+
+@dataclass
+class Workload:
+    """Everything a measurement needs: the loaded model, its iteration, and inputs at one batch size."""
+
+    entry: EntryPoint
+    model: torch.nn.Module
+    iteration: Callable[..., Any]
+    batch_size: int
+    inputs: tuple[Any, ...]
+    device: torch.device
+    _inputs_by_batch: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+
+    def run(self) -> Any:
+        return self.iteration(*self.inputs)
+
+    def make_inputs(self, batch_size: int) -> tuple[Any, ...]:
+        """Inputs at another batch size (through the user's input provider)."""
+        if batch_size == self.batch_size:
+            return self.inputs
+        raw = entry_mod.call_provider(self.entry, self.entry.input_provider, batch_size)
+        return entry_mod.check_inputs(self.entry, raw)
+
+    def run_user(self, func: Callable[[], Any], what: str) -> Any:
+        """Run user code, turning its exceptions into errors that point at the user's frame."""
+        try:
+            return func()
+        except ProfileError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            raise ProfileError(from_exception(exc, self.entry.files, function=what)) from None
+
+
+def detect_device(model: torch.nn.Module, inputs: tuple[Any, ...]) -> torch.device:
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    for item in inputs:
+        if isinstance(item, torch.Tensor):
+            return item.device
+    return torch.device("cpu")
+
+
+def device_info(device: torch.device) -> DeviceInfo:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return DeviceInfo(type="cuda", name=props.name, memory_capacity_bytes=int(props.total_memory))
+    return DeviceInfo(type=device.type, name=_cpu_name(), memory_capacity_bytes=_system_memory())
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "CPU"
+
+
+def _system_memory() -> Optional[int]:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def load_workload(ep: EntryPoint, batch_size: int) -> Workload:
+    model = entry_mod.check_model(ep, entry_mod.call_provider(ep, ep.model_provider))
+    iteration = entry_mod.check_iteration(ep, entry_mod.call_provider(ep, ep.iteration_provider, model))
+    raw = entry_mod.call_provider(ep, ep.input_provider, batch_size)
+    inputs = entry_mod.check_inputs(ep, raw)
+    return Workload(entry=ep, model=model, iteration=iteration, batch_size=batch_size, inputs=inputs,
+                    device=detect_device(model, inputs))
+
+
+def measure_throughput(work: Workload, config: ProfileConfig) -> Throughput:
+    work.run_user(lambda: warm_up(work.run, work.device, config.warmup_iterations, config.warmup_s), "iteration")
+    result = work.run_user(lambda: measure_until_stable(
+        work.run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
+        tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s), "iteration")
+    return Throughput(samples_per_second=work.batch_size * 1000.0 / result.mean_ms if result.mean_ms > 0 else 0.0,
+                      iteration_ms=result.mean_ms, iteration_ms_stdev=result.stdev_ms,
+                      iterations_measured=len(result.samples_ms))
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Optional[Emit] = None) -> Report:
+    """Profile an entry point in this process.  Never raises for a user-side failure: the report's
+    ``error`` says what went wrong, and whatever was measured before it is kept."""
+    emit = emit or (lambda report, phase: None)
+    entry_display = str(entry)
+    report = Report(entry_point=entry_display, project_root=str(root) if root else "",
+                    torch_version=torch.__version__, created_at=_now())
+    work: Optional[Workload] = None
+    phase = "load"
+    try:
+        ep = entry_mod.load_entry_point(entry, root)
+        report = report.replace(entry_point=str(ep.path), project_root=str(ep.files.root))
+        batch_size = config.batch_size or ep.default_batch_size
+        report = report.replace(batch_size=batch_size)
+        work = load_workload(ep, batch_size)
+        report = report.replace(device=device_info(work.device))
+        emit(report, "load")
+
+        phase = "throughput"
+        report = report.replace(throughput=measure_throughput(work, config))
+        emit(report, phase)
+
+        if config.breakdown:
+            phase = "breakdown"
+            from skyline_tui.profiler.breakdown import measure_breakdown
+
+            report = report.replace(breakdown=measure_breakdown(work, config))
+            emit(report, phase)
+        if config.memory:
+            phase = "memory"
+            from skyline_tui.profiler.memory import measure_memory
+
+            report = report.replace(memory=measure_memory(work, config))
+            emit(report, phase)
+        if config.predictions:
+            phase = "predictions"
+            from skyline_tui.profiler.predictions import measure_predictions
+
+            report = report.replace(predictions=measure_predictions(work, config, report))
+            emit(report, phase)
+    except ProfileError as exc:
+        report = report.replace(error=exc.info)
+    except BaseException as exc:  # noqa: BLE001 - user code can raise anything
+        files = work.entry.files if work is not None else None
+        if files is not None:
+            info = from_exception(exc, files)
+        else:
+            info = ErrorInfo(kind="oom" if is_oom(exc) else "internal", message=f"{type(exc).__name__}: {exc}")
+        report = report.replace(error=info)
+    if report.error is not None and report.error.kind == "oom" and phase != "load":
+        # Name the phase: the batch ran at first, so this is a later phase's extra memory.
+        report = report.replace(error=report.error.__class__(
+            **{**report.error.__dict__, "message": f"{report.error.message} (during {phase})"}))
+    return report

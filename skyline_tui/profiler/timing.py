@@ -1,0 +1,100 @@
+"""Timing training iterations correctly on CPU and CUDA.
+
+On CUDA, kernels run asynchronously: host clocks measure launch time, not work.  Each iteration is
+bracketed by CUDA events on the current stream and read after one synchronisation per round.  On CPU the
+work is synchronous and ``perf_counter_ns`` is the right clock.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import torch
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_iterations(run: Callable[[], Any], device: torch.device, count: int) -> list[float]:
+    """Run ``count`` iterations back to back; return each one's duration in ms."""
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+                      for _ in range(count)]
+            torch.cuda.synchronize(device)
+            for start, end in events:
+                start.record()
+                run()
+                end.record()
+            torch.cuda.synchronize(device)
+            return [start.elapsed_time(end) for start, end in events]
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter_ns()
+        run()
+        out.append((time.perf_counter_ns() - t0) / 1e6)
+    return out
+
+
+@dataclass(frozen=True)
+class TimingResult:
+    mean_ms: float
+    stdev_ms: float
+    samples_ms: tuple[float, ...]
+    stable: bool  # two consecutive round means agreed within the tolerance
+
+
+def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_seconds: float) -> None:
+    """At least ``iterations`` iterations, and keep going until ``min_seconds`` have passed."""
+    deadline = time.monotonic() + min_seconds
+    done = 0
+    while done < iterations or time.monotonic() < deadline:
+        run()
+        done += 1
+    synchronize(device)
+
+
+def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_iterations: int,
+                         min_rounds: int, tolerance: float, budget_s: float) -> TimingResult:
+    """Time rounds of iterations until two consecutive round means agree, or the budget is spent.
+
+    At least ``min_rounds`` rounds always run, so a result has a spread even on a slow model.
+    """
+    deadline = time.monotonic() + budget_s
+    samples: list[float] = []
+    means: list[float] = []
+    stable = False
+    while True:
+        round_ms = time_iterations(run, device, max(1, round_iterations))
+        samples.extend(round_ms)
+        means.append(statistics.fmean(round_ms))
+        if len(means) >= max(2, min_rounds):
+            previous, latest = means[-2], means[-1]
+            if abs(latest - previous) <= tolerance * max(previous, latest, 1e-9):
+                stable = True
+                break
+        if len(means) >= min_rounds and time.monotonic() >= deadline:
+            break
+    # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming).
+    per_round = max(1, round_iterations)
+    if stable:
+        kept = samples[-2 * per_round:]
+    elif len(means) > 2:
+        kept = samples[per_round:]
+    else:
+        kept = samples
+    return summarize(kept, stable)
+
+
+def summarize(samples_ms: Sequence[float], stable: bool = True) -> TimingResult:
+    mean = statistics.fmean(samples_ms)
+    stdev = statistics.stdev(samples_ms) if len(samples_ms) > 1 else 0.0
+    if not math.isfinite(stdev):
+        stdev = 0.0
+    return TimingResult(mean_ms=mean, stdev_ms=stdev, samples_ms=tuple(samples_ms), stable=stable)

@@ -1,0 +1,280 @@
+"""The one report schema: frozen dataclasses that cross every boundary.
+
+The worker builds a :class:`Report`, sends it as JSON over its private channel, the CLI writes the same
+JSON with ``--json`` and the views render the same dataclasses.  Nothing here imports torch or textual.
+
+Conventions: times are milliseconds (``*_ms``), sizes are bytes (``*_bytes``), files are paths relative
+to the project root (POSIX separators), lines are 1-based.  ``None`` means "not measured / unknown".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+SCHEMA_VERSION = 1
+
+# Error kinds (ErrorInfo.kind).  Kept as plain strings so the JSON stays readable.
+ERROR_KINDS = (
+    "file",  # entry point missing, a directory, unreadable, not UTF-8
+    "syntax",  # SyntaxError in project code
+    "entry_point",  # a provider is missing or has the wrong signature / return type
+    "user_code",  # an exception raised by the user's code
+    "oom",  # out of memory at the profiled batch size
+    "timeout",  # the run exceeded its time limit
+    "crash",  # the worker died from a signal (segfault, kill)
+    "exit",  # user code called sys.exit / os._exit
+    "cancelled",  # superseded by a newer run
+    "internal",  # a bug in skyline-tui itself
+)
+
+
+@dataclass(frozen=True)
+class ToolInfo:
+    name: str
+    version: str
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    type: str  # "cpu" | "cuda"
+    name: str
+    memory_capacity_bytes: Optional[int]
+
+
+@dataclass(frozen=True)
+class Throughput:
+    samples_per_second: float
+    iteration_ms: float  # mean of the measured (un-instrumented) iterations
+    iteration_ms_stdev: float
+    iterations_measured: int
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    kind: str  # one of ERROR_KINDS
+    message: str  # one line a person can act on
+    file: Optional[str] = None  # the user's file the error points at (relative to the root if inside it)
+    line: Optional[int] = None
+    traceback: str = ""  # the user's frames only, formatted
+    function: Optional[str] = None  # e.g. "skyline_input_provider"
+
+
+@dataclass(frozen=True)
+class ModuleTiming:
+    """One node of the module tree.  ``path`` is the dotted name from ``named_modules`` ("" = root)."""
+
+    path: str
+    type: str
+    forward_ms: float  # total, children included
+    backward_ms: float  # total, children included
+    self_forward_ms: float
+    self_backward_ms: float
+    file: Optional[str] = None  # project line where this module is called
+    line: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class LineTiming:
+    """Work launched by one project source line; backward is charged to the forward line."""
+
+    file: str
+    line: int
+    code: str
+    forward_ms: float
+    backward_ms: float
+
+    @property
+    def total_ms(self) -> float:
+        return self.forward_ms + self.backward_ms
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    profiled_iteration_ms: float  # one iteration as timed under instrumentation
+    optimizer_ms: float
+    other_ms: float  # profiled_iteration_ms minus everything attributed (never negative)
+    iterations_profiled: int
+    lines: tuple[LineTiming, ...] = ()  # sorted by total_ms, descending
+    modules: tuple[ModuleTiming, ...] = ()  # pre-order (parents before children)
+
+
+@dataclass(frozen=True)
+class MemoryEntry:
+    kind: str  # "activations" | "weights"
+    bytes: int
+    module: Optional[str] = None  # module path, when the bytes belong to one
+    file: Optional[str] = None
+    line: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class MemoryBreakdown:
+    peak_bytes: int
+    peak_source: str  # how peak_bytes was obtained, e.g. "torch.cuda.max_memory_allocated"
+    capacity_bytes: Optional[int]
+    weights_bytes: int
+    gradients_bytes: int
+    optimizer_state_bytes: int
+    activations_bytes: int
+    other_bytes: int  # peak minus the named parts (never negative)
+    entries: tuple[MemoryEntry, ...] = ()  # sorted by bytes, descending
+
+
+@dataclass(frozen=True)
+class BatchSample:
+    batch_size: int
+    iteration_ms: float
+    peak_bytes: Optional[int]
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    slope: float
+    bias: float
+    r2: float
+
+
+@dataclass(frozen=True)
+class Predictions:
+    samples: tuple[BatchSample, ...]
+    run_time_ms: Optional[LinearFit]
+    peak_memory_bytes: Optional[LinearFit]
+    predicted_max_samples_per_second: Optional[float]
+    max_batch_size: Optional[int]
+    oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
+
+
+@dataclass(frozen=True)
+class Report:
+    entry_point: str
+    project_root: str
+    batch_size: Optional[int] = None
+    device: Optional[DeviceInfo] = None
+    torch_version: Optional[str] = None
+    throughput: Optional[Throughput] = None
+    breakdown: Optional[Breakdown] = None
+    memory: Optional[MemoryBreakdown] = None
+    predictions: Optional[Predictions] = None
+    error: Optional[ErrorInfo] = None
+    created_at: Optional[str] = None  # ISO 8601, UTC
+    schema_version: int = SCHEMA_VERSION
+    tool: ToolInfo = field(default_factory=lambda: _tool_info())
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def replace(self, **changes: Any) -> "Report":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Report":
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ReportFormatError(f"unsupported report schema_version {version!r} (expected {SCHEMA_VERSION})")
+        return from_dict(cls, data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Report":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReportFormatError(f"not a JSON report: {exc}") from None
+        if not isinstance(data, dict):
+            raise ReportFormatError("not a JSON report: the top level is not an object")
+        return cls.from_dict(data)
+
+
+class ReportFormatError(ValueError):
+    """A dict or JSON text does not follow the report schema."""
+
+
+def _tool_info() -> ToolInfo:
+    from skyline_tui import TOOL_NAME, __version__
+
+    return ToolInfo(name=TOOL_NAME, version=__version__)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Generic (de)serialisation driven by the dataclass type hints, so adding a field needs no code here.
+
+
+def to_dict(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(item) for item in obj]
+    if isinstance(obj, dict):
+        return {key: to_dict(value) for key, value in obj.items()}
+    return obj
+
+
+def from_dict(cls: type, data: Any, where: str = "report") -> Any:
+    if not isinstance(data, dict):
+        raise ReportFormatError(f"{where}: expected an object, got {type(data).__name__}")
+    hints = _hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ReportFormatError(f"{where}: missing key {f.name!r}")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
+    return cls(**kwargs)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    cached = _HINTS.get(cls)
+    if cached is None:
+        cached = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+        _HINTS[cls] = cached
+    return cached
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise ReportFormatError(f"{where}: must not be null")
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, where)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ReportFormatError(f"{where}: expected a list")
+        (item_type, _ellipsis) = typing.get_args(tp)
+        return tuple(_convert(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ReportFormatError(f"{where}: expected a number")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ReportFormatError(f"{where}: expected an integer")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ReportFormatError(f"{where}: expected a string")
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"{where}: unsupported type {tp!r}")  # a schema bug, not bad input
