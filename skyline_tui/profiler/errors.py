@@ -72,4 +72,4 @@ def from_exception(exc: BaseException, files: ProjectFiles, *, kind: Optional[st
     tb_text = ("Traceback (project frames only):\n" + text + summary) if text else summary
     file, line, func = innermost if innermost else (None, None, None)
     return ErrorInfo(kind=kind, message=summary.splitlines()[-1] if summary else type(exc).__name__,
-                     file=file, line=line, traceback=tb_text, function=function or func)
+                     file=file, line=line, traceback=tb_text, function=func or function)

@@ -118,15 +118,21 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Optional[Emit] = None) -> Report:
+def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Optional[Emit] = None,
+            on_phase: Optional[Callable[[str], None]] = None) -> Report:
     """Profile an entry point in this process.  Never raises for a user-side failure: the report's
-    ``error`` says what went wrong, and whatever was measured before it is kept."""
+    ``error`` says what went wrong, and whatever was measured before it is kept.
+
+    ``on_phase(name)`` is called as each phase starts; ``emit(report, name)`` as each one ends.
+    """
     emit = emit or (lambda report, phase: None)
+    started = on_phase or (lambda phase: None)
     entry_display = str(entry)
     report = Report(entry_point=entry_display, project_root=str(root) if root else "",
                     torch_version=torch.__version__, created_at=_now())
     work: Optional[Workload] = None
     phase = "load"
+    started(phase)
     try:
         ep = entry_mod.load_entry_point(entry, root)
         report = report.replace(entry_point=str(ep.path), project_root=str(ep.files.root))
@@ -137,23 +143,27 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
         emit(report, "load")
 
         phase = "throughput"
+        started(phase)
         report = report.replace(throughput=measure_throughput(work, config))
         emit(report, phase)
 
         if config.breakdown:
             phase = "breakdown"
+            started(phase)
             from skyline_tui.profiler.breakdown import measure_breakdown
 
             report = report.replace(breakdown=measure_breakdown(work, config))
             emit(report, phase)
         if config.memory:
             phase = "memory"
+            started(phase)
             from skyline_tui.profiler.memory import measure_memory
 
             report = report.replace(memory=measure_memory(work, config))
             emit(report, phase)
         if config.predictions:
             phase = "predictions"
+            started(phase)
             from skyline_tui.profiler.predictions import measure_predictions
 
             report = report.replace(predictions=measure_predictions(work, config, report))

@@ -41,6 +41,7 @@ class Run:
     buffer: p.LineBuffer = field(default_factory=p.LineBuffer)
     decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
     last_report: Optional[p.RunReport] = None
+    phase: str = "load"
     finished: bool = False  # a final report was relayed
     log_bytes: int = 0
     dropped_bytes: int = 0
@@ -138,6 +139,8 @@ class Worker:
 
     def _relay(self, run: Run, line: bytes) -> None:
         message = p.decode(line)
+        if isinstance(message, p.RunProgress):
+            run.phase = message.phase
         if isinstance(message, p.RunReport):
             run.last_report = message
             run.finished = run.finished or message.final
@@ -215,6 +218,9 @@ class Worker:
 
         base = run.last_report.report if run.last_report else Report(
             entry_point=run.request.entry, project_root=run.request.root or "")
+        if kind in ("crash", "exit", "timeout"):
+            message = f"{message} (while measuring {run.phase})" if run.phase != "load" else \
+                f"{message} (while loading the entry point)"
         report = base.replace(error=ErrorInfo(kind=kind, message=message))
         self.send(p.RunReport(run_id=run.request.run_id, report=report, phase="error", final=True))
         run.finished = True
@@ -296,7 +302,8 @@ def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int
         def emit(report: object, phase: str) -> None:
             send(p.RunReport(run_id=request.run_id, report=report, phase=phase, final=False))  # type: ignore[arg-type]
 
-        report = profile(request.entry, request.root, request.config, emit)
+        report = profile(request.entry, request.root, request.config, emit,
+                         on_phase=lambda phase: send(p.RunProgress(run_id=request.run_id, phase=phase)))
         send(p.RunReport(run_id=request.run_id, report=report, phase="error" if report.error else "done", final=True))
     except BaseException:  # noqa: BLE001 - the parent turns a silent death into an error report
         code = 70

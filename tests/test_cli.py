@@ -1,0 +1,64 @@
+"""The CLI end to end, as a real subprocess: --json to a file and to stdout, exit codes, the samples."""
+
+from __future__ import annotations
+
+import json
+
+import jsonschema
+import pytest
+
+from skyline_tui.schema import SCHEMA_PATH
+
+from .conftest import FIXTURES, QUICK_FLAGS, SAMPLES, run_cli
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+NO_EXTRAS = ["--no-breakdown", "--no-memory", "--no-predictions"]
+
+
+def test_json_to_stdout_is_only_json_even_when_user_code_prints(tmp_path):
+    result = run_cli(str(FIXTURES / "faults" / "flood.py"), "--json", "-", *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)  # the whole of stdout parses
+    jsonschema.validate(report, SCHEMA)
+    assert report["error"] is None
+    assert "stdout line 1999" in result.stderr  # the user's output is kept, on stderr
+
+
+def test_json_to_a_file_and_batch_size_override(tmp_path):
+    out = tmp_path / "out.json"
+    result = run_cli(str(FIXTURES / "faults" / "healthy.py"), "--json", str(out), "--batch-size", "6",
+                     *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == ""
+    report = json.loads(out.read_text())
+    assert report["batch_size"] == 6
+    assert report["throughput"]["samples_per_second"] == pytest.approx(
+        6 * 1000 / report["throughput"]["iteration_ms"])
+
+
+def test_errors_still_write_a_report_and_exit_non_zero(tmp_path):
+    out = tmp_path / "out.json"
+    result = run_cli(str(tmp_path / "nope.py"), "--json", str(out), cwd=tmp_path)
+    assert result.returncode == 1
+    report = json.loads(out.read_text())
+    jsonschema.validate(report, SCHEMA)
+    assert report["error"]["kind"] == "file"
+    assert "entry point not found" in result.stderr
+
+
+def test_bad_arguments_exit_with_usage_error(tmp_path):
+    result = run_cli(str(FIXTURES / "faults" / "healthy.py"), "--batch-size", "0", "--json", "-")
+    assert result.returncode == 2
+    assert "must be at least 1" in result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sample", ["mlp", "convnet", "transformer", "lstm"])
+def test_every_sample_profiles_end_to_end(sample, tmp_path):
+    result = run_cli(str(SAMPLES / sample / "entry.py"), "--json", "-", *QUICK_FLAGS, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert report["device"]["type"] == "cpu"
+    assert report["throughput"]["iterations_measured"] >= 2
+    assert report["throughput"]["iteration_ms"] > 0

@@ -1,0 +1,87 @@
+"""Every row of the fault table, headless: a clear error naming file/line/function, a JSON report with
+``error`` set, a non-zero exit, and no process left behind.  (The app runs the same table in
+test_app_reliability.py.)"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jsonschema
+import pytest
+
+from skyline_tui.schema import SCHEMA_PATH
+
+from .conftest import QUICK_FLAGS, cli_env
+from .processes import new_marker, processes_with_marker
+from .reliability_cases import FAULT_TABLE, Fault
+
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+
+
+def run_marked(fault: Fault, tmp_path, marker: str):
+    import subprocess
+    import sys
+
+    env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
+    flags = list(QUICK_FLAGS)
+    if fault.flags:
+        flags = [f for f in flags]  # fault flags come last and win
+    return subprocess.run([sys.executable, "-m", "skyline_tui", fault.path, "--json", "-", *flags, *fault.flags,
+                           "--no-predictions"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize("fault", FAULT_TABLE, ids=[f.name for f in FAULT_TABLE])
+def test_fault_gives_a_clear_error_report_and_leaves_nothing_behind(fault: Fault, tmp_path):
+    marker = new_marker()
+    result = run_marked(fault, tmp_path, marker)
+    assert result.returncode == 1, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    error = report["error"]
+    assert error["kind"] == fault.kind, error
+    assert fault.message in error["message"], error
+    if fault.file is not None:
+        assert error["file"] == fault.file
+    if fault.line_text is not None:
+        assert error["line"] == fault.expected_line(), error
+    if fault.function is not None:
+        assert error["function"] == fault.function
+    # One screen: the message is one line, and stderr says what and where.
+    assert "\n" not in error["message"]
+    first_line = result.stderr.strip().splitlines()[-1] if error["kind"] in ("crash", "timeout") else \
+        next(line for line in result.stderr.splitlines() if line.startswith("skyline-tui: " + fault.kind))
+    assert fault.kind in first_line
+    if fault.file and fault.line_text:
+        assert f"{fault.file}:{fault.expected_line()}" in result.stderr
+    assert "skyline_tui/" not in result.stderr, "our own frames leaked into the user's error"
+    assert processes_with_marker(marker) == []
+
+
+def test_no_listening_socket_is_opened_during_a_run(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from .conftest import FIXTURES
+    from .processes import listening_socket_inodes, socket_inodes_of
+
+    marker = new_marker()
+    env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
+    proc = subprocess.Popen([sys.executable, "-m", "skyline_tui", str(FIXTURES / "faults" / "infinite_loop.py"),
+                             "--json", os.devnull, "--timeout", "8"], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    try:
+        checked = 0
+        while proc.poll() is None:
+            pids = processes_with_marker(marker)
+            listening = listening_socket_inodes()
+            for pid in pids:
+                assert not (socket_inodes_of(pid) & listening), f"process {pid} listens on a socket"
+            checked += len(pids)
+            time.sleep(0.2)
+        assert checked >= 3  # the CLI, the worker and the run child were all looked at
+    finally:
+        proc.kill()
+        proc.wait()
