@@ -18,11 +18,13 @@ The named parts (``measure_memory``) are exact byte counts of storages, each cou
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Iterable, Iterator, Optional
 
 import torch
 
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch, optimizer_state_tensors
+from skyline_tui.report import MemoryBreakdown, MemoryEntry
 
 CUDA_PEAK_SOURCE = "torch.cuda.max_memory_allocated"
 CPU_PEAK_SOURCE = ("torch.profiler CPU allocator events (profile_memory=True): resident weights, gradients, "
@@ -148,3 +150,111 @@ def _highest_running_total_after_mark(prof: Any) -> int:
         if running > highest:
             highest = running
     return highest
+
+
+# ---------------------------------------------------------------------------------------------------
+# Named parts
+
+
+class SavedActivations:
+    """``saved_tensors_hooks`` pair that sizes what autograd keeps for backward, by module and line.
+
+    Each storage is counted once (a ReLU's output saved by the ReLU and by the next Linear is one
+    buffer); parameter and buffer storages are excluded (``weight.t()`` saved by ``addmm`` is a weight,
+    not an activation).  The pack hook returns the tensor itself, so memory behaves as without it.
+    """
+
+    def __init__(self, files: Any, modules: Any, exclude: set[StorageKey]):
+        self._innermost = files.innermost
+        self._modules = modules
+        self._seen = set(exclude)
+        self.total = 0
+        self.by_site: dict[tuple[Optional[str], Optional[tuple[str, int]]], int] = {}
+
+    def pack(self, tensor: torch.Tensor) -> torch.Tensor:
+        key = storage_key(tensor)
+        if key is None or key in self._seen or key[2] == 0:
+            return tensor
+        self._seen.add(key)
+        nbytes = storage_nbytes(tensor)
+        self.total += nbytes
+        site = (self._modules.current, self._innermost(sys._getframe(1)))
+        self.by_site[site] = self.by_site.get(site, 0) + nbytes
+        return tensor
+
+    @staticmethod
+    def unpack(packed: torch.Tensor) -> torch.Tensor:
+        return packed
+
+
+def weight_entries(model: torch.nn.Module) -> tuple[int, list[MemoryEntry]]:
+    """Weights = parameters + buffers (BatchNorm running statistics are state the model carries, not a
+    gradient or an activation, so they are counted here rather than left in "other")."""
+    seen: set[StorageKey] = set()
+    entries = []
+    total = 0
+    for path, module in model.named_modules():
+        own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
+        nbytes = unique_storage_bytes(own, seen)
+        if nbytes:
+            total += nbytes
+            entries.append(MemoryEntry(kind="weights", bytes=nbytes, module=path))
+    return total, entries
+
+
+def measure_memory(work: Any, config: Any) -> MemoryBreakdown:
+    from skyline_tui.profiler.attribution import ModuleTracker
+
+    model = work.model
+    weights_bytes, entries = weight_entries(model)
+    model_storages: set[StorageKey] = set()
+    unique_storage_bytes(list(model.parameters()) + list(model.buffers()), model_storages)
+
+    gradients: list[int] = []
+
+    def gradients_at_step(optimizer: Any) -> None:
+        # Gradients are surely complete when the optimizer steps (an iteration may free them afterwards).
+        if not gradients:
+            gradients.append(unique_storage_bytes(p.grad for p in model.parameters() if p.grad is not None))
+
+    tracker = ModuleTracker(model, work.entry.files)
+    saved = SavedActivations(work.entry.files, tracker, model_storages)
+    watch = OptimizerWatch(on_step_start=gradients_at_step)
+
+    def one_iteration() -> None:
+        with watch, tracker, torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
+            work.iteration(*work.inputs)
+
+    work.run_user(one_iteration, "iteration")
+    if not gradients:  # no optimizer stepped: gradients left after the iteration
+        gradients.append(unique_storage_bytes(p.grad for p in model.parameters() if p.grad is not None))
+    state_bytes = unique_storage_bytes(optimizer_state_tensors(watch.optimizers), set(model_storages))
+
+    peak, source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
+    entries = [_at_call_site(entry, tracker.call_sites) for entry in entries]
+    for (module, where), nbytes in saved.by_site.items():
+        entries.append(MemoryEntry(kind="activations", bytes=nbytes, module=module,
+                                   file=where[0] if where else None, line=where[1] if where else None))
+    entries.sort(key=lambda entry: (-entry.bytes, entry.kind, entry.module or "", entry.file or "",
+                                    entry.line or 0))
+    named = weights_bytes + gradients[0] + state_bytes + saved.total
+    return MemoryBreakdown(peak_bytes=peak, peak_source=source, capacity_bytes=memory_capacity(work.device),
+                           weights_bytes=weights_bytes, gradients_bytes=gradients[0],
+                           optimizer_state_bytes=state_bytes, activations_bytes=saved.total,
+                           other_bytes=max(0, peak - named), entries=tuple(entries))
+
+
+def _at_call_site(entry: MemoryEntry, call_sites: dict[str, tuple[str, int]]) -> MemoryEntry:
+    """Point a module's weights at the project line that calls the module (where a user would look)."""
+    site = call_sites.get(entry.module or "")
+    if site is None:
+        return entry
+    return MemoryEntry(kind=entry.kind, bytes=entry.bytes, module=entry.module, file=site[0], line=site[1])
+
+
+def memory_capacity(device: torch.device) -> Optional[int]:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[1])
+    from skyline_tui.profiler.session import device_info
+
+    return device_info(device).memory_capacity_bytes
