@@ -18,6 +18,8 @@ The named parts (``measure_memory``) are exact byte counts of storages, each cou
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Any, Iterable, Iterator, Optional
 
@@ -121,13 +123,41 @@ def _cuda_peak(work: Any, inputs: tuple[Any, ...]) -> int:
 def _cpu_peak(work: Any, inputs: tuple[Any, ...]) -> int:
     from torch.profiler import ProfilerActivity, profile, record_function
 
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
     with OptimizerWatch() as watch:
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        with _native_stderr_silenced():
+            prof.start()
+        try:
             work.iteration(*inputs)  # makes the measured iteration's frees visible (see the module doc)
             resident = unique_storage_bytes(resident_tensors(work.model, watch.optimizers, inputs))
             with record_function(_MEASURED_MARK):
                 work.iteration(*inputs)
+        finally:
+            with _native_stderr_silenced():
+                prof.stop()
     return resident + _highest_running_total_after_mark(prof)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Kineto prints "USDT: ... profiler_start/stop" lines on the process's stderr from C++, which no
+    setting turns off; they would land in the user's log.  Only the start/stop calls are silenced, never
+    the user's iteration."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            try:
+                yield
+            finally:
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
 
 
 def _highest_running_total_after_mark(prof: Any) -> int:
