@@ -185,10 +185,15 @@ class LineAttributionMode(TorchFunctionMode):
             return func(*args, **kwargs)
         where = self._innermost(sys._getframe(1))
         module = self._modules.stack[-1]
-        clock = self._clock
-        started = clock.start()
-        out = func(*args, **kwargs)
-        clock.stop(started, (FORWARD, where, module))
+        if getattr(func, "__name__", None) == "__get__":
+            # A tensor attribute (x.shape, x.grad, x.T): metadata or a view, no work worth two clock
+            # readings (two CUDA events).  A view's autograd node still belongs to this line.
+            out = func(*args, **kwargs)
+        else:
+            clock = self._clock
+            started = clock.start()
+            out = func(*args, **kwargs)
+            clock.stop(started, (FORWARD, where, module))
         if where is not None:
             self._tag_outputs(out, (BACKWARD, where, module))
         return out
