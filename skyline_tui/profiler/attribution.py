@@ -38,7 +38,6 @@ FORWARD, BACKWARD, OPTIMIZER, ITERATION = "forward", "backward", "optimizer", "i
 ChargeKey = tuple[str, Location, Optional[str]]  # (what, line, module path)
 
 
-
 def _pass_through_calls() -> frozenset[Any]:
     """Calls that are not forward work of the calling line: backward entry points (their autograd nodes
     are timed instead) and ``record_function`` annotations (``Optimizer.step`` opens one before its
