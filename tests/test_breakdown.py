@@ -132,8 +132,11 @@ def test_a_user_exception_propagates_as_an_error_and_still_removes_the_hooks():
     assert hooks_installed() == before
 
 
-def test_profile_reports_the_breakdown_next_to_the_throughput():
-    report = profile(str(PROJECT / "entry.py"), None, ProfileConfig.quick(memory=False, predictions=False))
+def test_profile_reports_the_breakdown_and_memory_next_to_the_throughput():
+    report = profile(str(PROJECT / "entry.py"), None, ProfileConfig.quick(predictions=False))
     assert report.error is None, report.error
     assert report.breakdown is not None and report.breakdown.lines
     assert report.breakdown.lines[0].file == "hot_layers.py"
+    weights = (1024 * 64 + 64 + 64 * 1024 + 1024 * 1024 + 1024 * 32 + 32) * 4
+    assert report.memory is not None and report.memory.weights_bytes == weights
+    assert report.memory.peak_bytes > 3 * weights  # weights + gradients + momentum, at least

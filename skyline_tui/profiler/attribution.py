@@ -194,7 +194,9 @@ class LineAttributionMode(TorchFunctionMode):
             out = func(*args, **kwargs)
             clock.stop(started, (FORWARD, where, module))
         if where is not None:
-            self._tag_outputs(out, (BACKWARD, where, module))
+            # x[i] = y returns None but gives x a new node (CopySlices): that node is this line's work.
+            target = args[0] if out is None and args else out
+            self._tag_outputs(target, (BACKWARD, where, module))
         return out
 
     def _tag_outputs(self, out: Any, key: ChargeKey) -> None:
