@@ -1,0 +1,264 @@
+"""Charging the real iteration's work to project lines and modules, forward and backward.
+
+Three instruments run together while the user's iteration runs unchanged:
+
+- ``LineAttributionMode``, a ``TorchFunctionMode``: every torch call (``torch.matmul``, ``F.gelu``,
+  ``x @ w``, tensor methods, module internals such as ``F.linear``) is timed and charged to the innermost
+  project frame's line and to the module whose forward is running.  The mode is not re-entered by calls
+  made inside a torch function, so composite ops are timed once, at the outermost call.
+- Autograd node hooks: the nodes each call creates (its outputs' ``grad_fn`` and whatever new nodes lie
+  behind it) are tagged with that call's (line, module) through a pre/post hook pair, so backward work is
+  timed as the engine runs it and charged to the forward line that created it.
+- Global module forward hooks keep a stack of the model's module paths and note where each module is
+  called from.
+
+What must not be charged to a line's forward: ``loss.backward()`` (``Tensor.backward`` goes through
+``__torch_function__``; its work is the nodes') and the optimizer's internals (they are the optimizer's
+row, timed by ``OptimizerWatch``).  Those calls pass straight through.
+
+Times come from a ``HostClock`` (``perf_counter_ns``; CPU work is synchronous) or a ``CudaEventClock``
+(event pairs resolved after one synchronisation: CUDA work is timed on the device).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections import defaultdict
+from typing import Any, Optional
+
+import torch
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.overrides import TorchFunctionMode
+
+from skyline_tui.profiler.frames import ProjectFiles
+
+Location = Optional[tuple[str, int]]  # (project-relative file, line)
+FORWARD, BACKWARD, OPTIMIZER, ITERATION = "forward", "backward", "optimizer", "iteration"
+ChargeKey = tuple[str, Location, Optional[str]]  # (what, line, module path)
+
+
+def _pass_through_calls() -> frozenset[Any]:
+    """Calls that are not forward work of the calling line: backward entry points (their autograd nodes
+    are timed instead) and ``record_function`` annotations (``Optimizer.step`` opens one before its
+    pre-hooks run, which would otherwise charge the step's line)."""
+    calls: set[Any] = {torch.Tensor.backward, torch.autograd.backward, torch.autograd.grad}
+    for name in ("_record_function_enter", "_record_function_enter_new", "_record_function_exit"):
+        packet = getattr(torch.ops.profiler, name, None)
+        if packet is None:
+            continue
+        calls.add(packet)
+        for overload in packet.overloads():
+            calls.add(getattr(packet, overload))
+    return frozenset(calls)
+
+
+_PASS_THROUGH = _pass_through_calls()
+
+
+class Ledger:
+    """Milliseconds per (what, line, module path)."""
+
+    def __init__(self) -> None:
+        self.ms: defaultdict[ChargeKey, float] = defaultdict(float)
+
+    def add(self, key: ChargeKey, ms: float) -> None:
+        self.ms[key] += ms
+
+    def clear(self) -> None:
+        self.ms.clear()
+
+
+class HostClock:
+    """CPU work runs synchronously on the calling thread: wall time around it is its run time."""
+
+    def __init__(self, ledger: Ledger):
+        self._ledger = ledger
+
+    def start(self) -> Any:
+        return time.perf_counter_ns()
+
+    def stop(self, started: Any, key: ChargeKey) -> None:
+        self._ledger.add(key, (time.perf_counter_ns() - started) / 1e6)
+
+    def flush(self) -> None:
+        pass
+
+
+class CudaEventClock:
+    """Kernels run asynchronously: bracket each call with events on the current stream, read them after
+    one synchronisation per iteration.  Events are pooled because creating one costs microseconds."""
+
+    def __init__(self, ledger: Ledger, device: torch.device):
+        self._ledger = ledger
+        self._device = device
+        self._pool: list[Any] = []
+        self._pending: list[tuple[Any, Any, ChargeKey]] = []
+
+    def _event(self) -> Any:
+        return self._pool.pop() if self._pool else torch.cuda.Event(enable_timing=True)
+
+    def start(self) -> Any:
+        event = self._event()
+        event.record()
+        return event
+
+    def stop(self, started: Any, key: ChargeKey) -> None:
+        end = self._event()
+        end.record()
+        self._pending.append((started, end, key))
+
+    def flush(self) -> None:
+        torch.cuda.synchronize(self._device)
+        for start, end, key in self._pending:
+            self._ledger.add(key, start.elapsed_time(end))
+            self._pool.append(start)
+            self._pool.append(end)
+        self._pending.clear()
+
+
+class ModuleTracker:
+    """Which of the model's modules is running, and the project line each one is called from."""
+
+    def __init__(self, model: torch.nn.Module, files: ProjectFiles):
+        self._files = files
+        self.paths: dict[int, str] = {id(module): path for path, module in model.named_modules()}
+        self.call_sites: dict[str, tuple[str, int]] = {}
+        self.stack: list[Optional[str]] = [None]  # None: outside the model (e.g. the loss)
+        self._handles: list[Any] = []
+
+    @property
+    def current(self) -> Optional[str]:
+        return self.stack[-1]
+
+    def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        path = self.paths.get(id(module))
+        if path is None:  # not part of the model (a loss module...): its ops stay with the caller
+            self.stack.append(self.stack[-1])
+            return
+        self.stack.append(path)
+        if path not in self.call_sites:
+            site = self._files.innermost(sys._getframe(1))
+            if site is not None:
+                self.call_sites[path] = site
+
+    def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if len(self.stack) > 1:
+            self.stack.pop()
+
+    def reset(self) -> None:
+        """Forget a stack left unbalanced by an exception inside a forward."""
+        del self.stack[1:]
+
+    def __enter__(self) -> "ModuleTracker":
+        self._handles = [register_module_forward_pre_hook(self._pre), register_module_forward_hook(self._post)]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self.reset()
+
+
+class LineAttributionMode(TorchFunctionMode):
+    """Times every torch call from project code and tags the autograd nodes it creates."""
+
+    def __init__(self, files: ProjectFiles, clock: Any, modules: ModuleTracker):
+        super().__init__()
+        self._innermost = files.innermost
+        self._clock = clock
+        self._modules = modules
+        self.paused = False  # True while the optimizer steps: its internals are its own row
+        # Nodes tagged during this iteration.  Holding them keeps their ids unique until reset(); the
+        # engine frees their saved tensors after backward, so only the small node objects are kept.
+        self._tagged: dict[int, Any] = {}
+
+    def reset(self) -> None:
+        self._tagged.clear()
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if kwargs is None:
+            kwargs = {}
+        if self.paused or func in _PASS_THROUGH:
+            return func(*args, **kwargs)
+        where = self._innermost(sys._getframe(1))
+        module = self._modules.stack[-1]
+        if getattr(func, "__name__", None) == "__get__":
+            # A tensor attribute (x.shape, x.grad, x.T): metadata or a view, no work worth two clock
+            # readings (two CUDA events).  A view's autograd node still belongs to this line.
+            out = func(*args, **kwargs)
+        else:
+            clock = self._clock
+            started = clock.start()
+            out = func(*args, **kwargs)
+            clock.stop(started, (FORWARD, where, module))
+        if where is not None:
+            # x[i] = y returns None but gives x a new node (CopySlices): that node is this line's work.
+            target = args[0] if out is None and args else out
+            self._tag_outputs(target, (BACKWARD, where, module))
+        return out
+
+    def _tag_outputs(self, out: Any, key: ChargeKey) -> None:
+        if isinstance(out, torch.Tensor):
+            node = out.grad_fn
+            if node is not None and id(node) not in self._tagged:
+                self._tag_graph(node, key)
+        elif isinstance(out, (tuple, list)):
+            for item in out:
+                if isinstance(item, torch.Tensor):
+                    node = item.grad_fn
+                    if node is not None and id(node) not in self._tagged:
+                        self._tag_graph(node, key)
+
+    def _tag_graph(self, root: Any, key: ChargeKey) -> None:
+        """Tag ``root`` and the untagged nodes behind it: those are the ones this call created."""
+        tagged = self._tagged
+        todo = [root]
+        while todo:
+            node = todo.pop()
+            tagged[id(node)] = node
+            self._time_node(node, key)
+            for parent, _ in node.next_functions:
+                # AccumulateGrad nodes live as long as their parameter; a hook on one would outlive the
+                # iteration, so gradient accumulation stays unattributed ("other").
+                if parent is not None and id(parent) not in tagged and type(parent).__name__ != "AccumulateGrad":
+                    todo.append(parent)
+
+    def _time_node(self, node: Any, key: ChargeKey) -> None:
+        clock = self._clock
+        started: list[Any] = [None]
+
+        def before(grad_outputs: Any) -> None:
+            started[0] = clock.start()
+
+        def after(grad_inputs: Any, grad_outputs: Any) -> None:
+            if started[0] is not None:
+                clock.stop(started[0], key)
+                started[0] = None
+
+        node.register_prehook(before)
+        node.register_hook(after)
+
+
+def clock_for(device: torch.device, ledger: Ledger) -> Any:
+    return CudaEventClock(ledger, device) if device.type == "cuda" else HostClock(ledger)
+
+
+def module_parent(path: str) -> Optional[str]:
+    if path == "":
+        return None
+    return path.rsplit(".", 1)[0] if "." in path else ""
+
+
+def charge_totals(ledger: Ledger, what: str) -> tuple[dict[Location, float], dict[Optional[str], float]]:
+    """Per-line and per-module (self) milliseconds for one kind of work."""
+    lines: defaultdict[Location, float] = defaultdict(float)
+    modules: defaultdict[Optional[str], float] = defaultdict(float)
+    for (kind, where, module), ms in ledger.ms.items():
+        if kind != what:
+            continue
+        lines[where] += ms
+        modules[module] += ms
+    return lines, modules
+

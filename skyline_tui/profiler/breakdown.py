@@ -1,0 +1,134 @@
+"""The run-time breakdown: where one real training iteration spends its time, by line and by module.
+
+The user's iteration runs unchanged under the instruments of ``attribution`` (a torch function mode,
+autograd node hooks, module and optimizer hooks): one instrumented warm-up, then
+``config.breakdown_iterations`` measured iterations, averaged.  The rows add up by construction:
+
+    profiled_iteration_ms = sum(line forward + backward) + optimizer_ms + other_ms
+
+where every millisecond is charged at most once (a call is timed at its outermost torch function; a
+backward node is timed by its own hooks; optimizer internals only as ``optimizer_ms``), and ``other_ms``
+is what no row claimed: Python between calls, gradient accumulation, the instruments' own overhead.
+Module times are a second view of the same line charges (each call also names the module running).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTIMIZER, LineAttributionMode, Ledger,
+                                              ModuleTracker, charge_totals, clock_for, module_parent)
+from skyline_tui.profiler.frames import ProjectFiles
+from skyline_tui.profiler.optimizer_watch import OptimizerWatch
+from skyline_tui.report import Breakdown, LineTiming, ModuleTiming
+
+WARMUP_ITERATIONS = 1  # the first instrumented iteration pays for the instruments' caches
+
+
+class InstrumentedIterations:
+    """Runs the workload's iteration under every instrument and leaves the milliseconds in a ledger.
+
+    All hooks and the mode are installed only inside ``run`` and removed on the way out, exceptions
+    included: later phases reuse the model.
+    """
+
+    def __init__(self, work: Any):
+        self.work = work
+        self.files: ProjectFiles = work.entry.files
+        self.ledger = Ledger()
+        self.clock = clock_for(work.device, self.ledger)
+        self.modules = ModuleTracker(work.model, self.files)
+        self.mode = LineAttributionMode(self.files, self.clock, self.modules)
+        self._step_started: list[Any] = []
+
+    def _optimizer_step_start(self, optimizer: Any) -> None:
+        self.mode.paused = True
+        self._step_started.append(self.clock.start())
+
+    def _optimizer_step_end(self, optimizer: Any) -> None:
+        if self._step_started:
+            self.clock.stop(self._step_started.pop(), (OPTIMIZER, None, None))
+        self.mode.paused = bool(self._step_started)
+
+    def run(self, warmup: int, measured: int) -> None:
+        watch = OptimizerWatch(on_step_start=self._optimizer_step_start, on_step_end=self._optimizer_step_end)
+        with watch, self.modules:
+            try:
+                for index in range(warmup + measured):
+                    if index == warmup:
+                        self.ledger.clear()
+                    self._one_iteration()
+            finally:
+                self.mode.paused = False
+                self.mode.reset()
+                self._step_started.clear()
+
+    def _one_iteration(self) -> None:
+        work, clock = self.work, self.clock
+        started = clock.start()
+        try:
+            with self.mode:
+                work.iteration(*work.inputs)
+        finally:
+            clock.stop(started, (ITERATION, None, None))
+            clock.flush()
+            # Per-iteration state: autograd nodes die with the iteration; an exception may leave the
+            # module stack or the optimizer flag unbalanced.
+            self.mode.reset()
+            self.modules.reset()
+
+
+def measure_breakdown(work: Any, config: ProfileConfig) -> Breakdown:
+    iterations = max(1, config.breakdown_iterations)
+    instruments = InstrumentedIterations(work)
+    work.run_user(lambda: instruments.run(WARMUP_ITERATIONS, iterations), "iteration")
+    return build_breakdown(instruments, iterations)
+
+
+def build_breakdown(instruments: InstrumentedIterations, iterations: int) -> Breakdown:
+    ledger, files = instruments.ledger, instruments.files
+    per_iteration = 1.0 / iterations
+    forward_lines, forward_modules = charge_totals(ledger, FORWARD)
+    backward_lines, backward_modules = charge_totals(ledger, BACKWARD)
+
+    lines = []
+    for where in set(forward_lines) | set(backward_lines):
+        if where is None:  # no project frame on the stack: nothing to point at, so it is "other"
+            continue
+        rel, line = where
+        lines.append(LineTiming(file=rel, line=line, code=files.source_line(rel, line),
+                                forward_ms=forward_lines.get(where, 0.0) * per_iteration,
+                                backward_ms=backward_lines.get(where, 0.0) * per_iteration))
+    lines.sort(key=lambda row: (-row.total_ms, row.file, row.line))
+
+    modules = module_tree(instruments.work.model, instruments.modules, forward_modules, backward_modules,
+                          per_iteration)
+    iteration_ms = ledger.ms.get((ITERATION, None, None), 0.0) * per_iteration
+    optimizer_ms = ledger.ms.get((OPTIMIZER, None, None), 0.0) * per_iteration
+    attributed = sum(row.total_ms for row in lines) + optimizer_ms
+    return Breakdown(profiled_iteration_ms=iteration_ms, optimizer_ms=optimizer_ms,
+                     other_ms=max(0.0, iteration_ms - attributed), iterations_profiled=iterations,
+                     lines=tuple(lines), modules=tuple(modules))
+
+
+def module_tree(model: Any, tracker: ModuleTracker, forward_self: dict[Optional[str], float],
+                backward_self: dict[Optional[str], float], scale: float) -> list[ModuleTiming]:
+    """Pre-order rows; a module's totals are its own time plus its descendants'."""
+    named = list(model.named_modules())
+    forward_total = {path: forward_self.get(path, 0.0) * scale for path, _ in named}
+    backward_total = {path: backward_self.get(path, 0.0) * scale for path, _ in named}
+    for path, _ in reversed(named):  # children come after their parent in pre-order
+        parent = module_parent(path)
+        if parent is not None and parent in forward_total:
+            forward_total[parent] += forward_total[path]
+            backward_total[parent] += backward_total[path]
+    rows = []
+    for path, module in named:
+        site = tracker.call_sites.get(path)
+        rows.append(ModuleTiming(path=path, type=type(module).__name__,
+                                 forward_ms=forward_total[path], backward_ms=backward_total[path],
+                                 self_forward_ms=forward_self.get(path, 0.0) * scale,
+                                 self_backward_ms=backward_self.get(path, 0.0) * scale,
+                                 file=site[0] if site else None, line=site[1] if site else None))
+    return rows

@@ -1,0 +1,142 @@
+"""Run-time breakdown: rows point at the right project lines and add up to the profiled iteration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch.nn.modules import module as module_hooks
+from torch.optim import optimizer as optimizer_hooks
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler.breakdown import measure_breakdown
+from skyline_tui.profiler.entry import load_entry_point
+from skyline_tui.profiler.errors import ProfileError
+from skyline_tui.profiler.session import Workload, load_workload, profile
+from skyline_tui.report import Breakdown, LineTiming
+
+FIXTURES = Path(__file__).parent / "fixtures" / "breakdown"
+PROJECT = FIXTURES / "project"
+
+
+def line_of(path: Path, text: str) -> int:
+    """1-based number of the only line of ``path`` that contains ``text``."""
+    numbers = [n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line]
+    assert len(numbers) == 1, (text, numbers)
+    return numbers[0]
+
+
+def workload(entry: Path) -> Workload:
+    ep = load_entry_point(entry)
+    return load_workload(ep, ep.default_batch_size)
+
+
+def row(breakdown: Breakdown, file: str, text: str) -> LineTiming:
+    line = line_of(PROJECT / file, text)
+    matches = [r for r in breakdown.lines if (r.file, r.line) == (file, line)]
+    assert matches, f"no row for {file}:{line} ({text}); rows: {[(r.file, r.line) for r in breakdown.lines]}"
+    return matches[0]
+
+
+def hooks_installed() -> tuple[int, ...]:
+    return (len(module_hooks._global_forward_pre_hooks), len(module_hooks._global_forward_hooks),
+            len(optimizer_hooks._global_optimizer_pre_hooks), len(optimizer_hooks._global_optimizer_post_hooks),
+            torch._C._len_torch_function_stack())
+
+
+@pytest.fixture(scope="module")
+def hot() -> Breakdown:
+    # One intra-op thread: on a shared 2-core machine, two threads waiting on each other add noise that
+    # has nothing to do with the model.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return measure_breakdown(workload(PROJECT / "entry.py"), ProfileConfig.quick(breakdown_iterations=3))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_line_with_16x_the_flops_ranks_first_and_owns_the_largest_backward(hot):
+    top = hot.lines[0]
+    assert (top.file, top.line) == ("hot_layers.py", line_of(PROJECT / "hot_layers.py", "torch.matmul(h, self.square)"))
+    assert top.backward_ms > 0
+    assert all(top.backward_ms > other.backward_ms for other in hot.lines[1:])
+
+
+def test_rows_are_sorted_by_total_time(hot):
+    totals = [r.total_ms for r in hot.lines]
+    assert totals == sorted(totals, reverse=True)
+
+
+def test_rows_optimizer_and_other_add_up_to_the_profiled_iteration(hot):
+    assert hot.profiled_iteration_ms > 0
+    assert hot.iterations_profiled == 3
+    assert hot.other_ms >= 0 and hot.optimizer_ms > 0
+    assert all(r.forward_ms >= 0 and r.backward_ms >= 0 for r in hot.lines)
+    total = sum(r.total_ms for r in hot.lines) + hot.optimizer_ms + hot.other_ms
+    assert total == pytest.approx(hot.profiled_iteration_ms, rel=0.10)
+
+
+def test_functional_ops_get_their_own_rows_in_the_sibling_module(hot):
+    matmul = row(hot, "hot_layers.py", "torch.matmul(h, self.square)")
+    at = row(hot, "hot_layers.py", "h = h @ self.mix")
+    gelu = row(hot, "hot_layers.py", "F.gelu(h)")
+    for r in (matmul, at, gelu):
+        assert r.forward_ms > 0 and r.backward_ms > 0
+    assert at.code == "h = h @ self.mix"
+
+
+def test_the_loss_in_the_iteration_function_is_charged_to_its_line_in_the_entry(hot):
+    loss = row(hot, "entry.py", "loss = F.cross_entropy(logits, labels)")
+    assert loss.forward_ms > 0 and loss.backward_ms > 0
+    assert loss.code == "loss = F.cross_entropy(logits, labels)"
+
+
+def test_backward_and_optimizer_calls_are_not_forward_time_of_their_lines(hot):
+    rows = {(r.file, r.line): r for r in hot.lines}
+    for text in ("loss.backward()", "optimizer.step()", "logits = model(x)"):
+        # The model's work belongs to the lines inside it; backward() and step() launch no forward ops.
+        assert ("entry.py", line_of(PROJECT / "entry.py", text)) not in rows, text
+
+
+def test_module_tree_is_pre_order_with_totals_and_call_sites(hot):
+    paths = [m.path for m in hot.modules]
+    assert paths == ["", "down", "head"]
+    root, down, head = hot.modules
+    assert (root.type, down.type, head.type) == ("HotModel", "Linear", "Linear")
+    assert (root.file, root.line) == ("entry.py", line_of(PROJECT / "entry.py", "logits = model(x)"))
+    assert (down.file, down.line) == ("hot_layers.py", line_of(PROJECT / "hot_layers.py", "self.down(x)"))
+    for m in hot.modules:
+        assert m.self_forward_ms <= m.forward_ms + 1e-9 and m.self_backward_ms <= m.backward_ms + 1e-9
+    assert root.forward_ms == pytest.approx(root.self_forward_ms + down.forward_ms + head.forward_ms)
+    # The root's own work is the functional lines in its forward: the hot matmul among them.
+    assert root.self_forward_ms > down.forward_ms and root.self_backward_ms > 0
+
+
+def test_every_hook_and_the_mode_are_removed_afterwards():
+    before = hooks_installed()
+    work = workload(PROJECT / "entry.py")
+    measure_breakdown(work, ProfileConfig.quick())
+    assert hooks_installed() == before
+    work.run()  # the model is reused by later phases
+
+
+def test_a_user_exception_propagates_as_an_error_and_still_removes_the_hooks():
+    before = hooks_installed()
+    work = workload(FIXTURES / "failing" / "entry.py")
+    with pytest.raises(ProfileError) as info:
+        measure_breakdown(work, ProfileConfig.quick())
+    assert info.value.info.kind == "user_code"
+    assert "flaky forward" in info.value.info.message
+    assert hooks_installed() == before
+
+
+def test_profile_reports_the_breakdown_and_memory_next_to_the_throughput():
+    report = profile(str(PROJECT / "entry.py"), None, ProfileConfig.quick(predictions=False))
+    assert report.error is None, report.error
+    assert report.breakdown is not None and report.breakdown.lines
+    assert report.breakdown.lines[0].file == "hot_layers.py"
+    weights = (1024 * 64 + 64 + 64 * 1024 + 1024 * 1024 + 1024 * 32 + 32) * 4
+    assert report.memory is not None and report.memory.weights_bytes == weights
+    assert report.memory.peak_bytes > 3 * weights  # weights + gradients + momentum, at least
