@@ -75,7 +75,7 @@ class LogsWaiting(Message):
 
 
 class SkylineApp(App[int]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
     BINDINGS = [
@@ -331,7 +331,8 @@ class SkylineApp(App[int]):
         source = self.query_one(SourceView)
         source.show_file(self._path_of(message.file), message.file, message.line)
         source.set_marked({message.line} if message.line else set())
-        self._render_report()  # the error line belongs to one file only
+        error = self.live.error
+        source.set_error_line(error.line if error is not None and error.file == message.file else None)
 
     def on_preview_source(self, message: PreviewSource) -> None:
         source = self.query_one(SourceView)

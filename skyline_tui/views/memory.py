@@ -42,7 +42,7 @@ class _SummaryRenderable:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         memory, styles = self.memory, self.styles
         width = options.max_width
-        gauge_width = max(8, min(40, width - LABEL_WIDTH - 24))
+        gauge_width = max(6, min(40, width - LABEL_WIDTH - 28))
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=LABEL_WIDTH - 1, no_wrap=True, style=styles["label"])
         grid.add_column(no_wrap=True)

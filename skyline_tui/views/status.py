@@ -54,7 +54,7 @@ class StatusBar(Static):
 
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(no_wrap=True, justify="right")
+        grid.add_column(no_wrap=True, justify="right", width=right.cell_len)
         grid.add_row(left, right)
         self.update(grid)
 

@@ -81,7 +81,8 @@ class SourceRowTable(DataTable):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        file, line = self._locations.get(event.row_key.value or "", (None, None))
+        # The cursor now, not the event's row: a rebuild of the rows may have queued stale events.
+        file, line = self.location_at_cursor()
         self.post_message(PreviewSource(file, line))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
