@@ -12,6 +12,8 @@ from skyline_tui.views.rows import ROW_LINE, BreakdownRow
 from skyline_tui.views.table import SourceRowTable
 
 BAR_WIDTH = 12
+WIDE_BAR_WIDTH = 20
+WIDE_TABLE = 80  # cells of table width from which the wider bars fit beside the code
 FORWARD_GLYPH, BACKWARD_GLYPH, OTHER_GLYPH = "█", "▒", "░"
 
 
@@ -40,15 +42,19 @@ class BreakdownTable(SourceRowTable):
         if rows is None:
             self.set_rows([])
             return
+        # Bars are drawn to the scale of the costliest row, so the rows that matter read at a glance;
+        # the % column keeps the share of the whole iteration.
+        widest = max((r.forward_share + r.backward_share + r.other_share for r in rows), default=0.0) or 1.0
+        bar_width = WIDE_BAR_WIDTH if self.size.width >= WIDE_TABLE else BAR_WIDTH
         table_rows = []
         for row in rows:
             bar = split_bar(
                 [
-                    (row.forward_share, FORWARD_GLYPH, forward),
-                    (row.backward_share, BACKWARD_GLYPH, backward),
-                    (row.other_share, OTHER_GLYPH, other),
+                    (row.forward_share / widest, FORWARD_GLYPH, forward),
+                    (row.backward_share / widest, BACKWARD_GLYPH, backward),
+                    (row.other_share / widest, OTHER_GLYPH, other),
                 ],
-                BAR_WIDTH,
+                bar_width,
                 track,
             )
             share = row.forward_share + row.backward_share + row.other_share
