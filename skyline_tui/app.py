@@ -9,7 +9,6 @@ everything it imports) never imports torch: the profiler lives in the worker pro
 from __future__ import annotations
 
 import threading
-from collections import deque
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional, Protocol
@@ -18,9 +17,9 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Footer
 
+from skyline_tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.live import LiveState, apply_report, fail_run
@@ -38,7 +37,7 @@ from skyline_tui.views.rows import ROW_LINE, ROW_MODULE, activation_rows, breakd
 from skyline_tui.views.source import SourceView
 from skyline_tui.views.status import RunState, StatusBar
 from skyline_tui.views.throughput import ThroughputPane
-from skyline_tui.worker.protocol import Event, RunLog, RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
+from skyline_tui.worker.protocol import Event, RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
 
 GPU_POLL_SECONDS = 1.5
 
@@ -47,7 +46,8 @@ class ProfileSource(Protocol):
     """Where reports come from: the worker client in real use, a replaying fake in tests.
 
     It is built by a factory that receives the callback, ``factory(on_event)``; ``on_event`` may be called
-    on any thread.  ``WorkerClient`` itself is such a factory.
+    on any thread.  ``WorkerClient`` itself is such a factory.  ``start`` must be idempotent: the app
+    calls it again before a submit, which brings a worker that went away back.
     """
 
     def start(self) -> None: ...
@@ -60,18 +60,6 @@ class ProfileSource(Protocol):
 
 
 SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
-
-
-class ProfilerEvent(Message):
-    """A protocol event from the source's thread (post_message is thread-safe)."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
-
-
-class LogsWaiting(Message):
-    """Log lines are buffered; posted once per batch so a print loop cannot flood the message queue."""
 
 
 class SkylineApp(App[int]):
@@ -124,9 +112,7 @@ class SkylineApp(App[int]):
         self.run_state = RunState()
         self.target_batch_size: Optional[int] = None  # None: the profiled batch size
         self.breakdown_by = ROW_LINE
-        self._log_lock = threading.Lock()
-        self._pending_logs: deque[tuple[str, str]] = deque(maxlen=MAX_LOG_LINES)
-        self._logs_posted = False
+        self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
 
     # ---- layout ---------------------------------------------------------------------------------
 
@@ -147,8 +133,8 @@ class SkylineApp(App[int]):
     def on_mount(self) -> None:
         self.query_one(LogPane).display = False
         self.query_one(SourceView).show_file(self._path_of(Path(self.entry).name), Path(self.entry).name, 1)
-        self._render_all()
-        self._source = self._source_factory(self._on_source_event)
+        self._render_report()
+        self._source = self._source_factory(self._bridge)
         self._start_source()
         self.set_interval(GPU_POLL_SECONDS, self._poll_gpu)
         self._poll_gpu()
@@ -186,6 +172,7 @@ class SkylineApp(App[int]):
         if not self._source_ready.wait(timeout=60) or self._source is None:
             return
         try:
+            self._source.start()  # no-op while the worker lives; restarts it after a crash
             run_id = self._source.submit(self.entry, self.root, self.config)
         except Exception as exc:
             self.call_from_thread(self._fail, ErrorInfo("internal", f"cannot start a profile ({reason}): {exc}"))
@@ -197,25 +184,10 @@ class SkylineApp(App[int]):
             self.current_run = run_id
             self._render_report()
 
-    def _on_source_event(self, event: Event) -> None:
-        """Called on the source's thread."""
-        if isinstance(event, RunLog):
-            with self._log_lock:
-                self._pending_logs.append((event.stream, event.text))
-                post, self._logs_posted = not self._logs_posted, True
-            if post:
-                self.post_message(LogsWaiting())
-            return
-        self.post_message(ProfilerEvent(event))
-
     # ---- events, on the UI thread -----------------------------------------------------------------
 
     def on_logs_waiting(self, _: LogsWaiting) -> None:
-        with self._log_lock:
-            chunks = list(self._pending_logs)
-            self._pending_logs.clear()
-            self._logs_posted = False
-        self.query_one(LogPane).append(chunks)
+        self.query_one(LogPane).append(self._bridge.drain_logs())
 
     def on_profiler_event(self, message: ProfilerEvent) -> None:
         event = message.event
@@ -254,9 +226,6 @@ class SkylineApp(App[int]):
 
     # ---- rendering: hand each pane its values -------------------------------------------------------
 
-    def _render_all(self) -> None:
-        self._render_report()
-
     def _render_report(self) -> None:
         with self.batch_update():
             shown = self.live.shown
@@ -265,10 +234,12 @@ class SkylineApp(App[int]):
             table = self.query_one(BreakdownTable)
             table.show(rows, self.breakdown_by)
             by = "per line" if self.breakdown_by == ROW_LINE else "per module"
-            show_freshness(table, f"Run time {by}", self._staleness("breakdown"))
+            show_freshness(table, f"Run time {by}", self._staleness("breakdown", breakdown))
             memory = shown.memory if shown else None
             self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
-            self.query_one(ErrorPane).show(self.live.error, kept_previous=shown is not None and shown.throughput is not None)
+            error_run = self.live.error_run
+            older = any(run != error_run for _, run in self.live.section_runs)
+            self.query_one(ErrorPane).show(self.live.error, kept_previous=older)
             source = self.query_one(SourceView)
             error = self.live.error
             source.set_error_line(error.line if error is not None and error.file == source.file else None)
@@ -285,11 +256,11 @@ class SkylineApp(App[int]):
             shown.throughput if shown else None, shown.predictions if shown else None,
             shown.batch_size if shown else None, target,
         )
-        show_freshness(throughput, "Throughput", self._staleness("throughput"))
+        show_freshness(throughput, "Throughput", self._staleness("throughput", shown and shown.throughput))
         self.query_one(BatchControl).show(shown.batch_size if shown else None, target)
         memory_pane = self.query_one(MemoryPane)
         memory_pane.show_summary(shown.memory if shown else None, target)
-        show_freshness(memory_pane, "Memory", self._staleness("memory"))
+        show_freshness(memory_pane, "Memory", self._staleness("memory", shown and shown.memory))
 
     def _render_status(self) -> None:
         shown = self.live.shown
@@ -298,7 +269,10 @@ class SkylineApp(App[int]):
         on_cpu = device is not None and device.type == "cpu"
         self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state)
 
-    def _staleness(self, section: str) -> Optional[str]:
+    def _staleness(self, section: str, value: object) -> Optional[str]:
+        """The note a pane's title carries: None (fresh), 'previous run', 'measuring…' or 'not measured'."""
+        if not value:
+            return "measuring…" if self.run_state.phase is not None else "not measured"
         run = self.live.run_of(section)
         if run is None or self.current_run is None or run == self.current_run:
             return None

@@ -46,6 +46,6 @@ class ErrorPane(VerticalScroll, can_focus=True):
         text.append(error.message, "bold")
         if kept_previous:
             text.append("\nThe other panes keep the last good report.", "dim italic")
-        if error.traceback:
+        if error.traceback.strip() and error.traceback.strip() != error.message.strip():
             text.append("\n\n" + error.traceback.rstrip(), "dim")
         self.query_one("#error-text", Static).update(text)

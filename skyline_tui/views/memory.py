@@ -99,7 +99,7 @@ class MemorySummary(Static):
 
     def show(self, memory: Optional[MemoryBreakdown], target: Optional[TargetPrediction]) -> None:
         if memory is None:
-            self.update(Text("waiting for the memory measurement…", self._style("muted")))
+            self.update(Text("no memory measurement yet", self._style("muted")))
             return
         names = ("label", "muted", "used", "predicted", "overflow", "fits", "track", *(css for *_, css in MEMORY_PARTS))
         self.update(_SummaryRenderable(memory, target, {name: self._style(name) for name in names}))

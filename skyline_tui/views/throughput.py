@@ -32,7 +32,7 @@ class ThroughputPane(Static):
         grid.add_column(no_wrap=True, style=label)
         grid.add_column(no_wrap=True, overflow="ellipsis")
         if throughput is None:
-            grid.add_row("throughput", Text("waiting for the first measurement…", muted))
+            grid.add_row("throughput", Text("no measurement yet", muted))
             self.update(grid)
             return
         grid.add_row("throughput", Text.assemble((fmt.rate(throughput.samples_per_second), value), " samples/s"))
