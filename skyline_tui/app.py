@@ -136,6 +136,9 @@ class SkylineApp(App[int]):
         self._render_report()
         self._source = self._source_factory(self._bridge)
         self._start_source()
+
+    def on_ready(self) -> None:
+        # After the first frame: importing pynvml and probing the driver must not delay it.
         self.set_interval(GPU_POLL_SECONDS, self._poll_gpu)
         self._poll_gpu()
 

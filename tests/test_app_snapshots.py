@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from app_support import MLP_ENTRY, TRANSFORMER_ENTRY, FakeGpu, FakeSourceFactory, fixed_clock, load_report, wait_until
 from skyline_tui.app import SkylineApp
+from skyline_tui.views.source import SourceView
 
 
 def app_with(fixture: str, entry, *more_runs) -> SkylineApp:
@@ -17,7 +18,8 @@ def app_with(fixture: str, entry, *more_runs) -> SkylineApp:
 
 async def until_idle(pilot) -> None:
     app = pilot.app
-    await wait_until(pilot, lambda: app.live.shown is not None and app.run_state.phase is None)
+    source = app.query_one(SourceView)
+    await wait_until(pilot, lambda: app.live.shown is not None and app.run_state.phase is None and source.highlighted)
 
 
 def test_main_screen_80x24(snap_compare):
@@ -46,5 +48,6 @@ def test_failed_run_beside_the_last_good_report_100x30(snap_compare):
         await until_idle(pilot)
         await pilot.press("r")
         await wait_until(pilot, lambda: pilot.app.live.error is not None and pilot.app.run_state.phase is None)
+        await wait_until(pilot, lambda: pilot.app.query_one(SourceView).highlighted)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

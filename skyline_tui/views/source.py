@@ -1,7 +1,8 @@
 """The source pane: a project file, highlighted by Pygments, with line numbers and a cursor line.
 
-A Line API widget (only the visible lines are rendered), and each file is lexed once into per-line
-tokens, so files of thousands of lines open and scroll without delay.  Token colours come from component
+A Line API widget (only the visible lines are rendered).  A file opens at once as plain text and is
+lexed into per-line tokens on a thread (Pygments needs ~0.15 s to compile its Python lexer and ~0.15 s
+per 1,000 lines on a slow machine), then repainted in colour; lexed files are cached until they change.  Token colours come from component
 classes in the .tcss, so themes and NO_COLOR apply to code like everything else.
 """
 
@@ -11,11 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from pygments.lexers import PythonLexer, get_lexer_for_filename
 from pygments.token import Comment, Keyword, Name, Number, Operator, String, Token
-from pygments.util import ClassNotFound
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
 from textual.binding import Binding
 from textual.events import Click
 from textual.geometry import Region, Size
@@ -46,19 +46,44 @@ class LexedFile:
     mtime_ns: int
     lines: tuple[Tokens, ...]
     width: int  # cells of the longest line
+    highlighted: bool = True  # False: plain text shown while the lexer runs
+
+
+def _read(path: Path) -> tuple[int, str] | LexedFile:
+    try:
+        stat = path.stat()
+        return stat.st_mtime_ns, path.read_text(encoding="utf-8", errors="replace").expandtabs(4)
+    except OSError as exc:
+        return LexedFile(path, 0, ((((f"cannot read {path}: {exc.strerror or exc}"), "comment"),),), 60)
+
+
+def plain_file(path: Path) -> LexedFile:
+    """The file as uncoloured lines: what is shown until :func:`lex_file` is done."""
+    read = _read(path)
+    if isinstance(read, LexedFile):
+        return read
+    mtime_ns, code = read
+    lines = tuple(((line, None),) if line else () for line in code.splitlines() or [""])
+    return LexedFile(path, mtime_ns, lines, max((len(line[0][0]) for line in lines if line), default=0), False)
 
 
 def lex_file(path: Path) -> LexedFile:
-    """Read and tokenise a file once; unreadable files come back as one explanatory line."""
-    try:
-        stat = path.stat()
-        code = path.read_text(encoding="utf-8", errors="replace").expandtabs(4)
-    except OSError as exc:
-        return LexedFile(path, 0, ((((f"cannot read {path}: {exc.strerror or exc}"), "comment"),),), 60)
-    try:
-        lexer = get_lexer_for_filename(path.name, stripnl=False, ensurenl=False)
-    except ClassNotFound:
+    """Read and tokenise a file; unreadable files come back as one explanatory line."""
+    from pygments.lexers import PythonLexer, get_lexer_for_filename  # only ever on the lexing thread
+    from pygments.util import ClassNotFound
+
+    read = _read(path)
+    if isinstance(read, LexedFile):
+        return read
+    mtime_ns, code = read
+    if path.suffix in (".py", ".pyi", ""):
+        # Not get_lexer_for_filename: its first call scans every lexer and plugin (~0.6 s at start-up).
         lexer = PythonLexer(stripnl=False, ensurenl=False)
+    else:
+        try:
+            lexer = get_lexer_for_filename(path.name, stripnl=False, ensurenl=False)
+        except ClassNotFound:
+            lexer = PythonLexer(stripnl=False, ensurenl=False)
     lines: list[Tokens] = []
     current: list[tuple[str, Optional[str]]] = []
     cache: dict[object, Optional[str]] = {}
@@ -77,7 +102,7 @@ def lex_file(path: Path) -> LexedFile:
     if current or not lines:
         lines.append(tuple(current))
     width = max((sum(len(text) for text, _ in line) for line in lines), default=0)
-    return LexedFile(path, stat.st_mtime_ns, tuple(lines), width)
+    return LexedFile(path, mtime_ns, tuple(lines), width)
 
 
 def _class_for(token_type: object) -> Optional[str]:
@@ -136,14 +161,34 @@ class SourceView(ScrollView, can_focus=True):
         except OSError:
             changed = True
         if changed:
-            lexed = self._cache[path] = lex_file(path)
+            lexed = plain_file(path)
+            self._lex_in_background(path)
+        assert lexed is not None
+        self.file = name
+        self.border_title = name
+        self._show(lexed)
+        self.move_cursor(line if line is not None else self.cursor, center=line is not None)
+
+    @property
+    def highlighted(self) -> bool:
+        """Whether the open file is shown in colour (lexing done)."""
+        return self._lexed is not None and self._lexed.highlighted
+
+    def _show(self, lexed: LexedFile) -> None:
         if lexed is not self._lexed:
             self._lexed = lexed
-            self.file = name
-            self.border_title = name
             self.virtual_size = Size(self._gutter_width + lexed.width + 1, len(lexed.lines))
             self.refresh()
-        self.move_cursor(line if line is not None else self.cursor, center=line is not None)
+
+    @work(thread=True, group="lex", exit_on_error=False)
+    def _lex_in_background(self, path: Path) -> None:
+        lexed = lex_file(path)
+        self.app.call_from_thread(self._lexed_ready, lexed)
+
+    def _lexed_ready(self, lexed: LexedFile) -> None:
+        self._cache[lexed.path] = lexed
+        if self._lexed is not None and self._lexed.path == lexed.path:
+            self._show(lexed)
 
     def set_marked(self, lines: frozenset[int] | set[int]) -> None:
         self._marked = frozenset(lines)
