@@ -326,3 +326,14 @@ def test_request_profile_is_the_single_entry_for_re_profiling():
 
 def test_error_info_without_a_file_does_not_move_the_source():
     assert ErrorInfo("timeout", "took too long").file is None
+
+
+async def test_clicking_a_breakdown_row_jumps_the_source_to_its_line():
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        table = app.query_one(BreakdownTable)
+        await pilot.click(BreakdownTable, offset=(3, 3))  # title rule, header, row 0, row 1 (entry.py:19)
+        await pilot.click(BreakdownTable, offset=(3, 3))  # a click on the highlighted row selects it
+        await wait_until(pilot, lambda: app.query_one(SourceView).cursor == 19)
+        assert table.cursor_row == 1

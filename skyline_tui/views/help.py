@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -20,7 +20,7 @@ KEYS = (
         ("+ / -", "target batch size up / down a little"),
         ("] / [", "double / halve the target batch size"),
         ("0", "back to the profiled batch size"),
-        ("w", "write the target batch size into the entry point and re-profile"),
+        ("w", "write the target into the entry point, re-profile"),
     )),
     ("Views", (
         ("m", "run time per line ⇄ per module"),
@@ -40,14 +40,16 @@ class HelpScreen(ModalScreen[None]):
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for heading, keys in KEYS:
+        for index, (heading, keys) in enumerate(KEYS):
+            if index:
+                table.add_row("", "")
             table.add_row(f"[u]{heading}[/u]", "")
             for key, what in keys:
                 table.add_row(key, what)
-            table.add_row("", "")
-        table.add_row("", "[dim]escape or ? to close[/dim]")
-        with Vertical(id="help-box"):
+        with VerticalScroll(id="help-box"):
             yield Static(table)
 
     def on_mount(self) -> None:
-        self.query_one("#help-box").border_title = "skyline-tui keys"
+        box = self.query_one("#help-box")
+        box.border_title = "skyline-tui keys"
+        box.border_subtitle = "escape or ? to close"

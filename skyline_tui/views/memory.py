@@ -23,7 +23,7 @@ from skyline_tui.views.table import SourceRowTable
 # (attribute of MemoryBreakdown, legend label, glyph, component class suffix); the order of the stack.
 MEMORY_PARTS = (
     ("weights_bytes", "weights", "█", "weights"),
-    ("gradients_bytes", "gradients", "▓", "gradients"),
+    ("gradients_bytes", "grads", "▓", "gradients"),
     ("optimizer_state_bytes", "optimizer", "▒", "optimizer"),
     ("activations_bytes", "activations", "░", "activations"),
     ("other_bytes", "other", "·", "other"),
@@ -67,8 +67,8 @@ class _SummaryRenderable:
             Text.assemble((glyph, styles[css]), f" {label} ", (fmt.size(getattr(memory, attr)), styles["muted"]))
             for attr, label, glyph, css in MEMORY_PARTS
         ]
-        per_row = _legend_columns([e.cell_len for e in entries], width, gap=2)
-        legend = Table.grid(padding=(0, 2))
+        per_row = _legend_columns([e.cell_len for e in entries], width, gap=1)
+        legend = Table.grid(padding=(0, 1))
         for _ in range(per_row):
             legend.add_column(no_wrap=True)
         for start in range(0, len(entries), per_row):
