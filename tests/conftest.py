@@ -1,22 +1,107 @@
-"""Runs ``async def`` tests on a fresh event loop (no pytest-asyncio in this environment)."""
+"""Shared fixtures: a way to write small entry points, and the CLI run as a real subprocess.
+
+Also runs ``async def`` tests (the app's Pilot tests) on a fresh event loop: there is no pytest-asyncio
+in this environment.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import os
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # so tests can import app_support
+from skyline_tui.config import ProfileConfig
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the app tests can import app_support
+SAMPLES = REPO / "samples"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# A tiny, valid entry point; tests replace pieces of it to break the contract one way at a time.
+TINY_ENTRY = '''
+import torch
+import torch.nn as nn
+
+
+def skyline_model_provider():
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 2))
+
+
+def skyline_input_provider(batch_size=4):
+    return (torch.randn(batch_size, 8), torch.randint(0, 2, (batch_size,)))
+
+
+def skyline_iteration_provider(model):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def iteration(x, y):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+
+    return iteration
+'''
+
+
+@pytest.fixture
+def write_entry(tmp_path):
+    """write_entry(source, name="entry.py", **siblings) -> Path of the entry point in a fresh folder."""
+
+    def write(source: str = TINY_ENTRY, name: str = "entry.py", **siblings: str) -> Path:
+        for sibling, text in siblings.items():
+            (tmp_path / f"{sibling}.py").write_text(textwrap.dedent(text))
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(source))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def quick_config() -> ProfileConfig:
+    return ProfileConfig.quick(breakdown=False, memory=False, predictions=False)
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return env
+
+
+QUICK_FLAGS = ["--throughput-budget", "0.3", "--predictions-budget", "1.5", "--timeout", "60"]
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "skyline_tui", *args], capture_output=True, text=True,
+                          cwd=cwd, env=cli_env(), timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(autouse=True)
+def _forget_user_modules(tmp_path_factory):
+    """In-process profiles import user modules (model.py, ...): forget them after each test, so the next
+    test's sibling module of the same name is loaded fresh (the worker gets this from forking)."""
+    before_path = list(sys.path)
+    before = set(sys.modules)
+    yield
+    sys.path[:] = before_path
+    user_dirs = (str(tmp_path_factory.getbasetemp()), str(SAMPLES), str(FIXTURES))
+    for name in set(sys.modules) - before:
+        file = getattr(sys.modules[name], "__file__", None) or ""
+        if name == "__skyline_entry__" or file.startswith(user_dirs):
+            del sys.modules[name]
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
-    names = pyfuncitem._fixtureinfo.argnames
-    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=60))
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=120))
     return True

@@ -1,0 +1,176 @@
+"""Command line: ``skyline-tui ENTRY`` opens the app; ``--json PATH|-`` writes the report headlessly.
+
+The ``--json`` path never imports textual (nor torch: profiling happens in the worker process).  With
+``--json -`` nothing but the JSON goes to stdout; the user's output and our progress go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from typing import Optional, Sequence, TextIO
+
+from skyline_tui import __version__
+from skyline_tui.config import ProfileConfig
+from skyline_tui.report import ErrorInfo, Report
+
+EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="skyline-tui",
+        description="Profile the training performance of a PyTorch model (a Skyline entry point).",
+    )
+    parser.add_argument("entry", help="the entry point: a Python file defining skyline_model_provider, "
+                                      "skyline_input_provider and skyline_iteration_provider")
+    parser.add_argument("--json", metavar="PATH", help="profile once, headless, and write the JSON report to "
+                                                       "PATH ('-' for stdout)")
+    parser.add_argument("--root", metavar="DIR", help="project root: what is watched and counted as project "
+                                                      "code (default: the entry point's folder)")
+    parser.add_argument("--batch-size", type=_positive_int, metavar="N",
+                        help="profile at this batch size instead of the input provider's default")
+    parser.add_argument("--timeout", type=_positive_float, default=ProfileConfig.timeout_s, metavar="S",
+                        help="stop a run that takes longer than S seconds (default: %(default)g)")
+    parser.add_argument("--throughput-budget", type=_positive_float, default=ProfileConfig.throughput_budget_s,
+                        metavar="S", help="time spent measuring throughput at most (default: %(default)g)")
+    parser.add_argument("--predictions-budget", type=_positive_float,
+                        default=ProfileConfig.predictions_budget_s, metavar="S",
+                        help="time spent measuring other batch sizes at most (default: %(default)g)")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the run-time breakdown")
+    parser.add_argument("--no-memory", action="store_true", help="skip the memory breakdown")
+    parser.add_argument("--no-predictions", action="store_true", help="skip the batch-size predictions")
+    parser.add_argument("--write-batch-size", type=_positive_int, metavar="N",
+                        help="set the input provider's default batch size to N in the entry point, then exit")
+    parser.add_argument("--no-watch", action="store_true", help="app: do not re-profile when a file is saved")
+    parser.add_argument("-q", "--quiet", action="store_true", help="--json: no progress lines on stderr")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def config_from_args(args: argparse.Namespace) -> ProfileConfig:
+    return ProfileConfig(
+        batch_size=args.batch_size, timeout_s=args.timeout, throughput_budget_s=args.throughput_budget,
+        predictions_budget_s=args.predictions_budget, breakdown=not args.no_breakdown,
+        memory=not args.no_memory, predictions=not args.no_predictions,
+    )
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.write_batch_size is not None:
+        return write_batch_size_command(args.entry, args.write_batch_size)
+    config = config_from_args(args)
+    if args.json is not None:
+        return json_command(args.entry, args.root, config, args.json, quiet=args.quiet)
+    problem = _check_entry(args.entry, args.root)
+    if problem is not None:
+        print(f"skyline-tui: {problem.message}", file=sys.stderr)
+        return EXIT_USAGE
+    from skyline_tui.app import run_app  # textual is imported only here
+
+    return run_app(args.entry, args.root, config, watch=not args.no_watch)
+
+
+def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
+    from skyline_tui.profiler.entry import resolve_paths  # torch-free
+    from skyline_tui.profiler.errors import ProfileError
+
+    try:
+        resolve_paths(entry, root)
+    except ProfileError as exc:
+        return exc.info
+    return None
+
+
+def json_command(entry: str, root: Optional[str], config: ProfileConfig, destination: str,
+                 quiet: bool = False) -> int:
+    from skyline_tui.worker import protocol as p
+    from skyline_tui.worker.client import profile_once
+
+    err = sys.stderr
+    problem = _check_entry(entry, root)
+    if problem is not None:
+        report = Report(entry_point=entry, project_root=root or "", error=problem)
+    else:
+        def on_event(event: p.Event) -> None:
+            if isinstance(event, p.RunLog):
+                err.write(event.text)
+                err.flush()
+            elif isinstance(event, p.RunReport) and not event.final and not quiet:
+                err.write(f"skyline-tui: {event.phase} done\n")
+                err.flush()
+
+        report = profile_once(entry, root, config, on_event=on_event)
+    try:
+        write_report(report, destination, sys.stdout)
+    except OSError as exc:
+        print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
+        return EXIT_PROFILE_ERROR
+    if report.error is not None:
+        print(format_error(report.error), file=err)
+        return EXIT_PROFILE_ERROR
+    if not quiet and destination != "-":
+        print(f"skyline-tui: report written to {destination}", file=err)
+    return EXIT_OK
+
+
+def write_report(report: Report, destination: str, stdout: TextIO) -> None:
+    text = report.to_json() + "\n"
+    if destination == "-":
+        stdout.write(text)
+        stdout.flush()
+        return
+    # Atomic: a reader (or a CI step) never sees half a report.
+    folder = os.path.dirname(os.path.abspath(destination))
+    fd, tmp = tempfile.mkstemp(prefix=".skyline-report-", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, destination)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def format_error(error: ErrorInfo) -> str:
+    where = f"{error.file}:{error.line}" if error.file and error.line else (error.file or "")
+    lines = [f"skyline-tui: {error.kind} error" + (f" at {where}" if where else "") + f": {error.message}"]
+    if error.traceback and error.traceback.strip() != error.message.strip():
+        lines.append(error.traceback.rstrip())
+    return "\n".join(lines)
+
+
+def write_batch_size_command(entry: str, batch_size: int, out: TextIO = sys.stderr) -> int:
+    from skyline_tui.rewrite import RewriteError, write_batch_size
+
+    try:
+        write_batch_size(entry, batch_size)
+    except RewriteError as exc:
+        print(f"skyline-tui: {exc}", file=out)
+        return EXIT_PROFILE_ERROR
+    print(f"skyline-tui: batch size set to {batch_size} in {entry}", file=out)
+    return EXIT_OK

@@ -1,0 +1,332 @@
+"""The worker process: imports torch once, then forks a fresh child for every profile request.
+
+    parent (CLI or UI) ──requests──▶ worker (this module, a warm "zygote") ──fork──▶ run child
+                       ◀──events────                                      ◀─pipes─ (messages, stdout, stderr)
+
+Why a zygote: importing torch costs seconds; forking a pre-imported process costs milliseconds, and each
+child starts from a clean interpreter state, so the user's edited modules are always loaded fresh.  The
+worker never initialises CUDA itself, so every child may (forking after CUDA init would break it).
+
+The worker relays only complete messages from a child, so a child killed mid-write (timeout, cancel,
+segfault, ``os._exit``) cannot corrupt the channel; its death becomes an error report instead.
+The worker's lifetime is tied to the parent by the request pipe: EOF there means the parent is gone
+(whatever killed it), and the worker kills its child's process group and exits.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import os
+import selectors
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+from skyline_tui.worker import protocol as p
+
+LOG_LIMIT_BYTES = 8 * 1024 * 1024  # per run; beyond this, user output is counted and dropped
+POLL_S = 0.05
+
+
+@dataclass
+class Run:
+    request: p.ProfileRequest
+    pid: int
+    deadline: float
+    messages: int  # fd: child's message pipe
+    streams: dict[int, str]  # fd -> "stdout" | "stderr"
+    buffer: p.LineBuffer = field(default_factory=p.LineBuffer)
+    decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
+    last_report: Optional[p.RunReport] = None
+    finished: bool = False  # a final report was relayed
+    log_bytes: int = 0
+    dropped_bytes: int = 0
+
+
+class Worker:
+    def __init__(self, requests_fd: int, events_fd: int):
+        self.requests_fd = requests_fd
+        self.events_fd = events_fd
+        self.requests = p.LineBuffer()
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(requests_fd, selectors.EVENT_READ, "requests")
+        self.run: Optional[Run] = None
+
+    # ---- sending ---------------------------------------------------------------------------------
+    def send(self, message: object) -> None:
+        data = p.encode(message)
+        view = memoryview(data)
+        while view:
+            written = os.write(self.events_fd, view)
+            view = view[written:]
+
+    # ---- main loop -------------------------------------------------------------------------------
+    def serve(self) -> None:
+        import torch
+
+        _preload()
+        self.send(p.WorkerReady(pid=os.getpid(), torch_version=torch.__version__))
+        while True:
+            for key, _ in self.selector.select(timeout=POLL_S):
+                if key.data == "requests":
+                    if not self._read_requests():
+                        self._stop_run("cancelled", "the profiler is shutting down")
+                        return
+                else:
+                    self._read_child(key.fd)
+            self._check_child()
+
+    def _read_requests(self) -> bool:
+        data = os.read(self.requests_fd, 65536)
+        if not data:
+            return False  # the parent is gone
+        for line in self.requests.feed(data):
+            request = p.decode(line)
+            if isinstance(request, p.ShutdownRequest):
+                return False
+            if isinstance(request, p.CancelRequest):
+                if self.run and self.run.request.run_id == request.run_id:
+                    self._stop_run("cancelled", "cancelled: a newer profile was requested")
+            elif isinstance(request, p.ProfileRequest):
+                if self.run:
+                    self._stop_run("cancelled", "cancelled: a newer profile was requested")
+                self._start_run(request)
+        return True
+
+    # ---- a run -----------------------------------------------------------------------------------
+    def _start_run(self, request: p.ProfileRequest) -> None:
+        msg_r, msg_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the run child: never returns
+            os.close(msg_r)
+            os.close(out_r)
+            os.close(err_r)
+            _child_main(request, msg_w, out_w, err_w, close=(self.requests_fd, self.events_fd))
+        for fd in (msg_w, out_w, err_w):
+            os.close(fd)
+        run = Run(request=request, pid=pid, deadline=time.monotonic() + request.config.timeout_s,
+                  messages=msg_r, streams={out_r: "stdout", err_r: "stderr"})
+        for fd in (msg_r, out_r, err_r):
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ, "child")
+        for fd in run.streams:
+            run.decoders[fd] = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.run = run
+        self.send(p.RunStarted(run_id=request.run_id))
+
+    def _read_child(self, fd: int) -> None:
+        run = self.run
+        if run is None:
+            return
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.selector.unregister(fd)
+            return
+        if fd == run.messages:
+            for line in run.buffer.feed(data):
+                self._relay(run, line)
+        else:
+            self._relay_log(run, fd, data)
+
+    def _relay(self, run: Run, line: bytes) -> None:
+        message = p.decode(line)
+        if isinstance(message, p.RunReport):
+            run.last_report = message
+            run.finished = run.finished or message.final
+        self.send(message)
+
+    def _relay_log(self, run: Run, fd: int, data: bytes) -> None:
+        if run.log_bytes >= LOG_LIMIT_BYTES:
+            run.dropped_bytes += len(data)
+            return
+        run.log_bytes += len(data)
+        text = run.decoders[fd].decode(data)
+        if text:
+            self.send(p.RunLog(run_id=run.request.run_id, stream=run.streams[fd], text=text))
+
+    def _drain(self, run: Run) -> None:
+        for fd in (run.messages, *run.streams):
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except (BlockingIOError, OSError):
+                    break
+                if not data:
+                    break
+                if fd == run.messages:
+                    for line in run.buffer.feed(data):
+                        self._relay(run, line)
+                else:
+                    self._relay_log(run, fd, data)
+
+    def _close(self, run: Run) -> None:
+        for fd in (run.messages, *run.streams):
+            try:
+                self.selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+            os.close(fd)
+        if run.dropped_bytes:
+            self.send(p.RunLog(run_id=run.request.run_id, stream="stderr",
+                               text=f"\n[skyline-tui: {run.dropped_bytes} more bytes of output were dropped]\n"))
+        self.run = None
+
+    def _check_child(self) -> None:
+        run = self.run
+        if run is None:
+            return
+        pid, status = os.waitpid(run.pid, os.WNOHANG)
+        if pid == 0:
+            if time.monotonic() > run.deadline:
+                self._stop_run("timeout", f"the run took longer than {run.request.config.timeout_s:g} s and was "
+                               "stopped (an infinite loop? raise --timeout for big models)")
+            return
+        _kill_group(run.pid)  # leftovers such as DataLoader workers
+        self._drain(run)
+        if not run.finished:
+            kind, message = _describe_exit(status)
+            self._send_failure(run, kind, message)
+        self._close(run)
+
+    def _stop_run(self, kind: str, message: str) -> None:
+        run = self.run
+        if run is None:
+            return
+        _kill_group(run.pid)
+        try:
+            os.waitpid(run.pid, 0)
+        except ChildProcessError:
+            pass
+        self._drain(run)
+        if not run.finished:
+            self._send_failure(run, kind, message)
+        self._close(run)
+
+    def _send_failure(self, run: Run, kind: str, message: str) -> None:
+        from skyline_tui.report import ErrorInfo, Report
+
+        base = run.last_report.report if run.last_report else Report(
+            entry_point=run.request.entry, project_root=run.request.root or "")
+        report = base.replace(error=ErrorInfo(kind=kind, message=message))
+        self.send(p.RunReport(run_id=run.request.run_id, report=report, phase="error", final=True))
+        run.finished = True
+
+
+def _preload() -> None:
+    """Import what every run needs, once, so each forked child starts warm."""
+    import importlib
+
+    for name in ("torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.utils.data",
+                 "skyline_tui.profiler.session", "skyline_tui.profiler.breakdown", "skyline_tui.profiler.memory",
+                 "skyline_tui.profiler.predictions"):
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            pass
+
+
+def _describe_exit(status: int) -> tuple[str, str]:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        hint = " (a segmentation fault in native code)" if sig == signal.SIGSEGV else ""
+        if sig == signal.SIGKILL:
+            hint = " (killed from outside, or by the out-of-memory killer)"
+        return "crash", f"the process running your code died from signal {name}{hint}"
+    code = os.WEXITSTATUS(status)
+    return "exit", f"your code ended the process with exit status {code} (os._exit?) before the profile finished"
+
+
+def _kill_group(pid: int) -> None:
+    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+        try:
+            target()
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when its parent (the single-threaded worker) exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int, close: tuple[int, ...]) -> None:
+    code = 0
+    try:
+        os.setpgid(0, 0)  # its own group: a cancel also kills whatever the user's code spawned
+        _die_with_parent()
+        for fd in close:
+            os.close(fd)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)  # user code must never read the terminal the UI is drawing on
+        os.close(devnull)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        os.close(out_fd)
+        os.close(err_fd)
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fd 0 lives as long as the process
+        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if request.root:
+            os.chdir(request.root)
+        elif os.path.isfile(request.entry):
+            os.chdir(os.path.dirname(os.path.abspath(request.entry)))
+
+        from skyline_tui.profiler.session import profile
+
+        def send(message: object) -> None:
+            data = memoryview(p.encode(message))
+            while data:
+                data = data[os.write(msg_fd, data):]
+
+        def emit(report: object, phase: str) -> None:
+            send(p.RunReport(run_id=request.run_id, report=report, phase=phase, final=False))  # type: ignore[arg-type]
+
+        report = profile(request.entry, request.root, request.config, emit)
+        send(p.RunReport(run_id=request.run_id, report=report, phase="error" if report.error else "done", final=True))
+    except BaseException:  # noqa: BLE001 - the parent turns a silent death into an error report
+        code = 70
+        try:
+            import traceback
+
+            traceback.print_exc()
+        except BaseException:  # noqa: BLE001
+            pass
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(code)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m skyline_tui.worker REQUESTS_FD EVENTS_FD", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the worker stops
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    worker = Worker(int(argv[0]), int(argv[1]))
+    try:
+        worker.serve()
+    except BrokenPipeError:
+        pass
+    finally:
+        if worker.run is not None:
+            _kill_group(worker.run.pid)
+    return 0
