@@ -1,7 +1,13 @@
-"""Shared fixtures: a way to write small entry points, and the CLI run as a real subprocess."""
+"""Shared fixtures: a way to write small entry points, and the CLI run as a real subprocess.
+
+Also runs ``async def`` tests (the app's Pilot tests) on a fresh event loop: there is no pytest-asyncio
+in this environment.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -13,6 +19,7 @@ import pytest
 from skyline_tui.config import ProfileConfig
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the app tests can import app_support
 SAMPLES = REPO / "samples"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
@@ -89,3 +96,12 @@ def _forget_user_modules(tmp_path_factory):
         file = getattr(sys.modules[name], "__file__", None) or ""
         if name == "__skyline_entry__" or file.startswith(user_dirs):
             del sys.modules[name]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function):
+    if not inspect.iscoroutinefunction(pyfuncitem.obj):
+        return None
+    kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
+    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=120))
+    return True

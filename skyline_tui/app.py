@@ -1,0 +1,402 @@
+"""The Textual app: source beside live panes, keyboard from chart to code, batch size on the keys.
+
+Wiring only.  Profiler events arrive on the source's thread and are posted to the UI as messages; every
+report is folded into a :class:`~skyline_tui.live.LiveState`, and the panes are handed plain values to
+render.  Predictions at the target batch size come from :mod:`skyline_tui.targets`.  This module (and
+everything it imports) never imports torch: the profiler lives in the worker process.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer
+
+from skyline_tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
+from skyline_tui.config import ProfileConfig
+from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
+from skyline_tui.live import LiveState, apply_report, fail_run
+from skyline_tui.report import ErrorInfo
+from skyline_tui.targets import step_batch_size, target_prediction
+from skyline_tui.views.batch import BatchControl
+from skyline_tui.views.breakdown import BreakdownTable
+from skyline_tui.views.errors import ErrorPane
+from skyline_tui.views.help import HelpScreen
+from skyline_tui.views.log import MAX_LOG_LINES, LogPane
+from skyline_tui.views.memory import ActivationTable, MemoryPane
+from skyline_tui.views.messages import JumpToSource, PreviewSource
+from skyline_tui.views.pane import show_freshness
+from skyline_tui.views.rows import ROW_LINE, ROW_MODULE, activation_rows, breakdown_rows
+from skyline_tui.views.source import SourceView
+from skyline_tui.views.status import RunState, StatusBar
+from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.worker.protocol import Event, RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
+
+GPU_POLL_SECONDS = 1.5
+
+
+class ProfileSource(Protocol):
+    """Where reports come from: the worker client in real use, a replaying fake in tests.
+
+    It is built by a factory that receives the callback, ``factory(on_event)``; ``on_event`` may be called
+    on any thread.  ``WorkerClient`` itself is such a factory.  ``start`` must be idempotent: the app
+    calls it again before a submit, which brings a worker that went away back.
+    """
+
+    def start(self) -> None: ...
+
+    def submit(self, entry: str, root: Optional[str], config: ProfileConfig) -> int: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
+
+
+class SkylineApp(App[int]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
+    TITLE = "skyline-tui"
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Keys"),
+        Binding("r", "reprofile", "Re-profile"),
+        Binding("plus,equals_sign", "batch_up", "Batch +"),
+        Binding("minus,underscore", "batch_down", "Batch −"),
+        Binding("right_square_bracket", "batch_double", "×2", show=False),
+        Binding("left_square_bracket", "batch_halve", "÷2", show=False),
+        Binding("0", "batch_reset", "Profiled batch", show=False),
+        Binding("w", "write_batch_size", "Write batch"),
+        Binding("m", "toggle_breakdown", "Lines/modules"),
+        Binding("l", "toggle_log", "Log"),
+        Binding("e", "show_error", "Error line", show=False),
+    ]
+
+    def __init__(
+        self,
+        entry: str,
+        root: Optional[str] = None,
+        config: Optional[ProfileConfig] = None,
+        *,
+        source: SourceFactory,
+        gpu: Optional[GpuMonitor] = None,
+        clock: Callable[[], datetime] = datetime.now,
+        profile_on_start: bool = True,
+        watch: bool = False,
+    ) -> None:
+        super().__init__()
+        self.entry = entry
+        self.root = root
+        self.config = config or ProfileConfig()
+        self.project_root = Path(root).resolve() if root else Path(entry).resolve().parent
+        self.watch_files = watch  # the file watcher (later) calls request_profile on save
+        self._source_factory = source
+        self._source: Optional[ProfileSource] = None
+        self._source_ready = threading.Event()
+        self._gpu = gpu or GpuMonitor()
+        self._gpu_sample: GpuSample = NOT_AVAILABLE
+        self._clock = clock
+        self._profile_on_start = profile_on_start
+
+        self.live = LiveState()
+        self.current_run: Optional[int] = None
+        self.run_state = RunState()
+        self.target_batch_size: Optional[int] = None  # None: the profiled batch size
+        self.breakdown_by = ROW_LINE
+        self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
+
+    # ---- layout ---------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            with Vertical(id="left"):
+                yield SourceView(id="source")
+                yield LogPane(id="log")
+            with Vertical(id="right"):
+                yield ThroughputPane(id="throughput")
+                yield BatchControl(id="batch")
+                yield ErrorPane(id="error")
+                yield BreakdownTable(id="breakdown")
+                yield MemoryPane(id="memory")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(LogPane).display = False
+        self.query_one(SourceView).show_file(self._path_of(Path(self.entry).name), Path(self.entry).name, 1)
+        self._render_report()
+        self._source = self._source_factory(self._bridge)
+        self._start_source()
+
+    def on_ready(self) -> None:
+        # After the first frame: importing pynvml and probing the driver must not delay it.
+        self.set_interval(GPU_POLL_SECONDS, self._poll_gpu)
+        self._poll_gpu()
+
+    def on_unmount(self) -> None:
+        if self._source is not None:
+            try:
+                self._source.close()
+            except Exception:  # closing a dead worker must not turn quitting into a crash
+                pass
+        self._gpu.close()
+
+    # ---- the profiler source (background threads) -----------------------------------------------
+
+    @work(thread=True, group="source", exit_on_error=False)
+    def _start_source(self) -> None:
+        try:
+            assert self._source is not None
+            self._source.start()
+        except Exception as exc:
+            self.call_from_thread(self._fail, ErrorInfo("internal", f"cannot start the profiler: {exc}"))
+            return
+        self._source_ready.set()
+        if self._profile_on_start:
+            self.call_from_thread(self.request_profile, "start")
+
+    def request_profile(self, reason: str) -> None:
+        """Profile the entry point now (cancelling a run under way).  The file watcher calls this too."""
+        self.run_state = RunState("queued", self.current_run, self.run_state.last_report_at, self.run_state.failed)
+        self._render_status()
+        self._submit(reason)
+
+    @work(thread=True, group="submit", exit_on_error=False)
+    def _submit(self, reason: str) -> None:
+        if not self._source_ready.wait(timeout=60) or self._source is None:
+            return
+        try:
+            self._source.start()  # no-op while the worker lives; restarts it after a crash
+            run_id = self._source.submit(self.entry, self.root, self.config)
+        except Exception as exc:
+            self.call_from_thread(self._fail, ErrorInfo("internal", f"cannot start a profile ({reason}): {exc}"))
+            return
+        self.call_from_thread(self._run_submitted, run_id)
+
+    def _run_submitted(self, run_id: int) -> None:
+        if self.current_run is None or run_id > self.current_run:
+            self.current_run = run_id
+            self._render_report()
+
+    # ---- events, on the UI thread -----------------------------------------------------------------
+
+    def on_logs_waiting(self, _: LogsWaiting) -> None:
+        self.query_one(LogPane).append(self._bridge.drain_logs())
+
+    def on_profiler_event(self, message: ProfilerEvent) -> None:
+        event = message.event
+        if isinstance(event, WorkerReady):
+            return
+        if isinstance(event, WorkerGone):
+            self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed=True)
+            self._fail(ErrorInfo("crash", f"the profiler process ended: {event.message}"))
+            return
+        if self.current_run is not None and event.run_id < self.current_run:
+            return  # a cancelled run still draining
+        self.current_run = event.run_id
+        if isinstance(event, RunStarted):
+            self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
+            self._render_report()
+        elif isinstance(event, RunProgress):
+            self.run_state = RunState(event.phase, event.run_id, self.run_state.last_report_at, self.run_state.failed)
+            self._render_status()
+        elif isinstance(event, RunReport):
+            self._take_report(event)
+
+    def _take_report(self, event: RunReport) -> None:
+        had_error = self.live.error is not None
+        self.live = apply_report(self.live, event.run_id, event.report)
+        failed = event.report.error is not None
+        phase = None if event.final else self.run_state.phase
+        self.run_state = RunState(phase, event.run_id, self._clock().strftime("%H:%M:%S"), failed)
+        self._render_report()
+        if failed and (event.final or not had_error):
+            self.action_show_error()
+
+    def _fail(self, error: ErrorInfo) -> None:
+        self.live = fail_run(self.live, self.current_run, error)
+        self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed=True)
+        self._render_report()
+
+    # ---- rendering: hand each pane its values -------------------------------------------------------
+
+    def _render_report(self) -> None:
+        with self.batch_update():
+            shown = self.live.shown
+            breakdown = shown.breakdown if shown else None
+            rows = breakdown_rows(breakdown, self.breakdown_by) if breakdown else None
+            table = self.query_one(BreakdownTable)
+            table.show(rows, self.breakdown_by)
+            by = "per line" if self.breakdown_by == ROW_LINE else "per module"
+            show_freshness(table, f"Run time {by}", self._staleness("breakdown", breakdown))
+            memory = shown.memory if shown else None
+            self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
+            error_run = self.live.error_run
+            older = any(run != error_run for _, run in self.live.section_runs)
+            self.query_one(ErrorPane).show(self.live.error, kept_previous=older)
+            source = self.query_one(SourceView)
+            error = self.live.error
+            source.set_error_line(error.line if error is not None and error.file == source.file else None)
+            self._render_target()
+            self._render_status()
+
+    def _render_target(self) -> None:
+        shown = self.live.shown
+        target = None
+        if shown is not None and shown.batch_size is not None:
+            target = target_prediction(shown, self.target_batch_size or shown.batch_size)
+        throughput = self.query_one(ThroughputPane)
+        throughput.show(
+            shown.throughput if shown else None, shown.predictions if shown else None,
+            shown.batch_size if shown else None, target,
+        )
+        show_freshness(throughput, "Throughput", self._staleness("throughput", shown and shown.throughput))
+        self.query_one(BatchControl).show(shown.batch_size if shown else None, target)
+        memory_pane = self.query_one(MemoryPane)
+        memory_pane.show_summary(shown.memory if shown else None, target)
+        show_freshness(memory_pane, "Memory", self._staleness("memory", shown and shown.memory))
+
+    def _render_status(self) -> None:
+        shown = self.live.shown
+        device = shown.device if shown else None
+        name = f"{device.type.upper()} · {device.name}" if device else None
+        on_cpu = device is not None and device.type == "cpu"
+        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state)
+
+    def _staleness(self, section: str, value: object) -> Optional[str]:
+        """The note a pane's title carries: None (fresh), 'previous run', 'measuring…' or 'not measured'."""
+        if not value:
+            return "measuring…" if self.run_state.phase is not None else "not measured"
+        run = self.live.run_of(section)
+        if run is None or self.current_run is None or run == self.current_run:
+            return None
+        return "previous run"
+
+    # ---- GPU readings ---------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)
+    def _poll_gpu(self) -> None:
+        sample = self._gpu.sample()
+        problem = self._gpu.take_problem()
+        self.call_from_thread(self._gpu_sampled, sample, problem)
+
+    def _gpu_sampled(self, sample: GpuSample, problem: Optional[str]) -> None:
+        self._gpu_sample = sample
+        shown = self.live.shown
+        if problem and shown is not None and shown.device is not None and shown.device.type == "cuda":
+            self.notify(problem, title="GPU readings unavailable", severity="warning")
+        self._render_status()
+
+    # ---- source pane <-> tables -------------------------------------------------------------------
+
+    def _path_of(self, file: str) -> Path:
+        return self.project_root / file
+
+    def on_jump_to_source(self, message: JumpToSource) -> None:
+        if message.file is None:
+            self.notify("This row is not tied to a line of your code.", timeout=3)
+            return
+        source = self.query_one(SourceView)
+        source.show_file(self._path_of(message.file), message.file, message.line)
+        source.set_marked({message.line} if message.line else set())
+        error = self.live.error
+        source.set_error_line(error.line if error is not None and error.file == message.file else None)
+
+    def on_preview_source(self, message: PreviewSource) -> None:
+        source = self.query_one(SourceView)
+        source.set_marked({message.line} if message.file == source.file and message.line else set())
+
+    def on_source_view_cursor_moved(self, message: SourceView.CursorMoved) -> None:
+        self.query_one(BreakdownTable).mark_location(message.file, message.line)
+        self.query_one(ActivationTable).mark_location(message.file, message.line)
+
+    # ---- actions ----------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_reprofile(self) -> None:
+        self.request_profile("key r")
+
+    def _base_batch_size(self) -> Optional[int]:
+        shown = self.live.shown
+        return shown.batch_size if shown is not None else None
+
+    def _move_target(self, direction: int, coarse: bool) -> None:
+        base = self._base_batch_size()
+        if base is None:
+            self.notify("No profile yet: the batch size is not known.", timeout=3)
+            return
+        self.target_batch_size = step_batch_size(self.target_batch_size or base, direction, coarse)
+        self._render_target()
+
+    def action_batch_up(self) -> None:
+        self._move_target(1, coarse=False)
+
+    def action_batch_down(self) -> None:
+        self._move_target(-1, coarse=False)
+
+    def action_batch_double(self) -> None:
+        self._move_target(1, coarse=True)
+
+    def action_batch_halve(self) -> None:
+        self._move_target(-1, coarse=True)
+
+    def action_batch_reset(self) -> None:
+        self.target_batch_size = None
+        self._render_target()
+
+    def action_write_batch_size(self) -> None:
+        target = self.target_batch_size
+        if target is None or target == self._base_batch_size():
+            self.notify("Move the target batch size with + - [ ] first.", timeout=3)
+            return
+        path = Path(self.entry)
+        try:
+            self._write_batch_size(path, target)
+        except NotImplementedError:
+            self.notify("Writing the batch size is not available in this build yet.", severity="warning")
+            return
+        except Exception as exc:  # refused (file changed, default not a literal...): say why, keep going
+            self.notify(str(exc), title="Batch size not written", severity="error")
+            return
+        self.notify(f"batch_size={target} written into {path.name}", timeout=3)
+        self.request_profile(f"batch size {target} written")
+
+    def _write_batch_size(self, path: Path, batch_size: int) -> None:
+        """The one seam to skyline_tui.rewrite (its API is not settled yet)."""
+        raise NotImplementedError("skyline_tui.rewrite is not merged yet")
+
+    def action_toggle_breakdown(self) -> None:
+        self.breakdown_by = ROW_MODULE if self.breakdown_by == ROW_LINE else ROW_LINE
+        self._render_report()
+
+    def action_toggle_log(self) -> None:
+        log = self.query_one(LogPane)
+        log.display = not log.display
+
+    def action_show_error(self) -> None:
+        error = self.live.error
+        if error is None or error.file is None:
+            return
+        source = self.query_one(SourceView)
+        source.show_file(self._path_of(error.file), error.file, error.line)
+        source.set_error_line(error.line)
+
+
+def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bool = True) -> int:
+    """`skyline-tui ENTRY`: the interactive profiler, until the user quits.  Returns the exit status."""
+    from skyline_tui.worker.client import WorkerClient  # spawns the torch process; imports no torch here
+
+    app = SkylineApp(entry, root, config, source=WorkerClient, watch=watch)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,76 @@
+"""What the panes show while runs stream in: the newest value of every section, and where it came from.
+
+A run sends partial reports (throughput first, breakdown later...) and may fail half-way.  The panes keep
+the last good value of each section until a newer run replaces it, so a failed or half-finished run never
+blanks the screen; ``section_runs`` records which run each section came from, so a pane can say it is
+showing an older run.  Pure: the app holds one :class:`LiveState` and replaces it on every report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Optional
+
+from skyline_tui.report import ErrorInfo, Report
+
+SECTIONS = ("throughput", "breakdown", "memory", "predictions")
+
+
+@dataclass(frozen=True)
+class LiveState:
+    shown: Optional[Report] = None  # every section at its newest value; they may come from different runs
+    section_runs: tuple[tuple[str, int], ...] = ()  # (section, run id) for the sections in ``shown``
+    error: Optional[ErrorInfo] = None  # the newest run's error, if it failed
+    error_run: Optional[int] = None
+    reports_received: int = field(default=0)
+
+    def run_of(self, section: str) -> Optional[int]:
+        return dict(self.section_runs).get(section)
+
+    def is_fresh(self, section: str, current_run: Optional[int]) -> bool:
+        """Whether the section comes from the run now under way (or the last one that finished)."""
+        return current_run is not None and self.run_of(section) == current_run
+
+
+def apply_report(state: LiveState, run_id: int, report: Report) -> LiveState:
+    """Fold one report of run ``run_id`` into the state (reports of older runs must be dropped before)."""
+    runs = dict(state.section_runs)
+    shown = state.shown
+    changes: dict[str, object] = {}
+    for section in SECTIONS:
+        value = getattr(report, section)
+        if value is not None:
+            changes[section] = value
+            runs[section] = run_id
+    # The profiled batch size belongs with the throughput it was measured at; a partial report of a new
+    # run at another batch size must not relabel the old throughput.
+    if report.throughput is not None or shown is None:
+        changes["batch_size"] = report.batch_size
+    if report.device is not None:
+        changes["device"] = report.device
+    changes["error"] = None
+    if shown is None:
+        shown = report.replace(**changes)
+    else:
+        shown = shown.replace(
+            entry_point=report.entry_point, project_root=report.project_root, created_at=report.created_at, **changes
+        )
+    if report.error is not None:
+        error, error_run = report.error, run_id
+    elif state.error_run is not None and run_id > state.error_run:
+        error, error_run = None, None  # a newer run got past the failure
+    else:
+        error, error_run = state.error, state.error_run
+    return replace(
+        state,
+        shown=shown,
+        section_runs=tuple(sorted(runs.items())),
+        error=error,
+        error_run=error_run,
+        reports_received=state.reports_received + 1,
+    )
+
+
+def fail_run(state: LiveState, run_id: Optional[int], error: ErrorInfo) -> LiveState:
+    """The worker itself went away: an error without a report; everything shown stays."""
+    return replace(state, error=error, error_run=run_id if run_id is not None else state.error_run or 0)

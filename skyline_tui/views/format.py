@@ -1,0 +1,52 @@
+"""Number formatting shared by the panes: units always shown, widths stable so columns line up."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+NA = "N/A"
+
+
+def ms(value: Optional[float]) -> str:
+    """A duration given in milliseconds: '0.42 ms', '18.8 ms', '1.23 s'."""
+    if value is None:
+        return NA
+    if value >= 1000:
+        return f"{value / 1000:.2f} s"
+    if value >= 100:
+        return f"{value:.0f} ms"
+    if value >= 10:
+        return f"{value:.1f} ms"
+    return f"{value:.2f} ms"
+
+
+def size(value: Optional[int]) -> str:
+    """Bytes in binary units with three significant figures: '13.9 MiB', '21.3 GiB'."""
+    if value is None:
+        return NA
+    amount = float(value)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(amount) < 1024 or unit == "TiB":
+            break
+        amount /= 1024
+    if unit == "B":
+        return f"{int(amount)} B"
+    return f"{amount:.0f} {unit}" if amount >= 100 else f"{amount:.1f} {unit}"
+
+
+def rate(value: Optional[float]) -> str:
+    if value is None:
+        return NA
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def percent(part: Optional[float], whole: Optional[float]) -> str:
+    if part is None or not whole:
+        return NA
+    return f"{100 * part / whole:.0f}%"
+
+
+def location(file: Optional[str], line: Optional[int]) -> str:
+    if file is None:
+        return ""
+    return f"{file}:{line}" if line is not None else file

@@ -1,0 +1,55 @@
+"""The `?` screen: every key, grouped the way a first-time user looks for them."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = (
+    ("Moving around", (
+        ("tab / shift+tab", "next / previous pane"),
+        ("j k ↑ ↓", "move in a pane (pgup/pgdn, g/G: page, top, bottom)"),
+        ("enter", "on a row: show its line in the source pane"),
+        ("mouse", "click a pane, a row or a source line"),
+    )),
+    ("Batch size", (
+        ("+ / -", "target batch size up / down a little"),
+        ("] / [", "double / halve the target batch size"),
+        ("0", "back to the profiled batch size"),
+        ("w", "write the target into the entry point, re-profile"),
+    )),
+    ("Views", (
+        ("m", "run time per line ⇄ per module"),
+        ("l", "show / hide the output of your code"),
+        ("e", "jump to the error's line"),
+        ("r", "re-profile now"),
+        ("?", "this help"),
+        ("q", "quit"),
+    )),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold", no_wrap=True)
+        table.add_column()
+        for index, (heading, keys) in enumerate(KEYS):
+            if index:
+                table.add_row("", "")
+            table.add_row(f"[u]{heading}[/u]", "")
+            for key, what in keys:
+                table.add_row(key, what)
+        with VerticalScroll(id="help-box"):
+            yield Static(table)
+
+    def on_mount(self) -> None:
+        box = self.query_one("#help-box")
+        box.border_title = "skyline-tui keys"
+        box.border_subtitle = "escape or ? to close"

@@ -1,0 +1,22 @@
+"""Messages the panes post upwards; the app decides what the source pane does with them."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from textual.message import Message
+
+
+class SourceLocationMessage(Message):
+    def __init__(self, file: Optional[str], line: Optional[int]) -> None:
+        super().__init__()
+        self.file = file
+        self.line = line
+
+
+class JumpToSource(SourceLocationMessage):
+    """A row was chosen (enter or click): open its file and put the cursor on its line."""
+
+
+class PreviewSource(SourceLocationMessage):
+    """The cursor is on a row: mark its line in the source pane if that file is open."""

@@ -1,0 +1,16 @@
+"""What every pane shares: a title, and whether what it shows comes from the newest run."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from textual.widget import Widget
+
+
+def show_freshness(pane: Widget, title: str, note: Optional[str]) -> None:
+    """``note`` None: the data is from the newest run; otherwise a short note such as 'previous run'.
+
+    Stale panes get the ``-stale`` class, so the .tcss can dim them while a new run streams in.
+    """
+    pane.border_title = title if note is None else f"{title} · {note}"
+    pane.set_class(note is not None, "-stale")

@@ -1,0 +1,127 @@
+"""Table rows for the breakdown and memory panes, built from a report by pure functions.
+
+Kept apart from the widgets (and free of Textual) so what a row says is tested without a terminal and the
+widgets only lay the rows out.  Shares are fractions of the profiled iteration, so the bars of all rows
+(optimizer and "other" included) add up to one full bar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from skyline_tui.report import Breakdown, MemoryBreakdown
+
+ROW_LINE = "line"
+ROW_MODULE = "module"
+ROW_OPTIMIZER = "optimizer"
+ROW_OTHER = "other"
+
+
+@dataclass(frozen=True)
+class BreakdownRow:
+    key: str  # stable across reports, so the cursor can stay on "the same" row after a re-profile
+    kind: str  # ROW_LINE | ROW_MODULE | ROW_OPTIMIZER | ROW_OTHER
+    label: str
+    detail: str  # the source code of a line, the type of a module
+    forward_ms: float
+    backward_ms: float
+    forward_share: float  # of the profiled iteration, 0..1
+    backward_share: float
+    file: Optional[str] = None
+    line: Optional[int] = None
+    # Time that is neither a forward nor a backward pass (the optimizer step, unattributed work).
+    other_ms: float = 0.0
+    other_share: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return self.forward_ms + self.backward_ms + self.other_ms
+
+
+@dataclass(frozen=True)
+class MemoryRow:
+    key: str
+    label: str  # the module path, or the location when no module owns the bytes
+    bytes: int
+    share: float  # of the peak, 0..1
+    file: Optional[str] = None
+    line: Optional[int] = None
+
+
+def breakdown_rows(breakdown: Breakdown, by: str = ROW_LINE) -> list[BreakdownRow]:
+    """Per-line (``by="line"``) or per-module rows plus optimizer and other, most expensive first."""
+    total = breakdown.profiled_iteration_ms or 1.0
+    rows: list[BreakdownRow] = []
+    if by == ROW_MODULE:
+        # Self times: a parent's total includes its children, so only self times add up without
+        # counting the same work twice.  Pure containers (self time zero) would be empty rows.
+        for module in breakdown.modules:
+            if module.self_forward_ms + module.self_backward_ms <= 0:
+                continue
+            rows.append(
+                BreakdownRow(
+                    key=f"module:{module.path}",
+                    kind=ROW_MODULE,
+                    label=module.path or f"({module.type})",
+                    detail=module.type,
+                    forward_ms=module.self_forward_ms,
+                    backward_ms=module.self_backward_ms,
+                    forward_share=module.self_forward_ms / total,
+                    backward_share=module.self_backward_ms / total,
+                    file=module.file,
+                    line=module.line,
+                )
+            )
+    else:
+        for timing in breakdown.lines:
+            rows.append(
+                BreakdownRow(
+                    key=f"line:{timing.file}:{timing.line}",
+                    kind=ROW_LINE,
+                    label=f"{timing.file}:{timing.line}",
+                    detail=timing.code.strip(),
+                    forward_ms=timing.forward_ms,
+                    backward_ms=timing.backward_ms,
+                    forward_share=timing.forward_ms / total,
+                    backward_share=timing.backward_ms / total,
+                    file=timing.file,
+                    line=timing.line,
+                )
+            )
+    for kind, label, detail, value in (
+        (ROW_OPTIMIZER, "optimizer step", "optimizer.step() and zero_grad", breakdown.optimizer_ms),
+        (ROW_OTHER, "other", "not attributed to a project line", breakdown.other_ms),
+    ):
+        rows.append(
+            BreakdownRow(kind, kind, label, detail, 0.0, 0.0, 0.0, 0.0, other_ms=value, other_share=value / total)
+        )
+    rows.sort(key=lambda row: row.total_ms, reverse=True)
+    return rows
+
+
+def activation_rows(memory: MemoryBreakdown, limit: int = 20) -> list[MemoryRow]:
+    """The largest activation entries (saved-for-backward tensors), largest first."""
+    peak = memory.peak_bytes or 1
+    entries = sorted((e for e in memory.entries if e.kind == "activations"), key=lambda e: e.bytes, reverse=True)
+    rows = []
+    for index, entry in enumerate(entries[:limit]):
+        where = f"{entry.file}:{entry.line}" if entry.file else ""
+        rows.append(
+            MemoryRow(
+                key=f"act:{index}:{entry.module}:{where}",
+                label=entry.module or where or "(unknown)",
+                bytes=entry.bytes,
+                share=entry.bytes / peak,
+                file=entry.file,
+                line=entry.line,
+            )
+        )
+    return rows
+
+
+def rows_at(rows: list, file: Optional[str], line: Optional[int]) -> list[str]:
+    """Keys of the rows that point at ``file:line`` (the source cursor's line)."""
+    if file is None or line is None:
+        return []
+    return [row.key for row in rows if row.file == file and row.line == line]

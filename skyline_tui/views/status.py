@@ -1,0 +1,63 @@
+"""The status bar: device and live GPU readings on the left, profiling state on the right."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from skyline_tui.gpu import GpuSample
+from skyline_tui.views import format as fmt
+
+PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the profiler is doing, as the status bar tells it."""
+
+    phase: Optional[str] = None  # None: idle; "queued", "starting" or one of PHASES while a run is on
+    run_id: Optional[int] = None
+    last_report_at: Optional[str] = None  # already formatted (the app owns the clock)
+    failed: bool = False
+
+
+class StatusBar(Static):
+    COMPONENT_CLASSES = {"status--busy", "status--muted", "status--failed", "status--device"}
+
+    def show(self, device: Optional[str], on_cpu: bool, gpu: GpuSample, run: RunState) -> None:
+        style = lambda name: self.get_component_rich_style(f"status--{name}", partial=True)  # noqa: E731
+        muted = style("muted")
+        left = Text(no_wrap=True, overflow="ellipsis")
+        left.append(device or "device N/A", style("device"))
+        if on_cpu or not gpu.available:
+            left.append("  GPU N/A", muted)
+        else:
+            left.append(f"  GPU {_or_na(gpu.utilization_percent, '%')}")
+            used, total = gpu.memory_used_bytes, gpu.memory_total_bytes
+            left.append(f"  mem {fmt.size(used)}/{fmt.size(total)}" if used is not None else "  mem N/A")
+            left.append(f"  {_or_na(gpu.temperature_c, '°C')}")
+
+        right = Text(no_wrap=True, justify="right")
+        if run.phase is not None:
+            step = f" {PHASES.index(run.phase) + 1}/{len(PHASES)}" if run.phase in PHASES else ""
+            right.append(f"● profiling: {run.phase}{step}", style("busy"))
+        elif run.failed:
+            right.append("✗ last run failed", style("failed"))
+        if run.last_report_at is not None:
+            right.append(f"  last report {run.last_report_at}", muted)
+        elif run.phase is None:
+            right.append("no report yet", muted)
+
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(no_wrap=True, justify="right", width=right.cell_len)
+        grid.add_row(left, right)
+        self.update(grid)
+
+
+def _or_na(value: Optional[int], unit: str) -> str:
+    return fmt.NA if value is None else f"{value}{unit}"

@@ -1,0 +1,70 @@
+"""The throughput pane: measured samples/s and iteration time, the fitted maximum, the target batch."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from skyline_tui.report import Predictions, Throughput
+from skyline_tui.targets import TargetPrediction
+from skyline_tui.views import format as fmt
+
+
+class ThroughputPane(Static):
+    COMPONENT_CLASSES = {"throughput--label", "throughput--value", "throughput--predicted", "throughput--muted"}
+
+    def show(
+        self,
+        throughput: Optional[Throughput],
+        predictions: Optional[Predictions],
+        batch_size: Optional[int],
+        target: Optional[TargetPrediction],
+    ) -> None:
+        label = self.get_component_rich_style("throughput--label", partial=True)
+        value = self.get_component_rich_style("throughput--value", partial=True)
+        predicted = self.get_component_rich_style("throughput--predicted", partial=True)
+        muted = self.get_component_rich_style("throughput--muted", partial=True)
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True, style=label)
+        grid.add_column(no_wrap=True, overflow="ellipsis")
+        if throughput is None:
+            grid.add_row("throughput", Text("no measurement yet", muted))
+            self.update(grid)
+            return
+        grid.add_row("throughput", Text.assemble((fmt.rate(throughput.samples_per_second), value), " samples/s"))
+        grid.add_row(
+            "iteration",
+            Text.assemble(
+                (fmt.ms(throughput.iteration_ms), value),
+                (f" ± {fmt.ms(throughput.iteration_ms_stdev)}", muted),
+            ),
+        )
+        if predictions is not None and predictions.predicted_max_samples_per_second is not None:
+            fit = predictions.run_time_ms
+            grid.add_row(
+                "max (fit)",
+                Text.assemble(
+                    (fmt.rate(predictions.predicted_max_samples_per_second), predicted),
+                    " samples/s",
+                    (f" · R² {fit.r2:.3f}" if fit is not None else "", muted),
+                ),
+            )
+        else:
+            grid.add_row("max (fit)", Text(fmt.NA, muted))
+        if target is not None and not target.measured:
+            grid.add_row(
+                f"at batch {target.batch_size}",
+                Text.assemble(
+                    (fmt.rate(target.samples_per_second), predicted),
+                    " samples/s · ",
+                    (fmt.ms(target.iteration_ms), predicted),
+                ),
+            )
+        else:
+            measured = f"measured · {throughput.iterations_measured} iterations timed"
+            grid.add_row(f"at batch {batch_size}", Text(measured, muted))
+        self.update(grid)

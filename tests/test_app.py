@@ -1,0 +1,339 @@
+"""The app driven by keys through Pilot, with a fake profiler source replaying fixture reports."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from textual.widgets import DataTable
+
+from app_support import (
+    MLP_ENTRY,
+    TRANSFORMER_ENTRY,
+    FakeGpu,
+    FakeSourceFactory,
+    fixed_clock,
+    load_report,
+    partial,
+    text_of,
+    wait_until,
+)
+from skyline_tui.app import LogsWaiting, SkylineApp
+from skyline_tui.gpu import GpuSample
+from skyline_tui.report import ErrorInfo
+from skyline_tui.targets import target_prediction
+from skyline_tui.views import format as fmt
+from skyline_tui.views.batch import BatchControl
+from skyline_tui.views.breakdown import BreakdownTable
+from skyline_tui.views.errors import ErrorPane
+from skyline_tui.views.help import HelpScreen
+from skyline_tui.views.log import LogPane
+from skyline_tui.views.memory import ActivationTable, MemorySummary
+from skyline_tui.views.messages import JumpToSource
+from skyline_tui.views.source import SourceView
+from skyline_tui.views.status import StatusBar
+from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.worker.protocol import RunLog, WorkerGone
+
+MLP = load_report("mlp_cpu")
+TRANSFORMER = load_report("transformer_cuda")
+MLP_ERROR = load_report("mlp_error")
+
+
+def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple[SkylineApp, FakeSourceFactory]:
+    factory = FakeSourceFactory(*runs)
+    app = SkylineApp(str(entry), source=factory, gpu=gpu or FakeGpu(), clock=fixed_clock, **kwargs)
+    return app, factory
+
+
+def finished(app: SkylineApp) -> bool:
+    return app.live.shown is not None and app.run_state.phase is None
+
+
+async def test_first_report_fills_every_pane():
+    app, factory = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert factory.source.started
+        assert factory.source.submitted[0][0] == str(MLP_ENTRY)
+        assert "3,413 samples/s" in text_of(app.query_one(ThroughputPane))
+        assert "18.8 ms" in text_of(app.query_one(ThroughputPane))
+        breakdown = app.query_one(BreakdownTable)
+        assert breakdown.row_count == len(MLP.breakdown.lines) + 2  # + optimizer and other
+        assert "13.9 MiB" in text_of(app.query_one(MemorySummary))
+        assert app.query_one(ActivationTable).row_count == 4
+        status = text_of(app.query_one(StatusBar))
+        assert "CPU (2 cores)" in status and "GPU N/A" in status and "last report 10:42:07" in status
+        assert not app.query_one(ErrorPane).display
+    assert factory.source.closed
+
+
+async def test_enter_on_a_breakdown_row_jumps_the_source_to_its_line():
+    app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY)
+    jumps = []
+    async with app.run_test(size=(100, 30), message_hook=lambda m: jumps.append(m) if isinstance(m, JumpToSource) else None) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        source = app.query_one(SourceView)
+        assert source.file == "entry.py"
+        app.query_one(BreakdownTable).focus()
+        await pilot.press("j")  # second row: model.py:19, the qkv projection
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: source.cursor == 19)
+        assert source.file == "model.py"
+        assert (jumps[-1].file, jumps[-1].line) == ("model.py", 19)
+        assert 19 in source._marked
+
+
+async def test_moving_the_source_cursor_marks_the_rows_of_that_line():
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        source = app.query_one(SourceView)
+        source.focus()
+        await pilot.press("g", *["j"] * 18)  # line 19: x = F.relu(self.fc1(x))
+        await wait_until(pilot, lambda: source.cursor == 19)
+        assert app.query_one(BreakdownTable).marked_keys == ["line:entry.py:19"]
+        assert app.query_one(ActivationTable).marked_keys != []
+        await pilot.press("k")  # line 18: a def line that launches no work
+        await wait_until(pilot, lambda: source.cursor == 18)
+        assert app.query_one(BreakdownTable).marked_keys == []
+
+
+async def test_clicking_a_source_line_moves_the_cursor():
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.click(SourceView, offset=(10, 5))  # row 0 is the title rule
+        assert app.query_one(SourceView).cursor == 5
+
+
+async def test_batch_keys_show_predictions_at_the_target_without_profiling():
+    app, factory = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("right_square_bracket")
+        assert app.target_batch_size == 128
+        expected = target_prediction(app.live.shown, 128)
+        shown = text_of(app.query_one(ThroughputPane))
+        assert "at batch 128" in shown
+        assert fmt.rate(expected.samples_per_second) in shown and fmt.ms(expected.iteration_ms) in shown
+        await pilot.press("plus", "plus", "minus")
+        assert app.target_batch_size == 144
+        await pilot.press("left_square_bracket")
+        assert app.target_batch_size == 72
+        await pilot.press("0")
+        assert app.target_batch_size is None
+        assert len(factory.source.submitted) == 1  # no re-profile for any of it
+
+
+async def test_a_target_beyond_capacity_is_shown_as_not_fitting():
+    app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        batch = app.query_one(BatchControl)
+        assert not batch.has_class("-does-not-fit")
+        await pilot.press("right_square_bracket")  # 64: predicted 37 GiB of 40
+        assert not batch.has_class("-does-not-fit")
+        await pilot.press("right_square_bracket")  # 128: predicted 69 GiB
+        assert batch.has_class("-does-not-fit")
+        assert "does not fit" in text_of(app.query_one(MemorySummary))
+
+
+class RecordingApp(SkylineApp):
+    """Records the rewrite seam's calls instead of editing a file."""
+
+    written: list
+
+    def _write_batch_size(self, path, batch_size):
+        self.written.append((path, batch_size))
+
+
+async def test_w_writes_the_target_through_the_seam_and_reprofiles():
+    factory = FakeSourceFactory([(MLP, True)])
+    app = RecordingApp(str(MLP_ENTRY), source=factory, gpu=FakeGpu(), clock=fixed_clock)
+    app.written = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("w")  # nothing to write: the target is the profiled batch size
+        assert app.written == []
+        await pilot.press("right_square_bracket", "w")
+        assert [(p.name, b) for p, b in app.written] == [("entry.py", 128)]
+        await wait_until(pilot, lambda: len(factory.source.submitted) == 2)
+
+
+@pytest.mark.xfail(reason="skyline_tui.rewrite is not merged into this branch yet", strict=False)
+async def test_w_rewrites_the_default_batch_size_in_the_entry_point(tmp_path):
+    entry = tmp_path / "entry.py"
+    shutil.copy(MLP_ENTRY, entry)
+    app, factory = make_app([(MLP, True)], entry=entry)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("right_square_bracket", "w")
+        await pilot.pause()
+    assert "def skyline_input_provider(batch_size=128):" in entry.read_text()
+    assert len(factory.source.submitted) == 2
+
+
+async def test_a_failed_run_shows_the_error_and_keeps_the_last_good_report():
+    app, factory = make_app([(MLP, True)], [(MLP_ERROR, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        error_pane = app.query_one(ErrorPane)
+        assert error_pane.display
+        shown = text_of(app.query_one("#error-text"))
+        assert "entry.py:20" in shown and "mat1 and mat2 shapes" in shown
+        # The last good numbers stay, labelled as coming from the previous run.
+        throughput = app.query_one(ThroughputPane)
+        assert "3,413 samples/s" in text_of(throughput)
+        assert "previous run" in throughput.border_title
+        assert app.query_one(BreakdownTable).row_count == 7
+        # The source pane shows the user's failing line.
+        source = app.query_one(SourceView)
+        assert (source.file, source.cursor, source._error_line) == ("entry.py", 20, 20)
+        assert "last run failed" in text_of(app.query_one(StatusBar))
+
+
+async def test_a_later_good_run_clears_the_error():
+    app, _ = make_app([(MLP_ERROR, True)], [(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.live.error is not None)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is None and finished(app))
+        assert not app.query_one(ErrorPane).display
+        assert app.query_one(SourceView)._error_line is None
+
+
+async def test_partial_reports_mark_panes_fresh_or_from_the_previous_run():
+    slower = MLP.replace(throughput=MLP.throughput.__class__(1000.0, 64.0, 1.0, 10))
+    app, _ = make_app([(MLP, True)], [(partial(slower, "throughput"), False)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert "previous" not in app.query_one(BreakdownTable).border_title
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.run_of("throughput") == 2)
+        assert "1,000 samples/s" in text_of(app.query_one(ThroughputPane))
+        assert "previous run" not in app.query_one(ThroughputPane).border_title
+        assert "previous run" in app.query_one(BreakdownTable).border_title
+        assert app.query_one(BreakdownTable).has_class("-stale")
+        assert app.run_state.phase is not None  # the run is still going
+
+
+async def test_the_worker_going_away_is_an_error_not_a_crash():
+    app, factory = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        factory.source.on_event(WorkerGone(-9, "killed by signal 9"))
+        await wait_until(pilot, lambda: app.live.error is not None)
+        assert app.live.error.kind == "crash"
+        assert "killed by signal 9" in text_of(app.query_one("#error-text"))
+        assert "3,413" in text_of(app.query_one(ThroughputPane))
+
+
+async def test_user_output_reaches_the_log_pane_in_coalesced_batches():
+    app, factory = make_app([(MLP, True)])
+    posted = []
+    async with app.run_test(size=(100, 30), message_hook=lambda m: posted.append(m) if isinstance(m, LogsWaiting) else None) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        for i in range(500):
+            factory.source.on_event(RunLog(1, "stdout" if i % 2 else "stderr", f"line {i}\n"))
+        log = app.query_one(LogPane)
+        await wait_until(pilot, lambda: log.line_count == 500)
+        assert len(posted) < 50  # one message per batch, not per line
+        assert not log.display
+        await pilot.press("l")
+        assert log.display
+        await wait_until(pilot, lambda: len(log.lines) == 500)
+        assert log.lines[-1].text == "line 499"
+
+
+async def test_m_toggles_between_lines_and_modules():
+    app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        table = app.query_one(BreakdownTable)
+        assert "per line" in table.border_title
+        await pilot.press("m")
+        assert "per module" in table.border_title
+        first = table.coordinate_to_cell_key((0, 0)).row_key.value
+        assert first.startswith("module:blocks.")
+
+
+async def test_help_lists_the_keys_and_closes():
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_q_quits():
+    app, factory = make_app([(MLP, True)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+    assert factory.source.closed
+
+
+async def test_tab_moves_between_panes():
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert isinstance(app.focused, SourceView)
+        await pilot.press("tab")
+        assert isinstance(app.focused, BreakdownTable)
+        await pilot.press("tab")
+        assert isinstance(app.focused, ActivationTable)
+        await pilot.press("shift+tab", "shift+tab")
+        assert isinstance(app.focused, SourceView)
+
+
+async def test_gpu_readings_appear_for_a_cuda_run():
+    gpu = FakeGpu(GpuSample("NVIDIA A100", 87, 21 << 30, 40 << 30, 64))
+    app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY, gpu=gpu)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await wait_until(pilot, lambda: app._gpu_sample.available)
+        app._render_status()
+        status = text_of(app.query_one(StatusBar))
+        assert "GPU 87%" in status and "21.0 GiB/40.0 GiB" in status and "64°C" in status
+
+
+async def test_a_source_that_cannot_start_is_reported():
+    class Broken:
+        def __init__(self, on_event):
+            pass
+
+        def start(self):
+            raise OSError("no python")
+
+        def close(self):
+            pass
+
+    app = SkylineApp(str(MLP_ENTRY), source=Broken, gpu=FakeGpu(), clock=fixed_clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: app.live.error is not None)
+        assert "no python" in app.live.error.message
+        assert app.query_one(ErrorPane).display
+
+
+def test_request_profile_is_the_single_entry_for_re_profiling():
+    # The file watcher (later) calls this; it must exist with this signature.
+    assert SkylineApp.request_profile.__code__.co_varnames[:2] == ("self", "reason")
+
+
+def test_error_info_without_a_file_does_not_move_the_source():
+    assert ErrorInfo("timeout", "took too long").file is None
+
+
+async def test_clicking_a_breakdown_row_jumps_the_source_to_its_line():
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        table = app.query_one(BreakdownTable)
+        await pilot.click(BreakdownTable, offset=(3, 3))  # title rule, header, row 0, row 1 (entry.py:19)
+        await pilot.click(BreakdownTable, offset=(3, 3))  # a click on the highlighted row selects it
+        await wait_until(pilot, lambda: app.query_one(SourceView).cursor == 19)
+        assert table.cursor_row == 1
