@@ -149,8 +149,11 @@ def _read(path: str) -> bytes:
 
 
 def _encoding(data: bytes) -> str:
+    # tokenize.detect_encoding reads lines up to b"\n" only, but the compiler also ends the cookie's line
+    # at a lone b"\r"; normalise line ends (ASCII in every encoding Python accepts) to find it like Python.
+    head = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     try:
-        encoding, _lines = tokenize.detect_encoding(io.BytesIO(data).readline)
+        encoding, _lines = tokenize.detect_encoding(io.BytesIO(head).readline)
     except SyntaxError as exc:
         raise RewriteError(f"cannot tell the file's encoding: {exc}") from None
     return encoding

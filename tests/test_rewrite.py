@@ -233,3 +233,9 @@ def test_a_symlinked_entry_point_stays_a_symlink(tmp_path):
     write_batch_size(link, 8)
     assert link.is_symlink()
     assert real.read_bytes() == b"def skyline_input_provider(batch_size=8):\n    return ()\n"
+
+
+def test_a_coding_declaration_ended_by_a_lone_cr_is_honoured():
+    # tokenize.detect_encoding misses it (it reads up to b"\n"), Python's compiler does not.
+    source = b"# -*- coding: latin-1 -*-\r# \xe9\rdef skyline_input_provider(batch_size: '\xe9' = 32):\r  return ()\r"
+    assert replace_batch_size_default(source, 64) == source.replace(b"32", b"64")
