@@ -31,30 +31,36 @@ __all__ = [
 ]
 
 
-def fit_linear(xs: Sequence[float], ys: Sequence[float]) -> Optional[LinearFit]:
-    """Ordinary least squares ``y = slope·x + bias`` with its coefficient of determination R².
+def fit_linear(xs: Sequence[float], ys: Sequence[float],
+               weights: Optional[Sequence[float]] = None) -> Optional[LinearFit]:
+    """Least squares ``y = slope·x + bias`` with its coefficient of determination R².
 
-    Returns ``None`` when no line is determined: fewer than two distinct x values, mismatched lengths
-    or a non-finite value.  When every y is the same the horizontal line explains them exactly (R² = 1).
-    R² can be negative only for a line that is not the least-squares one, so here it lies in [0, 1].
+    ``weights`` (optional, positive) make it weighted least squares; R² is then the weighted one.
+    Weights ``1/y²`` fit relative rather than absolute errors, which suits timings whose noise grows
+    with their size.  Returns ``None`` when no line is determined: fewer than two distinct x values,
+    mismatched lengths, or a non-finite value or non-positive weight.  When every y is the same the
+    horizontal line explains them exactly (R² = 1).  For the least-squares line R² lies in [0, 1].
     """
     if len(xs) != len(ys) or len(xs) < 2:
         return None
     xf = [float(x) for x in xs]
     yf = [float(y) for y in ys]
-    if not all(math.isfinite(v) for v in xf + yf):
+    wf = [1.0] * len(xf) if weights is None else [float(w) for w in weights]
+    if len(wf) != len(xf) or not all(math.isfinite(v) for v in xf + yf + wf) or min(wf) <= 0.0:
         return None
-    n = len(xf)
-    mean_x = math.fsum(xf) / n
-    mean_y = math.fsum(yf) / n
-    sxx = math.fsum((x - mean_x) ** 2 for x in xf)
-    if sxx <= 0.0 or len(set(xf)) < 2:
+    if len(set(xf)) < 2:
         return None
-    sxy = math.fsum((x - mean_x) * (y - mean_y) for x, y in zip(xf, yf))
+    total = math.fsum(wf)
+    mean_x = math.fsum(w * x for w, x in zip(wf, xf)) / total
+    mean_y = math.fsum(w * y for w, y in zip(wf, yf)) / total
+    sxx = math.fsum(w * (x - mean_x) ** 2 for w, x in zip(wf, xf))
+    if not sxx > 0.0:
+        return None
+    sxy = math.fsum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(wf, xf, yf))
     slope = sxy / sxx
     bias = mean_y - slope * mean_x
-    ss_tot = math.fsum((y - mean_y) ** 2 for y in yf)
-    ss_res = math.fsum((y - (slope * x + bias)) ** 2 for x, y in zip(xf, yf))
+    ss_tot = math.fsum(w * (y - mean_y) ** 2 for w, y in zip(wf, yf))
+    ss_res = math.fsum(w * (y - (slope * x + bias)) ** 2 for w, x, y in zip(wf, xf, yf))
     if ss_tot <= 0.0:
         r2 = 1.0
     else:

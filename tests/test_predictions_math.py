@@ -129,3 +129,30 @@ def test_clamp_batch_size():
     assert clamp_batch_size(-5, 10) == 1
     assert clamp_batch_size(500, 10) == 10
     assert clamp_batch_size(500, None) == 500
+
+
+def test_weighted_fit_by_hand():
+    # Weights 1,1,2 on (0,1), (1,3), (2,2): Σw=4, x̄=(0+1+4)/4=1.25, ȳ=(1+3+4)/4=2.
+    # Sxx = 1.5625 + 0.0625 + 2*0.5625 = 2.75; Sxy = (-1.25)(-1) + (-0.25)(1) + 2(0.75)(0) = 1.
+    fit = fit_linear([0, 1, 2], [1, 3, 2], weights=[1, 1, 2])
+    assert fit.slope == pytest.approx(1 / 2.75)
+    assert fit.bias == pytest.approx(2 - 1.25 / 2.75)
+
+
+def test_weighted_fit_with_equal_weights_is_the_plain_fit():
+    assert fit_linear([0, 1, 2], [1, 3, 2], weights=[3, 3, 3]) == fit_linear([0, 1, 2], [1, 3, 2])
+
+
+@pytest.mark.parametrize("weights", [[1, 0, 1], [1, -1, 1], [1, 1], [1, float("nan"), 1]])
+def test_weighted_fit_rejects_bad_weights(weights):
+    assert fit_linear([0, 1, 2], [1, 3, 2], weights=weights) is None
+
+
+def test_relative_weights_follow_the_small_points():
+    # Absolute least squares is pulled by the large value at x=8 (slope 2.18, bias -2.44: a negative time
+    # at x=1); with 1/y² weights every point counts by its relative error and x=1 stays near 1.
+    xs, ys = [1, 2, 4, 8], [1.0, 2.0, 4.0, 16.0]
+    plain = fit_linear(xs, ys)
+    assert plain.slope * 1 + plain.bias < 0
+    relative = fit_linear(xs, ys, weights=[1 / y ** 2 for y in ys])
+    assert relative.slope * 1 + relative.bias == pytest.approx(1.0, abs=0.25)
