@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from skyline_tui.predictions import (
@@ -156,3 +160,11 @@ def test_relative_weights_follow_the_small_points():
     assert plain.slope * 1 + plain.bias < 0
     relative = fit_linear(xs, ys, weights=[1 / y ** 2 for y in ys])
     assert relative.slope * 1 + relative.bias == pytest.approx(1.0, abs=0.25)
+
+
+def test_the_ui_side_modules_import_no_torch():
+    code = ("import sys, skyline_tui.predictions, skyline_tui.rewrite; "
+            "bad = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr

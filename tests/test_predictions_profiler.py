@@ -97,8 +97,8 @@ def test_peak_memory_is_fitted_and_gives_the_largest_batch_that_fits(tmp_path):
     assert pred.peak_memory_bytes.slope == pytest.approx(mb)
     assert pred.peak_memory_bytes.bias == pytest.approx(10 * mb)
     assert pred.max_batch_size == 30
-    # Nothing predicted to need more than the device has was ever attempted.
-    assert max(ep.module.CALLS) <= 30
+    # Nothing predicted to need more than 90 % of the device (36 MB: batch 26) was ever attempted.
+    assert max(ep.module.CALLS) <= 26
     assert [s.peak_bytes for s in pred.samples] == [s.batch_size * mb + 10 * mb for s in pred.samples]
 
 

@@ -10,7 +10,7 @@ effects that bend the curve, grow with the time), and a prediction at 2b is as g
 Never past device memory:
 
 - before a batch is tried, its peak is predicted (from the memory fit, or proportionally from the one
-  point measured so far) and a batch predicted not to fit the device is never attempted;
+  point measured so far) and a batch predicted to need more than 90 % of the device is never attempted;
 - an out-of-memory error is recovered from (tensors dropped, ``gc``, ``torch.cuda.empty_cache``), recorded
   as ``oom_batch_size``, bounds ``max_batch_size``, drops every larger candidate, and the range between the
   largest batch that ran and the one that failed is bisected while the budget lasts.
@@ -53,6 +53,9 @@ MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
 
 PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, denominator)
 MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
+# Batches are attempted only when predicted to need at most this share of the capacity: the peak counts
+# tensors, not the CUDA context or fragmentation, and on CPU running out means the kernel's OOM killer.
+ATTEMPT_FRACTION = 0.9
 MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
 
@@ -86,7 +89,6 @@ class _Sampler:
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
-        self.too_big: Optional[int] = None  # smallest batch predicted not to fit the device
         self.bisections = 0
         b = work.batch_size
         planned = [max(1, b * num // den) for num, den in PLANNED]
@@ -172,13 +174,8 @@ class _Sampler:
     def _may_fit(self, batch: int) -> bool:
         if self.oom is not None and batch >= self.oom:
             return False
-        if self.too_big is not None and batch >= self.too_big:
-            return False
         predicted = self._predicted_peak(batch)
-        if predicted is not None and self.capacity is not None and predicted > self.capacity:
-            self.too_big = batch if self.too_big is None else min(self.too_big, batch)
-            return False
-        return True
+        return predicted is None or self.capacity is None or predicted <= ATTEMPT_FRACTION * self.capacity
 
     def _predicted_peak(self, batch: int) -> Optional[float]:
         points = [(b, s.peak_bytes) for b, s in self.samples.items() if s.peak_bytes is not None]
