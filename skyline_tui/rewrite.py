@@ -174,10 +174,11 @@ def _same_source(current: bytes, expected: Source) -> bool:
     if isinstance(expected, bytes):
         return current == expected
     try:
-        text, _codec, _skip = _decode(current)
+        text, _codec, skip = _decode(current)
     except RewriteError:
         return False
-    return text == expected
+    # Text read as "utf-8-sig" has no BOM, as "utf-8" it starts with U+FEFF: both are the same file.
+    return expected == text or (skip > 0 and expected == "\ufeff" + text)
 
 
 def _find_in_bytes(data: bytes) -> BatchSizeDefault:
@@ -192,6 +193,10 @@ def _find_in_bytes(data: bytes) -> BatchSizeDefault:
 
 
 def _find_in_text(text: str) -> BatchSizeDefault:
+    if text.startswith("\ufeff"):  # a BOM decoded as a character: not part of the code
+        found = _find_in_text(text[1:])
+        return BatchSizeDefault(value=found.value, start=found.start + 1, end=found.end + 1, literal=found.literal,
+                                line=found.line, function=found.function)
     try:
         tree = ast.parse(text)
     except SyntaxError as exc:
@@ -228,13 +233,34 @@ def _line_starts(text: str) -> list[int]:
 def _provider(tree: ast.Module) -> ast.FunctionDef:
     """The top-level ``def`` the loader would call: the last definition wins, skyline before deepview."""
     for name in PROVIDER_NAMES:
-        defs = [node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name]
-        if defs:
-            return defs[-1]
-        if any(isinstance(node, ast.AsyncFunctionDef) and node.name == name for node in tree.body):
+        bindings = [node for node in tree.body if _binds(node, name)]
+        if not bindings:
+            continue
+        last = bindings[-1]
+        if isinstance(last, ast.FunctionDef):
+            return last
+        if isinstance(last, ast.AsyncFunctionDef):
             raise RewriteError(f"{name} is an async def; it must be a plain function")
+        raise RewriteError(f"{name} is rebound at line {last.lineno} after its def; "
+                           "only a plain top-level def can be rewritten")
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in PROVIDER_NAMES:
+            raise RewriteError(f"{node.name} (line {node.lineno}) is defined inside a block or class; "
+                               "only a top-level def can be rewritten")
     raise RewriteError("no input provider: define skyline_input_provider(batch_size=...) "
                        "at the top level of the entry point")
+
+
+def _binds(node: ast.stmt, name: str) -> bool:
+    """Whether a top-level statement (re)binds ``name``."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name == name
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return any(isinstance(t, ast.Name) and t.id == name for target in targets for t in ast.walk(target))
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return any((alias.asname or alias.name.split(".")[0]) == name for alias in node.names)
+    return False
 
 
 def _default_node(func: ast.FunctionDef) -> ast.expr:

@@ -152,9 +152,13 @@ REFUSED = [
     ("no default", b"def skyline_input_provider(batch_size):\n    return ()\n", "no default"),
     ("no batch_size parameter", b"def skyline_input_provider(n=3):\n    return ()\n", "no batch_size"),
     ("no provider", b"def skyline_model_provider():\n    return None\n", "no input provider"),
-    ("an assigned provider", b"skyline_input_provider = lambda batch_size=3: ()\n", "no input provider"),
-    ("a nested provider only",
-     b"if True:\n    def skyline_input_provider(batch_size=3):\n        return ()\n", "no input provider"),
+    ("an assigned provider", b"skyline_input_provider = lambda batch_size=3: ()\n", "rebound at line 1"),
+    ("a provider rebound after its def",
+     b"def skyline_input_provider(batch_size=3):\n    return ()\nskyline_input_provider = wrap(skyline_input_provider)\n",
+     "rebound at line 3"),
+    ("an imported provider", b"from other import skyline_input_provider\n", "rebound at line 1"),
+    ("a provider defined in a block",
+     b"if True:\n    def skyline_input_provider(batch_size=3):\n        return ()\n", "inside a block"),
     ("an async provider", b"async def skyline_input_provider(batch_size=3):\n    return ()\n", "async"),
     ("a syntax error", b"def skyline_input_provider(batch_size=32:\n    return ()\n", "does not parse"),
     ("an undecodable file", b"def skyline_input_provider(batch_size=32):\n    return '\xff'\n", "not valid"),
@@ -239,3 +243,16 @@ def test_a_coding_declaration_ended_by_a_lone_cr_is_honoured():
     # tokenize.detect_encoding misses it (it reads up to b"\n"), Python's compiler does not.
     source = b"# -*- coding: latin-1 -*-\r# \xe9\rdef skyline_input_provider(batch_size: '\xe9' = 32):\r  return ()\r"
     assert replace_batch_size_default(source, 64) == source.replace(b"32", b"64")
+
+
+def test_text_with_a_decoded_bom(tmp_path):
+    data = b"\xef\xbb\xbfdef skyline_input_provider(batch_size=32):\n    return ()\n"
+    text = data.decode("utf-8")  # read without "-sig": starts with U+FEFF
+    assert replace_batch_size_default(text, 8) == text.replace("32", "8")
+    path = tmp_path / "entry.py"
+    path.write_bytes(data)
+    write_batch_size(path, 8, expected_source=text)
+    write_batch_size(path, 9, expected_source=data.replace(b"32", b"8").decode("utf-8-sig"))
+    assert path.read_bytes() == data.replace(b"32", b"9")
+    with pytest.raises(RewriteError, match="changed since"):
+        write_batch_size(path, 10, expected_source="\ufeff" + text)  # two BOMs is not this file
