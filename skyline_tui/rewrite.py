@@ -16,8 +16,9 @@ permission bits.  It refuses — with :class:`RewriteError` and the file untouch
 since the caller read it (``expected_source``), when there is no input provider, when the default is not a
 plain int literal (``BATCH``, ``2 * 16``, ``-1``) and when the new batch size is not an int >= 1.
 
-The remaining race: another writer that replaces the file between our last check and ``os.replace`` is
-overwritten; the window is one ``stat``-free read and a rename, since POSIX has no compare-and-swap rename.
+The one race left: an editor that saves between our last re-read of the file and the rename loses its
+save.  POSIX has no compare-and-swap rename, so that window is kept to one small read.  Like any
+atomic replace, the file gets a new inode: hard links to it keep the old content.
 """
 
 from __future__ import annotations

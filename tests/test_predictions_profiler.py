@@ -111,12 +111,14 @@ def test_out_of_memory_narrows_the_range_and_is_recovered_from(tmp_path, where):
         """
         path = write_entry(tmp_path, guard=guard)
     else:
-        path = write_entry(tmp_path)
+        path = write_entry(tmp_path, guard="ALIVE.append(sum(ref() is not None for ref in REFS))")
         text = open(path).read().replace(
             "        opt.zero_grad()\n",
             "        opt.zero_grad()\n        if x.shape[0] > 20:\n"
-            "            big = [torch.empty(1000) for _ in range(10)]\n"
+            "            big = torch.empty(1000)\n"
+            "            REFS.append(weakref.ref(big))\n"
             "            raise MemoryError('DefaultCPUAllocator: can\\'t allocate memory')\n")
+        text = "import weakref\nREFS = []\nALIVE = []\n" + text
         open(path, "w").write(text)
     # A generous budget, so that bisecting is never skipped for time (a tiny model needs a fraction of it).
     config = ProfileConfig.quick(predictions_budget_s=30.0)
@@ -130,6 +132,9 @@ def test_out_of_memory_narrows_the_range_and_is_recovered_from(tmp_path, where):
     assert pred.run_time_ms is not None
     # Bisected between the last batch that ran (16) and the first that failed (32).
     assert any(16 < b < 32 for b in ep.module.CALLS)
+    if where == "iteration":
+        # What the failed iteration allocated was freed before the next batch was tried.
+        assert ep.module.REFS and not any(ep.module.ALIVE)
 
 
 def test_batch_sizes_the_model_rejects_are_skipped(tmp_path):

@@ -5,7 +5,8 @@ their cost: ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too
 OOM).  The points at 2b and 4b are what the UI asks about first ("what if I double the batch?"), so they
 come first and the fit is anchored where it is used.  The time fit weights each point by ``1/ms²``: it
 fits relative errors, so the largest batch does not dominate the line (timing noise, and the cache
-effects that bend the curve, grow with the time), and a prediction at 2b is as good as one at 8b.
+effects that bend the curve, grow with the time) and the line stays close at the profiled batch, where
+it must agree with the throughput pane.
 
 Never past device memory:
 
@@ -229,11 +230,11 @@ class _Sampler:
         except BaseException as exc:  # noqa: BLE001 - sorted out below
             inputs = None
             if _is_oom_error(exc):
-                _release(exc)
+                _release(exc, work.device)
                 raise _OutOfMemory() from None
             if isinstance(exc, ProfileError) and exc.info.kind == "user_code" and batch != work.batch_size:
                 # This batch size does not work for this model (e.g. BatchNorm needs >1 sample): skip it.
-                _release(exc)
+                _release(exc, work.device)
                 return
             raise
         finally:
@@ -252,7 +253,7 @@ class _Sampler:
         except BaseException as exc:  # noqa: BLE001
             inputs = None
             if _is_oom_error(exc):
-                _release(exc)
+                _release(exc, work.device)
                 raise _OutOfMemory() from None
             raise
         finally:
@@ -319,7 +320,7 @@ def _is_oom_error(exc: BaseException) -> bool:
     return is_oom(exc)
 
 
-def _release(exc: BaseException) -> None:
+def _release(exc: BaseException, device: torch.device) -> None:
     """Drop what a failed iteration still holds (tracebacks keep its frames and tensors alive)."""
     seen: set[int] = set()
     current: Optional[BaseException] = exc
@@ -331,5 +332,5 @@ def _release(exc: BaseException) -> None:
         current.__context__ = None
         current = nxt
     gc.collect()
-    if torch.cuda.is_available():
+    if device.type == "cuda":
         torch.cuda.empty_cache()
