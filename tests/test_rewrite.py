@@ -256,3 +256,11 @@ def test_text_with_a_decoded_bom(tmp_path):
     assert path.read_bytes() == data.replace(b"32", b"9")
     with pytest.raises(RewriteError, match="changed since"):
         write_batch_size(path, 10, expected_source="\ufeff" + text)  # two BOMs is not this file
+
+
+def test_a_missing_file_is_a_clear_refusal(tmp_path):
+    with pytest.raises(RewriteError, match="cannot read"):
+        write_batch_size(tmp_path / "gone.py", 8)
+    with pytest.raises(RewriteError, match="cannot read"):
+        read_batch_size_default(tmp_path / "gone.py")
+    assert os.listdir(tmp_path) == []

@@ -58,7 +58,7 @@ def make_entry(rng: random.Random) -> tuple[bytes, int, str]:
 
     value = rng.randint(1, 100_000)
     literal = format_literal(value, rng.choice(["1", "1_000", "0x1", "0X1", "0o1", "0b1"]))
-    ws = lambda: rng.choice(["", " ", "\t", "  "])  # noqa: E731
+    ws = lambda: rng.choice(["", " ", "\t", "  ", "\x0c "])  # noqa: E731
     annotation = rng.choice(["", ": int", ": 'é'", ": \"int\"  "]) + ws()
     param = f"batch_size{annotation}={ws()}{literal}{ws()}"
     param = rng.choice([param, f"*, {param}", f"{param}, /", f"{param},"])
