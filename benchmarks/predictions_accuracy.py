@@ -1,0 +1,112 @@
+"""How well the batch-size predictions match a plain measurement, per bundled sample.
+
+For each sample: profile the throughput at its default batch ``b`` (as ``profile()`` does), measure the
+predictions, then profile plain runs at 2b and 4b (a fresh model, the same timing method) and print the
+predicted and measured iteration times and the error.  Not a test: this machine is noisy, so the figures
+are printed, not asserted.
+
+    python benchmarks/predictions_accuracy.py [--samples mlp,lstm] [--threads N] [--repeat K] [--clock cpu]
+
+``--clock cpu`` times CPU iterations with the process's CPU time instead of the wall clock (use it with
+``--threads 1``): on a shared machine other processes' load comes in bursts that inflate wall-clock times
+by 2-10x at random, which says nothing about the predictions; CPU time is what a quiet machine would see.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+import types
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from skyline_tui.config import ProfileConfig  # noqa: E402
+from skyline_tui.predictions import iteration_ms_at  # noqa: E402
+from skyline_tui.profiler import entry as entry_mod  # noqa: E402
+from skyline_tui.profiler import timing  # noqa: E402
+from skyline_tui.profiler.predictions import measure_predictions  # noqa: E402
+from skyline_tui.profiler.session import device_info, load_workload, measure_throughput  # noqa: E402
+from skyline_tui.report import Report  # noqa: E402
+
+SAMPLES = ("mlp", "convnet", "transformer", "lstm")
+
+
+def plain_ms(ep: entry_mod.EntryPoint, batch_size: int, config: ProfileConfig, repeat: int) -> float:
+    """The iteration time a profile at ``batch_size`` would report (median of ``repeat`` runs)."""
+    values = []
+    for _ in range(repeat):
+        work = load_workload(ep, batch_size)
+        values.append(measure_throughput(work, config).iteration_ms)
+        del work
+    return statistics.median(values)
+
+
+def run_sample(name: str, config: ProfileConfig, repeat: int) -> list[float]:
+    entry = ROOT / "samples" / name / "entry.py"
+    ep = entry_mod.load_entry_point(entry)
+    b = ep.default_batch_size
+    work = load_workload(ep, b)
+    report = Report(entry_point=str(entry), project_root=str(entry.parent), batch_size=b,
+                    device=device_info(work.device))
+    report = report.replace(throughput=measure_throughput(work, config))
+    t0 = time.monotonic()
+    pred = measure_predictions(work, config, report)
+    spent = time.monotonic() - t0
+    del work
+    points = ", ".join(f"{s.batch_size}:{s.iteration_ms:.1f}" for s in pred.samples)
+    fit = pred.run_time_ms
+    print(f"{name:12s} b={b:<4d} predictions took {spent:4.1f}s  samples(b:ms) {points}")
+    if fit is not None:
+        print(f"{'':12s} fit t(b) = {fit.slope:.4f}*b + {fit.bias:.2f} ms  R²={fit.r2:.3f}  "
+              f"max {pred.predicted_max_samples_per_second or 0:.0f} samples/s")
+    errors = []
+    for factor in (2, 4):
+        batch = b * factor
+        predicted = iteration_ms_at(pred, batch)
+        measured = plain_ms(ep, batch, config, repeat)
+        if predicted is None:
+            print(f"{'':12s} {factor}x (b={batch}): no prediction, measured {measured:.1f} ms")
+            errors.append(float("inf"))
+            continue
+        error = (predicted - measured) / measured * 100.0
+        errors.append(abs(error))
+        print(f"{'':12s} {factor}x (b={batch}): predicted {predicted:8.2f} ms  measured {measured:8.2f} ms  "
+              f"error {error:+6.1f}%")
+    # Forget the sample's sibling modules so the next sample imports its own `model`.
+    sys.modules.pop("model", None)
+    while str(entry.parent) in sys.path:
+        sys.path.remove(str(entry.parent))
+    return errors
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", default=",".join(SAMPLES))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    parser.add_argument("--repeat", type=int, default=3, help="plain measurements per batch (median)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.clock == "cpu":
+        # Only the iteration clock changes; budgets and deadlines stay on the wall clock.
+        timing.time = types.SimpleNamespace(perf_counter_ns=time.process_time_ns, monotonic=time.monotonic)
+    config = ProfileConfig()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+          f"predictions budget {config.predictions_budget_s}s, tolerance 15%, reference: median of {args.repeat} "
+          f"plain profiles")
+    worst = {}
+    for name in args.samples.split(","):
+        worst[name] = max(run_sample(name, config, args.repeat))
+    print("worst |error| per sample: " + ", ".join(f"{n} {e:.1f}%" for n, e in worst.items()))
+    return 0 if all(e <= 15.0 for e in worst.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

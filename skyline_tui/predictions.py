@@ -1,0 +1,182 @@
+"""Batch-size predictions from the linear fits in a report: pure arithmetic, no torch.
+
+The profiler fits ``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over a few
+measured batch sizes (:mod:`skyline_tui.profiler.predictions`).  The UI moves a target batch size and asks
+this module what follows from it, or the inverse: which batch size gives a target throughput or memory.
+
+Every function returns ``None`` when the answer is unknown (no fit, no capacity) or meaningless (a
+non-positive time slope has no maximum throughput).  Batch sizes this module *returns* are clamped to
+``[1, max_batch_size]`` (``max_batch_size`` only when the report knows it), because the UI must never
+offer a batch that is predicted not to fit.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+from skyline_tui.report import LinearFit, Predictions
+
+__all__ = [
+    "fit_linear",
+    "evaluate",
+    "iteration_ms_at",
+    "samples_per_second_at",
+    "peak_bytes_at",
+    "max_samples_per_second",
+    "batch_size_for_samples_per_second",
+    "batch_size_for_peak_bytes",
+    "largest_batch_that_fits",
+    "clamp_batch_size",
+]
+
+
+def fit_linear(xs: Sequence[float], ys: Sequence[float],
+               weights: Optional[Sequence[float]] = None) -> Optional[LinearFit]:
+    """Least squares ``y = slope·x + bias`` with its coefficient of determination R².
+
+    ``weights`` (optional, positive) make it weighted least squares; R² is then the weighted one.
+    Weights ``1/y²`` fit relative rather than absolute errors, which suits timings whose noise grows
+    with their size.  Returns ``None`` when no line is determined: fewer than two distinct x values,
+    mismatched lengths, or a non-finite value or non-positive weight.  When every y is the same the
+    horizontal line explains them exactly (R² = 1).  For the least-squares line R² lies in [0, 1].
+    """
+    if len(xs) != len(ys) or len(xs) < 2:
+        return None
+    xf = [float(x) for x in xs]
+    yf = [float(y) for y in ys]
+    wf = [1.0] * len(xf) if weights is None else [float(w) for w in weights]
+    if len(wf) != len(xf) or not all(math.isfinite(v) for v in xf + yf + wf) or min(wf) <= 0.0:
+        return None
+    if len(set(xf)) < 2:
+        return None
+    total = math.fsum(wf)
+    mean_x = math.fsum(w * x for w, x in zip(wf, xf)) / total
+    mean_y = math.fsum(w * y for w, y in zip(wf, yf)) / total
+    sxx = math.fsum(w * (x - mean_x) ** 2 for w, x in zip(wf, xf))
+    if not sxx > 0.0:
+        return None
+    sxy = math.fsum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(wf, xf, yf))
+    slope = sxy / sxx
+    bias = mean_y - slope * mean_x
+    ss_tot = math.fsum(w * (y - mean_y) ** 2 for w, y in zip(wf, yf))
+    ss_res = math.fsum(w * (y - (slope * x + bias)) ** 2 for w, x, y in zip(wf, xf, yf))
+    if ss_tot <= 0.0:
+        r2 = 1.0
+    else:
+        r2 = min(1.0, max(0.0, 1.0 - ss_res / ss_tot))
+    return LinearFit(slope=slope, bias=bias, r2=r2)
+
+
+def evaluate(fit: Optional[LinearFit], x: float) -> Optional[float]:
+    """The fitted line at ``x`` (``None`` without a fit)."""
+    if fit is None:
+        return None
+    return fit.slope * x + fit.bias
+
+
+def clamp_batch_size(batch_size: int, max_batch_size: Optional[int]) -> int:
+    """``batch_size`` limited to ``[1, max_batch_size]`` (no upper limit when that is unknown)."""
+    batch_size = max(1, int(batch_size))
+    if max_batch_size is not None and max_batch_size >= 1:
+        batch_size = min(batch_size, max_batch_size)
+    return batch_size
+
+
+def iteration_ms_at(pred: Predictions, batch_size: int) -> Optional[float]:
+    """Predicted iteration time at ``batch_size``; ``None`` without a fit or if it is not positive."""
+    if batch_size < 1:
+        return None
+    ms = evaluate(pred.run_time_ms, batch_size)
+    if ms is None or not ms > 0.0:
+        return None
+    return ms
+
+
+def samples_per_second_at(pred: Predictions, batch_size: int) -> Optional[float]:
+    """Predicted throughput ``b · 1000 / iteration_ms(b)`` in samples per second."""
+    ms = iteration_ms_at(pred, batch_size)
+    if ms is None:
+        return None
+    return batch_size * 1000.0 / ms
+
+
+def peak_bytes_at(pred: Predictions, batch_size: int) -> Optional[int]:
+    """Predicted peak memory at ``batch_size`` in bytes (never below zero)."""
+    if batch_size < 1:
+        return None
+    value = evaluate(pred.peak_memory_bytes, batch_size)
+    if value is None:
+        return None
+    return max(0, int(round(value)))
+
+
+def max_samples_per_second(fit: Optional[LinearFit]) -> Optional[float]:
+    """The throughput the time fit tends to as the batch grows: ``1000 / slope``.
+
+    ``None`` when the slope is not positive: the fit then says time does not grow with the batch, which
+    is noise or a too-narrow range, and an "infinite" maximum would mislead.
+    """
+    if fit is None or not fit.slope > 0.0 or not math.isfinite(fit.slope):
+        return None
+    return 1000.0 / fit.slope
+
+
+def batch_size_for_samples_per_second(pred: Predictions, samples_per_second: float) -> Optional[int]:
+    """The smallest batch size predicted to reach ``samples_per_second``, clamped to [1, max].
+
+    With ``t(b) = s·b + c`` (s > 0, c > 0) throughput ``1000·b / t(b)`` grows with b towards ``1000/s``;
+    solving ``1000·b / (s·b + c) = T`` gives ``b = T·c / (1000 − T·s)``.  A target at or above the maximum
+    gives the largest batch (``max_batch_size``), or ``None`` when that is unknown.  With ``c ≤ 0`` the
+    throughput does not grow with the batch, so batch 1 is as good as any.
+    """
+    fit = pred.run_time_ms
+    if fit is None or not fit.slope > 0.0 or not math.isfinite(samples_per_second):
+        return None
+    if samples_per_second <= 0.0 or fit.bias <= 0.0:
+        return 1
+    denominator = 1000.0 - samples_per_second * fit.slope
+    if denominator <= 0.0:
+        return None if pred.max_batch_size is None else clamp_batch_size(pred.max_batch_size, pred.max_batch_size)
+    exact = samples_per_second * fit.bias / denominator
+    if exact > 1e15:
+        return None if pred.max_batch_size is None else clamp_batch_size(pred.max_batch_size, pred.max_batch_size)
+    # Float round-off must not push an exact integer answer up by one.
+    return clamp_batch_size(math.ceil(exact - 1e-9), pred.max_batch_size)
+
+
+def batch_size_for_peak_bytes(pred: Predictions, peak_bytes: float) -> Optional[int]:
+    """The largest batch size predicted to stay within ``peak_bytes``, clamped to [1, max].
+
+    If not even batch 1 is predicted to fit, the answer is 1 (the clamp); use
+    :func:`largest_batch_that_fits` to tell "nothing fits" apart.
+    """
+    fit = pred.peak_memory_bytes
+    if fit is None:
+        return None
+    largest = largest_batch_that_fits(fit, peak_bytes, pred.max_batch_size)
+    if largest is None:
+        return None
+    return clamp_batch_size(largest, pred.max_batch_size)
+
+
+def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[float],
+                            limit: Optional[int] = None) -> Optional[int]:
+    """The largest batch ``b ≥ 1`` with ``slope·b + bias ≤ capacity_bytes``, at most ``limit``.
+
+    Returns 0 when not even batch 1 is predicted to fit, and ``None`` when it is unknown: no fit, no
+    capacity, or a memory fit that does not grow with the batch and no ``limit`` to bound it.
+    """
+    if fit is None or capacity_bytes is None or not math.isfinite(fit.slope) or not math.isfinite(fit.bias):
+        return None
+    if fit.slope <= 0.0:
+        if fit.slope + fit.bias > capacity_bytes:
+            return 0
+        return None if limit is None else max(0, int(limit))
+    exact = (capacity_bytes - fit.bias) / fit.slope
+    if exact < 1.0:
+        return 0
+    largest = math.floor(exact + 1e-9) if exact < 1e15 else int(1e15)
+    if limit is not None:
+        largest = min(largest, max(0, int(limit)))
+    return largest

@@ -1,0 +1,336 @@
+"""Batch-size predictions: time and peak memory measured at a few batch sizes, fitted by least squares.
+
+The batch sizes are chosen around the profiled one ``b``, in the order that helps the predictions most for
+their cost: ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an
+OOM).  The points at 2b and 4b are what the UI asks about first ("what if I double the batch?"), so they
+come first and the fit is anchored where it is used.  The time fit weights each point by ``1/ms²``: it
+fits relative errors, so the largest batch does not dominate the line (timing noise, and the cache
+effects that bend the curve, grow with the time) and the line stays close at the profiled batch, where
+it must agree with the throughput pane.
+
+Never past device memory:
+
+- before a batch is tried, its peak is predicted (from the memory fit, or proportionally from the one
+  point measured so far) and a batch predicted to need more than 90 % of the device is never attempted;
+- an out-of-memory error is recovered from (tensors dropped, ``gc``, ``torch.cuda.empty_cache``), recorded
+  as ``oom_batch_size``, bounds ``max_batch_size``, drops every larger candidate, and the range between the
+  largest batch that ran and the one that failed is bisected while the budget lasts.
+
+A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch whose predicted cost does
+not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
+cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
+
+Each new batch is first timed like the headline throughput (:func:`measure_throughput`): a short warm-up,
+then rounds until two agree (the profiled batch reuses the throughput already in the report).  Then, while
+the budget lasts, every sampled batch is timed again in interleaved passes (one warm-up iteration and one
+round each, alternating ascending and descending order), and a batch's time is the median of its round
+means.  On a shared machine load comes in bursts of seconds: measured one after another, one batch can
+land in a burst and bend the whole line; interleaved, every batch sees the same mix of quiet and busy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import statistics
+import time
+from typing import Any, Callable, Optional
+
+import torch
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.predictions import evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second
+from skyline_tui.profiler.errors import ProfileError, is_oom
+from skyline_tui.profiler.session import Workload
+from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
+from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
+
+try:  # Written on the memory branch; until it lands the predictions carry no peak memory.
+    from skyline_tui.profiler.memory import measure_peak as _measure_peak
+except ImportError:  # pragma: no cover - depends on which branches are merged
+    _measure_peak = None
+
+MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
+
+PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, denominator)
+MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
+# Batches are attempted only when predicted to need at most this share of the capacity: the peak counts
+# tensors, not the CUDA context or fragmentation, and on CPU running out means the kernel's OOM killer.
+ATTEMPT_FRACTION = 0.9
+MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
+EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
+
+
+class _OutOfMemory(Exception):
+    """A batch size ran out of memory (the original error already released)."""
+
+
+def measure_predictions(work: Workload, config: ProfileConfig, report: Report,
+                        measure_peak: Optional[MeasurePeak] = None) -> Predictions:
+    """Measure at a few batch sizes around ``work.batch_size`` and fit time and memory against batch.
+
+    ``measure_peak`` defaults to :func:`skyline_tui.profiler.memory.measure_peak` when that exists;
+    without it the samples have no peak memory and ``max_batch_size`` is bounded only by OOMs.
+    """
+    sampler = _Sampler(work, config, report, measure_peak or _measure_peak)
+    sampler.run()
+    return sampler.predictions()
+
+
+class _Sampler:
+    def __init__(self, work: Workload, config: ProfileConfig, report: Report,
+                 measure_peak: Optional[MeasurePeak]) -> None:
+        self.work = work
+        self.config = config
+        self.report = report
+        self.measure_peak = measure_peak
+        self.capacity = report.device.memory_capacity_bytes if report.device is not None else None
+        self.deadline = time.monotonic() + max(0.0, config.predictions_budget_s)
+        self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
+        self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
+        self.tried: set[int] = set()
+        self.oom: Optional[int] = None
+        self.bisections = 0
+        b = work.batch_size
+        planned = [max(1, b * num // den) for num, den in PLANNED]
+        self.candidates: list[int] = [c for i, c in enumerate(planned) if c != b and c not in planned[:i]]
+        # Smaller batches are cheap but far from where predictions are used: only to reach enough points.
+        self.fallback: list[int] = []
+        smaller = b // 4
+        while smaller >= 1:
+            self.fallback.append(smaller)
+            smaller //= 2
+
+    # -- the adaptive loop -------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        b = self.work.batch_size
+        reuse = self.report.throughput.iteration_ms if self.report.throughput is not None else None
+        try:
+            self._sample(b, known_ms=reuse)
+        except _OutOfMemory:
+            # The profiled batch ran before; an OOM now is extra memory from a measurement.  Carry on below it.
+            self._record_oom(b)
+        while True:
+            batch = self._next_candidate()
+            if batch is None:
+                break
+            try:
+                self._sample(batch)
+            except _OutOfMemory:
+                self._record_oom(batch)
+        self._refine()
+
+    def _refine(self) -> None:
+        """Re-time every sampled batch in interleaved passes while the budget lasts."""
+        for number in range(MAX_PASSES):
+            order = sorted(self.samples, reverse=number % 2 == 1)
+            cost = sum(self._pass_cost_s(b) for b in order)
+            if len(order) < 2 or time.monotonic() + cost > self.deadline:
+                return
+            for batch in order:
+                try:
+                    self._retime(batch)
+                except _OutOfMemory:
+                    # It ran before: memory is at the edge here.  Treat it as the limit.
+                    self._record_oom(batch)
+                    for dropped in [b for b in self.samples if b >= batch]:
+                        del self.samples[dropped]
+                        self.rounds.pop(dropped, None)
+                    break
+
+    def _next_candidate(self) -> Optional[int]:
+        need_more = len(self.samples) < max(1, self.config.min_prediction_points)
+        remaining_s = self.deadline - time.monotonic()
+        pending = [c for c in self.candidates if c not in self.tried and self._may_fit(c)]
+        if not pending and need_more:
+            pending = [c for c in self.fallback if c not in self.tried and self._may_fit(c)]
+            self.candidates.extend(pending)
+        if not pending:
+            return None
+        for batch in pending:
+            if self._estimated_cost_s(batch) <= remaining_s:
+                self.candidates.remove(batch)
+                return batch
+        if need_more:
+            # Over budget but too few points for a fit: the cheapest one is still worth it.
+            batch = min(pending)
+            self.candidates.remove(batch)
+            return batch
+        return None
+
+    def _record_oom(self, batch: int) -> None:
+        self.oom = batch if self.oom is None else min(self.oom, batch)
+        self.candidates = [c for c in self.candidates if c < self.oom]
+        ran = [b for b in self.samples if b < self.oom]
+        low = max(ran) if ran else 0
+        if self.bisections < MAX_BISECTIONS and self.oom - low > 1 and low > 0:
+            middle = (low + self.oom) // 2
+            if middle not in self.tried and middle not in self.candidates:
+                self.bisections += 1
+                self.candidates.insert(0, middle)
+
+    # -- predictions used to decide what to try ----------------------------------------------------------
+
+    def _may_fit(self, batch: int) -> bool:
+        if self.oom is not None and batch >= self.oom:
+            return False
+        predicted = self._predicted_peak(batch)
+        return predicted is None or self.capacity is None or predicted <= ATTEMPT_FRACTION * self.capacity
+
+    def _predicted_peak(self, batch: int) -> Optional[float]:
+        points = [(b, s.peak_bytes) for b, s in self.samples.items() if s.peak_bytes is not None]
+        fit = fit_linear([b for b, _ in points], [p for _, p in points])
+        if fit is not None and fit.slope > 0:
+            return evaluate(fit, batch)
+        if points:
+            # One point (or a flat fit): assume memory grows in proportion to the batch, which
+            # over-estimates whenever part of the memory (weights) does not grow, i.e. errs on safe side.
+            b, peak = max(points)
+            return peak * batch / b if batch > b else float(peak)
+        return None
+
+    def _predicted_ms(self, batch: int) -> float:
+        fit = self.time_fit()
+        if fit is not None and fit.slope > 0:
+            return max(0.0, evaluate(fit, batch) or 0.0)
+        if self.samples:
+            b = max(self.samples)
+            return self._time_of(b) * max(1.0, batch / b)
+        return 0.0
+
+    def _iterations_per_point(self) -> int:
+        config = self.config
+        return (max(1, config.warmup_iterations) + max(2, config.min_rounds) * max(1, config.round_iterations)
+                + (1 if self.measure_peak is not None else 0))
+
+    def _estimated_cost_s(self, batch: int) -> float:
+        return self._predicted_ms(batch) * self._iterations_per_point() / 1000.0
+
+    def _pass_cost_s(self, batch: int) -> float:
+        return self._time_of(batch) * (1 + max(1, self.config.round_iterations)) / 1000.0
+
+    # -- measuring one batch size ------------------------------------------------------------------------
+
+    def _sample(self, batch: int, known_ms: Optional[float] = None) -> None:
+        self.tried.add(batch)
+        work = self.work
+        inputs: Any = None
+        try:
+            inputs = work.make_inputs(batch)
+            if known_ms is None:
+                known_ms = self._time(inputs)
+            peak = None
+            if self.measure_peak is not None:
+                measure_peak = self.measure_peak
+                peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+            self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
+                                              peak_bytes=None if peak is None else int(peak))
+            self.rounds[batch] = [float(known_ms)]
+        except BaseException as exc:  # noqa: BLE001 - sorted out below
+            inputs = None
+            if _is_oom_error(exc):
+                _release(exc, work.device)
+                raise _OutOfMemory() from None
+            if isinstance(exc, ProfileError) and exc.info.kind == "user_code" and batch != work.batch_size:
+                # This batch size does not work for this model (e.g. BatchNorm needs >1 sample): skip it.
+                _release(exc, work.device)
+                return
+            raise
+        finally:
+            del inputs
+
+    def _retime(self, batch: int) -> None:
+        work, config = self.work, self.config
+        inputs: Any = None
+        try:
+            inputs = work.make_inputs(batch)
+            run = lambda: work.iteration(*inputs)  # noqa: E731
+            work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
+            round_ms = work.run_user(lambda: time_iterations(run, work.device, max(1, config.round_iterations)),
+                                     "iteration")
+            self.rounds[batch].append(statistics.fmean(round_ms))
+        except BaseException as exc:  # noqa: BLE001
+            inputs = None
+            if _is_oom_error(exc):
+                _release(exc, work.device)
+                raise _OutOfMemory() from None
+            raise
+        finally:
+            del inputs
+
+    def _time(self, inputs: tuple) -> float:
+        work, config = self.work, self.config
+        run = lambda: work.iteration(*inputs)  # noqa: E731
+        pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
+        remaining = self.deadline - time.monotonic()
+        point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending))
+        work.run_user(lambda: warm_up(run, work.device, config.warmup_iterations,
+                                      min(config.warmup_s, point_budget / 4)), "iteration")
+        result = work.run_user(lambda: measure_until_stable(
+            run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
+            tolerance=config.stability_tolerance, budget_s=point_budget), "iteration")
+        return result.mean_ms
+
+    # -- the result --------------------------------------------------------------------------------------
+
+    def _time_of(self, batch: int) -> float:
+        rounds = self.rounds.get(batch)
+        return statistics.median(rounds) if rounds else self.samples[batch].iteration_ms
+
+    def time_fit(self) -> Optional[LinearFit]:
+        batches = sorted(b for b in self.samples if self._time_of(b) > 0)
+        ms = [self._time_of(b) for b in batches]
+        return fit_linear(batches, ms, weights=[1.0 / (t * t) for t in ms])
+
+    def memory_fit(self) -> Optional[LinearFit]:
+        points = sorted((b, s.peak_bytes) for b, s in self.samples.items() if s.peak_bytes is not None)
+        return fit_linear([b for b, _ in points], [p for _, p in points])
+
+    def predictions(self) -> Predictions:
+        time_fit = self.time_fit()
+        memory_fit = self.memory_fit()
+        samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b))
+                        for b in sorted(self.samples))
+        return Predictions(
+            samples=samples,
+            run_time_ms=time_fit,
+            peak_memory_bytes=memory_fit,
+            predicted_max_samples_per_second=max_samples_per_second(time_fit),
+            max_batch_size=self._max_batch_size(memory_fit),
+            oom_batch_size=self.oom,
+        )
+
+    def _max_batch_size(self, memory_fit: Optional[LinearFit]) -> Optional[int]:
+        limit = None if self.oom is None else self.oom - 1
+        ran = [b for b in self.samples if limit is None or b <= limit]
+        largest_ran = max(ran) if ran else None
+        predicted = largest_batch_that_fits(memory_fit, self.capacity, limit)
+        if predicted is None:
+            # No memory model: an OOM still tells us the largest batch known to run.
+            return largest_ran if self.oom is not None else None
+        if largest_ran is not None:
+            predicted = max(predicted, largest_ran)  # it ran, so it fits whatever the fit says
+        return predicted
+
+
+def _is_oom_error(exc: BaseException) -> bool:
+    if isinstance(exc, ProfileError):
+        return exc.info.kind == "oom"
+    return is_oom(exc)
+
+
+def _release(exc: BaseException, device: torch.device) -> None:
+    """Drop what a failed iteration still holds (tracebacks keep its frames and tensors alive)."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        nxt = current.__cause__ or current.__context__
+        current.__traceback__ = None
+        current.__cause__ = None
+        current.__context__ = None
+        current = nxt
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()

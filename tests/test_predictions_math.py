@@ -1,0 +1,170 @@
+"""The pure prediction arithmetic the UI uses, checked against numbers worked out by hand."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from skyline_tui.predictions import (
+    batch_size_for_peak_bytes,
+    batch_size_for_samples_per_second,
+    clamp_batch_size,
+    fit_linear,
+    iteration_ms_at,
+    largest_batch_that_fits,
+    max_samples_per_second,
+    peak_bytes_at,
+    samples_per_second_at,
+)
+from skyline_tui.report import LinearFit, Predictions
+
+
+def make(time_fit=None, mem_fit=None, max_batch_size=None) -> Predictions:
+    return Predictions(samples=(), run_time_ms=time_fit, peak_memory_bytes=mem_fit,
+                       predicted_max_samples_per_second=max_samples_per_second(time_fit),
+                       max_batch_size=max_batch_size)
+
+
+def test_fit_linear_recovers_an_exact_line():
+    fit = fit_linear([1, 2, 4], [12, 14, 18])  # y = 2x + 10
+    assert fit == LinearFit(slope=pytest.approx(2.0), bias=pytest.approx(10.0), r2=pytest.approx(1.0))
+
+
+def test_fit_linear_least_squares_by_hand():
+    # xs 0,1,2 (mean 1, Sxx 2); ys 1,3,2 (mean 2); Sxy = (-1)(-1) + 0 + (1)(0) = 1 -> slope 0.5, bias 1.5.
+    # Residuals: 1-1.5, 3-2, 2-2.5 -> SSres = 0.25+1+0.25 = 1.5; SStot = 1+1+0 = 2 -> R² = 0.25.
+    fit = fit_linear([0, 1, 2], [1, 3, 2])
+    assert fit.slope == pytest.approx(0.5)
+    assert fit.bias == pytest.approx(1.5)
+    assert fit.r2 == pytest.approx(0.25)
+
+
+@pytest.mark.parametrize("xs, ys", [
+    ([], []),
+    ([4], [10.0]),  # one point: no slope
+    ([4, 4, 4], [1.0, 2.0, 3.0]),  # one distinct x
+    ([1, 2], [1.0]),  # mismatched lengths
+    ([1, 2], [1.0, float("nan")]),
+    ([1, float("inf")], [1.0, 2.0]),
+])
+def test_fit_linear_degenerate_inputs_give_none(xs, ys):
+    assert fit_linear(xs, ys) is None
+
+
+def test_fit_linear_flat_data_is_a_perfect_horizontal_fit():
+    fit = fit_linear([1, 2, 3], [5.0, 5.0, 5.0])
+    assert (fit.slope, fit.bias, fit.r2) == (pytest.approx(0.0), pytest.approx(5.0), 1.0)
+
+
+def test_time_queries_at_a_batch_size():
+    pred = make(LinearFit(slope=2.0, bias=10.0, r2=1.0))  # t(b) = 2b + 10 ms
+    assert iteration_ms_at(pred, 20) == pytest.approx(50.0)
+    assert samples_per_second_at(pred, 20) == pytest.approx(400.0)  # 20 * 1000 / 50
+    assert max_samples_per_second(pred.run_time_ms) == pytest.approx(500.0)
+    assert iteration_ms_at(pred, 0) is None
+    assert samples_per_second_at(make(), 20) is None
+
+
+def test_negative_predicted_time_is_no_answer():
+    pred = make(LinearFit(slope=1.0, bias=-50.0, r2=0.9))
+    assert iteration_ms_at(pred, 10) is None
+    assert samples_per_second_at(pred, 10) is None
+    assert iteration_ms_at(pred, 60) == pytest.approx(10.0)
+
+
+@pytest.mark.parametrize("slope", [0.0, -0.5])
+def test_max_throughput_is_meaningless_without_a_positive_slope(slope):
+    assert max_samples_per_second(LinearFit(slope=slope, bias=10.0, r2=0.1)) is None
+    assert max_samples_per_second(None) is None
+
+
+def test_batch_for_a_target_throughput():
+    pred = make(LinearFit(slope=2.0, bias=10.0, r2=1.0))
+    # 1000 b / (2b + 10) = 400  ->  1000b = 800b + 4000  ->  b = 20 exactly.
+    assert batch_size_for_samples_per_second(pred, 400.0) == 20
+    # 1000 b / (2b + 10) = 401 -> b = 4010 / 198 = 20.25 -> the smallest integer reaching it is 21.
+    assert batch_size_for_samples_per_second(pred, 401.0) == 21
+    assert samples_per_second_at(pred, 21) >= 401.0 > samples_per_second_at(pred, 20)
+    assert batch_size_for_samples_per_second(pred, 1.0) == 1  # any batch does
+    # At or above the 500 samples/s asymptote: the largest batch, if known.
+    assert batch_size_for_samples_per_second(pred, 500.0) is None
+    assert batch_size_for_samples_per_second(make(pred.run_time_ms, max_batch_size=300), 500.0) == 300
+    assert batch_size_for_samples_per_second(make(pred.run_time_ms, max_batch_size=15), 400.0) == 15
+
+
+def test_batch_for_throughput_without_a_meaningful_fit():
+    assert batch_size_for_samples_per_second(make(), 100.0) is None
+    assert batch_size_for_samples_per_second(make(LinearFit(slope=-1.0, bias=50.0, r2=0.2)), 100.0) is None
+    # No fixed overhead: throughput is 1000/s at every batch, so the smallest batch is enough.
+    assert batch_size_for_samples_per_second(make(LinearFit(slope=2.0, bias=0.0, r2=1.0)), 100.0) == 1
+
+
+def test_memory_queries():
+    mib = 1 << 20
+    pred = make(mem_fit=LinearFit(slope=3 * mib, bias=100 * mib, r2=1.0))  # 3 MiB per sample + 100 MiB
+    assert peak_bytes_at(pred, 10) == 130 * mib
+    assert peak_bytes_at(pred, 0) is None
+    # (1000 MiB - 100 MiB) / 3 MiB = 300 exactly.
+    assert batch_size_for_peak_bytes(pred, 1000 * mib) == 300
+    assert batch_size_for_peak_bytes(pred, 1000 * mib - 1) == 299
+    assert batch_size_for_peak_bytes(pred, 50 * mib) == 1  # clamped: nothing fits, smallest offered
+    assert batch_size_for_peak_bytes(make(mem_fit=pred.peak_memory_bytes, max_batch_size=128), 1000 * mib) == 128
+    assert batch_size_for_peak_bytes(make(), 1000 * mib) is None
+
+
+def test_largest_batch_that_fits():
+    fit = LinearFit(slope=3.0, bias=100.0, r2=1.0)
+    assert largest_batch_that_fits(fit, 1000.0) == 300
+    assert largest_batch_that_fits(fit, 1000.0, limit=255) == 255
+    assert largest_batch_that_fits(fit, 102.0) == 0  # 103 bytes needed for batch 1
+    assert largest_batch_that_fits(fit, None) is None
+    assert largest_batch_that_fits(None, 1000.0) is None
+    flat = LinearFit(slope=0.0, bias=100.0, r2=1.0)
+    assert largest_batch_that_fits(flat, 1000.0) is None  # unbounded: no answer without a limit
+    assert largest_batch_that_fits(flat, 1000.0, limit=64) == 64
+    assert largest_batch_that_fits(flat, 50.0, limit=64) == 0
+
+
+def test_clamp_batch_size():
+    assert clamp_batch_size(0, None) == 1
+    assert clamp_batch_size(-5, 10) == 1
+    assert clamp_batch_size(500, 10) == 10
+    assert clamp_batch_size(500, None) == 500
+
+
+def test_weighted_fit_by_hand():
+    # Weights 1,1,2 on (0,1), (1,3), (2,2): Σw=4, x̄=(0+1+4)/4=1.25, ȳ=(1+3+4)/4=2.
+    # Sxx = 1.5625 + 0.0625 + 2*0.5625 = 2.75; Sxy = (-1.25)(-1) + (-0.25)(1) + 2(0.75)(0) = 1.
+    fit = fit_linear([0, 1, 2], [1, 3, 2], weights=[1, 1, 2])
+    assert fit.slope == pytest.approx(1 / 2.75)
+    assert fit.bias == pytest.approx(2 - 1.25 / 2.75)
+
+
+def test_weighted_fit_with_equal_weights_is_the_plain_fit():
+    assert fit_linear([0, 1, 2], [1, 3, 2], weights=[3, 3, 3]) == fit_linear([0, 1, 2], [1, 3, 2])
+
+
+@pytest.mark.parametrize("weights", [[1, 0, 1], [1, -1, 1], [1, 1], [1, float("nan"), 1]])
+def test_weighted_fit_rejects_bad_weights(weights):
+    assert fit_linear([0, 1, 2], [1, 3, 2], weights=weights) is None
+
+
+def test_relative_weights_follow_the_small_points():
+    # Absolute least squares is pulled by the large value at x=8 (slope 2.18, bias -2.44: a negative time
+    # at x=1); with 1/y² weights every point counts by its relative error and x=1 stays near 1.
+    xs, ys = [1, 2, 4, 8], [1.0, 2.0, 4.0, 16.0]
+    plain = fit_linear(xs, ys)
+    assert plain.slope * 1 + plain.bias < 0
+    relative = fit_linear(xs, ys, weights=[1 / y ** 2 for y in ys])
+    assert relative.slope * 1 + relative.bias == pytest.approx(1.0, abs=0.25)
+
+
+def test_the_ui_side_modules_import_no_torch():
+    code = ("import sys, skyline_tui.predictions, skyline_tui.rewrite; "
+            "bad = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
