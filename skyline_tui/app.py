@@ -168,6 +168,7 @@ class SkylineApp(App[int]):
         """Profile the entry point now (cancelling a run under way).  The file watcher calls this too."""
         self.run_state = RunState("queued", self.current_run, self.run_state.last_report_at, self.run_state.failed)
         self._render_status()
+        self._profiled_source = _read_bytes(self.entry)  # what `w` may rewrite: the code these numbers describe
         self._submit(reason)
 
     @work(thread=True, group="submit", exit_on_error=False)
@@ -373,8 +374,17 @@ class SkylineApp(App[int]):
         self.request_profile(f"batch size {target} written")
 
     def _write_batch_size(self, path: Path, batch_size: int) -> None:
-        """The one seam to skyline_tui.rewrite (its API is not settled yet)."""
-        raise NotImplementedError("skyline_tui.rewrite is not merged yet")
+        """The one seam to skyline_tui.rewrite: only the default literal changes, atomically."""
+        from skyline_tui.rewrite import RewriteError, write_batch_size
+
+        expected = getattr(self, "_profiled_source", None)
+        try:
+            write_batch_size(path, batch_size, expected_source=expected)
+        except RewriteError as exc:
+            if expected is not None and _read_bytes(path) != expected:
+                raise RewriteError(f"{path.name} changed since it was profiled: press r to re-profile, "
+                                   "then write the batch size") from None
+            raise
 
     def action_toggle_breakdown(self) -> None:
         self.breakdown_by = ROW_MODULE if self.breakdown_by == ROW_LINE else ROW_LINE
@@ -400,3 +410,10 @@ def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bo
     app = SkylineApp(entry, root, config, source=WorkerClient, watch=watch)
     app.run()
     return app.return_code or 0
+
+
+def _read_bytes(path: "str | Path") -> Optional[bytes]:
+    try:
+        return Path(path).read_bytes()
+    except OSError:
+        return None

@@ -1,9 +1,8 @@
 """Predicted run time and memory at a target batch size, from a report's linear fits.
 
 Every number the app shows for a batch size that was not measured comes from here, so the views stay
-render-only and this math is tested without a terminal.  ``predictions.py`` (the profiler's side) will
-own the fitting itself; this module only *evaluates* the fits the report already carries
-(``y = slope * batch + bias``) and picks the batch-size steps the keys move by.
+render-only.  The fitted lines are evaluated by :mod:`skyline_tui.predictions` (the one place that math
+lives); this module chooses between measured and predicted numbers and picks the steps the keys move by.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from skyline_tui import predictions as fitted
 from skyline_tui.report import Report
 
 # Far beyond any real batch; stops a held key from walking into absurd numbers.
@@ -48,19 +48,15 @@ def target_prediction(report: Report, batch_size: int) -> TargetPrediction:
     iteration_ms: Optional[float] = None
     if measured and report.throughput is not None:
         iteration_ms = report.throughput.iteration_ms
-    elif predictions is not None and predictions.run_time_ms is not None:
-        fit = predictions.run_time_ms
-        iteration_ms = fit.slope * batch_size + fit.bias
-    if iteration_ms is not None and iteration_ms <= 0:
-        iteration_ms = None  # a fit extrapolated below zero says nothing useful
+    elif predictions is not None:
+        iteration_ms = fitted.iteration_ms_at(predictions, batch_size)  # None where the line says nothing
     samples_per_second = batch_size * 1000.0 / iteration_ms if iteration_ms else None
 
     peak: Optional[int] = None
     if measured and report.memory is not None:
         peak = report.memory.peak_bytes
-    elif predictions is not None and predictions.peak_memory_bytes is not None:
-        fit = predictions.peak_memory_bytes
-        peak = max(0, round(fit.slope * batch_size + fit.bias))
+    elif predictions is not None:
+        peak = fitted.peak_bytes_at(predictions, batch_size)
 
     fits: Optional[bool] = None
     if predictions is not None and predictions.oom_batch_size is not None and batch_size >= predictions.oom_batch_size:

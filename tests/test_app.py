@@ -161,7 +161,6 @@ async def test_w_writes_the_target_through_the_seam_and_reprofiles():
         await wait_until(pilot, lambda: len(factory.source.submitted) == 2)
 
 
-@pytest.mark.xfail(reason="skyline_tui.rewrite is not merged into this branch yet", strict=False)
 async def test_w_rewrites_the_default_batch_size_in_the_entry_point(tmp_path):
     entry = tmp_path / "entry.py"
     shutil.copy(MLP_ENTRY, entry)
@@ -172,6 +171,20 @@ async def test_w_rewrites_the_default_batch_size_in_the_entry_point(tmp_path):
         await pilot.pause()
     assert "def skyline_input_provider(batch_size=128):" in entry.read_text()
     assert len(factory.source.submitted) == 2
+
+
+async def test_w_refuses_when_the_file_changed_since_it_was_profiled(tmp_path):
+    entry = tmp_path / "entry.py"
+    shutil.copy(MLP_ENTRY, entry)
+    app, factory = make_app([(MLP, True)], entry=entry)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        edited = entry.read_text() + "# an edit made in the editor after the profile\n"
+        entry.write_text(edited)
+        await pilot.press("right_square_bracket", "w")
+        await pilot.pause()
+    assert entry.read_text() == edited  # nothing lost, nothing written
+    assert len(factory.source.submitted) == 1
 
 
 async def test_a_failed_run_shows_the_error_and_keeps_the_last_good_report():
