@@ -143,6 +143,11 @@ def write_report(report: Report, destination: str, stdout: TextIO) -> None:
         stdout.write(text)
         stdout.flush()
         return
+    if os.path.exists(destination) and not os.path.isfile(destination):
+        # /dev/null, a FIFO, /dev/stderr...: write through; renaming over it would replace the device.
+        with open(destination, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
     # Atomic: a reader (or a CI step) never sees half a report.
     folder = os.path.dirname(os.path.abspath(destination))
     fd, tmp = tempfile.mkstemp(prefix=".skyline-report-", dir=folder)

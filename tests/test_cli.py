@@ -62,3 +62,20 @@ def test_every_sample_profiles_end_to_end(sample, tmp_path):
     assert report["device"]["type"] == "cpu"
     assert report["throughput"]["iterations_measured"] >= 2
     assert report["throughput"]["iteration_ms"] > 0
+
+
+def test_json_to_a_device_or_fifo_writes_through_and_keeps_it_special(tmp_path):
+    import os
+    import stat
+    import threading
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = run_cli(str(tmp_path / "missing.py"), "--json", str(fifo), cwd=tmp_path)
+    reader.join(timeout=60)
+    assert result.returncode == 1
+    assert json.loads(received[0])["error"]["kind"] == "file"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a regular file
