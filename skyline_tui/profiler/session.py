@@ -7,6 +7,7 @@ the report so far, so the UI can show the first number long before the run ends.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 from dataclasses import dataclass, field
@@ -147,26 +148,9 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
         report = report.replace(throughput=measure_throughput(work, config))
         emit(report, phase)
 
-        if config.breakdown:
-            phase = "breakdown"
+        for phase, measure in _optional_phases(config):
             started(phase)
-            from skyline_tui.profiler.breakdown import measure_breakdown
-
-            report = report.replace(breakdown=measure_breakdown(work, config))
-            emit(report, phase)
-        if config.memory:
-            phase = "memory"
-            started(phase)
-            from skyline_tui.profiler.memory import measure_memory
-
-            report = report.replace(memory=measure_memory(work, config))
-            emit(report, phase)
-        if config.predictions:
-            phase = "predictions"
-            started(phase)
-            from skyline_tui.profiler.predictions import measure_predictions
-
-            report = report.replace(predictions=measure_predictions(work, config, report))
+            report = report.replace(**{phase: measure(work, report)})
             emit(report, phase)
     except ProfileError as exc:
         report = report.replace(error=exc.info)
@@ -179,6 +163,21 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
         report = report.replace(error=info)
     if report.error is not None and report.error.kind == "oom" and phase != "load":
         # Name the phase: the batch ran at first, so this is a later phase's extra memory.
-        report = report.replace(error=report.error.__class__(
-            **{**report.error.__dict__, "message": f"{report.error.message} (during {phase})"}))
+        report = report.replace(error=dataclasses.replace(
+            report.error, message=f"{report.error.message} (during {phase})"))
     return report
+
+
+def _optional_phases(config: ProfileConfig) -> list[tuple[str, Callable[[Workload, Report], Any]]]:
+    """The phases after throughput, in the order a user wants them; each fills the report field of its
+    name.  Imported here: the predictions module imports Workload from this one."""
+    from skyline_tui.profiler.breakdown import measure_breakdown
+    from skyline_tui.profiler.memory import measure_memory
+    from skyline_tui.profiler.predictions import measure_predictions
+
+    table: list[tuple[str, bool, Callable[[Workload, Report], Any]]] = [
+        ("breakdown", config.breakdown, lambda work, report: measure_breakdown(work, config)),
+        ("memory", config.memory, lambda work, report: measure_memory(work, config)),
+        ("predictions", config.predictions, lambda work, report: measure_predictions(work, config, report)),
+    ]
+    return [(name, measure) for name, enabled, measure in table if enabled]

@@ -121,24 +121,33 @@ class Worker:
         self.send(p.RunStarted(run_id=request.run_id))
 
     def _read_child(self, fd: int) -> None:
-        run = self.run
-        if run is None:
-            return
+        if self.run is not None and not self._read_chunk(self.run, fd):
+            try:
+                self.selector.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+
+    def _read_chunk(self, run: Run, fd: int) -> bool:
+        """Relay what one read of a child's pipe gives; False when nothing more is to be had now."""
         try:
             data = os.read(fd, 65536)
-        except BlockingIOError:
-            return
+        except (BlockingIOError, OSError):
+            return False
         if not data:
-            self.selector.unregister(fd)
-            return
+            return False
         if fd == run.messages:
             for line in run.buffer.feed(data):
                 self._relay(run, line)
         else:
             self._relay_log(run, fd, data)
+        return True
 
     def _relay(self, run: Run, line: bytes) -> None:
-        message = p.decode(line)
+        try:
+            message = p.decode(line)
+        except p.ProtocolError as exc:  # never let a bad line take the worker down
+            self.send(p.RunLog(run_id=run.request.run_id, stream="stderr", text=f"[skyline-tui] {exc}\n"))
+            return
         if isinstance(message, p.RunProgress):
             run.phase = message.phase
         if isinstance(message, p.RunReport):
@@ -157,18 +166,8 @@ class Worker:
 
     def _drain(self, run: Run) -> None:
         for fd in (run.messages, *run.streams):
-            while True:
-                try:
-                    data = os.read(fd, 65536)
-                except (BlockingIOError, OSError):
-                    break
-                if not data:
-                    break
-                if fd == run.messages:
-                    for line in run.buffer.feed(data):
-                        self._relay(run, line)
-                else:
-                    self._relay_log(run, fd, data)
+            while self._read_chunk(run, fd):
+                pass
 
     def _close(self, run: Run) -> None:
         for fd in (run.messages, *run.streams):
