@@ -79,3 +79,24 @@ def test_json_to_a_device_or_fifo_writes_through_and_keeps_it_special(tmp_path):
     assert result.returncode == 1
     assert json.loads(received[0])["error"]["kind"] == "file"
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)  # still a FIFO, not replaced by a regular file
+
+
+def test_write_batch_size_changes_only_the_default_literal(tmp_path):
+    entry = tmp_path / "entry.py"
+    original = (FIXTURES / "faults" / "healthy.py").read_text().replace(
+        "def skyline_input_provider(batch_size=4):", "def skyline_input_provider(batch_size: int = 4):  # keep me")
+    entry.write_text(original)
+    result = run_cli(str(entry), "--write-batch-size", "48", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert entry.read_text() == original.replace("batch_size: int = 4)", "batch_size: int = 48)")
+
+
+def test_write_batch_size_refuses_a_default_that_is_not_a_literal(tmp_path):
+    entry = tmp_path / "entry.py"
+    original = (FIXTURES / "faults" / "healthy.py").read_text().replace(
+        "def skyline_input_provider(batch_size=4):", "BATCH = 4\n\n\ndef skyline_input_provider(batch_size=BATCH):")
+    entry.write_text(original)
+    result = run_cli(str(entry), "--write-batch-size", "48", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "skyline-tui:" in result.stderr and "literal" in result.stderr
+    assert entry.read_text() == original
