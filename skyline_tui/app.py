@@ -207,6 +207,9 @@ class SkylineApp(ProfileOnSave, App[int]):
             return
         if self.current_run is not None and event.run_id < self.current_run:
             return  # a cancelled run still draining
+        if isinstance(event, RunReport) and event.final and event.report.error is not None \
+                and event.report.error.kind == "cancelled":
+            return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)

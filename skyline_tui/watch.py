@@ -150,6 +150,7 @@ class ProjectWatcher:
         self._thread: Optional[threading.Thread] = None
         self.events_received = 0  # every filesystem event, ignored or not (tests wait on it)
         self.last_event_path: Optional[str] = None
+        self.changes_reported = 0  # on_change calls made
 
     @property
     def running(self) -> bool:
@@ -224,6 +225,7 @@ class ProjectWatcher:
             try:
                 changed = self._changed_files(*burst)
                 if changed and not self._stopping:
+                    self.changes_reported += 1
                     self._on_change(changed)
             except Exception:  # noqa: BLE001 - a failing callback must not end profile-on-save
                 pass

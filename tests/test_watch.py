@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
-import time
-from pathlib import Path
 
 import pytest
 
 from skyline_tui.watch import ProjectWatcher, SaveDebouncer, file_signature, is_project_source
+
+from .watch_support import settle
 
 ROOT = "/home/u/project"
 
@@ -90,21 +90,6 @@ def watched(tmp_path):
     watcher.start()
     yield tmp_path.resolve(), watcher, calls
     watcher.stop()
-
-
-def settle(watcher: ProjectWatcher, root: Path, timeout: float = 30.0) -> None:
-    """Wait until the watcher has seen everything written so far and acted on it.
-
-    Writes an ignored sentinel file: inotify delivers events in order, so once the watcher has seen it,
-    it has seen every earlier write.
-    """
-    sentinel = root / f"sentinel-{time.monotonic_ns()}.txt"
-    sentinel.write_text("x")
-    deadline = time.monotonic() + timeout
-    while watcher.last_event_path != str(sentinel):
-        assert time.monotonic() < deadline, "the watcher never saw the sentinel"
-        time.sleep(0.01)
-    assert watcher.wait_until_quiet(timeout)
 
 
 def test_fifty_rapid_writes_call_once_with_the_file(watched):
