@@ -50,6 +50,7 @@ class ProfileOnSave:
         self.saves_seen = 0  # settled bursts of saves that asked for a profile
         self._watcher: Optional[ProjectWatcher] = None
         self._watcher_lock = threading.Lock()
+        self._watching_over = False  # the app is unmounting: never start a watcher again
 
     @property
     def watching(self) -> bool:
@@ -67,15 +68,17 @@ class ProfileOnSave:
     def _apply_profile_on_save(self) -> None:
         """Start or stop the watcher to match ``profile_on_save`` (off the UI thread: the first snapshot
         of a big project and the inotify set-up take a moment)."""
-        with self._watcher_lock:
+        problem: Optional[Exception] = None
+        with self._watcher_lock:  # never wait on the UI thread in here: unmounting takes this lock
+            if self._watching_over:
+                return
             if self.profile_on_save and self._watcher is None:
                 watcher = ProjectWatcher(str(self.project_root), self._files_changed,  # type: ignore[attr-defined]
                                          debounce_s=self.SAVE_DEBOUNCE_S)
                 try:
                     watcher.start()
                 except Exception as exc:  # noqa: BLE001 - e.g. the inotify watch limit: say so, keep going
-                    self.call_from_thread(self.notify, f"cannot watch the project: {exc}",  # type: ignore[attr-defined]
-                                          title="Profile on save is off", severity="warning")
+                    problem = exc
                     self.profile_on_save = False
                     watcher.stop()
                 else:
@@ -83,10 +86,14 @@ class ProfileOnSave:
             elif not self.profile_on_save and self._watcher is not None:
                 watcher, self._watcher = self._watcher, None
                 watcher.stop()
+        if problem is not None:
+            self.call_from_thread(self.notify, f"cannot watch the project: {problem}",  # type: ignore[attr-defined]
+                                  title="Profile on save is off", severity="warning")
         self.call_from_thread(self._render_status)  # type: ignore[attr-defined]
 
     def _stop_watching(self) -> None:
         with self._watcher_lock:
+            self._watching_over = True
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
