@@ -11,7 +11,7 @@ what that number needs, timed in this process with torch imported: loading the e
 model, inputs) and the throughput phase (warm-up + measured iterations) with the same config.  The target
 is save -> number <= 1.5 x plain + 0.5 s.  Ratios are measured in one run (the machine is noisy).
 
-Usage: python benchmarks/save_latency.py [--saves N] [--cold-saves N] [--config app|json|quick] [SAMPLE ...]
+Usage: python benchmarks/save_latency.py [--saves N] [--cold-saves N] [--config app|json|quick|fixed] [SAMPLE ...]
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ CONFIGS = {
     "app": ProfileConfig.interactive,  # what `skyline-tui ENTRY` asks for
     "json": ProfileConfig,  # the headless defaults: a longer warm-up and throughput budget
     "quick": ProfileConfig.quick,  # the tests' tiny budgets
+    # A fixed amount of work (2 warm-up + 2 rounds of 3 iterations, no stability search): the ratio is
+    # then all overhead (debounce, fork, import, first-use costs), free of the search's run-to-run spread.
+    "fixed": lambda: ProfileConfig.interactive(warmup_s=0.0, throughput_budget_s=0.0),
 }
 
 
