@@ -184,6 +184,9 @@ class ProjectWatcher:
             observer.join(timeout=5)
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
+        with self._wakeup:  # a burst that never settled is dropped, so nobody waits on it
+            self._debouncer = SaveDebouncer(self._debouncer.quiet_s)
+            self._wakeup.notify_all()
 
     def wait_until_quiet(self, timeout: float) -> bool:
         """Wait until no burst is pending and ``on_change`` is not running; False if that took too long."""
