@@ -23,6 +23,7 @@ from skyline_tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.live import LiveState, apply_report, fail_run
+from skyline_tui.profile_on_save import ProfileOnSave
 from skyline_tui.report import ErrorInfo
 from skyline_tui.targets import step_batch_size, target_prediction
 from skyline_tui.views.batch import BatchControl
@@ -62,7 +63,7 @@ class ProfileSource(Protocol):
 SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
 
 
-class SkylineApp(App[int]):
+class SkylineApp(ProfileOnSave, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -70,6 +71,7 @@ class SkylineApp(App[int]):
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Keys"),
         Binding("r", "reprofile", "Re-profile"),
+        Binding("s", "toggle_profile_on_save", "On save"),
         Binding("plus,equals_sign", "batch_up", "Batch +"),
         Binding("minus,underscore", "batch_down", "Batch −"),
         Binding("right_square_bracket", "batch_double", "×2", show=False),
@@ -98,7 +100,7 @@ class SkylineApp(App[int]):
         self.root = root
         self.config = config or ProfileConfig()
         self.project_root = Path(root).resolve() if root else Path(entry).resolve().parent
-        self.watch_files = watch  # the file watcher (later) calls request_profile on save
+        self._init_profile_on_save(watch)  # a settled burst of saves calls request_profile
         self._source_factory = source
         self._source: Optional[ProfileSource] = None
         self._source_ready = threading.Event()
@@ -136,6 +138,8 @@ class SkylineApp(App[int]):
         self._render_report()
         self._source = self._source_factory(self._bridge)
         self._start_source()
+        if self.profile_on_save:
+            self._apply_profile_on_save()
 
     def on_ready(self) -> None:
         # After the first frame: importing pynvml and probing the driver must not delay it.
@@ -143,6 +147,7 @@ class SkylineApp(App[int]):
         self._poll_gpu()
 
     def on_unmount(self) -> None:
+        self._stop_watching()
         if self._source is not None:
             try:
                 self._source.close()
@@ -203,6 +208,9 @@ class SkylineApp(App[int]):
             return
         if self.current_run is not None and event.run_id < self.current_run:
             return  # a cancelled run still draining
+        if isinstance(event, RunReport) and event.final and event.report.error is not None \
+                and event.report.error.kind == "cancelled":
+            return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
@@ -271,7 +279,7 @@ class SkylineApp(App[int]):
         device = shown.device if shown else None
         name = f"{device.type.upper()} · {device.name}" if device else None
         on_cpu = device is not None and device.type == "cpu"
-        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state)
+        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state, on_save=self.profile_on_save)
 
     def _staleness(self, section: str, value: object) -> Optional[str]:
         """The note a pane's title carries: None (fresh), 'previous run', 'measuring…' or 'not measured'."""
@@ -404,12 +412,39 @@ class SkylineApp(App[int]):
 
 
 def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bool = True) -> int:
-    """`skyline-tui ENTRY`: the interactive profiler, until the user quits.  Returns the exit status."""
+    """`skyline-tui ENTRY`: the interactive profiler, until the user quits (or the terminal goes away).
+
+    Returns the exit status: 128 + the signal's number after SIGTERM or SIGHUP.  Every worker started is
+    closed on the way out, whether the app quit, crashed or was signalled.
+    """
+    from skyline_tui.shutdown import ExitOnSignals
     from skyline_tui.worker.client import WorkerClient  # spawns the torch process; imports no torch here
 
-    app = SkylineApp(entry, root, config, source=WorkerClient, watch=watch)
-    app.run()
-    return app.return_code or 0
+    clients: list[WorkerClient] = []
+
+    def worker_client(on_event: Callable[[Event], None]) -> WorkerClient:
+        client = WorkerClient(on_event)
+        clients.append(client)
+        return client
+
+    def close_workers() -> None:
+        for client in clients:
+            client.close()
+
+    app = SkylineApp(entry, root, config, source=worker_client, watch=watch)
+
+    def request_exit(code: int) -> None:
+        loop = app._loop  # set while the app runs; call_soon_threadsafe is safe from a signal handler
+        if loop is None:
+            raise RuntimeError("the app is not running")
+        loop.call_soon_threadsafe(lambda: app.exit(return_code=code))
+
+    with ExitOnSignals(request_exit, close_workers) as signals:
+        try:
+            app.run()
+        finally:
+            close_workers()
+    return signals.exit_code or app.return_code or 0
 
 
 def _read_bytes(path: "str | Path") -> Optional[bytes]:

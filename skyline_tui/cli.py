@@ -13,7 +13,7 @@ import tempfile
 from typing import Optional, Sequence, TextIO
 
 from skyline_tui import __version__
-from skyline_tui.config import ProfileConfig
+from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.report import ErrorInfo, Report
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE = 0, 1, 2
@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="profile at this batch size instead of the input provider's default")
     parser.add_argument("--timeout", type=_positive_float, default=ProfileConfig.timeout_s, metavar="S",
                         help="stop a run that takes longer than S seconds (default: %(default)g)")
-    parser.add_argument("--throughput-budget", type=_positive_float, default=ProfileConfig.throughput_budget_s,
-                        metavar="S", help="time spent measuring throughput at most (default: %(default)g)")
+    parser.add_argument("--throughput-budget", type=_positive_float, metavar="S",
+                        help="time spent measuring throughput at most (default: "
+                             f"{ProfileConfig.throughput_budget_s:g} with --json, "
+                             f"{INTERACTIVE_THROUGHPUT_BUDGET_S:g} in the app, where a save re-profiles)")
     parser.add_argument("--predictions-budget", type=_positive_float,
                         default=ProfileConfig.predictions_budget_s, metavar="S",
                         help="time spent measuring other batch sizes at most (default: %(default)g)")
@@ -70,28 +72,31 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def config_from_args(args: argparse.Namespace) -> ProfileConfig:
-    return ProfileConfig(
-        batch_size=args.batch_size, timeout_s=args.timeout, throughput_budget_s=args.throughput_budget,
-        predictions_budget_s=args.predictions_budget, breakdown=not args.no_breakdown,
-        memory=not args.no_memory, predictions=not args.no_predictions,
+def config_from_args(args: argparse.Namespace, interactive: bool = False) -> ProfileConfig:
+    """The run's config; ``interactive`` (the app) starts from budgets that give the first number sooner."""
+    base = ProfileConfig.interactive() if interactive else ProfileConfig()
+    changes = dict(
+        batch_size=args.batch_size, timeout_s=args.timeout, predictions_budget_s=args.predictions_budget,
+        breakdown=not args.no_breakdown, memory=not args.no_memory, predictions=not args.no_predictions,
     )
+    if args.throughput_budget is not None:
+        changes["throughput_budget_s"] = args.throughput_budget
+    return base.replace(**changes)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.write_batch_size is not None:
         return write_batch_size_command(args.entry, args.write_batch_size)
-    config = config_from_args(args)
     if args.json is not None:
-        return json_command(args.entry, args.root, config, args.json, quiet=args.quiet)
+        return json_command(args.entry, args.root, config_from_args(args), args.json, quiet=args.quiet)
     problem = _check_entry(args.entry, args.root)
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
         return EXIT_USAGE
     from skyline_tui.app import run_app  # textual is imported only here
 
-    return run_app(args.entry, args.root, config, watch=not args.no_watch)
+    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch)
 
 
 def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:

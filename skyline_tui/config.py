@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 
+INTERACTIVE_WARMUP_S = 0.1
+INTERACTIVE_THROUGHPUT_BUDGET_S = 1.0
+
+
 @dataclass(frozen=True)
 class ProfileConfig:
     batch_size: Optional[int] = None  # None: the input provider's default
@@ -47,6 +51,12 @@ class ProfileConfig:
         if unknown:
             raise ValueError(f"unknown profile options: {', '.join(sorted(unknown))}")
         return cls(**data)
+
+    @classmethod
+    def interactive(cls, **changes: Any) -> "ProfileConfig":
+        """The app's budgets: the first number soon after a save.  A save re-profiles, so a steadier
+        number matters less than a prompt one; the headless ``--json`` run keeps the longer defaults."""
+        return cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S).replace(**changes)
 
     @classmethod
     def quick(cls, **changes: Any) -> "ProfileConfig":

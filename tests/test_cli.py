@@ -100,3 +100,18 @@ def test_write_batch_size_refuses_a_default_that_is_not_a_literal(tmp_path):
     assert result.returncode == 1
     assert "skyline-tui:" in result.stderr and "literal" in result.stderr
     assert entry.read_text() == original
+
+
+def test_the_app_gets_shorter_throughput_budgets_than_json_unless_asked():
+    from skyline_tui.cli import build_parser, config_from_args
+    from skyline_tui.config import ProfileConfig
+
+    defaults = build_parser().parse_args(["entry.py"])
+    assert config_from_args(defaults) == ProfileConfig()
+    app = config_from_args(defaults, interactive=True)
+    assert app.throughput_budget_s < ProfileConfig().throughput_budget_s
+    assert app.warmup_s < ProfileConfig().warmup_s
+    assert app == ProfileConfig.interactive()
+    asked = build_parser().parse_args(["entry.py", "--throughput-budget", "5", "--no-memory"])
+    assert config_from_args(asked, interactive=True).throughput_budget_s == 5.0
+    assert config_from_args(asked, interactive=True).memory is False

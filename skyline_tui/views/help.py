@@ -27,6 +27,7 @@ KEYS = (
         ("l", "show / hide the output of your code"),
         ("e", "jump to the error's line"),
         ("r", "re-profile now"),
+        ("s", "profile on save: on / off"),
         ("?", "this help"),
         ("q", "quit"),
     )),

@@ -28,7 +28,9 @@ class RunState:
 class StatusBar(Static):
     COMPONENT_CLASSES = {"status--busy", "status--muted", "status--failed", "status--device"}
 
-    def show(self, device: Optional[str], on_cpu: bool, gpu: GpuSample, run: RunState) -> None:
+    def show(self, device: Optional[str], on_cpu: bool, gpu: GpuSample, run: RunState,
+             on_save: Optional[bool] = None) -> None:
+        """``on_save``: whether saving a file re-profiles (None: not shown)."""
         style = lambda name: self.get_component_rich_style(f"status--{name}", partial=True)  # noqa: E731
         muted = style("muted")
         left = Text(no_wrap=True, overflow="ellipsis")
@@ -47,6 +49,8 @@ class StatusBar(Static):
             right.append(f"● profiling: {run.phase}{step}", style("busy"))
         elif run.failed:
             right.append("✗ last run failed", style("failed"))
+        if on_save is not None:
+            right.append("  on save ✓" if on_save else "  on save ✗", muted)
         if run.last_report_at is not None:
             right.append(f"  last report {run.last_report_at}", muted)
         elif run.phase is None:

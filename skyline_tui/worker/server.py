@@ -229,9 +229,11 @@ def _preload() -> None:
     """Import what every run needs, once, so each forked child starts warm."""
     import importlib
 
+    # torch._dynamo: every optimizer's add_param_group imports it (torch._compile's disable wrapper), which
+    # costs a second or two in each run child unless the zygote already has it.  Imports only: no CUDA.
     for name in ("torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.utils.data",
-                 "skyline_tui.profiler.session", "skyline_tui.profiler.breakdown", "skyline_tui.profiler.memory",
-                 "skyline_tui.profiler.predictions"):
+                 "torch._dynamo", "skyline_tui.profiler.session", "skyline_tui.profiler.breakdown",
+                 "skyline_tui.profiler.memory", "skyline_tui.profiler.predictions"):
         try:
             importlib.import_module(name)
         except ImportError:
