@@ -264,7 +264,7 @@ class SourceView(ScrollView, can_focus=True):
             line_style = base
         gutter_width = self._gutter_width
         gutter_class = "gutter-cursor" if number == self.cursor else "gutter"
-        marker = "▶" if number in self._marked else " "
+        marker = "✗" if number == self._error_line else "▶" if number in self._marked else " "
         gutter = Segment(f"{number:>{gutter_width - 2}}{marker} ", line_style + self._style(gutter_class))
         code = Strip(
             [Segment(text, line_style + self._style(css)) if css else Segment(text, line_style)
