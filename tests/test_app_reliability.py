@@ -176,7 +176,9 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
             top = source.scroll_offset.y
             assert top < expected_line <= top + source.scrollable_content_region.height
             line_text = (FAULTS / fault.file).read_text(errors="replace").splitlines()[expected_line - 1]
-            assert line_text.strip()[:30] in screen_text(app)
+            shown_source = screen_text(app, source)
+            assert line_text.strip()[:20] in shown_source
+            assert f"{expected_line}✗ " in shown_source  # marked in the gutter, colour or not
 
         # The last good report stays beside the error, labelled as the previous run's.
         throughput = app.query_one(ThroughputPane)
