@@ -5,7 +5,6 @@ test_app_reliability.py.)"""
 from __future__ import annotations
 
 import json
-import os
 
 import jsonschema
 import pytest
@@ -69,7 +68,7 @@ def test_no_listening_socket_is_opened_during_a_run(tmp_path):
     marker = new_marker()
     env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
     proc = subprocess.Popen([sys.executable, "-m", "skyline_tui", str(FIXTURES / "faults" / "infinite_loop.py"),
-                             "--json", os.devnull, "--timeout", "8"], cwd=tmp_path, env=env,
+                             "--json", str(tmp_path / "out.json"), "--timeout", "8"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         checked = 0
