@@ -183,7 +183,7 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
         # The last good report stays beside the error, labelled as the previous run's.
         throughput = app.query_one(ThroughputPane)
         assert app.live.run_of("throughput") == good_run
-        assert "previous run" in throughput.border_title
+        assert "Throughput · previous run" in screen_text(app, throughput)
         assert f"{good_rate} samples/s" in screen_text(app, throughput)
         assert "last good report" in seen
 
