@@ -55,6 +55,7 @@ FAULT_TABLE = [
     Fault("segfault", "segfault.py", "crash", "SIGSEGV", file="segfault.py", line_text="ctypes.string_at(0)",
           function="<lambda>"),
     Fault("killed by a signal", "killed.py", "crash", "SIGKILL"),
+    Fault("profiler process killed", "kills_worker.py", "crash", "profiler worker died unexpectedly (SIGKILL)"),
     Fault("sys.exit", "sys_exit.py", "exit", "sys.exit(4)", file="sys_exit.py", line_text="sys.exit(4)"),
     Fault("os._exit", "os_exit.py", "exit", "os._exit(0)", file="os_exit.py", line_text="os._exit(0)",
           function="<lambda>"),
