@@ -3,8 +3,9 @@
 For each row: profile a healthy copy of the entry point, break it with the row's fixture, re-profile in
 the same app.  The error pane must say what and where (file, line, function, message) on one screen, the
 source pane must show the user's line, the last good throughput must stay beside the error (marked as
-previous), the keys must still work, no listening socket may be opened, and nothing may be left running
-once the app quits.  Path errors (no such file, a directory) never reach the app: the CLI refuses them.
+previous), the keys must still work, restoring the file and pressing r must bring a fresh report (a
+fresh worker too, when the fault killed it), no listening socket may be opened, and nothing may be left
+running once the app quits.  Path errors (no such file, a directory) never reach the app: the CLI refuses them.
 """
 
 from __future__ import annotations
@@ -189,6 +190,18 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
 
         await keys_still_work(pilot, app)
         watch.check_sockets()
+
+        # Nothing is lost: fixing the file and pressing r brings a fresh report (and a fresh worker if
+        # the fault took the worker down).
+        failed_run = app.current_run
+        entry.write_bytes((FAULTS / "healthy.py").read_bytes())
+        app.config = ProfileConfig.quick(predictions=False)
+        await pilot.press("r")
+        await watch.until(pilot, lambda: app.current_run > failed_run and idle_with_report(app)
+                          and app.live.run_of("throughput") == app.current_run, timeout=WORKER_START_S)
+        assert app.live.error is None, app.live.error
+        assert not pane.display
+        assert "previous run" not in throughput.border_title
     await watch.nothing_left()
     assert len(watch.seen) >= 2  # the worker was looked at, not just this process
 
