@@ -209,6 +209,7 @@ class SkylineApp(App[int]):
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
+            self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
             self._render_report()
         elif isinstance(event, RunProgress):
             self.run_state = RunState(event.phase, event.run_id, self.run_state.last_report_at, self.run_state.failed)

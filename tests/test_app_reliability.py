@@ -169,8 +169,10 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
             assert f"in {fault.function}" in seen, shown
         assert "skyline_tui/" not in shown, "our own frames leaked into the user's error"
 
-        # The user's line, in the source pane, on screen and marked.
+        # The code that was profiled, and the user's line in it, on screen and marked.
         source = app.query_one(SourceView)
+        first_line = (FAULTS / fault.entry).read_text(errors="replace").splitlines()[0]
+        assert first_line[:20] in screen_text(app, source)
         if expected_line is not None:
             assert (source.file, source.cursor) == (fault.file, expected_line)
             assert source._error_line == expected_line

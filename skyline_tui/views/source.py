@@ -169,6 +169,11 @@ class SourceView(ScrollView, can_focus=True):
         self._show(lexed)
         self.move_cursor(line if line is not None else self.cursor, center=line is not None)
 
+    def reload(self) -> None:
+        """Show the open file's text as it is on disk now, if it changed (the cursor stays)."""
+        if self._lexed is not None and self.file is not None:
+            self.show_file(self._lexed.path, self.file)
+
     @property
     def highlighted(self) -> bool:
         """Whether the open file is shown in colour (lexing done)."""
