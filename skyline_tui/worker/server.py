@@ -8,7 +8,9 @@ child starts from a clean interpreter state, so the user's edited modules are al
 worker never initialises CUDA itself, so every child may (forking after CUDA init would break it).
 
 The worker relays only complete messages from a child, so a child killed mid-write (timeout, cancel,
-segfault, ``os._exit``) cannot corrupt the channel; its death becomes an error report instead.
+segfault, ``os._exit``) cannot corrupt the channel; its death becomes an error report instead, pointing at
+the user's line where faulthandler saw it (stacks.py).  User output past a limit keeps its newest lines
+(output.py), and what was printed before a report is relayed before it.
 The worker's lifetime is tied to the parent by the request pipe: EOF there means the parent is gone
 (whatever killed it), and the worker kills its child's process group and exits.
 """
