@@ -204,7 +204,10 @@ class SkylineApp(ProfileOnSave, App[int]):
             return
         if isinstance(event, WorkerGone):
             self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed=True)
-            self._fail(ErrorInfo("crash", f"the profiler process ended: {event.message}"))
+            if self.live.error is not None and self.live.error_run == self.current_run:
+                self._render_status()  # the run it was serving already said why it ended
+                return
+            self._fail(ErrorInfo("crash", f"the profiler process ended ({event.message}); r starts it again"))
             return
         if self.current_run is not None and event.run_id < self.current_run:
             return  # a cancelled run still draining
@@ -214,6 +217,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
+            self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
             self._render_report()
         elif isinstance(event, RunProgress):
             self.run_state = RunState(event.phase, event.run_id, self.run_state.last_report_at, self.run_state.failed)

@@ -18,7 +18,7 @@ ERROR_TITLES = {
     "user_code": "Exception in your code",
     "oom": "Out of memory",
     "timeout": "Timed out",
-    "crash": "The profiler crashed",
+    "crash": "Crashed",
     "exit": "Your code exited",
     "cancelled": "Cancelled",
     "internal": "Internal error in skyline-tui",

@@ -169,6 +169,11 @@ class SourceView(ScrollView, can_focus=True):
         self._show(lexed)
         self.move_cursor(line if line is not None else self.cursor, center=line is not None)
 
+    def reload(self) -> None:
+        """Show the open file's text as it is on disk now, if it changed (the cursor stays)."""
+        if self._lexed is not None and self.file is not None:
+            self.show_file(self._lexed.path, self.file)
+
     @property
     def highlighted(self) -> bool:
         """Whether the open file is shown in colour (lexing done)."""
@@ -264,7 +269,7 @@ class SourceView(ScrollView, can_focus=True):
             line_style = base
         gutter_width = self._gutter_width
         gutter_class = "gutter-cursor" if number == self.cursor else "gutter"
-        marker = "▶" if number in self._marked else " "
+        marker = "✗" if number == self._error_line else "▶" if number in self._marked else " "
         gutter = Segment(f"{number:>{gutter_width - 2}}{marker} ", line_style + self._style(gutter_class))
         code = Strip(
             [Segment(text, line_style + self._style(css)) if css else Segment(text, line_style)

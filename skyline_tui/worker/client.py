@@ -7,6 +7,7 @@ module never imports torch: the UI process stays light and a crash in user code 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -37,6 +38,7 @@ class WorkerClient:
         self._reader: Optional[threading.Thread] = None
         self._next_run_id = 1
         self._active: dict[int, p.ProfileRequest] = {}  # runs without a final report yet
+        self._run_proc: dict[int, subprocess.Popen[bytes]] = {}  # the worker each active run was sent to
         self._last_partial: dict[int, Report] = {}
         self._closing = False
 
@@ -53,6 +55,9 @@ class WorkerClient:
             if self.alive:
                 return
             self._closing = False
+            if self._requests_fd is not None:  # the previous worker died: its request pipe goes too
+                os.close(self._requests_fd)
+                self._requests_fd = None
             requests_r, requests_w = os.pipe()
             events_r, events_w = os.pipe()
             env = dict(os.environ)
@@ -87,6 +92,8 @@ class WorkerClient:
             request = p.ProfileRequest(run_id=run_id, entry=os.path.abspath(entry),
                                        root=os.path.abspath(root) if root else None, config=config)
             self._active[run_id] = request
+            if self._proc is not None:
+                self._run_proc[run_id] = self._proc
         self._send(request)
         return run_id
 
@@ -131,6 +138,7 @@ class WorkerClient:
             with self._lock:
                 if event.final:
                     self._active.pop(event.run_id, None)
+                    self._run_proc.pop(event.run_id, None)
                     self._last_partial.pop(event.run_id, None)
                 else:
                     self._last_partial[event.run_id] = event.report
@@ -153,20 +161,23 @@ class WorkerClient:
         finally:
             os.close(fd)
             returncode = proc.wait()
-            self._worker_gone(returncode)
+            self._worker_gone(returncode, proc)
 
-    def _worker_gone(self, returncode: int) -> None:
+    def _worker_gone(self, returncode: int, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
-            orphans = [(rid, self._active[rid], self._last_partial.get(rid)) for rid in list(self._active)]
+            orphans = [(rid, self._active[rid], self._last_partial.get(rid)) for rid in list(self._active)
+                       if self._run_proc.get(rid) in (proc, None)]
             closing = self._closing
+            replaced = proc is not self._proc  # a newer worker already serves: it is not gone
         for run_id, request, partial in orphans:
             message = "the profiler worker stopped" if closing else \
-                f"the profiler worker died unexpectedly (exit status {returncode})"
+                f"the profiler worker died unexpectedly ({_describe_status(returncode)})"
             base = partial or Report(entry_point=request.entry, project_root=request.root or "")
             report = base.replace(error=ErrorInfo(kind="cancelled" if closing else "crash", message=message))
             self._emit(p.RunReport(run_id=run_id, report=report, phase="error", final=True))
-        self._on_event(p.WorkerGone(returncode=returncode,
-                                    message="worker stopped" if closing else f"worker exited with {returncode}"))
+        if not replaced:
+            self._on_event(p.WorkerGone(returncode=returncode,
+                                        message="worker stopped" if closing else _describe_status(returncode)))
 
     def _read_own_output(self, proc: subprocess.Popen[bytes]) -> None:
         """The worker's own stdout/stderr (not the user's): shown as log lines, never on our terminal."""
@@ -174,6 +185,16 @@ class WorkerClient:
         for raw in iter(proc.stdout.readline, b""):
             self._on_event(p.RunLog(run_id=None, stream="stderr", text=raw.decode("utf-8", "replace")))
         proc.stdout.close()
+
+
+def _describe_status(returncode: int) -> str:
+    """Popen's returncode in words: 'SIGKILL' for -9, 'exit status 3' for 3."""
+    if returncode < 0:
+        try:
+            return signal.Signals(-returncode).name
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
 
 
 def profile_once(entry: str, root: Optional[str], config: ProfileConfig,

@@ -8,16 +8,18 @@ child starts from a clean interpreter state, so the user's edited modules are al
 worker never initialises CUDA itself, so every child may (forking after CUDA init would break it).
 
 The worker relays only complete messages from a child, so a child killed mid-write (timeout, cancel,
-segfault, ``os._exit``) cannot corrupt the channel; its death becomes an error report instead.
+segfault, ``os._exit``) cannot corrupt the channel; its death becomes an error report instead, pointing at
+the user's line where faulthandler saw it (stacks.py).  User output past a limit keeps its newest lines
+(output.py), and what was printed before a report is relayed before it.
 The worker's lifetime is tied to the parent by the request pipe: EOF there means the parent is gone
 (whatever killed it), and the worker kills its child's process group and exits.
 """
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import os
+import resource
 import selectors
 import signal
 import sys
@@ -26,9 +28,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from skyline_tui.worker import protocol as p
+from skyline_tui.worker import stacks
+from skyline_tui.worker.output import RunOutput
 
-LOG_LIMIT_BYTES = 8 * 1024 * 1024  # per run; beyond this, user output is counted and dropped
 POLL_S = 0.05
+ABORT_GRACE_S = 2.0  # a timed-out run gets this long to write its stack after SIGABRT, then SIGKILL
 
 
 @dataclass
@@ -38,13 +42,13 @@ class Run:
     deadline: float
     messages: int  # fd: child's message pipe
     streams: dict[int, str]  # fd -> "stdout" | "stderr"
+    stack: int  # fd: faulthandler's dumps (see stacks.py)
+    output: RunOutput
+    stack_dump: bytearray = field(default_factory=bytearray)
     buffer: p.LineBuffer = field(default_factory=p.LineBuffer)
-    decoders: dict[int, codecs.IncrementalDecoder] = field(default_factory=dict)
     last_report: Optional[p.RunReport] = None
     phase: str = "load"
     finished: bool = False  # a final report was relayed
-    log_bytes: int = 0
-    dropped_bytes: int = 0
 
 
 class Worker:
@@ -102,21 +106,20 @@ class Worker:
         msg_r, msg_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        stack_r, stack_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the run child: never returns
-            os.close(msg_r)
-            os.close(out_r)
-            os.close(err_r)
-            _child_main(request, msg_w, out_w, err_w, close=(self.requests_fd, self.events_fd))
-        for fd in (msg_w, out_w, err_w):
+            for fd in (msg_r, out_r, err_r, stack_r):
+                os.close(fd)
+            _child_main(request, msg_w, out_w, err_w, stack_w, close=(self.requests_fd, self.events_fd))
+        for fd in (msg_w, out_w, err_w, stack_w):
             os.close(fd)
+        streams = {out_r: "stdout", err_r: "stderr"}
         run = Run(request=request, pid=pid, deadline=time.monotonic() + request.config.timeout_s,
-                  messages=msg_r, streams={out_r: "stdout", err_r: "stderr"})
-        for fd in (msg_r, out_r, err_r):
+                  messages=msg_r, streams=streams, stack=stack_r, output=RunOutput(streams))
+        for fd in (msg_r, out_r, err_r, stack_r):
             os.set_blocking(fd, False)
             self.selector.register(fd, selectors.EVENT_READ, "child")
-        for fd in run.streams:
-            run.decoders[fd] = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.run = run
         self.send(p.RunStarted(run_id=request.run_id))
 
@@ -138,6 +141,9 @@ class Worker:
         if fd == run.messages:
             for line in run.buffer.feed(data):
                 self._relay(run, line)
+        elif fd == run.stack:
+            run.stack_dump += data
+            del run.stack_dump[:-stacks.STACK_LIMIT_BYTES]
         else:
             self._relay_log(run, fd, data)
         return True
@@ -153,32 +159,30 @@ class Worker:
         if isinstance(message, p.RunReport):
             run.last_report = message
             run.finished = run.finished or message.final
+            self._drain(run, tuple(run.streams))  # what the code printed before a report arrives before it
+            self._send_logs(run, run.output.flush())
         self.send(message)
 
     def _relay_log(self, run: Run, fd: int, data: bytes) -> None:
-        if run.log_bytes >= LOG_LIMIT_BYTES:
-            run.dropped_bytes += len(data)
-            return
-        run.log_bytes += len(data)
-        text = run.decoders[fd].decode(data)
-        if text:
-            self.send(p.RunLog(run_id=run.request.run_id, stream=run.streams[fd], text=text))
+        self._send_logs(run, run.output.feed(fd, data))
 
-    def _drain(self, run: Run) -> None:
-        for fd in (run.messages, *run.streams):
+    def _send_logs(self, run: Run, chunks: list[tuple[str, str]]) -> None:
+        for stream, text in chunks:
+            self.send(p.RunLog(run_id=run.request.run_id, stream=stream, text=text))
+
+    def _drain(self, run: Run, fds: Optional[tuple[int, ...]] = None) -> None:
+        for fd in fds or (run.messages, *run.streams, run.stack):
             while self._read_chunk(run, fd):
                 pass
 
     def _close(self, run: Run) -> None:
-        for fd in (run.messages, *run.streams):
+        for fd in (run.messages, *run.streams, run.stack):
             try:
                 self.selector.unregister(fd)
             except (KeyError, ValueError):
                 pass
             os.close(fd)
-        if run.dropped_bytes:
-            self.send(p.RunLog(run_id=run.request.run_id, stream="stderr",
-                               text=f"\n[skyline-tui: {run.dropped_bytes} more bytes of output were dropped]\n"))
+        self._send_logs(run, run.output.flush())
         self.run = None
 
     def _check_child(self) -> None:
@@ -189,7 +193,7 @@ class Worker:
         if pid == 0:
             if time.monotonic() > run.deadline:
                 self._stop_run("timeout", f"the run took longer than {run.request.config.timeout_s:g} s and was "
-                               "stopped (an infinite loop? raise --timeout for big models)")
+                               "stopped")
             return
         _kill_group(run.pid)  # leftovers such as DataLoader workers
         self._drain(run)
@@ -202,6 +206,8 @@ class Worker:
         run = self.run
         if run is None:
             return
+        if kind == "timeout":
+            _abort(run.pid)  # faulthandler writes where the user's code was stuck
         _kill_group(run.pid)
         try:
             os.waitpid(run.pid, 0)
@@ -217,10 +223,19 @@ class Worker:
 
         base = run.last_report.report if run.last_report else Report(
             entry_point=run.request.entry, project_root=run.request.root or "")
+        where = None
         if kind in ("crash", "exit", "timeout"):
-            message = f"{message} (while measuring {run.phase})" if run.phase != "load" else \
-                f"{message} (while loading the entry point)"
-        report = base.replace(error=ErrorInfo(kind=kind, message=message))
+            where = stacks.locate(bytes(run.stack_dump), _project_files(run.request))
+            if where is not None and where.exit_code is not None and kind == "exit":
+                message = f"your code called os._exit({where.exit_code}) before the profile finished"
+            during = "while loading the entry point" if run.phase == "load" else f"while measuring {run.phase}"
+            message = f"{message} {during}; an infinite loop? (raise --timeout for big models)" \
+                if kind == "timeout" else f"{message} ({during})"
+        error = ErrorInfo(kind=kind, message=message)
+        if where is not None:
+            error = ErrorInfo(kind=kind, message=message, file=where.file, line=where.line, function=where.function,
+                              traceback=f"Where your code was (project frames only):\n{where.traceback.rstrip()}")
+        report = base.replace(error=error)
         self.send(p.RunReport(run_id=run.request.run_id, report=report, phase="error", final=True))
         run.finished = True
 
@@ -252,6 +267,29 @@ def _describe_exit(status: int) -> tuple[str, str]:
     return "exit", f"your code ended the process with exit status {code} (os._exit?) before the profile finished"
 
 
+def _project_files(request: p.ProfileRequest):
+    from skyline_tui.profiler.frames import ProjectFiles
+
+    return ProjectFiles(request.root or os.path.dirname(os.path.abspath(request.entry)))
+
+
+def _abort(pid: int) -> None:
+    """SIGABRT: faulthandler dumps the Python stack and the process dies; SIGKILL follows if it lingers."""
+    try:
+        os.kill(pid, signal.SIGABRT)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + ABORT_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return  # reaped here; _stop_run's waitpid finds nothing left to wait for
+        time.sleep(0.01)
+
+
 def _kill_group(pid: int) -> None:
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
@@ -269,11 +307,14 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int, close: tuple[int, ...]) -> None:
+def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int, stack_fd: int,
+                close: tuple[int, ...]) -> None:
     code = 0
     try:
         os.setpgid(0, 0)  # its own group: a cancel also kills whatever the user's code spawned
         _die_with_parent()
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not leave a core file in the project
+        stacks.arm(stack_fd)
         for fd in close:
             os.close(fd)
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -320,7 +361,7 @@ def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int
             sys.stderr.flush()
         except BaseException:  # noqa: BLE001
             pass
-        os._exit(code)
+        stacks.REAL_EXIT(code)
 
 
 def main(argv: list[str]) -> int:
