@@ -392,7 +392,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         expected = getattr(self, "_profiled_source", None)
         try:
             write_batch_size(path, batch_size, expected_source=expected)
-        except RewriteError as exc:
+        except RewriteError:
             if expected is not None and _read_bytes(path) != expected:
                 raise RewriteError(f"{path.name} changed since it was profiled: press r to re-profile, "
                                    "then write the batch size") from None
@@ -413,42 +413,6 @@ class SkylineApp(ProfileOnSave, App[int]):
         source = self.query_one(SourceView)
         source.show_file(self._path_of(error.file), error.file, error.line)
         source.set_error_line(error.line)
-
-
-def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bool = True) -> int:
-    """`skyline-tui ENTRY`: the interactive profiler, until the user quits (or the terminal goes away).
-
-    Returns the exit status: 128 + the signal's number after SIGTERM or SIGHUP.  Every worker started is
-    closed on the way out, whether the app quit, crashed or was signalled.
-    """
-    from skyline_tui.shutdown import ExitOnSignals
-    from skyline_tui.worker.client import WorkerClient  # spawns the torch process; imports no torch here
-
-    clients: list[WorkerClient] = []
-
-    def worker_client(on_event: Callable[[Event], None]) -> WorkerClient:
-        client = WorkerClient(on_event)
-        clients.append(client)
-        return client
-
-    def close_workers() -> None:
-        for client in clients:
-            client.close()
-
-    app = SkylineApp(entry, root, config, source=worker_client, watch=watch)
-
-    def request_exit(code: int) -> None:
-        loop = app._loop  # set while the app runs; call_soon_threadsafe is safe from a signal handler
-        if loop is None:
-            raise RuntimeError("the app is not running")
-        loop.call_soon_threadsafe(lambda: app.exit(return_code=code))
-
-    with ExitOnSignals(request_exit, close_workers) as signals:
-        try:
-            app.run()
-        finally:
-            close_workers()
-    return signals.exit_code or app.return_code or 0
 
 
 def _read_bytes(path: "str | Path") -> Optional[bytes]:

@@ -94,7 +94,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
         return EXIT_USAGE
-    from skyline_tui.app import run_app  # textual is imported only here
+    from skyline_tui.launch import run_app  # textual is imported only here
 
     return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch)
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import pytest
-from textual.widgets import DataTable
 
 from app_support import (
     MLP_ENTRY,

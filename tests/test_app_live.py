@@ -13,7 +13,6 @@ import pytest
 
 from app_support import FakeGpu, text_of, wait_until
 from skyline_tui.app import SkylineApp
-from skyline_tui.bridge import ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.views.breakdown import BreakdownTable
 from skyline_tui.views.errors import ErrorPane

@@ -99,7 +99,6 @@ def test_entries_attribute_activations_and_weights_to_modules_and_lines():
     memory = measure_memory(work, ProfileConfig.quick())
     forward_line = line_of(KNOWN / "known_model.py", "h = self.act(self.fc1(x))")
     loss_line = line_of(KNOWN / "sgd_entry.py", "loss = (out * out).mean()")
-    call_line = line_of(KNOWN / "sgd_entry.py", "out = model(x)")
     activations = {(e.module, e.file, e.line): e.bytes for e in memory.entries if e.kind == "activations"}
     assert activations == {
         ("fc1", "known_model.py", forward_line): 128,

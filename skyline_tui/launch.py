@@ -1,0 +1,49 @@
+"""Running the app for real: worker clients that are always closed, and a clean exit on SIGTERM/SIGHUP.
+
+Kept apart from app.py so the app itself takes any source (tests pass fakes) and this module alone
+knows about processes and signals.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+from skyline_tui.app import SkylineApp
+from skyline_tui.config import ProfileConfig
+from skyline_tui.worker.protocol import Event
+
+
+def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bool = True) -> int:
+    """`skyline-tui ENTRY`: the interactive profiler, until the user quits (or the terminal goes away).
+
+    Returns the exit status: 128 + the signal's number after SIGTERM or SIGHUP.  Every worker started is
+    closed on the way out, whether the app quit, crashed or was signalled.
+    """
+    from skyline_tui.shutdown import ExitOnSignals
+    from skyline_tui.worker.client import WorkerClient  # spawns the torch process; imports no torch here
+
+    clients: list[WorkerClient] = []
+
+    def worker_client(on_event: Callable[[Event], None]) -> WorkerClient:
+        client = WorkerClient(on_event)
+        clients.append(client)
+        return client
+
+    def close_workers() -> None:
+        for client in clients:
+            client.close()
+
+    app = SkylineApp(entry, root, config, source=worker_client, watch=watch)
+
+    def request_exit(code: int) -> None:
+        loop = app._loop  # set while the app runs; call_soon_threadsafe is safe from a signal handler
+        if loop is None:
+            raise RuntimeError("the app is not running")
+        loop.call_soon_threadsafe(lambda: app.exit(return_code=code))
+
+    with ExitOnSignals(request_exit, close_workers) as signals:
+        try:
+            app.run()
+        finally:
+            close_workers()
+    return signals.exit_code or app.return_code or 0
