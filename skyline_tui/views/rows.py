@@ -53,44 +53,27 @@ def breakdown_rows(breakdown: Breakdown, by: str = ROW_LINE) -> list[BreakdownRo
     """Per-line (``by="line"``) or per-module rows plus optimizer and other, most expensive first."""
     total = breakdown.profiled_iteration_ms or 1.0
     rows: list[BreakdownRow] = []
+
+    def timed(key: str, kind: str, label: str, detail: str, forward_ms: float, backward_ms: float,
+              file: Optional[str], line: Optional[int]) -> BreakdownRow:
+        return BreakdownRow(key=key, kind=kind, label=label, detail=detail, forward_ms=forward_ms,
+                            backward_ms=backward_ms, forward_share=forward_ms / total,
+                            backward_share=backward_ms / total, file=file, line=line)
+
     if by == ROW_MODULE:
         # Self times: a parent's total includes its children, so only self times add up without
         # counting the same work twice.  Pure containers (self time zero) would be empty rows.
         for module in breakdown.modules:
             if module.self_forward_ms + module.self_backward_ms <= 0:
                 continue
-            rows.append(
-                BreakdownRow(
-                    key=f"module:{module.path}",
-                    kind=ROW_MODULE,
-                    label=module.path or f"({module.type})",
-                    detail=module.type,
-                    forward_ms=module.self_forward_ms,
-                    backward_ms=module.self_backward_ms,
-                    forward_share=module.self_forward_ms / total,
-                    backward_share=module.self_backward_ms / total,
-                    file=module.file,
-                    line=module.line,
-                )
-            )
+            rows.append(timed(f"module:{module.path}", ROW_MODULE, module.path or f"({module.type})", module.type,
+                              module.self_forward_ms, module.self_backward_ms, module.file, module.line))
     else:
         for timing in breakdown.lines:
-            rows.append(
-                BreakdownRow(
-                    key=f"line:{timing.file}:{timing.line}",
-                    kind=ROW_LINE,
-                    label=f"{timing.file}:{timing.line}",
-                    detail=timing.code.strip(),
-                    forward_ms=timing.forward_ms,
-                    backward_ms=timing.backward_ms,
-                    forward_share=timing.forward_ms / total,
-                    backward_share=timing.backward_ms / total,
-                    file=timing.file,
-                    line=timing.line,
-                )
-            )
+            rows.append(timed(f"line:{timing.file}:{timing.line}", ROW_LINE, f"{timing.file}:{timing.line}",
+                              timing.code.strip(), timing.forward_ms, timing.backward_ms, timing.file, timing.line))
     for kind, label, detail, value in (
-        (ROW_OPTIMIZER, "optimizer step", "optimizer.step() and zero_grad", breakdown.optimizer_ms),
+        (ROW_OPTIMIZER, "optimizer step", "optimizer.step()", breakdown.optimizer_ms),
         (ROW_OTHER, "other", "not attributed to a project line", breakdown.other_ms),
     ):
         rows.append(
