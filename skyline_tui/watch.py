@@ -19,6 +19,7 @@ Imports neither torch nor textual: the app wires ``on_change`` to ``request_prof
 
 from __future__ import annotations
 
+import collections
 import os
 import stat
 import threading
@@ -73,6 +74,18 @@ def file_signature(path: str) -> Optional[Signature]:
     if not stat.S_ISREG(info.st_mode):
         return None
     return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def project_folders(top: str, root: str) -> list[str]:
+    """``top`` and every folder below it that may hold project sources (ignored folders are not entered)."""
+    found: list[str] = []
+    if not is_project_folder(top, root):
+        return found
+    for folder, subfolders, _files in os.walk(top):
+        subfolders[:] = [name for name in subfolders if name not in IGNORED_DIRS]
+        if is_project_folder(folder, root):
+            found.append(folder)
+    return found
 
 
 def project_sources(root: str) -> dict[str, Signature]:
@@ -147,9 +160,12 @@ class ProjectWatcher:
         self._stopping = False
         self._busy = False  # comparing signatures or inside on_change
         self._observer = None
+        self._handler: Optional[_EventForwarder] = None
+        self._watches: dict[str, object] = {}  # folder -> watchdog's ObservedWatch
         self._thread: Optional[threading.Thread] = None
         self.events_received = 0  # every filesystem event, ignored or not (tests wait on it)
         self.last_event_path: Optional[str] = None
+        self.recent_paths: collections.deque[str] = collections.deque(maxlen=512)  # tests wait on these
         self.changes_reported = 0  # on_change calls made
 
     @property
@@ -165,10 +181,15 @@ class ProjectWatcher:
         self._signatures = project_sources(self.root)
         self._stopping = False
         observer = Observer()
-        observer.schedule(_EventForwarder(self._on_event), self.root, recursive=True)
+        self._observer = observer
+        # One non-recursive watch per project folder, not one recursive watch of the root: a recursive
+        # watch also places an inotify watch in every folder of a .venv inside the project (thousands
+        # with torch installed), which can exhaust the user's inotify limit.
+        self._handler = _EventForwarder(self._on_event)
+        self._watches = {}
+        self._watch_tree(self.root)
         observer.daemon = True
         observer.start()
-        self._observer = observer
         self._thread = threading.Thread(target=self._settle_loop, daemon=True, name="skyline-watch")
         self._thread.start()
 
@@ -201,14 +222,43 @@ class ProjectWatcher:
 
     # ---- internals --------------------------------------------------------------------------------
 
+    def _watch_tree(self, top: str) -> None:
+        observer = self._observer
+        if observer is None:
+            return
+        for folder in project_folders(top, self.root):
+            if folder not in self._watches:
+                try:
+                    self._watches[folder] = observer.schedule(self._handler, folder, recursive=False)
+                except OSError:  # gone already, or out of inotify watches: the rescan still sees its files
+                    pass
+
+    def _unwatch_tree(self, top: str) -> None:
+        observer = self._observer
+        for folder in [f for f in self._watches if f == top or f.startswith(top + os.sep)]:
+            watch = self._watches.pop(folder)
+            if observer is not None:
+                try:
+                    observer.unschedule(watch)
+                except (KeyError, OSError):
+                    pass
+
     def _on_event(self, paths: list[str], folder_changed: bool) -> None:
         """On watchdog's thread: note the relevant paths of one event and wake the settling thread."""
         if folder_changed:
+            # Folders moved away or deleted lose their watches; folders created or moved in get theirs.
+            # (Files written into a new folder before its watch exists are found by the rescan below.)
+            for path in paths:
+                if os.path.isdir(path):
+                    self._watch_tree(path)
+                else:
+                    self._unwatch_tree(path)
             folder_changed = any(is_project_folder(path, self.root) for path in paths)
         relevant = [path for path in paths if is_project_source(path, self.root)]
         with self._wakeup:
             self.events_received += 1
             self.last_event_path = paths[-1] if paths else None
+            self.recent_paths.extend(paths)
             if relevant or folder_changed:
                 self._debouncer.note(relevant, self._clock(), rescan=folder_changed)
             self._wakeup.notify_all()

@@ -168,3 +168,24 @@ def test_a_touch_counts_and_a_stopped_watcher_calls_nothing(watched):
     (root / "entry.py").write_text("BATCH = 3\n")
     assert watcher.wait_until_quiet(5)
     assert calls.calls == [[str(root / "entry.py")]]
+
+
+def test_ignored_folders_get_no_watch_and_new_folders_do(tmp_path):
+    """A .venv inside the project must not cost one inotify watch per folder (torch alone has thousands)."""
+    for folder in (".venv/lib/python3.11/site-packages/torch/nn", "__pycache__", "pkg/sub"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "entry.py").write_text("x = 1\n")
+    calls = Calls()
+    watcher = ProjectWatcher(str(tmp_path), calls, debounce_s=0.1)
+    watcher.start()
+    try:
+        root = tmp_path.resolve()
+        assert sorted(watcher._watches) == [str(root), str(root / "pkg"), str(root / "pkg" / "sub")]
+        (root / "pkg" / "sub" / "deep").mkdir()
+        settle(watcher, root)
+        (root / "pkg" / "sub" / "deep" / "layer.py").write_text("y = 2\n")  # seen through the new watch
+        settle(watcher, root)
+        assert str(root / "pkg" / "sub" / "deep") in watcher._watches
+        assert calls.calls[-1] == [str(root / "pkg" / "sub" / "deep" / "layer.py")]
+    finally:
+        watcher.stop()
