@@ -154,3 +154,13 @@ def test_sys_exit_in_user_code_is_an_exit_error(write_entry):
     report = profile(str(write_entry(source)), None, ProfileConfig.quick())
     assert report.error is not None and report.error.kind == "exit"
     assert "sys.exit(3)" in report.error.message
+
+
+@pytest.mark.parametrize("signature", ["(*, batch_size=4)", "(batch_size=4, /)", "(batch_size: int = 4)"])
+def test_every_way_of_declaring_the_batch_size_parameter_profiles(write_entry, signature):
+    source = TINY_ENTRY.replace("def skyline_input_provider(batch_size=4):",
+                                f"def skyline_input_provider{signature}:")
+    report = profile(str(write_entry(source)), None, ProfileConfig.quick(breakdown=False, memory=False,
+                                                                         predictions=False))
+    assert report.error is None, report.error
+    assert report.batch_size == 4

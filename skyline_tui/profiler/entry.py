@@ -177,16 +177,27 @@ def _signature_error(ep: EntryPoint, func: Callable[..., Any], problem: str) -> 
     return fail("entry_point", f"{func.__name__}() {problem}", file=file, line=line, function=func.__name__)
 
 
-def call_provider(ep: EntryPoint, func: Callable[..., Any], *args: Any) -> Any:
+def call_provider(ep: EntryPoint, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a provider, turning the user's exception into an error that names the provider."""
     try:
-        return func(*args)
+        return func(*args, **kwargs)
     except BaseException as exc:  # noqa: BLE001
         info = from_exception(exc, ep.files, function=func.__name__)
         if info.file is None:
             file, line = ep.where(func)
             info = type(info)(**{**info.__dict__, "file": file, "line": line})
         raise ProfileError(info) from None
+
+
+def make_inputs(ep: EntryPoint, batch_size: int) -> tuple[Any, ...]:
+    """Call the input provider at ``batch_size`` however its one parameter is declared
+    (``batch_size=32``, ``*, batch_size=32`` or ``batch_size=32, /``), and check what it returns."""
+    (param,) = inspect.signature(ep.input_provider).parameters.values()
+    if param.kind is inspect.Parameter.KEYWORD_ONLY:
+        raw = call_provider(ep, ep.input_provider, batch_size=batch_size)
+    else:
+        raw = call_provider(ep, ep.input_provider, batch_size)
+    return check_inputs(ep, raw)
 
 
 def check_inputs(ep: EntryPoint, inputs: Any) -> tuple[Any, ...]:

@@ -45,8 +45,7 @@ class Workload:
         """Inputs at another batch size (through the user's input provider)."""
         if batch_size == self.batch_size:
             return self.inputs
-        raw = entry_mod.call_provider(self.entry, self.entry.input_provider, batch_size)
-        return entry_mod.check_inputs(self.entry, raw)
+        return entry_mod.make_inputs(self.entry, batch_size)
 
     def run_user(self, func: Callable[[], Any], what: str) -> Any:
         """Run user code, turning its exceptions into errors that point at the user's frame."""
@@ -99,8 +98,7 @@ def _system_memory() -> Optional[int]:
 def load_workload(ep: EntryPoint, batch_size: int) -> Workload:
     model = entry_mod.check_model(ep, entry_mod.call_provider(ep, ep.model_provider))
     iteration = entry_mod.check_iteration(ep, entry_mod.call_provider(ep, ep.iteration_provider, model))
-    raw = entry_mod.call_provider(ep, ep.input_provider, batch_size)
-    inputs = entry_mod.check_inputs(ep, raw)
+    inputs = entry_mod.make_inputs(ep, batch_size)
     return Workload(entry=ep, model=model, iteration=iteration, batch_size=batch_size, inputs=inputs,
                     device=detect_device(model, inputs))
 
