@@ -135,7 +135,7 @@ def _find_provider(module: ModuleType, name: str, display: str) -> Callable[...,
 
 
 def _check_signatures(ep: EntryPoint) -> int:
-    def check(func: Callable[..., Any], what: str) -> inspect.Signature:
+    def check(func: Callable[..., Any]) -> inspect.Signature:
         try:
             return inspect.signature(func)
         except (TypeError, ValueError):
@@ -143,14 +143,14 @@ def _check_signatures(ep: EntryPoint) -> int:
             raise fail("entry_point", f"cannot read the signature of {func.__name__}", file=file, line=line,
                        function=func.__name__) from None
 
-    model_sig = check(ep.model_provider, "model")
+    model_sig = check(ep.model_provider)
     required = [p for p in model_sig.parameters.values()
                 if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
     if required:
         raise _signature_error(ep, ep.model_provider, "must take no parameters, "
                                f"but requires {', '.join(p.name for p in required)}")
 
-    input_sig = check(ep.input_provider, "input")
+    input_sig = check(ep.input_provider)
     params = list(input_sig.parameters.values())
     if len(params) != 1 or params[0].name != "batch_size":
         names = ", ".join(p.name for p in params) or "nothing"
@@ -164,7 +164,7 @@ def _check_signatures(ep: EntryPoint) -> int:
     if default < 1:
         raise _signature_error(ep, ep.input_provider, f"batch_size default must be at least 1 (it is {default})")
 
-    iteration_sig = check(ep.iteration_provider, "iteration")
+    iteration_sig = check(ep.iteration_provider)
     positional = [p for p in iteration_sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
     if len(required) > 1 or not positional:

@@ -126,8 +126,7 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
     """
     emit = emit or (lambda report, phase: None)
     started = on_phase or (lambda phase: None)
-    entry_display = str(entry)
-    report = Report(entry_point=entry_display, project_root=str(root) if root else "",
+    report = Report(entry_point=str(entry), project_root=str(root) if root else "",
                     torch_version=torch.__version__, created_at=_now())
     work: Optional[Workload] = None
     phase = "load"
