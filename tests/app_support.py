@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -99,15 +100,26 @@ class FakeGpu:
         pass
 
 
-async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let the app run until ``predicate()`` holds; fail the test if it never does."""
-    steps = int(timeout / 0.02)
-    for _ in range(steps):
+async def wait_until(pilot, predicate: Callable[[], bool], timeout: float = 5.0,
+                     explain: Optional[Callable[[], str]] = None) -> None:
+    """Let the app run until ``predicate()`` holds; fail the test if it never does within ``timeout``
+    seconds (a bound on waiting, never an assertion on speed), saying what the app was doing."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if predicate():
             await pilot.pause()
             return
         await pilot.pause(0.02)
-    raise AssertionError("the app never reached the expected state")
+    state = f": {explain()}" if explain is not None else ""
+    raise AssertionError(f"the app never reached the expected state within {timeout:g} s{state}")
+
+
+def describe_app(app) -> str:
+    """The app's run state, error and sections, for a failed wait."""
+    live = app.live
+    sections = {name: live.run_of(name) for name in ("throughput", "breakdown", "memory", "predictions")}
+    return (f"run {app.current_run}, state {app.run_state}, reports received {live.reports_received}, "
+            f"sections from runs {sections}, error {live.error}")
 
 
 def text_of(widget) -> str:

@@ -75,6 +75,9 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+# A safety net for a hung async test; each wait inside a test has a shorter bound that says what it waited for.
+ASYNC_TEST_LIMIT_S = 300
+
 QUICK_FLAGS = ["--throughput-budget", "0.3", "--predictions-budget", "1.5", "--timeout", "60"]
 
 
@@ -103,5 +106,5 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     if not inspect.iscoroutinefunction(pyfuncitem.obj):
         return None
     kwargs = {name: pyfuncitem.funcargs[name] for name in pyfuncitem._fixtureinfo.argnames}
-    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=120))
+    asyncio.run(asyncio.wait_for(pyfuncitem.obj(**kwargs), timeout=ASYNC_TEST_LIMIT_S))
     return True

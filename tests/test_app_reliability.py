@@ -15,10 +15,11 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
-from app_support import FakeGpu, wait_until
+from app_support import FakeGpu, describe_app, wait_until
 from skyline_tui.app import SkylineApp
 from skyline_tui.config import ProfileConfig
 from skyline_tui.views import format as fmt
@@ -78,7 +79,7 @@ class Watch:
             self.seen.add(pid)
             assert not (socket_inodes_of(pid) & listening), f"process {pid} listens on a socket"
 
-    async def until(self, pilot, predicate, timeout: float) -> None:
+    async def until(self, pilot, predicate, timeout: float, app: Optional[SkylineApp] = None) -> None:
         """Wait for ``predicate``, looking at sockets every few steps on the way."""
         steps = [0]
 
@@ -88,7 +89,7 @@ class Watch:
                 self.check_sockets()
             return predicate()
 
-        await wait_until(pilot, probe, timeout=timeout)
+        await wait_until(pilot, probe, timeout=timeout, explain=(lambda: describe_app(app)) if app else None)
 
     async def nothing_left(self) -> None:
         import asyncio
@@ -141,7 +142,7 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
     app = SkylineApp(str(entry), config=ProfileConfig.quick(predictions=False), source=WorkerClient,
                      gpu=FakeGpu(), watch=False)
     async with app.run_test(size=SIZE) as pilot:
-        await watch.until(pilot, lambda: idle_with_report(app), timeout=WORKER_START_S)
+        await watch.until(pilot, lambda: idle_with_report(app), timeout=WORKER_START_S, app=app)
         assert app.live.error is None, app.live.error
         good_run = app.current_run
         good_rate = fmt.rate(app.live.shown.throughput.samples_per_second)
@@ -151,7 +152,7 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
         app.config = config_for(fault)
         app.request_profile("test")
         await watch.until(pilot, lambda: app.live.error_run is not None and app.live.error_run > good_run
-                          and app.run_state.phase is None, timeout=60)
+                          and app.run_state.phase is None, timeout=60, app=app)
         error = app.live.error
         assert error.kind == fault.kind, error
 
@@ -200,7 +201,7 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
         app.config = ProfileConfig.quick(predictions=False)
         await pilot.press("r")
         await watch.until(pilot, lambda: app.current_run > failed_run and idle_with_report(app)
-                          and app.live.run_of("throughput") == app.current_run, timeout=WORKER_START_S)
+                          and app.live.run_of("throughput") == app.current_run, timeout=WORKER_START_S, app=app)
         assert app.live.error is None, app.live.error
         assert not pane.display
         assert "previous run" not in throughput.border_title
@@ -215,9 +216,10 @@ async def test_a_flood_of_output_is_viewable_in_the_log_and_never_corrupts_the_c
     app = SkylineApp(str(entry), config=ProfileConfig.quick(predictions=False), source=WorkerClient,
                      gpu=FakeGpu(), watch=False)
     async with app.run_test(size=SIZE) as pilot:
-        await watch.until(pilot, lambda: idle_with_report(app) and app.live.shown.memory is not None,
-                          timeout=WORKER_START_S + 60)
+        await watch.until(pilot, lambda: idle_with_report(app) or app.live.error is not None,
+                          timeout=WORKER_START_S + 60, app=app)
         assert app.live.error is None, app.live.error  # a printed '{"type": "report"...}' was not a message
+        assert app.live.shown.memory is not None, describe_app(app)
         assert f"{fmt.rate(app.live.shown.throughput.samples_per_second)} samples/s" in screen_text(app)
 
         log = app.query_one(LogPane)

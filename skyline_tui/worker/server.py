@@ -18,11 +18,14 @@ The worker's lifetime is tied to the parent by the request pipe: EOF there means
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import resource
 import selectors
 import signal
+import struct
 import sys
+import termios
 import time
 from dataclasses import dataclass, field
 from typing import Optional
@@ -32,6 +35,7 @@ from skyline_tui.worker import stacks
 from skyline_tui.worker.output import RunOutput
 
 POLL_S = 0.05
+READ_BYTES = 65536
 ABORT_GRACE_S = 2.0  # a timed-out run gets this long to write its stack after SIGABRT, then SIGKILL
 
 
@@ -130,14 +134,14 @@ class Worker:
             except (KeyError, ValueError):
                 pass
 
-    def _read_chunk(self, run: Run, fd: int) -> bool:
-        """Relay what one read of a child's pipe gives; False when nothing more is to be had now."""
+    def _read_chunk(self, run: Run, fd: int, limit: int = READ_BYTES) -> int:
+        """Relay what one read of a child's pipe gives; the bytes read, 0 when nothing is to be had now."""
         try:
-            data = os.read(fd, 65536)
+            data = os.read(fd, min(limit, READ_BYTES))
         except (BlockingIOError, OSError):
-            return False
+            return 0
         if not data:
-            return False
+            return 0
         if fd == run.messages:
             for line in run.buffer.feed(data):
                 self._relay(run, line)
@@ -146,7 +150,7 @@ class Worker:
             del run.stack_dump[:-stacks.STACK_LIMIT_BYTES]
         else:
             self._relay_log(run, fd, data)
-        return True
+        return len(data)
 
     def _relay(self, run: Run, line: bytes) -> None:
         try:
@@ -171,9 +175,15 @@ class Worker:
             self.send(p.RunLog(run_id=run.request.run_id, stream=stream, text=text))
 
     def _drain(self, run: Run, fds: Optional[tuple[int, ...]] = None) -> None:
+        """Relay what the pipes hold now.  Bounded by what was there on entry: a child that keeps
+        printing must not hold the loop (and the timeout check) in here."""
         for fd in fds or (run.messages, *run.streams, run.stack):
-            while self._read_chunk(run, fd):
-                pass
+            budget = _pending_bytes(fd)
+            while budget > 0:
+                read = self._read_chunk(run, fd, budget)
+                if not read:
+                    break
+                budget -= read
 
     def _close(self, run: Run) -> None:
         for fd in (run.messages, *run.streams, run.stack):
@@ -253,6 +263,14 @@ def _preload() -> None:
             importlib.import_module(name)
         except ImportError:
             pass
+
+
+def _pending_bytes(fd: int) -> int:
+    """Bytes waiting in a pipe (Linux FIONREAD); a closed or unreadable pipe counts as empty."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+    except OSError:
+        return 0
 
 
 def _describe_exit(status: int) -> tuple[str, str]:
