@@ -238,7 +238,7 @@ class _Sampler:
                 return
             raise
         finally:
-            del inputs
+            inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
     def _retime(self, batch: int) -> None:
         work, config = self.work, self.config
@@ -257,7 +257,7 @@ class _Sampler:
                 raise _OutOfMemory() from None
             raise
         finally:
-            del inputs
+            inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
     def _time(self, inputs: tuple) -> float:
         work, config = self.work, self.config
