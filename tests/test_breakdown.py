@@ -42,7 +42,7 @@ def row(breakdown: Breakdown, file: str, text: str) -> LineTiming:
 def hooks_installed() -> tuple[int, ...]:
     return (len(module_hooks._global_forward_pre_hooks), len(module_hooks._global_forward_hooks),
             len(optimizer_hooks._global_optimizer_pre_hooks), len(optimizer_hooks._global_optimizer_post_hooks),
-            torch._C._len_torch_function_stack())
+            torch._C._len_torch_function_stack(), id(torch.autograd.Function.__dict__["apply"]))
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +112,25 @@ def test_module_tree_is_pre_order_with_totals_and_call_sites(hot):
     assert root.forward_ms == pytest.approx(root.self_forward_ms + down.forward_ms + head.forward_ms)
     # The root's own work is the functional lines in its forward: the hot matmul among them.
     assert root.self_forward_ms > down.forward_ms and root.self_backward_ms > 0
+
+
+def test_a_custom_autograd_function_s_backward_is_charged_to_the_line_that_applies_it():
+    entry = FIXTURES / "custom_function" / "entry.py"
+    original_apply = torch.autograd.Function.__dict__["apply"]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        breakdown = measure_breakdown(workload(entry), ProfileConfig.quick(breakdown_iterations=3))
+    finally:
+        torch.set_num_threads(threads)
+    rows = {r.line: r for r in breakdown.lines if r.file == "entry.py"}
+    applied, cheap = rows[line_of(entry, "# APPLY_LINE")], rows[line_of(entry, "# CHEAP_LINE")]
+    # 8 matmuls in its backward against 1 in its forward (charged to the forward's own line).
+    assert applied.backward_ms == max(r.backward_ms for r in breakdown.lines)
+    forward_matmul = rows[line_of(entry, "return x @ w")]
+    assert applied.backward_ms > 3 * forward_matmul.forward_ms
+    assert cheap.backward_ms < applied.backward_ms / 4  # the elementwise multiply's own backward only
+    assert torch.autograd.Function.__dict__["apply"] is original_apply  # unwrapped afterwards
 
 
 def test_every_hook_and_the_mode_are_removed_afterwards():

@@ -11,6 +11,10 @@ Three instruments run together while the user's iteration runs unchanged:
   timed as the engine runs it and charged to the forward line that created it.
 - Global module forward hooks keep a stack of the model's module paths and note where each module is
   called from.
+- A custom ``torch.autograd.Function`` (and ``checkpoint``, which is one) is not a torch call: the ops in
+  its ``forward`` are charged to their own lines by the mode, and while the mode is active
+  ``Function.apply`` is wrapped so that the node it creates is tagged with the line that called
+  ``apply``.  Without that, its backward would be adopted by the next line that uses its output.
 
 What must not be charged to a line's forward: ``loss.backward()`` (``Tensor.backward`` goes through
 ``__torch_function__``; its work is the nodes') and the optimizer's internals (they are the optimizer's
@@ -177,6 +181,28 @@ class LineAttributionMode(TorchFunctionMode):
     def reset(self) -> None:
         self._tagged.clear()
 
+    def __enter__(self) -> "LineAttributionMode":
+        _CustomFunctions.install(self)
+        try:
+            return super().__enter__()
+        except BaseException:
+            _CustomFunctions.uninstall()
+            raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            super().__exit__(*exc)
+        finally:
+            _CustomFunctions.uninstall()
+
+    def tag_custom_function(self, out: Any, caller: Any) -> None:
+        """``out`` came from a custom autograd Function applied at ``caller`` (a frame)."""
+        if self.paused:
+            return
+        where = self._innermost(caller)
+        if where is not None:
+            self._tag_outputs(out, (BACKWARD, where, self._modules.stack[-1]))
+
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if kwargs is None:
             kwargs = {}
@@ -239,6 +265,42 @@ class LineAttributionMode(TorchFunctionMode):
 
         node.register_prehook(before)
         node.register_hook(after)
+
+
+class _CustomFunctions:
+    """Wraps ``torch.autograd.Function.apply`` while a :class:`LineAttributionMode` is active."""
+
+    _mode: Optional[LineAttributionMode] = None
+    # Function.__dict__["apply"] while installed.  In a list: a classmethod kept as a class attribute
+    # here would be bound to this class on every read.
+    _original: list[Any] = []
+
+    @classmethod
+    def install(cls, mode: LineAttributionMode) -> None:
+        cls._mode = mode
+        if cls._original:
+            return
+        function = torch.autograd.Function
+        original = function.__dict__.get("apply")
+        if not isinstance(original, classmethod):
+            return  # an unknown torch layout: custom Functions stay unattributed rather than break
+        apply = original.__func__
+
+        def tagging_apply(klass: Any, *args: Any, **kwargs: Any) -> Any:
+            out = apply(klass, *args, **kwargs)
+            mode = cls._mode
+            if mode is not None:
+                mode.tag_custom_function(out, sys._getframe(1))
+            return out
+
+        cls._original.append(original)
+        function.apply = classmethod(tagging_apply)  # type: ignore[method-assign, assignment]
+
+    @classmethod
+    def uninstall(cls) -> None:
+        if cls._original:
+            torch.autograd.Function.apply = cls._original.pop()  # type: ignore[method-assign]
+        cls._mode = None
 
 
 def clock_for(device: torch.device, ledger: Ledger) -> Any:
