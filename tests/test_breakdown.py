@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -149,6 +150,62 @@ def test_a_user_exception_propagates_as_an_error_and_still_removes_the_hooks():
     assert info.value.info.kind == "user_code"
     assert "flaky forward" in info.value.info.message
     assert hooks_installed() == before
+
+
+def test_an_optimizer_step_that_raises_still_leaves_no_mode_or_hook_behind():
+    before = hooks_installed()
+    work = workload(FIXTURES / "failing_step" / "entry.py")
+    with pytest.raises(ProfileError) as info:
+        measure_breakdown(work, ProfileConfig.quick())
+    assert "flaky step" in info.value.info.message
+    assert hooks_installed() == before
+
+
+def test_the_instruments_are_off_the_torch_function_stack_while_the_optimizer_steps(write_entry):
+    """The step's calls are the optimizer's row: the mode must not see (and charge time for) each one."""
+    entry = write_entry("""
+        import torch
+        import torch.nn as nn
+
+        DEPTHS = {"forward": [], "step": []}
+
+
+        class Recording(torch.optim.SGD):
+            def step(self, closure=None):
+                DEPTHS["step"].append(torch._C._len_torch_function_stack())
+                return super().step(closure)
+
+
+        class Net(nn.Linear):
+            def forward(self, x):
+                DEPTHS["forward"].append(torch._C._len_torch_function_stack())
+                return super().forward(x)
+
+
+        def skyline_model_provider():
+            return Net(4, 4)
+
+
+        def skyline_input_provider(batch_size=2):
+            return (torch.randn(batch_size, 4),)
+
+
+        def skyline_iteration_provider(model):
+            optimizer = Recording(model.parameters(), lr=0.1, momentum=0.9)
+
+            def iteration(x):
+                optimizer.zero_grad()
+                model(x).sum().backward()
+                optimizer.step()
+
+            return iteration
+    """)
+    breakdown = measure_breakdown(workload(entry), ProfileConfig.quick(breakdown_iterations=2))
+    depths = sys.modules["__skyline_entry__"].DEPTHS
+    assert len(depths["step"]) == len(depths["forward"]) >= 3  # warm-up + 2 measured
+    assert all(depth == 1 for depth in depths["forward"])  # the mode is on while the model runs...
+    assert all(depth == 0 for depth in depths["step"])  # ...and off while the optimizer steps
+    assert breakdown.optimizer_ms > 0
 
 
 def test_profile_reports_the_breakdown_and_memory_next_to_the_throughput():

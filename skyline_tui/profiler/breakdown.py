@@ -14,7 +14,10 @@ Module times are a second view of the same line charges (each call also names th
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
+
+import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTIMIZER, LineAttributionMode, Ledger,
@@ -23,7 +26,7 @@ from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
 from skyline_tui.report import Breakdown, LineTiming, ModuleTiming
 
-WARMUP_ITERATIONS = 1  # the first instrumented iteration pays for the instruments' caches
+WARMUP_ITERATIONS = 1  # at least: the first instrumented iteration pays for the instruments' caches
 
 
 class InstrumentedIterations:
@@ -41,35 +44,64 @@ class InstrumentedIterations:
         self.modules = ModuleTracker(work.model, self.files)
         self.mode = LineAttributionMode(self.files, self.clock, self.modules)
         self._step_started: list[Any] = []
+        self._step_popped: list[bool] = []  # per step under way: whether it took the mode off the stack
 
     def _optimizer_step_start(self, optimizer: Any) -> None:
         self.mode.paused = True
+        # The step's internals are the optimizer's row: take the mode off the torch-function stack, so
+        # the step's many small calls do not each pay a trip through it (transformer sample: 2.15 ms per
+        # step with the mode merely paused, against 1.41 ms plain).  Only our own mode, and only when it
+        # is on top: a user's mode or a tensor subclass keeps working.
+        depth = torch._C._len_torch_function_stack()
+        popped = depth > 0 and torch._C._get_function_stack_at(depth - 1) is self.mode
+        if popped:
+            torch._C._pop_torch_function_stack()
+        self._step_popped.append(popped)
         self._step_started.append(self.clock.start())
 
     def _optimizer_step_end(self, optimizer: Any) -> None:
         if self._step_started:
             self.clock.stop(self._step_started.pop(), (OPTIMIZER, None, None))
+        if self._step_popped and self._step_popped.pop():
+            torch._C._push_on_torch_function_stack(self.mode)
         self.mode.paused = bool(self._step_started)
 
-    def run(self, warmup: int, measured: int) -> None:
+    def _leave_steps(self) -> None:
+        """A step that raised never reached its post-hook: put the mode back before it is exited."""
+        while self._step_popped:
+            if self._step_popped.pop():
+                torch._C._push_on_torch_function_stack(self.mode)
+        self._step_started.clear()
+        self.mode.paused = False
+
+    def run(self, warmup: int, measured: int, warmup_s: float = 0.0) -> None:
+        """``warmup`` instrumented iterations at least, more until ``warmup_s`` has passed; then the
+        ledger starts afresh for ``measured`` iterations."""
         watch = OptimizerWatch(on_step_start=self._optimizer_step_start, on_step_end=self._optimizer_step_end)
         with watch, self.modules:
             try:
-                for index in range(warmup + measured):
-                    if index == warmup:
-                        self.ledger.clear()
+                warm_until = time.perf_counter() + warmup_s
+                done = 0
+                while done < warmup or time.perf_counter() < warm_until:
+                    self._one_iteration()
+                    done += 1
+                self.ledger.clear()
+                for _ in range(measured):
                     self._one_iteration()
             finally:
+                self._step_started.clear()
                 self.mode.paused = False
                 self.mode.reset()
-                self._step_started.clear()
 
     def _one_iteration(self) -> None:
         work, clock = self.work, self.clock
         started = clock.start()
         try:
             with self.mode:
-                work.iteration(*work.inputs)
+                try:
+                    work.iteration(*work.inputs)
+                finally:
+                    self._leave_steps()
         finally:
             clock.stop(started, (ITERATION, None, None))
             clock.flush()
@@ -82,7 +114,7 @@ class InstrumentedIterations:
 def measure_breakdown(work: Any, config: ProfileConfig) -> Breakdown:
     iterations = max(1, config.breakdown_iterations)
     instruments = InstrumentedIterations(work)
-    work.run_user(lambda: instruments.run(WARMUP_ITERATIONS, iterations), "iteration")
+    work.run_user(lambda: instruments.run(WARMUP_ITERATIONS, iterations, config.breakdown_warmup_s), "iteration")
     return build_breakdown(instruments, iterations)
 
 
