@@ -44,6 +44,10 @@ CONTRACT_VIOLATIONS = [
      "return lambda x: x", "entry_point", "must return a torch.nn.Module", "skyline_model_provider"),
     ("iteration provider returns None", "    return iteration\n", "    pass\n",
      "entry_point", "must return a callable iteration(*inputs)", "skyline_iteration_provider"),
+    ("iteration takes more inputs than the provider gives", "def iteration(x, y):", "def iteration(x, y, z):",
+     "entry_point", "cannot be called with the 2 inputs that skyline_input_provider() returns", "iteration"),
+    ("iteration takes fewer inputs than the provider gives", "def iteration(x, y):", "def iteration(x):",
+     "entry_point", "too many positional arguments", "iteration"),
 ]
 
 
@@ -70,6 +74,15 @@ def test_violation_points_at_the_provider_line(write_entry):
         load_entry_point(path)
     line = caught.value.info.line
     assert path.read_text().splitlines()[line - 1].startswith("def skyline_input_provider(bs=4)")
+
+
+def test_an_iteration_that_cannot_take_the_inputs_points_at_its_def_line(write_entry):
+    path = write_entry(TINY_ENTRY.replace("def iteration(x, y):", "def iteration(x, y, z):"))
+    with pytest.raises(ProfileError) as caught:
+        ep = load_entry_point(path)
+        load_workload(ep, ep.default_batch_size)
+    line = caught.value.info.line
+    assert path.read_text().splitlines()[line - 1].strip() == "def iteration(x, y, z):"
 
 
 def test_default_batch_size_is_the_input_providers_default(write_entry):

@@ -229,3 +229,21 @@ def check_iteration(ep: EntryPoint, iteration: Any) -> Callable[..., Any]:
                    f"iteration(*inputs), not {type(iteration).__name__}", file=file, line=line,
                    function=ep.iteration_provider.__name__)
     return iteration
+
+
+def check_arity(ep: EntryPoint, iteration: Callable[..., Any], inputs: tuple[Any, ...]) -> None:
+    """The iteration is called as ``iteration(*inputs)``: say so before running it if it cannot take them
+    (a TypeError from the call itself would point at no line of the user's)."""
+    try:
+        signature = inspect.signature(iteration)
+    except (TypeError, ValueError):  # a builtin or C callable: let the call decide
+        return
+    try:
+        signature.bind(*inputs)
+    except TypeError as exc:
+        name = getattr(iteration, "__name__", type(iteration).__name__)
+        file, line = ep.where(iteration)
+        count = f"{len(inputs)} input" + ("" if len(inputs) == 1 else "s")
+        raise fail("entry_point", f"{name}{signature} (returned by {ep.iteration_provider.__name__}()) cannot be "
+                   f"called with the {count} that {ep.input_provider.__name__}() returns: {exc}",
+                   file=file, line=line, function=name) from None

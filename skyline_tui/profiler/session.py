@@ -99,6 +99,7 @@ def load_workload(ep: EntryPoint, batch_size: int) -> Workload:
     model = entry_mod.check_model(ep, entry_mod.call_provider(ep, ep.model_provider))
     iteration = entry_mod.check_iteration(ep, entry_mod.call_provider(ep, ep.iteration_provider, model))
     inputs = entry_mod.make_inputs(ep, batch_size)
+    entry_mod.check_arity(ep, iteration, inputs)
     return Workload(entry=ep, model=model, iteration=iteration, batch_size=batch_size, inputs=inputs,
                     device=detect_device(model, inputs))
 
