@@ -24,6 +24,7 @@ __all__ = [
     "samples_per_second_at",
     "peak_bytes_at",
     "max_samples_per_second",
+    "MIN_R2_FOR_MAX",
     "batch_size_for_samples_per_second",
     "batch_size_for_peak_bytes",
     "largest_batch_that_fits",
@@ -111,15 +112,24 @@ def peak_bytes_at(pred: Predictions, batch_size: int) -> Optional[int]:
     return max(0, int(round(value)))
 
 
-def max_samples_per_second(fit: Optional[LinearFit]) -> Optional[float]:
-    """The throughput the time fit tends to as the batch grows: ``1000 / slope``.
+MIN_R2_FOR_MAX = 0.5  # below this the line explains less than half of what was measured
 
-    ``None`` when the slope is not positive: the fit then says time does not grow with the batch, which
-    is noise or a too-narrow range, and an "infinite" maximum would mislead.
+
+def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[int] = None) -> Optional[float]:
+    """The most throughput the time fit predicts: at ``max_batch_size`` when the largest batch that fits
+    is known (throughput grows with the batch, so that is the best one can run), else the limit the fit
+    tends to as the batch grows, ``1000 / slope``.
+
+    ``None`` when the fit is meaningless: a slope that is not positive (time not growing with the batch:
+    noise or a too-narrow range, and an "infinite" maximum would mislead) or R² below
+    :data:`MIN_R2_FOR_MAX`.
     """
-    if fit is None or not fit.slope > 0.0 or not math.isfinite(fit.slope):
+    if fit is None or not fit.slope > 0.0 or not math.isfinite(fit.slope) or fit.r2 < MIN_R2_FOR_MAX:
         return None
-    return 1000.0 / fit.slope
+    limit = 1000.0 / fit.slope
+    if max_batch_size is None or max_batch_size < 1 or fit.bias <= 0.0:
+        return limit
+    return max_batch_size * 1000.0 / (fit.slope * max_batch_size + fit.bias)
 
 
 def batch_size_for_samples_per_second(pred: Predictions, samples_per_second: float) -> Optional[int]:

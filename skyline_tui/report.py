@@ -145,8 +145,10 @@ class Predictions:
     samples: tuple[BatchSample, ...]
     run_time_ms: Optional[LinearFit]
     peak_memory_bytes: Optional[LinearFit]
+    # At max_batch_size when that is known, else the fit's limit 1000/slope; null when the fit is
+    # meaningless (slope not positive, or R² below skyline_tui.predictions.MIN_R2_FOR_MAX).
     predicted_max_samples_per_second: Optional[float]
-    max_batch_size: Optional[int]
+    max_batch_size: Optional[int]  # the largest batch predicted (or known) to fit in device memory
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
 
 

@@ -77,8 +77,20 @@ def test_negative_predicted_time_is_no_answer():
 
 @pytest.mark.parametrize("slope", [0.0, -0.5])
 def test_max_throughput_is_meaningless_without_a_positive_slope(slope):
-    assert max_samples_per_second(LinearFit(slope=slope, bias=10.0, r2=0.1)) is None
+    assert max_samples_per_second(LinearFit(slope=slope, bias=10.0, r2=1.0)) is None
     assert max_samples_per_second(None) is None
+
+
+def test_max_throughput_is_meaningless_when_the_fit_explains_little():
+    assert max_samples_per_second(LinearFit(slope=2.0, bias=10.0, r2=0.3)) is None
+    assert max_samples_per_second(LinearFit(slope=2.0, bias=10.0, r2=0.6)) == pytest.approx(500.0)
+
+
+def test_max_throughput_is_at_the_largest_batch_that_fits_when_memory_bounds_it():
+    fit = LinearFit(slope=2.0, bias=10.0, r2=1.0)  # t(b) = 2b + 10 ms: 500 samples/s as b grows
+    assert max_samples_per_second(fit, max_batch_size=20) == pytest.approx(400.0)  # 20 * 1000 / 50
+    assert max_samples_per_second(fit, max_batch_size=20) == pytest.approx(samples_per_second_at(make(fit), 20))
+    assert max_samples_per_second(fit, max_batch_size=None) == pytest.approx(500.0)
 
 
 def test_batch_for_a_target_throughput():

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.predictions import iteration_ms_at
+from skyline_tui.predictions import MIN_R2_FOR_MAX, iteration_ms_at
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler import timing
 from skyline_tui.profiler.predictions import measure_predictions
@@ -80,8 +80,11 @@ def test_samples_around_the_profiled_batch_and_fits_them(tmp_path):
     assert {4, 8, 16, 32}.issubset(batches)  # b/2, b, 2b, 4b
     assert pred.run_time_ms is not None and pred.oom_batch_size is None
     assert all(s.iteration_ms > 0 for s in pred.samples)
-    if pred.run_time_ms.slope > 0:
-        assert pred.predicted_max_samples_per_second == pytest.approx(1000.0 / pred.run_time_ms.slope)
+    fit = pred.run_time_ms
+    if fit.slope > 0 and fit.r2 >= MIN_R2_FOR_MAX:
+        expected = 1000.0 / fit.slope if pred.max_batch_size is None or fit.bias <= 0 else \
+            pred.max_batch_size * 1000.0 / (fit.slope * pred.max_batch_size + fit.bias)
+        assert pred.predicted_max_samples_per_second == pytest.approx(expected)
     else:
         assert pred.predicted_max_samples_per_second is None
 

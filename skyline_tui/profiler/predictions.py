@@ -292,12 +292,13 @@ class _Sampler:
         memory_fit = self.memory_fit()
         samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b))
                         for b in sorted(self.samples))
+        max_batch_size = self._max_batch_size(memory_fit)
         return Predictions(
             samples=samples,
             run_time_ms=time_fit,
             peak_memory_bytes=memory_fit,
-            predicted_max_samples_per_second=max_samples_per_second(time_fit),
-            max_batch_size=self._max_batch_size(memory_fit),
+            predicted_max_samples_per_second=max_samples_per_second(time_fit, max_batch_size),
+            max_batch_size=max_batch_size,
             oom_batch_size=self.oom,
         )
 
