@@ -53,6 +53,9 @@ class Throughput:
     iteration_ms: float  # mean of the measured (un-instrumented) iterations
     iteration_ms_stdev: float
     iterations_measured: int
+    # Two consecutive rounds agreed within the tolerance before the budget ran out.  False: the number
+    # is the budget's last word, not a settled one (a busy machine, or a model still warming up).
+    stable: bool = True
 
 
 @dataclass(frozen=True)
@@ -272,6 +275,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ReportFormatError(f"{where}: expected an integer")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ReportFormatError(f"{where}: expected true or false")
         return value
     if tp is str:
         if not isinstance(value, str):

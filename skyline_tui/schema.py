@@ -16,7 +16,8 @@ from typing import Any
 from skyline_tui import report as r
 
 SCHEMA_PATH = Path(__file__).with_name("report.schema.json")
-_PRIMITIVES = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"}, Any: {}}
+_PRIMITIVES = {str: {"type": "string"}, int: {"type": "integer"}, float: {"type": "number"}, bool: {"type": "boolean"},
+               Any: {}}
 
 
 def json_schema() -> dict[str, Any]:

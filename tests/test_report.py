@@ -65,6 +65,7 @@ def test_required_keys_are_always_written():
     (lambda d: d["throughput"].update(iteration_ms="fast"), "throughput.iteration_ms"),
     (lambda d: d["breakdown"]["lines"][0].pop("line"), "breakdown.lines[0]: missing key 'line'"),
     (lambda d: d.update(batch_size=True), "batch_size: expected an integer"),
+    (lambda d: d["throughput"].update(stable=1), "throughput.stable: expected true or false"),
 ])
 def test_malformed_reports_are_refused_with_the_path_to_the_problem(mutate, words):
     data = full_report().to_dict()

@@ -111,7 +111,7 @@ def measure_throughput(work: Workload, config: ProfileConfig) -> Throughput:
         tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s), "iteration")
     return Throughput(samples_per_second=work.batch_size * 1000.0 / result.mean_ms if result.mean_ms > 0 else 0.0,
                       iteration_ms=result.mean_ms, iteration_ms_stdev=result.stdev_ms,
-                      iterations_measured=len(result.samples_ms))
+                      iterations_measured=len(result.samples_ms), stable=result.stable)
 
 
 def _now() -> str:

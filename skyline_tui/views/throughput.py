@@ -41,6 +41,7 @@ class ThroughputPane(Static):
             Text.assemble(
                 (fmt.ms(throughput.iteration_ms), value),
                 (f" ± {fmt.ms(throughput.iteration_ms_stdev)}", muted),
+                ("" if throughput.stable else " · not settled", muted),
             ),
         )
         if predictions is not None and predictions.predicted_max_samples_per_second is not None:
