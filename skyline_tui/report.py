@@ -127,6 +127,10 @@ class MemoryBreakdown:
     activations_bytes: int
     other_bytes: int  # peak minus the named parts (never negative)
     entries: tuple[MemoryEntry, ...] = ()  # sorted by bytes, descending
+    # The named parts minus the peak, when they add up to more: each part is its full size, but they are
+    # not all alive at one moment (backward frees activations as it makes gradients).  Always
+    # peak = weights + gradients + optimizer state + activations + other - overlap.
+    overlap_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from skyline_tui.profiler.errors import is_oom
 from skyline_tui.profiler.memory import CPU_PEAK_SOURCE, measure_memory, measure_peak, weight_entries
 from skyline_tui.profiler.session import Workload, load_workload
 
+REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "breakdown"
 KNOWN = FIXTURES / "known_memory"
 
@@ -123,6 +124,23 @@ def test_buffers_count_as_weights_and_shared_storages_count_once():
     assert sum(e.bytes for e in entries) == total
 
 
+def assert_parts_reconcile(memory) -> None:
+    named = memory.weights_bytes + memory.gradients_bytes + memory.optimizer_state_bytes + memory.activations_bytes
+    assert memory.peak_bytes == named + memory.other_bytes - memory.overlap_bytes
+    assert memory.other_bytes >= 0 and memory.overlap_bytes >= 0
+    assert memory.other_bytes == 0 or memory.overlap_bytes == 0
+
+
+@pytest.mark.parametrize("sample", ["mlp", "lstm"])
+def test_the_parts_reconcile_with_the_cpu_peak_and_what_coexists_fits_under_it(sample):
+    """Weights, optimizer state and the saved activations are all alive when the forward pass ends, so
+    the measured peak can never be below them; gradients may overlap activations in time."""
+    work = workload(REPO / "samples" / sample / "entry.py")
+    memory = measure_memory(work, ProfileConfig.quick())
+    assert memory.weights_bytes + memory.optimizer_state_bytes + memory.activations_bytes <= memory.peak_bytes
+    assert_parts_reconcile(memory)
+
+
 def test_memory_phase_leaves_no_hooks_behind():
     from torch.nn.modules import module as module_hooks
     from torch.optim import optimizer as optimizer_hooks
@@ -146,8 +164,11 @@ def test_cuda_parts_fit_inside_the_allocator_peak():
     torch.cuda.synchronize()
     reference = torch.cuda.max_memory_allocated()
     assert memory.peak_source == "torch.cuda.max_memory_allocated"
-    # The caching allocator rounds blocks up (512 bytes), so its peak is at least the exact parts.
+    # The caching allocator rounds blocks up (512 bytes), so its peak is at least the exact parts.  At the
+    # end of the forward pass weights, optimizer state and every saved activation are alive together.
     assert memory.weights_bytes + memory.gradients_bytes + memory.optimizer_state_bytes <= memory.peak_bytes
     assert memory.activations_bytes > 0
+    assert memory.weights_bytes + memory.optimizer_state_bytes + memory.activations_bytes <= memory.peak_bytes
+    assert_parts_reconcile(memory)
     assert memory.peak_bytes == pytest.approx(reference, rel=0.05)
     assert memory.capacity_bytes == torch.cuda.mem_get_info()[1]

@@ -291,7 +291,8 @@ def measure_memory(work: Any, config: Any) -> MemoryBreakdown:
     return MemoryBreakdown(peak_bytes=peak, peak_source=source, capacity_bytes=memory_capacity(work.device),
                            weights_bytes=weights_bytes, gradients_bytes=gradients[0],
                            optimizer_state_bytes=state_bytes, activations_bytes=saved.total,
-                           other_bytes=max(0, peak - named), entries=tuple(entries))
+                           other_bytes=max(0, peak - named), overlap_bytes=max(0, named - peak),
+                           entries=tuple(entries))
 
 
 def _at_call_site(entry: MemoryEntry, call_sites: dict[str, tuple[str, int]]) -> MemoryEntry:

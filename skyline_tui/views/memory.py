@@ -57,10 +57,12 @@ class _SummaryRenderable:
             verdict = ("✓ fits", styles["fits"]) if target.fits else (("✗ does not fit", styles["overflow"]) if target.fits is False else ("?", styles["muted"]))
             grid.add_row(f"at {target.batch_size}", self._gauge(target.peak_bytes, capacity, gauge_width, style),
                          Text.assemble((fmt.size(target.peak_bytes), style), " ", verdict))
-        parts = [
-            (getattr(memory, attr) / (memory.peak_bytes or 1), glyph, styles[css]) for attr, _, glyph, css in MEMORY_PARTS
-        ]
-        grid.add_row("parts", split_bar(parts, gauge_width, (" ", styles["track"])), Text(f"of {fmt.size(memory.peak_bytes)}", styles["muted"]))
+        # Parts that overlap in time add up past the peak: the bar then spans their sum, and says so.
+        whole = (memory.peak_bytes + memory.overlap_bytes) or 1
+        parts = [(getattr(memory, attr) / whole, glyph, styles[css]) for attr, _, glyph, css in MEMORY_PARTS]
+        note = f"of {fmt.size(memory.peak_bytes)}" if not memory.overlap_bytes else \
+            f"of {fmt.size(memory.peak_bytes)} + {fmt.size(memory.overlap_bytes)} not alive at once"
+        grid.add_row("parts", split_bar(parts, gauge_width, (" ", styles["track"])), Text(note, styles["muted"]))
         yield grid
         # The legend as a grid, as many parts per row as fit, so no entry is ever split over two lines.
         entries = [
