@@ -2,7 +2,8 @@
 
 For each sample: profile the throughput at its default batch ``b`` (as ``profile()`` does), measure the
 predictions, then profile plain runs at 2b and 4b (a fresh model, the same timing method) and print the
-predicted and measured iteration times and the error.  Not a test: this machine is noisy, so the figures
+predicted and measured iteration times and the error; also at 3b and 6b, batch sizes the sampler never
+runs (it samples 2b, 4b, b/2, 8b), so those errors test the fit rather than repeat a measurement.  Not a test: this machine is noisy, so the figures
 are printed, not asserted.
 
     python benchmarks/predictions_accuracy.py [--samples mlp,lstm] [--threads N] [--repeat K] [--clock cpu]
@@ -65,24 +66,29 @@ def run_sample(name: str, config: ProfileConfig, repeat: int) -> list[float]:
     if fit is not None:
         print(f"{'':12s} fit t(b) = {fit.slope:.4f}*b + {fit.bias:.2f} ms  R²={fit.r2:.3f}  "
               f"max {pred.predicted_max_samples_per_second or 0:.0f} samples/s")
-    errors = []
-    for factor in (2, 4):
+    errors, held_out_errors = [], []
+    sampled = {s.batch_size for s in pred.samples}
+    # 2x and 4x are what the issue asks for; the sampler usually measures those batch sizes itself, so 3x
+    # and 6x are also checked: batch sizes it never ran, a real test of the fit.
+    for factor in (2, 4, 3, 6):
         batch = b * factor
+        held_out = batch not in sampled
+        kind = "held out" if held_out else "sampled "
         predicted = iteration_ms_at(pred, batch)
         measured = plain_ms(ep, batch, config, repeat)
         if predicted is None:
-            print(f"{'':12s} {factor}x (b={batch}): no prediction, measured {measured:.1f} ms")
-            errors.append(float("inf"))
+            print(f"{'':12s} {factor}x (b={batch}, {kind}): no prediction, measured {measured:.1f} ms")
+            (held_out_errors if factor in (3, 6) else errors).append(float("inf"))
             continue
         error = (predicted - measured) / measured * 100.0
-        errors.append(abs(error))
-        print(f"{'':12s} {factor}x (b={batch}): predicted {predicted:8.2f} ms  measured {measured:8.2f} ms  "
+        (held_out_errors if factor in (3, 6) else errors).append(abs(error))
+        print(f"{'':12s} {factor}x (b={batch}, {kind}): predicted {predicted:8.2f} ms  measured {measured:8.2f} ms  "
               f"error {error:+6.1f}%")
     # Forget the sample's sibling modules so the next sample imports its own `model`.
     sys.modules.pop("model", None)
     while str(entry.parent) in sys.path:
         sys.path.remove(str(entry.parent))
-    return errors
+    return errors, held_out_errors
 
 
 def main() -> int:
@@ -101,10 +107,12 @@ def main() -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
           f"predictions budget {config.predictions_budget_s}s, tolerance 15%, reference: median of {args.repeat} "
           f"plain profiles")
-    worst = {}
+    worst, worst_held_out = {}, {}
     for name in args.samples.split(","):
-        worst[name] = max(run_sample(name, config, args.repeat))
-    print("worst |error| per sample: " + ", ".join(f"{n} {e:.1f}%" for n, e in worst.items()))
+        errors, held_out = run_sample(name, config, args.repeat)
+        worst[name], worst_held_out[name] = max(errors), max(held_out)
+    print("worst |error| at 2x/4x per sample: " + ", ".join(f"{n} {e:.1f}%" for n, e in worst.items()))
+    print("worst |error| at 3x/6x (never sampled): " + ", ".join(f"{n} {e:.1f}%" for n, e in worst_held_out.items()))
     return 0 if all(e <= 15.0 for e in worst.values()) else 1
 
 
