@@ -12,6 +12,8 @@ one run and interleaved round by round so the machine's noise hits every variant
 Prints medians over the rounds.  Two clocks: wall time (what the report shows; on a shared machine it
 swings with other processes) and this thread's CPU time with one intra-op thread (``--threads 1``, the
 default), which preemption does not inflate, so its ratios are the instruments' real cost.
+Then the same ratio as users get it, inside ``skyline-tui ENTRY --json`` reports (worker process, a run
+child forked from it, default threads): median over ``--rounds`` runs per sample.
 Usage: ``python benchmarks/breakdown_overhead.py [--rounds 5] [--threads N]``.
 """
 
@@ -103,6 +105,25 @@ def main() -> None:
               f"{r['profiled_ms'] / r['unprofiled_ms']:>5.2f}x {r['cpu_ratio']:>5.2f}x   "
               f"{r['breakdown_s']:>9.3f}s {r['torch_profiler_s']:>9.3f}s "
               f"{r['breakdown_s'] / r['torch_profiler_s']:>7.2f}x {r['cpu_ratio_vs_torch_profiler']:>5.2f}x")
+
+    # What a user sees: the ratio inside real reports, from the CLI (worker process, forked run child,
+    # default threads), next to the in-process figures above.
+    print(f"\nin --json reports (median of {args.rounds} runs of skyline-tui, default threads): "
+          "breakdown.profiled_iteration_ms / throughput.iteration_ms")
+    for entry in sorted(SAMPLES.glob("*/entry.py")):
+        ratios = []
+        for _ in range(args.rounds):
+            child = subprocess.run([sys.executable, "-m", "skyline_tui", str(entry), "--json", "-", "--no-memory",
+                                    "--no-predictions"], capture_output=True, text=True, env=env)
+            if child.returncode != 0:
+                break
+            report = json.loads(child.stdout)
+            ratios.append(report["breakdown"]["profiled_iteration_ms"] / report["throughput"]["iteration_ms"])
+        if ratios:
+            print(f"{entry.parent.name:<12} {statistics.median(ratios):>5.2f}x  (runs: "
+                  + ", ".join(f"{r:.2f}" for r in ratios) + ")")
+        else:
+            print(f"{entry.parent.name:<12} failed: {child.stderr.strip().splitlines()[-1:]}")
 
 
 if __name__ == "__main__":
