@@ -10,6 +10,7 @@ from app_support import (
     TRANSFORMER_ENTRY,
     FakeGpu,
     FakeSourceFactory,
+    describe_app,
     fixed_clock,
     load_report,
     partial,
@@ -31,7 +32,7 @@ from skyline_tui.views.messages import JumpToSource
 from skyline_tui.views.source import SourceView
 from skyline_tui.views.status import StatusBar
 from skyline_tui.views.throughput import ThroughputPane
-from skyline_tui.worker.protocol import RunLog, WorkerGone
+from skyline_tui.worker.protocol import RunLog, RunReport, WorkerGone
 
 MLP = load_report("mlp_cpu")
 TRANSFORMER = load_report("transformer_cuda")
@@ -225,10 +226,63 @@ async def test_partial_reports_mark_panes_fresh_or_from_the_previous_run():
         await pilot.press("r")
         await wait_until(pilot, lambda: app.live.run_of("throughput") == 2)
         assert "1,000 samples/s" in text_of(app.query_one(ThroughputPane))
-        assert "previous run" not in app.query_one(ThroughputPane).border_title
+        assert not app.query_one(ThroughputPane).has_class("-stale")  # its own numbers are this run's
         assert "previous run" in app.query_one(BreakdownTable).border_title
         assert app.query_one(BreakdownTable).has_class("-stale")
         assert app.run_state.phase is not None  # the run is still going
+
+
+def italic_text(widget) -> str:
+    """The parts of what ``widget`` shows that are in italics (how older numbers are muted)."""
+    from textual.geometry import Region
+
+    size = widget.outer_size
+    lines = widget.render_lines(Region(0, 0, size.width, size.height))
+    return " ".join(segment.text for line in lines for segment in line if segment.style and segment.style.italic)
+
+
+async def test_predicted_rows_say_they_come_from_the_previous_run_until_the_new_fit_arrives():
+    slower = MLP.replace(throughput=MLP.throughput.__class__(1000.0, 64.0, 1.0, 10))
+    app, factory = make_app([(MLP, True)], [(partial(slower, "throughput", "memory"), False)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("right_square_bracket")  # a target that is predicted, not measured
+        throughput, memory = app.query_one(ThroughputPane), app.query_one("#memory")
+        assert (throughput.border_title, memory.border_title) == ("Throughput", "Memory")
+        batch = app.query_one(BatchControl)
+        assert "fits" in text_of(batch) and "fits" not in italic_text(batch)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.run_of("memory") == 2, explain=lambda: describe_app(app))
+        assert app.run_state.phase is not None  # still measuring: the predictions are run 1's
+        # This run's measurements, under titles that say the fitted rows are not this run's.
+        assert "1,000 samples/s" in text_of(throughput)
+        assert "max (fit)" in text_of(throughput) and "at batch 128" in text_of(throughput)
+        assert throughput.border_title == "Throughput · fit from previous run"
+        assert "at 128" in text_of(app.query_one(MemorySummary))
+        assert memory.border_title == "Memory · fit from previous run"
+        assert "fits" in italic_text(batch) and "≤63,800" in italic_text(batch)  # the old verdict, muted
+        await pilot.press("0")  # at the profiled size the memory pane shows only measured numbers
+        assert memory.border_title == "Memory"
+        assert throughput.border_title == "Throughput · fit from previous run"  # max (fit) is still old
+        await pilot.press("right_square_bracket")
+
+        factory.source.on_event(RunReport(2, slower, "predictions", True))
+        await wait_until(pilot, lambda: app.live.run_of("predictions") == 2, explain=lambda: describe_app(app))
+        assert (throughput.border_title, memory.border_title) == ("Throughput", "Memory")
+        assert "fits" not in italic_text(batch)
+
+
+async def test_a_run_that_fails_after_measuring_throughput_keeps_the_old_fit_labelled():
+    slower = MLP.replace(throughput=MLP.throughput.__class__(1000.0, 64.0, 1.0, 10))
+    failed = partial(slower, "throughput").replace(error=MLP_ERROR.error)
+    app, _ = make_app([(MLP, True)], [(failed, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        throughput = app.query_one(ThroughputPane)
+        assert "1,000 samples/s" in text_of(throughput) and "max (fit)" in text_of(throughput)
+        assert throughput.border_title == "Throughput · fit from previous run"
 
 
 async def test_the_worker_going_away_is_an_error_not_a_crash():
