@@ -355,6 +355,16 @@ async def test_tab_moves_between_panes():
         assert isinstance(app.focused, SourceView)
 
 
+async def test_before_any_report_the_status_bar_notes_are_spaced_apart():
+    for watch, on_save in ((False, "on save ✗"), (True, "on save ✓")):
+        app, _ = make_app([(MLP, True)], profile_on_start=False, watch=watch)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            status = text_of(app.query_one(StatusBar))
+            assert f"{on_save}  no report yet" in status, status
+            assert status.rstrip().endswith("no report yet")
+
+
 async def test_gpu_readings_appear_for_a_cuda_run():
     gpu = FakeGpu(GpuSample("NVIDIA A100", 87, 21 << 30, 40 << 30, 64))
     app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY, gpu=gpu)
