@@ -203,11 +203,16 @@ class SkylineApp(ProfileOnSave, App[int]):
         if isinstance(event, WorkerReady):
             return
         if isinstance(event, WorkerGone):
-            self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed=True)
+            # A run under way when the process went fails with it; an idle worker's last run stands.
+            failed = self.run_state.failed or self.run_state.phase is not None
+            self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed,
+                                      profiler_ended=True)
             if self.live.error is not None and self.live.error_run == self.current_run:
                 self._render_status()  # the run it was serving already said why it ended
                 return
-            self._fail(ErrorInfo("crash", f"the profiler process ended ({event.message}); r starts it again"))
+            self.live = fail_run(self.live, self.current_run,
+                                 ErrorInfo("crash", f"the profiler process ended ({event.message}); r starts it again"))
+            self._render_report()
             return
         if self.current_run is not None and event.run_id < self.current_run:
             return  # a cancelled run still draining

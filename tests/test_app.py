@@ -296,6 +296,21 @@ async def test_the_worker_going_away_is_an_error_not_a_crash():
         assert "3,413" in text_of(app.query_one(ThroughputPane))
 
 
+async def test_an_idle_worker_going_away_is_not_called_a_failed_run():
+    app, factory = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        factory.source.on_event(WorkerGone(-9, "SIGKILL"))
+        await wait_until(pilot, lambda: app.live.error is not None)
+        assert "profiler process ended (SIGKILL)" in text_of(app.query_one("#error-text"))
+        status = text_of(app.query_one(StatusBar))
+        assert "profiler ended · r restarts it" in status and "failed" not in status, status
+        await pilot.press("r")  # starts it again
+        await wait_until(pilot, lambda: len(factory.source.submitted) == 2 and finished(app))
+        status = text_of(app.query_one(StatusBar))
+        assert "profiler ended" not in status and "failed" not in status, status
+
+
 async def test_user_output_reaches_the_log_pane_in_coalesced_batches():
     app, factory = make_app([(MLP, True)])
     posted = []

@@ -22,7 +22,8 @@ class RunState:
     phase: Optional[str] = None  # None: idle; "queued", "starting" or one of PHASES while a run is on
     run_id: Optional[int] = None
     last_report_at: Optional[str] = None  # already formatted (the app owns the clock)
-    failed: bool = False
+    failed: bool = False  # the last run ended in an error
+    profiler_ended: bool = False  # the profiler process is gone (until r or a save starts it again)
 
 
 class StatusBar(Static):
@@ -47,6 +48,8 @@ class StatusBar(Static):
         if run.phase is not None:
             step = f" {PHASES.index(run.phase) + 1}/{len(PHASES)}" if run.phase in PHASES else ""
             parts.append(Text(f"● profiling: {run.phase}{step}", style("busy")))
+        elif run.profiler_ended:  # what is true now, and what to do about it; the error pane says why
+            parts.append(Text("✗ profiler ended · r restarts it", style("failed")))
         elif run.failed:
             parts.append(Text("✗ last run failed", style("failed")))
         if on_save is not None:
