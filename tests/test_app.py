@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 
@@ -340,11 +341,20 @@ async def test_m_toggles_between_lines_and_modules():
         assert first.startswith("module:blocks.")
 
 
+# DESIGN.md's keys, and the ones added since: every one must be on the help screen.
+DOCUMENTED_KEYS = ("tab", "shift+tab", "j", "k", "enter", "m", "+", "-", "[", "]", "0", "w", "r", "s", "l", "e",
+                   "?", "q")
+
+
 async def test_help_lists_the_keys_and_closes():
     app, _ = make_app([(MLP, True)])
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        lines = text_of(app.screen.query_one("#help-box Static")).splitlines()
+        # The key column: what each line shows before the gap that starts its description.
+        listed = {key for line in lines for key in re.split(r"\s{2,}", line.strip())[0].split() if key != "/"}
+        assert [key for key in DOCUMENTED_KEYS if key not in listed] == [], lines
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
