@@ -424,8 +424,21 @@ def test_request_profile_is_the_single_entry_for_re_profiling():
     assert SkylineApp.request_profile.__code__.co_varnames[:2] == ("self", "reason")
 
 
-def test_error_info_without_a_file_does_not_move_the_source():
-    assert ErrorInfo("timeout", "took too long").file is None
+async def test_an_error_without_a_file_leaves_the_source_pane_where_it_was():
+    timed_out = partial(TRANSFORMER).replace(error=ErrorInfo("timeout", "took too long"))
+    app, _ = make_app([(TRANSFORMER, True)], [(timed_out, True)], entry=TRANSFORMER_ENTRY)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        source = app.query_one(SourceView)
+        app.query_one(BreakdownTable).focus()
+        await pilot.press("j", "enter")  # the user is reading model.py:19, not the entry point
+        await wait_until(pilot, lambda: (source.file, source.cursor) == ("model.py", 19))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        assert "took too long" in text_of(app.query_one("#error-text"))
+        assert (source.file, source.cursor, source._error_line) == ("model.py", 19, None)
+        await pilot.press("e")  # jump to the error's line: there is none
+        assert (source.file, source.cursor, source._error_line) == ("model.py", 19, None)
 
 
 async def test_clicking_a_breakdown_row_jumps_the_source_to_its_line():
