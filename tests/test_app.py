@@ -20,6 +20,7 @@ from app_support import (
 )
 from skyline_tui.app import LogsWaiting, SkylineApp
 from skyline_tui.gpu import GpuSample
+from skyline_tui.profile_on_save import FilesSaved
 from skyline_tui.report import ErrorInfo
 from skyline_tui.targets import target_prediction
 from skyline_tui.views import format as fmt
@@ -419,9 +420,21 @@ async def test_a_source_that_cannot_start_is_reported():
         assert app.query_one(ErrorPane).display
 
 
-def test_request_profile_is_the_single_entry_for_re_profiling():
-    # The file watcher (later) calls this; it must exist with this signature.
-    assert SkylineApp.request_profile.__code__.co_varnames[:2] == ("self", "reason")
+async def test_a_settled_save_profiles_again_unless_s_turned_that_off(tmp_path):
+    entry = tmp_path / "entry.py"
+    shutil.copy(MLP_ENTRY, entry)
+    app, factory = make_app([(MLP, True)], entry=entry, watch=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        app.post_message(FilesSaved([str(entry)]))  # what the watcher posts once a burst of saves settles
+        await wait_until(pilot, lambda: len(factory.source.submitted) == 2 and finished(app),
+                         explain=lambda: describe_app(app))
+        assert app.saves_seen == 1
+        await pilot.press("s")
+        app.post_message(FilesSaved([str(entry)]))
+        await pilot.pause()
+        assert app.saves_seen == 1 and app.run_state.phase is None  # not even queued
+        assert len(factory.source.submitted) == 2
 
 
 async def test_an_error_without_a_file_leaves_the_source_pane_where_it_was():
