@@ -22,7 +22,7 @@ from textual.widgets import Footer
 from skyline_tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
-from skyline_tui.live import LiveState, apply_report, fail_run
+from skyline_tui.live import LiveState, apply_report, fail_run, pane_note, predictions_are_old
 from skyline_tui.profile_on_save import ProfileOnSave
 from skyline_tui.report import ErrorInfo
 from skyline_tui.targets import step_batch_size, target_prediction
@@ -203,11 +203,16 @@ class SkylineApp(ProfileOnSave, App[int]):
         if isinstance(event, WorkerReady):
             return
         if isinstance(event, WorkerGone):
-            self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed=True)
+            # A run under way when the process went fails with it; an idle worker's last run stands.
+            failed = self.run_state.failed or self.run_state.phase is not None
+            self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed,
+                                      profiler_ended=True)
             if self.live.error is not None and self.live.error_run == self.current_run:
                 self._render_status()  # the run it was serving already said why it ended
                 return
-            self._fail(ErrorInfo("crash", f"the profiler process ended ({event.message}); r starts it again"))
+            self.live = fail_run(self.live, self.current_run,
+                                 ErrorInfo("crash", f"the profiler process ended ({event.message}); r starts it again"))
+            self._render_report()
             return
         if self.current_run is not None and event.run_id < self.current_run:
             return  # a cancelled run still draining
@@ -250,7 +255,7 @@ class SkylineApp(ProfileOnSave, App[int]):
             table = self.query_one(BreakdownTable)
             table.show(rows, self.breakdown_by)
             by = "per line" if self.breakdown_by == ROW_LINE else "per module"
-            show_freshness(table, f"Run time {by}", self._staleness("breakdown", breakdown))
+            show_freshness(table, f"Run time {by}", self._note("breakdown"))
             memory = shown.memory if shown else None
             self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
             error_run = self.live.error_run
@@ -267,16 +272,17 @@ class SkylineApp(ProfileOnSave, App[int]):
         target = None
         if shown is not None and shown.batch_size is not None:
             target = target_prediction(shown, self.target_batch_size or shown.batch_size)
+        predicted = target is not None and not target.measured  # rows evaluated from the fits
         throughput = self.query_one(ThroughputPane)
         throughput.show(
             shown.throughput if shown else None, shown.predictions if shown else None,
             shown.batch_size if shown else None, target,
         )
-        show_freshness(throughput, "Throughput", self._staleness("throughput", shown and shown.throughput))
-        self.query_one(BatchControl).show(shown.batch_size if shown else None, target)
+        show_freshness(throughput, "Throughput", self._note("throughput", shows_fit=True))
+        self.query_one(BatchControl).show(shown.batch_size if shown else None, target, fit_is_old=self._fit_is_old())
         memory_pane = self.query_one(MemoryPane)
         memory_pane.show_summary(shown.memory if shown else None, target)
-        show_freshness(memory_pane, "Memory", self._staleness("memory", shown and shown.memory))
+        show_freshness(memory_pane, "Memory", self._note("memory", shows_fit=predicted))
 
     def _render_status(self) -> None:
         shown = self.live.shown
@@ -285,14 +291,13 @@ class SkylineApp(ProfileOnSave, App[int]):
         on_cpu = device is not None and device.type == "cpu"
         self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state, on_save=self.profile_on_save)
 
-    def _staleness(self, section: str, value: object) -> Optional[str]:
-        """The note a pane's title carries: None (fresh), 'previous run', 'measuring…' or 'not measured'."""
-        if not value:
-            return "measuring…" if self.run_state.phase is not None else "not measured"
-        run = self.live.run_of(section)
-        if run is None or self.current_run is None or run == self.current_run:
-            return None
-        return "previous run"
+    def _note(self, section: str, shows_fit: bool = False) -> Optional[str]:
+        """The note a pane's title carries: None (fresh), 'previous run', 'measuring…', 'not measured',
+        or 'fit from previous run' where ``shows_fit`` and only the predictions are older."""
+        return pane_note(self.live, section, self.current_run, self.run_state.phase is not None, shows_fit)
+
+    def _fit_is_old(self) -> bool:
+        return predictions_are_old(self.live, self.current_run)
 
     # ---- GPU readings ---------------------------------------------------------------------------------
 

@@ -14,6 +14,8 @@ from typing import Optional
 from skyline_tui.report import ErrorInfo, Report
 
 SECTIONS = ("throughput", "breakdown", "memory", "predictions")
+PREVIOUS_RUN = "previous run"
+FIT_FROM_PREVIOUS_RUN = "fit from previous run"
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,35 @@ class LiveState:
     def is_fresh(self, section: str, current_run: Optional[int]) -> bool:
         """Whether the section comes from the run now under way (or the last one that finished)."""
         return current_run is not None and self.run_of(section) == current_run
+
+
+def freshness_note(state: LiveState, section: str, current_run: Optional[int], running: bool) -> Optional[str]:
+    """What a pane's title says about ``section``: None (from the current run), 'previous run',
+    'measuring…' (nothing yet, a run is on) or 'not measured'."""
+    if state.shown is None or getattr(state.shown, section) is None:
+        return "measuring…" if running else "not measured"
+    run = state.run_of(section)
+    if run is None or current_run is None or run == current_run:
+        return None
+    return PREVIOUS_RUN
+
+
+def pane_note(state: LiveState, section: str, current_run: Optional[int], running: bool,
+              shows_fit: bool = False) -> Optional[str]:
+    """The title note of a pane that shows ``section`` and, where ``shows_fit``, numbers from the fits.
+
+    A new run measures throughput and memory before it fits the predictions, so for a while a pane's own
+    numbers are fresh while its predicted rows still come from the previous run: the note says so.
+    """
+    note = freshness_note(state, section, current_run, running)
+    if note is None and shows_fit and predictions_are_old(state, current_run):
+        return FIT_FROM_PREVIOUS_RUN
+    return note
+
+
+def predictions_are_old(state: LiveState, current_run: Optional[int]) -> bool:
+    """Whether the predictions on screen come from a run before the current one."""
+    return freshness_note(state, "predictions", current_run, running=False) == PREVIOUS_RUN
 
 
 def apply_report(state: LiveState, run_id: int, report: Report) -> LiveState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 
@@ -10,6 +11,7 @@ from app_support import (
     TRANSFORMER_ENTRY,
     FakeGpu,
     FakeSourceFactory,
+    describe_app,
     fixed_clock,
     load_report,
     partial,
@@ -18,6 +20,7 @@ from app_support import (
 )
 from skyline_tui.app import LogsWaiting, SkylineApp
 from skyline_tui.gpu import GpuSample
+from skyline_tui.profile_on_save import FilesSaved
 from skyline_tui.report import ErrorInfo
 from skyline_tui.targets import target_prediction
 from skyline_tui.views import format as fmt
@@ -31,7 +34,7 @@ from skyline_tui.views.messages import JumpToSource
 from skyline_tui.views.source import SourceView
 from skyline_tui.views.status import StatusBar
 from skyline_tui.views.throughput import ThroughputPane
-from skyline_tui.worker.protocol import RunLog, WorkerGone
+from skyline_tui.worker.protocol import RunLog, RunReport, WorkerGone
 
 MLP = load_report("mlp_cpu")
 TRANSFORMER = load_report("transformer_cuda")
@@ -225,10 +228,63 @@ async def test_partial_reports_mark_panes_fresh_or_from_the_previous_run():
         await pilot.press("r")
         await wait_until(pilot, lambda: app.live.run_of("throughput") == 2)
         assert "1,000 samples/s" in text_of(app.query_one(ThroughputPane))
-        assert "previous run" not in app.query_one(ThroughputPane).border_title
+        assert not app.query_one(ThroughputPane).has_class("-stale")  # its own numbers are this run's
         assert "previous run" in app.query_one(BreakdownTable).border_title
         assert app.query_one(BreakdownTable).has_class("-stale")
         assert app.run_state.phase is not None  # the run is still going
+
+
+def italic_text(widget) -> str:
+    """The parts of what ``widget`` shows that are in italics (how older numbers are muted)."""
+    from textual.geometry import Region
+
+    size = widget.outer_size
+    lines = widget.render_lines(Region(0, 0, size.width, size.height))
+    return " ".join(segment.text for line in lines for segment in line if segment.style and segment.style.italic)
+
+
+async def test_predicted_rows_say_they_come_from_the_previous_run_until_the_new_fit_arrives():
+    slower = MLP.replace(throughput=MLP.throughput.__class__(1000.0, 64.0, 1.0, 10))
+    app, factory = make_app([(MLP, True)], [(partial(slower, "throughput", "memory"), False)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("right_square_bracket")  # a target that is predicted, not measured
+        throughput, memory = app.query_one(ThroughputPane), app.query_one("#memory")
+        assert (throughput.border_title, memory.border_title) == ("Throughput", "Memory")
+        batch = app.query_one(BatchControl)
+        assert "fits" in text_of(batch) and "fits" not in italic_text(batch)
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.run_of("memory") == 2, explain=lambda: describe_app(app))
+        assert app.run_state.phase is not None  # still measuring: the predictions are run 1's
+        # This run's measurements, under titles that say the fitted rows are not this run's.
+        assert "1,000 samples/s" in text_of(throughput)
+        assert "max (fit)" in text_of(throughput) and "at batch 128" in text_of(throughput)
+        assert throughput.border_title == "Throughput · fit from previous run"
+        assert "at 128" in text_of(app.query_one(MemorySummary))
+        assert memory.border_title == "Memory · fit from previous run"
+        assert "fits" in italic_text(batch) and "≤63,800" in italic_text(batch)  # the old verdict, muted
+        await pilot.press("0")  # at the profiled size the memory pane shows only measured numbers
+        assert memory.border_title == "Memory"
+        assert throughput.border_title == "Throughput · fit from previous run"  # max (fit) is still old
+        await pilot.press("right_square_bracket")
+
+        factory.source.on_event(RunReport(2, slower, "predictions", True))
+        await wait_until(pilot, lambda: app.live.run_of("predictions") == 2, explain=lambda: describe_app(app))
+        assert (throughput.border_title, memory.border_title) == ("Throughput", "Memory")
+        assert "fits" not in italic_text(batch)
+
+
+async def test_a_run_that_fails_after_measuring_throughput_keeps_the_old_fit_labelled():
+    slower = MLP.replace(throughput=MLP.throughput.__class__(1000.0, 64.0, 1.0, 10))
+    failed = partial(slower, "throughput").replace(error=MLP_ERROR.error)
+    app, _ = make_app([(MLP, True)], [(failed, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        throughput = app.query_one(ThroughputPane)
+        assert "1,000 samples/s" in text_of(throughput) and "max (fit)" in text_of(throughput)
+        assert throughput.border_title == "Throughput · fit from previous run"
 
 
 async def test_the_worker_going_away_is_an_error_not_a_crash():
@@ -240,6 +296,21 @@ async def test_the_worker_going_away_is_an_error_not_a_crash():
         assert app.live.error.kind == "crash"
         assert "killed by signal 9" in text_of(app.query_one("#error-text"))
         assert "3,413" in text_of(app.query_one(ThroughputPane))
+
+
+async def test_an_idle_worker_going_away_is_not_called_a_failed_run():
+    app, factory = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        factory.source.on_event(WorkerGone(-9, "SIGKILL"))
+        await wait_until(pilot, lambda: app.live.error is not None)
+        assert "profiler process ended (SIGKILL)" in text_of(app.query_one("#error-text"))
+        status = text_of(app.query_one(StatusBar))
+        assert "profiler ended · r restarts it" in status and "failed" not in status, status
+        await pilot.press("r")  # starts it again
+        await wait_until(pilot, lambda: len(factory.source.submitted) == 2 and finished(app))
+        status = text_of(app.query_one(StatusBar))
+        assert "profiler ended" not in status and "failed" not in status, status
 
 
 async def test_user_output_reaches_the_log_pane_in_coalesced_batches():
@@ -271,11 +342,20 @@ async def test_m_toggles_between_lines_and_modules():
         assert first.startswith("module:blocks.")
 
 
+# DESIGN.md's keys, and the ones added since: every one must be on the help screen.
+DOCUMENTED_KEYS = ("tab", "shift+tab", "j", "k", "enter", "m", "+", "-", "[", "]", "0", "w", "r", "s", "l", "e",
+                   "?", "q")
+
+
 async def test_help_lists_the_keys_and_closes():
     app, _ = make_app([(MLP, True)])
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("question_mark")
         assert isinstance(app.screen, HelpScreen)
+        lines = text_of(app.screen.query_one("#help-box Static")).splitlines()
+        # The key column: what each line shows before the gap that starts its description.
+        listed = {key for line in lines for key in re.split(r"\s{2,}", line.strip())[0].split() if key != "/"}
+        assert [key for key in DOCUMENTED_KEYS if key not in listed] == [], lines
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
 
@@ -299,6 +379,16 @@ async def test_tab_moves_between_panes():
         assert isinstance(app.focused, ActivationTable)
         await pilot.press("shift+tab", "shift+tab")
         assert isinstance(app.focused, SourceView)
+
+
+async def test_before_any_report_the_status_bar_notes_are_spaced_apart():
+    for watch, on_save in ((False, "on save ✗"), (True, "on save ✓")):
+        app, _ = make_app([(MLP, True)], profile_on_start=False, watch=watch)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            status = text_of(app.query_one(StatusBar))
+            assert f"{on_save}  no report yet" in status, status
+            assert status.rstrip().endswith("no report yet")
 
 
 async def test_gpu_readings_appear_for_a_cuda_run():
@@ -330,13 +420,38 @@ async def test_a_source_that_cannot_start_is_reported():
         assert app.query_one(ErrorPane).display
 
 
-def test_request_profile_is_the_single_entry_for_re_profiling():
-    # The file watcher (later) calls this; it must exist with this signature.
-    assert SkylineApp.request_profile.__code__.co_varnames[:2] == ("self", "reason")
+async def test_a_settled_save_profiles_again_unless_s_turned_that_off(tmp_path):
+    entry = tmp_path / "entry.py"
+    shutil.copy(MLP_ENTRY, entry)
+    app, factory = make_app([(MLP, True)], entry=entry, watch=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        app.post_message(FilesSaved([str(entry)]))  # what the watcher posts once a burst of saves settles
+        await wait_until(pilot, lambda: len(factory.source.submitted) == 2 and finished(app),
+                         explain=lambda: describe_app(app))
+        assert app.saves_seen == 1
+        await pilot.press("s")
+        app.post_message(FilesSaved([str(entry)]))
+        await pilot.pause()
+        assert app.saves_seen == 1 and app.run_state.phase is None  # not even queued
+        assert len(factory.source.submitted) == 2
 
 
-def test_error_info_without_a_file_does_not_move_the_source():
-    assert ErrorInfo("timeout", "took too long").file is None
+async def test_an_error_without_a_file_leaves_the_source_pane_where_it_was():
+    timed_out = partial(TRANSFORMER).replace(error=ErrorInfo("timeout", "took too long"))
+    app, _ = make_app([(TRANSFORMER, True)], [(timed_out, True)], entry=TRANSFORMER_ENTRY)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        source = app.query_one(SourceView)
+        app.query_one(BreakdownTable).focus()
+        await pilot.press("j", "enter")  # the user is reading model.py:19, not the entry point
+        await wait_until(pilot, lambda: (source.file, source.cursor) == ("model.py", 19))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        assert "took too long" in text_of(app.query_one("#error-text"))
+        assert (source.file, source.cursor, source._error_line) == ("model.py", 19, None)
+        await pilot.press("e")  # jump to the error's line: there is none
+        assert (source.file, source.cursor, source._error_line) == ("model.py", 19, None)
 
 
 async def test_clicking_a_breakdown_row_jumps_the_source_to_its_line():

@@ -8,7 +8,7 @@ import pytest
 
 from app_support import FIXTURES, load_report, partial
 from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor
-from skyline_tui.live import LiveState, apply_report, fail_run
+from skyline_tui.live import LiveState, apply_report, fail_run, pane_note
 from skyline_tui.report import ErrorInfo, LinearFit, Report
 from skyline_tui.targets import fine_step, step_batch_size, target_prediction
 from skyline_tui.views import format as fmt
@@ -167,6 +167,18 @@ def test_a_partial_report_replaces_only_what_it_measured():
     assert state.shown.throughput.samples_per_second == 10.0
     assert state.shown.breakdown == MLP.breakdown
     assert state.is_fresh("throughput", 2) and not state.is_fresh("breakdown", 2)
+
+
+def test_a_pane_note_says_when_only_the_fit_is_from_the_previous_run():
+    state = apply_report(LiveState(), 1, MLP)
+    assert pane_note(state, "throughput", 1, running=False, shows_fit=True) is None
+    state = apply_report(state, 2, partial(MLP, "throughput"))  # run 2 under way: no fit yet
+    assert pane_note(state, "throughput", 2, running=True, shows_fit=True) == "fit from previous run"
+    assert pane_note(state, "throughput", 2, running=True) is None  # a pane that shows no fitted row
+    assert pane_note(state, "memory", 2, running=True, shows_fit=True) == "previous run"  # all of it is old
+    state = apply_report(state, 2, MLP)
+    assert pane_note(state, "throughput", 2, running=False, shows_fit=True) is None
+    assert pane_note(LiveState(), "throughput", None, running=True, shows_fit=True) == "measuring…"
 
 
 def test_a_failed_run_keeps_every_section_and_records_the_error():

@@ -6,11 +6,14 @@ from typing import Optional
 
 from textual.widget import Widget
 
+from skyline_tui.live import FIT_FROM_PREVIOUS_RUN
+
 
 def show_freshness(pane: Widget, title: str, note: Optional[str]) -> None:
     """``note`` None: the data is from the newest run; otherwise a short note such as 'previous run'.
 
-    Stale panes get the ``-stale`` class, so the .tcss can dim them while a new run streams in.
+    Stale panes get the ``-stale`` class, so the .tcss can dim them while a new run streams in; a pane
+    whose own numbers are fresh and only its fitted rows older ('fit from previous run') is not dimmed.
     """
     pane.border_title = title if note is None else f"{title} · {note}"
-    pane.set_class(note is not None, "-stale")
+    pane.set_class(note is not None and note != FIT_FROM_PREVIOUS_RUN, "-stale")

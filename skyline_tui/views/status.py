@@ -22,7 +22,8 @@ class RunState:
     phase: Optional[str] = None  # None: idle; "queued", "starting" or one of PHASES while a run is on
     run_id: Optional[int] = None
     last_report_at: Optional[str] = None  # already formatted (the app owns the clock)
-    failed: bool = False
+    failed: bool = False  # the last run ended in an error
+    profiler_ended: bool = False  # the profiler process is gone (until r or a save starts it again)
 
 
 class StatusBar(Static):
@@ -43,22 +44,25 @@ class StatusBar(Static):
             left.append(f"  mem {fmt.size(used)}/{fmt.size(total)}" if used is not None else "  mem N/A")
             left.append(f"  {_or_na(gpu.temperature_c, '°C')}")
 
-        right = Text(no_wrap=True, justify="right")
+        parts: list[Text] = []  # each a separate note, two spaces apart
         if run.phase is not None:
             step = f" {PHASES.index(run.phase) + 1}/{len(PHASES)}" if run.phase in PHASES else ""
-            right.append(f"● profiling: {run.phase}{step}", style("busy"))
+            parts.append(Text(f"● profiling: {run.phase}{step}", style("busy")))
+        elif run.profiler_ended:  # what is true now, and what to do about it; the error pane says why
+            parts.append(Text("✗ profiler ended · r restarts it", style("failed")))
         elif run.failed:
-            right.append("✗ last run failed", style("failed"))
+            parts.append(Text("✗ last run failed", style("failed")))
         if on_save is not None:
-            right.append("  on save ✓" if on_save else "  on save ✗", muted)
+            parts.append(Text("on save ✓" if on_save else "on save ✗", muted))
         if run.last_report_at is not None:
-            right.append(f"  last report {run.last_report_at}", muted)
+            parts.append(Text(f"last report {run.last_report_at}", muted))
         elif run.phase is None:
-            right.append("no report yet", muted)
+            parts.append(Text("no report yet", muted))
+        right = Text("  ", muted, no_wrap=True, justify="right").join(parts)
 
-        grid = Table.grid(expand=True)
+        grid = Table.grid(expand=True, padding=(0, 0, 0, 2))  # two cells between the sides, none outside
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(no_wrap=True, justify="right", width=right.cell_len)
+        grid.add_column(no_wrap=True, justify="right", width=right.cell_len + 2)
         grid.add_row(left, right)
         self.update(grid)
 
