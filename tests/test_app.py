@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 
@@ -49,6 +50,17 @@ def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple[SkylineApp, Fa
 
 def finished(app: SkylineApp) -> bool:
     return app.live.shown is not None and app.run_state.phase is None
+
+
+async def test_a_throughput_the_budget_cut_short_is_marked_not_settled():
+    unsettled = MLP.replace(throughput=dataclasses.replace(MLP.throughput, stable=False))
+    app, _ = make_app([(MLP, True)], [(unsettled, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        assert "not settled" not in text_of(app.query_one(ThroughputPane))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: finished(app) and app.current_run == 2)
+        assert "not settled" in text_of(app.query_one(ThroughputPane))
 
 
 async def test_first_report_fills_every_pane():
