@@ -9,6 +9,7 @@ everything it imports) never imports torch: the profiler lives in the worker pro
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional, Protocol
@@ -112,6 +113,8 @@ class SkylineApp(ProfileOnSave, App[int]):
         self.live = LiveState()
         self.current_run: Optional[int] = None
         self.run_state = RunState()
+        self.monotonic = time.monotonic  # the run's elapsed time in the status bar (tests may replace it)
+        self._run_started_at: Optional[float] = None
         self.target_batch_size: Optional[int] = None  # None: the profiled batch size
         self.breakdown_by = ROW_LINE
         self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
@@ -221,6 +224,7 @@ class SkylineApp(ProfileOnSave, App[int]):
             return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
+            self._run_started_at = self.monotonic()
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
             self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
             self._render_report()
@@ -289,7 +293,11 @@ class SkylineApp(ProfileOnSave, App[int]):
         device = shown.device if shown else None
         name = f"{device.type.upper()} · {device.name}" if device else None
         on_cpu = device is not None and device.type == "cpu"
-        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state, on_save=self.profile_on_save)
+        elapsed = None
+        if self.run_state.phase is not None and self._run_started_at is not None:
+            elapsed = self.monotonic() - self._run_started_at
+        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state, on_save=self.profile_on_save,
+                                       elapsed_s=elapsed, timeout_s=self.config.timeout_s)
 
     def _note(self, section: str, shows_fit: bool = False) -> Optional[str]:
         """The note a pane's title carries: None (fresh), 'previous run', 'measuring…', 'not measured',

@@ -20,6 +20,7 @@ from app_support import (
     wait_until,
 )
 from skyline_tui.app import LogsWaiting, SkylineApp
+from skyline_tui.config import ProfileConfig
 from skyline_tui.gpu import GpuSample
 from skyline_tui.profile_on_save import FilesSaved
 from skyline_tui.report import ErrorInfo
@@ -61,6 +62,23 @@ async def test_a_throughput_the_budget_cut_short_is_marked_not_settled():
         await pilot.press("r")
         await wait_until(pilot, lambda: finished(app) and app.current_run == 2)
         assert "not settled" in text_of(app.query_one(ThroughputPane))
+
+
+async def test_a_long_run_shows_how_long_it_has_taken_and_then_when_it_will_be_stopped():
+    now = [100.0]
+    app, _ = make_app([(partial(MLP, "throughput"), False)], config=ProfileConfig(timeout_s=300))
+    app.monotonic = lambda: now[0]
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.run_state.phase == "throughput")
+
+        def status_at(seconds: float) -> str:
+            now[0] = 100.0 + seconds
+            app._render_status()
+            return text_of(app.query_one(StatusBar))
+
+        assert re.search(r"throughput 2/5 ·", status_at(1)) is None  # a short run stays quiet
+        assert "profiling: throughput 2/5 · 5 s" in status_at(5) and "of 300" not in status_at(5)
+        assert "profiling: throughput 2/5 · 42 s of 300" in status_at(42)
 
 
 async def test_first_report_fills_every_pane():

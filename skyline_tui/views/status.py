@@ -13,6 +13,8 @@ from skyline_tui.gpu import GpuSample
 from skyline_tui.views import format as fmt
 
 PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
+ELAPSED_SHOWN_S = 3  # a run's elapsed time appears once it is noticeably long...
+TIMEOUT_SHOWN_S = 10  # ...and, past this, the timeout that will stop it (an infinite loop, say)
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,10 @@ class StatusBar(Static):
     COMPONENT_CLASSES = {"status--busy", "status--muted", "status--failed", "status--device"}
 
     def show(self, device: Optional[str], on_cpu: bool, gpu: GpuSample, run: RunState,
-             on_save: Optional[bool] = None) -> None:
-        """``on_save``: whether saving a file re-profiles (None: not shown)."""
+             on_save: Optional[bool] = None, elapsed_s: Optional[float] = None,
+             timeout_s: Optional[float] = None) -> None:
+        """``on_save``: whether saving a file re-profiles (None: not shown).  ``elapsed_s``: how long the
+        run under way has taken; shown past a couple of seconds, with the timeout once it is long."""
         style = lambda name: self.get_component_rich_style(f"status--{name}", partial=True)  # noqa: E731
         muted = style("muted")
         left = Text(no_wrap=True, overflow="ellipsis")
@@ -47,7 +51,12 @@ class StatusBar(Static):
         parts: list[Text] = []  # each a separate note, two spaces apart
         if run.phase is not None:
             step = f" {PHASES.index(run.phase) + 1}/{len(PHASES)}" if run.phase in PHASES else ""
-            parts.append(Text(f"● profiling: {run.phase}{step}", style("busy")))
+            took = ""
+            if elapsed_s is not None and elapsed_s >= ELAPSED_SHOWN_S:
+                took = f" · {elapsed_s:.0f} s"
+                if timeout_s and elapsed_s >= TIMEOUT_SHOWN_S:
+                    took += f" of {timeout_s:.0f}"
+            parts.append(Text(f"● profiling: {run.phase}{step}{took}", style("busy")))
         elif run.profiler_ended:  # what is true now, and what to do about it; the error pane says why
             parts.append(Text("✗ profiler ended · r restarts it", style("failed")))
         elif run.failed:
