@@ -12,7 +12,7 @@ import pytest
 from skyline_tui.schema import SCHEMA_PATH
 
 from .conftest import QUICK_FLAGS, cli_env
-from .processes import new_marker, processes_with_marker
+from .processes import left_behind, new_marker, processes_with_marker
 from .reliability_cases import FAULT_TABLE, Fault
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
@@ -54,7 +54,7 @@ def test_fault_gives_a_clear_error_report_and_leaves_nothing_behind(fault: Fault
     if fault.file and fault.line_text:
         assert f"{fault.file}:{fault.expected_line()}" in result.stderr
     assert "skyline_tui/" not in result.stderr, "our own frames leaked into the user's error"
-    assert processes_with_marker(marker) == []
+    assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
 
 
 def test_no_listening_socket_is_opened_during_a_run(tmp_path):
