@@ -23,11 +23,9 @@ def run_marked(fault: Fault, tmp_path, marker: str):
     import sys
 
     env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
-    flags = list(QUICK_FLAGS)
-    if fault.flags:
-        flags = [f for f in flags]  # fault flags come last and win
-    return subprocess.run([sys.executable, "-m", "skyline_tui", fault.path, "--json", "-", *flags, *fault.flags,
-                           "--no-predictions"], capture_output=True, text=True, cwd=tmp_path, env=env,
+    # The row's flags come after the quick ones: for a flag given twice argparse keeps the last, so they win.
+    return subprocess.run([sys.executable, "-m", "skyline_tui", fault.path, "--json", "-", *QUICK_FLAGS,
+                           *fault.flags, "--no-predictions"], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
