@@ -13,7 +13,7 @@ from skyline_tui.schema import SCHEMA_PATH
 
 from .conftest import QUICK_FLAGS, cli_env
 from .processes import left_behind, new_marker, processes_with_marker
-from .reliability_cases import FAULT_TABLE, Fault
+from .reliability_cases import FAULT_TABLE, OOM_ABOVE, OOM_ABOVE_LARGEST_THAT_FITS, Fault
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
@@ -52,6 +52,28 @@ def test_fault_gives_a_clear_error_report_and_leaves_nothing_behind(fault: Fault
     if fault.file and fault.line_text:
         assert f"{fault.file}:{fault.expected_line()}" in result.stderr
     assert "skyline_tui/" not in result.stderr, "our own frames leaked into the user's error"
+    assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
+
+
+def test_out_of_memory_above_the_default_batch_is_recovered_and_bounds_max_batch_size(tmp_path):
+    import subprocess
+    import sys
+
+    marker = new_marker()
+    result = subprocess.run([sys.executable, "-m", "skyline_tui", str(OOM_ABOVE), "--json", "-", *QUICK_FLAGS],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+                            env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert report["error"] is None
+    assert report["throughput"] is not None and report["memory"] is not None
+    predictions = report["predictions"]
+    # The OOM is reported (the smallest batch that ran out), and bounds the largest batch.
+    assert predictions["oom_batch_size"] is not None, predictions
+    assert predictions["oom_batch_size"] > OOM_ABOVE_LARGEST_THAT_FITS, predictions
+    assert report["batch_size"] <= predictions["max_batch_size"] <= OOM_ABOVE_LARGEST_THAT_FITS, predictions
+    assert all(sample["batch_size"] <= OOM_ABOVE_LARGEST_THAT_FITS for sample in predictions["samples"])
     assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
 
 
