@@ -103,3 +103,34 @@ def test_no_listening_socket_is_opened_during_a_run(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_no_process_of_a_run_ever_binds_or_listens_on_a_socket(tmp_path):
+    """The sampling test above can miss a socket that lives between two looks; strace sees every bind and
+    listen call of the CLI, the worker and the run child, for a whole run with every phase."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import FIXTURES
+
+    strace = shutil.which("strace")
+    if strace is None or subprocess.run([strace, "-f", "--seccomp-bpf", "-qq", "-e", "trace=listen", "true"],
+                                        capture_output=True).returncode != 0:
+        pytest.skip("needs strace, allowed to trace (ptrace) its children")
+    trace = tmp_path / "trace"
+    marker = new_marker()
+    result = subprocess.run([strace, "-f", "--seccomp-bpf", "-qq", "-e", "trace=bind,listen,execve", "-e", "signal=none",
+                             "-o", str(trace), sys.executable, "-m", "skyline_tui",
+                             str(FIXTURES / "faults" / "healthy.py"), "--json", "-", *QUICK_FLAGS],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=180, stdin=subprocess.DEVNULL,
+                            env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["error"] is None and report["predictions"] is not None  # every phase ran
+    lines = trace.read_text().splitlines()
+    assert any("execve(" in line and "skyline_tui.worker" in line for line in lines), "the worker was not traced"
+    calls = [line for line in lines if re.match(r"\d+\s+(bind|listen)\(", line)]
+    assert calls == [], "a process of the run bound or listened on a socket"
+    assert left_behind(marker) == []
