@@ -3,28 +3,64 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from pathlib import Path
 
 
+_BORN: dict[str, int] = {}  # marker -> when it was made, in clock ticks since boot (as /proc/PID/stat)
+
+
 def new_marker() -> str:
-    return f"skyline-test-{uuid.uuid4().hex}"
+    marker = f"skyline-test-{uuid.uuid4().hex}"
+    _BORN[marker] = _ticks_since_boot()
+    return marker
 
 
 def processes_with_marker(marker: str) -> list[int]:
-    """PIDs of live (non-zombie) processes whose environment carries SKYLINE_TEST_MARKER=marker."""
+    """PIDs of the processes a test left: every live process whose environment carries
+    SKYLINE_TEST_MARKER=marker, and every zombie that one of ours never reaped.
+
+    A zombie has no environment left to read (its memory is gone), so it is known by its parent instead:
+    a zombie whose parent is a marked process or this test process (which hosts the app in the Pilot tests)
+    and that was born after the marker.  A zombie whose parent exited is init's to reap, not ours.  A
+    parent reaps its child a moment after it dies: callers poll until this is empty, never sample once.
+    """
     needle = f"SKYLINE_TEST_MARKER={marker}".encode()
-    found = []
+    born = _BORN.get(marker, 0) - 1  # /proc/uptime has 10 ms steps: one tick of slack
+    marked: list[int] = []
+    zombies: list[tuple[int, int]] = []  # (pid, parent)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if needle in (entry / "environ").read_bytes().split(b"\0"):
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                found.append((int(entry.name), state))
-        except OSError:
-            continue
-    return [pid for pid, state in found if state != "Z"]
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            state, parent, start = fields[0], int(fields[1]), int(fields[19])
+            if state == "Z":
+                if start >= born:
+                    zombies.append((int(entry.name), parent))
+            elif needle in (entry / "environ").read_bytes().split(b"\0"):
+                marked.append(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    parents = {os.getpid(), *marked}
+    return sorted(marked + [pid for pid, parent in zombies if parent in parents])
+
+
+def left_behind(marker: str, polls: int = 500) -> list[int]:
+    """:func:`processes_with_marker`, polled until it is empty or ``polls`` looks (20 ms apart) found
+    something every time: what is still there.  A bound on waiting, never a check on time."""
+    for _ in range(polls):
+        found = processes_with_marker(marker)
+        if not found:
+            return []
+        time.sleep(0.02)
+    return processes_with_marker(marker)
+
+
+def _ticks_since_boot() -> int:
+    seconds = float(Path("/proc/uptime").read_text().split()[0])
+    return int(seconds * os.sysconf("SC_CLK_TCK"))
 
 
 def listening_socket_inodes() -> set[str]:

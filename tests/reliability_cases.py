@@ -2,10 +2,14 @@
 
 To add a case: write tests/fixtures/faults/NAME.py that breaks exactly one thing, then add a row.  Both
 the headless suite (test_reliability.py) and the app suite run every row.
+
+Not every fault is fatal: OOM_ABOVE runs out of memory only above its default batch size, which the
+profiler must recover from (no error; the OOM recorded and bounding max_batch_size).  Both suites run it too.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -65,3 +69,7 @@ FAULT_TABLE = [
     Fault("out of memory", "oom.py", "oom", "can't allocate memory", file="oom.py",
           line_text="waste = torch.empty"),
 ]
+
+# Recovered, not fatal: fits at its default batch size (4), out of memory above OOM_ABOVE_LARGEST_THAT_FITS.
+OOM_ABOVE = FAULTS / "oom_above.py"
+OOM_ABOVE_LARGEST_THAT_FITS = int(re.search(r"^LARGEST_THAT_FITS = (\d+)", OOM_ABOVE.read_text(), re.M)[1])

@@ -6,6 +6,7 @@ source pane must show the user's line, the last good throughput must stay beside
 previous), the keys must still work, restoring the file and pressing r must bring a fresh report (a
 fresh worker too, when the fault killed it), no listening socket may be opened, and nothing may be left
 running once the app quits.  Path errors (no such file, a directory) never reach the app: the CLI refuses them.
+An out-of-memory above the default batch size is no error: it shows as the bound on the batch size.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.views import format as fmt
 from skyline_tui.views.errors import ErrorPane
 from skyline_tui.views.help import HelpScreen
+from skyline_tui.views.batch import BatchControl
 from skyline_tui.views.log import MAX_LOG_LINES, LogPane
+from skyline_tui.views.memory import MemorySummary
 from skyline_tui.views.source import SourceView
 from skyline_tui.views.throughput import ThroughputPane
 from skyline_tui.worker.client import WorkerClient
 
 from .conftest import cli_env
 from .processes import listening_socket_inodes, new_marker, processes_with_marker, socket_inodes_of
-from .reliability_cases import FAULT_TABLE, FAULTS, Fault
+from .reliability_cases import FAULT_TABLE, FAULTS, OOM_ABOVE, OOM_ABOVE_LARGEST_THAT_FITS, Fault
 
 pytestmark = pytest.mark.slow
 
@@ -239,6 +242,46 @@ async def test_a_flood_of_output_is_viewable_in_the_log_and_never_corrupts_the_c
         if last_of["stderr"]:
             assert last_of["stderr"][-1] == "stderr line 1999"
         assert lines[-1][:30] in screen_text(app, log)  # the pane shows the newest lines
+        await keys_still_work(pilot, app)
+        watch.check_sockets()
+    await watch.nothing_left()
+
+
+async def test_out_of_memory_above_the_default_batch_is_recovered_and_shown_as_the_bound(tmp_path, watch):
+    shutil.copy(FAULTS / "_base.py", tmp_path / "_base.py")
+    entry = tmp_path / OOM_ABOVE.name
+    shutil.copy(OOM_ABOVE, entry)
+    app = SkylineApp(str(entry), config=ProfileConfig.quick(), source=WorkerClient, gpu=FakeGpu(), watch=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await watch.until(pilot, lambda: app.live.error is not None or (
+            idle_with_report(app) and app.live.shown.predictions is not None), timeout=WORKER_START_S + 60, app=app)
+        assert app.live.error is None, app.live.error
+        assert not app.query_one(ErrorPane).display
+        shown = app.live.shown
+        predictions = shown.predictions
+        assert predictions.oom_batch_size is not None and predictions.oom_batch_size > OOM_ABOVE_LARGEST_THAT_FITS
+        assert shown.batch_size <= predictions.max_batch_size <= OOM_ABOVE_LARGEST_THAT_FITS, predictions
+        batch = app.query_one(BatchControl)
+        memory = app.query_one(MemorySummary)
+        assert f"≤{predictions.max_batch_size}" in screen_text(app, batch)
+
+        # Twice the profiled 4 ran out of memory: past the bound, it does not fit, in both places.
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert app.target_batch_size >= predictions.oom_batch_size, (app.target_batch_size, predictions)
+        assert f"at {app.target_batch_size}" in screen_text(app, memory)
+        assert "✗ does not fit" in screen_text(app, memory)
+        assert "✗ does not fit" in screen_text(app, batch)
+        # Down to the bound: fits.
+        for _ in range(app.target_batch_size):
+            if app.target_batch_size <= predictions.max_batch_size:
+                break
+            await pilot.press("minus")
+        await pilot.pause()
+        assert app.target_batch_size == predictions.max_batch_size
+        assert f"at {app.target_batch_size}" in screen_text(app, memory)
+        assert "✓ fits" in screen_text(app, memory)
+        assert "✓ fits" in screen_text(app, batch)
         await keys_still_work(pilot, app)
         watch.check_sockets()
     await watch.nothing_left()

@@ -12,8 +12,8 @@ import pytest
 from skyline_tui.schema import SCHEMA_PATH
 
 from .conftest import QUICK_FLAGS, cli_env
-from .processes import new_marker, processes_with_marker
-from .reliability_cases import FAULT_TABLE, Fault
+from .processes import left_behind, new_marker, processes_with_marker
+from .reliability_cases import FAULT_TABLE, OOM_ABOVE, OOM_ABOVE_LARGEST_THAT_FITS, Fault
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 
@@ -23,11 +23,9 @@ def run_marked(fault: Fault, tmp_path, marker: str):
     import sys
 
     env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
-    flags = list(QUICK_FLAGS)
-    if fault.flags:
-        flags = [f for f in flags]  # fault flags come last and win
-    return subprocess.run([sys.executable, "-m", "skyline_tui", fault.path, "--json", "-", *flags, *fault.flags,
-                           "--no-predictions"], capture_output=True, text=True, cwd=tmp_path, env=env,
+    # The row's flags come after the quick ones: for a flag given twice argparse keeps the last, so they win.
+    return subprocess.run([sys.executable, "-m", "skyline_tui", fault.path, "--json", "-", *QUICK_FLAGS,
+                           *fault.flags, "--no-predictions"], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -54,7 +52,29 @@ def test_fault_gives_a_clear_error_report_and_leaves_nothing_behind(fault: Fault
     if fault.file and fault.line_text:
         assert f"{fault.file}:{fault.expected_line()}" in result.stderr
     assert "skyline_tui/" not in result.stderr, "our own frames leaked into the user's error"
-    assert processes_with_marker(marker) == []
+    assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
+
+
+def test_out_of_memory_above_the_default_batch_is_recovered_and_bounds_max_batch_size(tmp_path):
+    import subprocess
+    import sys
+
+    marker = new_marker()
+    result = subprocess.run([sys.executable, "-m", "skyline_tui", str(OOM_ABOVE), "--json", "-", *QUICK_FLAGS],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+                            env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    jsonschema.validate(report, SCHEMA)
+    assert report["error"] is None
+    assert report["throughput"] is not None and report["memory"] is not None
+    predictions = report["predictions"]
+    # The OOM is reported (the smallest batch that ran out), and bounds the largest batch.
+    assert predictions["oom_batch_size"] is not None, predictions
+    assert predictions["oom_batch_size"] > OOM_ABOVE_LARGEST_THAT_FITS, predictions
+    assert report["batch_size"] <= predictions["max_batch_size"] <= OOM_ABOVE_LARGEST_THAT_FITS, predictions
+    assert all(sample["batch_size"] <= OOM_ABOVE_LARGEST_THAT_FITS for sample in predictions["samples"])
+    assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
 
 
 def test_no_listening_socket_is_opened_during_a_run(tmp_path):
@@ -83,3 +103,34 @@ def test_no_listening_socket_is_opened_during_a_run(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_no_process_of_a_run_ever_binds_or_listens_on_a_socket(tmp_path):
+    """The sampling test above can miss a socket that lives between two looks; strace sees every bind and
+    listen call of the CLI, the worker and the run child, for a whole run with every phase."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import FIXTURES
+
+    strace = shutil.which("strace")
+    if strace is None or subprocess.run([strace, "-f", "--seccomp-bpf", "-qq", "-e", "trace=listen", "true"],
+                                        capture_output=True).returncode != 0:
+        pytest.skip("needs strace, allowed to trace (ptrace) its children")
+    trace = tmp_path / "trace"
+    marker = new_marker()
+    result = subprocess.run([strace, "-f", "--seccomp-bpf", "-qq", "-e", "trace=bind,listen,execve", "-e", "signal=none",
+                             "-o", str(trace), sys.executable, "-m", "skyline_tui",
+                             str(FIXTURES / "faults" / "healthy.py"), "--json", "-", *QUICK_FLAGS],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=180, stdin=subprocess.DEVNULL,
+                            env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["error"] is None and report["predictions"] is not None  # every phase ran
+    lines = trace.read_text().splitlines()
+    assert any("execve(" in line and "skyline_tui.worker" in line for line in lines), "the worker was not traced"
+    calls = [line for line in lines if re.match(r"\d+\s+(bind|listen)\(", line)]
+    assert calls == [], "a process of the run bound or listened on a socket"
+    assert left_behind(marker) == []
