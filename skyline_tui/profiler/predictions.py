@@ -119,6 +119,8 @@ class _Sampler:
                 self._sample(batch)
             except _OutOfMemory:
                 self._record_oom(batch)
+            else:
+                self._narrow()  # a batch that ran below the failing one: keep bisecting the gap
         self._refine()
 
     def _refine(self) -> None:
@@ -162,6 +164,13 @@ class _Sampler:
     def _record_oom(self, batch: int) -> None:
         self.oom = batch if self.oom is None else min(self.oom, batch)
         self.candidates = [c for c in self.candidates if c < self.oom]
+        self._narrow()
+
+    def _narrow(self) -> None:
+        """Between the largest batch that ran and the smallest that ran out of memory, try the middle next
+        (while bisections last), so max_batch_size rests on a measurement rather than on the fit."""
+        if self.oom is None:
+            return
         ran = [b for b in self.samples if b < self.oom]
         low = max(ran) if ran else 0
         if self.bisections < MAX_BISECTIONS and self.oom - low > 1 and low > 0:
