@@ -128,3 +128,17 @@ def text_of(widget) -> str:
 
     size = widget.outer_size
     return "\n".join(strip.text for strip in widget.render_lines(Region(0, 0, size.width, size.height)))
+
+
+def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple:
+    """The app on a fake source replaying ``runs`` (each a list of (report, final)), a fake GPU and a fixed clock."""
+    from skyline_tui.app import SkylineApp  # here: the UI modules load only in the tests that use them
+
+    factory = FakeSourceFactory(*runs)
+    app = SkylineApp(str(entry), source=factory, gpu=gpu or FakeGpu(), clock=fixed_clock, **kwargs)
+    return app, factory
+
+
+def finished(app) -> bool:
+    """A report is on screen and no run is under way."""
+    return app.live.shown is not None and app.run_state.phase is None
