@@ -39,7 +39,7 @@ def measure_one(entry: str, rounds: int, iterations: int, threads: int) -> dict[
     from skyline_tui.config import ProfileConfig
     from skyline_tui.profiler.breakdown import measure_breakdown
     from skyline_tui.profiler.entry import load_entry_point
-    from skyline_tui.profiler.session import load_workload
+    from skyline_tui.profiler.run import load_workload
     from skyline_tui.profiler.timing import synchronize, time_iterations, warm_up
 
     if threads:

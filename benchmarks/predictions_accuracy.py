@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from skyline_tui.config import ProfileConfig  # noqa: E402
-from skyline_tui.predictions import iteration_ms_at  # noqa: E402
+from skyline_tui.fits import iteration_ms_at  # noqa: E402
 from skyline_tui.profiler import entry as entry_mod  # noqa: E402
 from skyline_tui.profiler import timing  # noqa: E402
-from skyline_tui.profiler.predictions import measure_predictions  # noqa: E402
-from skyline_tui.profiler.session import device_info, load_workload, measure_throughput  # noqa: E402
+from skyline_tui.profiler.batch_scaling import measure_predictions  # noqa: E402
+from skyline_tui.profiler.run import device_info, load_workload, measure_throughput  # noqa: E402
 from skyline_tui.report import Report  # noqa: E402
 
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")

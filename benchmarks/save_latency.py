@@ -31,12 +31,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from skyline_tui.config import ProfileConfig  # noqa: E402
-from skyline_tui.watch import DEFAULT_DEBOUNCE_S, ProjectWatcher  # noqa: E402
+from skyline_tui.tui.watch import DEFAULT_DEBOUNCE_S, ProjectWatcher  # noqa: E402
 from skyline_tui.worker import protocol as p  # noqa: E402
 from skyline_tui.worker.client import WorkerClient  # noqa: E402
 
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")
-HAS_PREDICTIONS = importlib.util.find_spec("skyline_tui.profiler.predictions") is not None
+HAS_PREDICTIONS = importlib.util.find_spec("skyline_tui.profiler.batch_scaling") is not None
 
 
 CONFIGS = {
@@ -99,7 +99,7 @@ def plain_time(entry: Path, config: ProfileConfig, repeats: int = 3) -> tuple[fl
     import torch  # noqa: F401 - imported before timing, as the zygote has it
 
     from skyline_tui.profiler.entry import load_entry_point
-    from skyline_tui.profiler.session import load_workload, measure_throughput
+    from skyline_tui.profiler.run import load_workload, measure_throughput
 
     loads, phases, iterations = [], [], []
     for _ in range(repeats):

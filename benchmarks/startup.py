@@ -26,7 +26,7 @@ import time
 started = time.perf_counter()
 import sys
 sys.path.insert(0, {str(REPO)!r})
-from skyline_tui.app import SkylineApp
+from skyline_tui.tui.app import SkylineApp
 
 class Silent:
     def __init__(self, on_event): pass
@@ -117,7 +117,7 @@ def main() -> None:
     print(f"first frame / import textual {med(app_inside) / max(med(textual_only) - med(bare), 1e-9):.2f}x")
 
     sys.path.insert(0, str(REPO))
-    from skyline_tui.views.source import lex_file  # noqa: E402 (measured after the subprocesses)
+    from skyline_tui.tui.views.source import lex_file  # noqa: E402 (measured after the subprocesses)
 
     with tempfile.TemporaryDirectory() as folder:
         big = Path(folder) / "big.py"

@@ -24,7 +24,7 @@ SAMPLES = REPO / "samples"
 def measure_one(entry: str, rounds: int) -> dict[str, float]:
     from skyline_tui.config import ProfileConfig
     from skyline_tui.profiler.entry import load_entry_point
-    from skyline_tui.profiler.session import load_workload, measure_throughput
+    from skyline_tui.profiler.run import load_workload, measure_throughput
     from skyline_tui.profiler.timing import synchronize
 
     ep = load_entry_point(entry)

@@ -7,6 +7,7 @@ The ``--json`` path never imports textual (nor torch: profiling happens in the w
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 import tempfile
@@ -18,11 +19,16 @@ from skyline_tui.report import ErrorInfo, Report
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE = 0, 1, 2
 
+# Verbs beside the default ``skyline-tui ENTRY``: name -> (module, function(argv) -> exit status, summary).
+# Each module is imported only when its verb is used, so no verb slows the others' start.
+VERBS: dict[str, tuple[str, str, str]] = {}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="skyline-tui",
         description="Profile the training performance of a PyTorch model (a Skyline entry point).",
+        epilog=_verbs_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("entry", help="the entry point: a Python file defining skyline_model_provider, "
                                       "skyline_input_provider and skyline_iteration_provider")
@@ -50,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="--json: no progress lines on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _verbs_epilog() -> str:
+    if not VERBS:
+        return ""
+    width = max(len(name) for name in VERBS)
+    rows = [f"  skyline-tui {name:<{width}}  {summary}" for name, (_m, _f, summary) in VERBS.items()]
+    return "other commands (each has its own --help):\n" + "\n".join(rows)
 
 
 def _positive_int(text: str) -> int:
@@ -85,6 +99,10 @@ def config_from_args(args: argparse.Namespace, interactive: bool = False) -> Pro
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in VERBS:
+        module, function, _summary = VERBS[argv[0]]
+        return int(getattr(importlib.import_module(module), function)(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.write_batch_size is not None:
         return write_batch_size_command(args.entry, args.write_batch_size)
@@ -94,7 +112,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
         return EXIT_USAGE
-    from skyline_tui.launch import run_app  # textual is imported only here
+    from skyline_tui.tui.launch import run_app  # textual is imported only here
 
     return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch)
 

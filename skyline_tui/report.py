@@ -19,6 +19,12 @@ from typing import Any, Optional
 
 SCHEMA_VERSION = 1
 
+# The phases of a profile run, in the order they run.  Every phase after "load" fills the report field of
+# its name (and, from "breakdown" on, has a ProfileConfig switch of that name).  The profiler, the worker,
+# the status bar and the app's state all take the list from here, so a new phase is added in one place.
+PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
+SECTIONS = PHASES[1:]  # the report fields the phases fill
+
 # Error kinds (ErrorInfo.kind).  Kept as plain strings so the JSON stays readable.
 ERROR_KINDS = (
     "file",  # entry point missing, a directory, unreadable, not UTF-8
@@ -153,7 +159,7 @@ class Predictions:
     run_time_ms: Optional[LinearFit]
     peak_memory_bytes: Optional[LinearFit]
     # At max_batch_size when that is known, else the fit's limit 1000/slope; null when the fit is
-    # meaningless (slope not positive, or R² below skyline_tui.predictions.MIN_R2_FOR_MAX).
+    # meaningless (slope not positive, or R² below skyline_tui.fits.MIN_R2_FOR_MAX).
     predicted_max_samples_per_second: Optional[float]
     max_batch_size: Optional[int]  # the largest batch predicted (or known) to fit in device memory
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any

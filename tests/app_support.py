@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.gpu import GpuSample
+from skyline_tui.tui.gpu import GpuSample
 from skyline_tui.report import Report
 from skyline_tui.worker.protocol import Event, RunProgress, RunReport, RunStarted
 
@@ -132,7 +132,7 @@ def text_of(widget) -> str:
 
 def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple:
     """The app on a fake source replaying ``runs`` (each a list of (report, final)), a fake GPU and a fixed clock."""
-    from skyline_tui.app import SkylineApp  # here: the UI modules load only in the tests that use them
+    from skyline_tui.tui.app import SkylineApp  # here: the UI modules load only in the tests that use them
 
     factory = FakeSourceFactory(*runs)
     app = SkylineApp(str(entry), source=factory, gpu=gpu or FakeGpu(), clock=fixed_clock, **kwargs)

@@ -19,21 +19,21 @@ from app_support import (
     text_of,
     wait_until,
 )
-from skyline_tui.app import LogsWaiting, SkylineApp
-from skyline_tui.profile_on_save import FilesSaved
+from skyline_tui.tui.app import LogsWaiting, SkylineApp
+from skyline_tui.tui.profile_on_save import FilesSaved
 from skyline_tui.report import ErrorInfo
-from skyline_tui.targets import target_prediction
-from skyline_tui.views import format as fmt
-from skyline_tui.views.batch import BatchControl
-from skyline_tui.views.breakdown import BreakdownTable
-from skyline_tui.views.errors import ErrorPane
-from skyline_tui.views.help import HelpScreen
-from skyline_tui.views.log import LogPane
-from skyline_tui.views.memory import ActivationTable, MemorySummary
-from skyline_tui.views.messages import JumpToSource
-from skyline_tui.views.source import SourceView
-from skyline_tui.views.status import StatusBar
-from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.tui.targets import target_prediction
+from skyline_tui.tui.views import format as fmt
+from skyline_tui.tui.views.batch import BatchControl
+from skyline_tui.tui.views.breakdown import BreakdownTable
+from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.help import HelpScreen
+from skyline_tui.tui.views.log import LogPane
+from skyline_tui.tui.views.memory import ActivationTable, MemorySummary
+from skyline_tui.tui.views.messages import JumpToSource
+from skyline_tui.tui.views.source import SourceView
+from skyline_tui.tui.views.status import StatusBar
+from skyline_tui.tui.views.throughput import ThroughputPane
 from skyline_tui.worker.protocol import RunLog
 
 MLP = load_report("mlp_cpu")

@@ -28,9 +28,9 @@ pytestmark = [
 
 
 async def test_the_app_profiles_the_mlp_sample_with_the_real_worker():
-    from skyline_tui.app import SkylineApp
-    from skyline_tui.views.breakdown import BreakdownTable
-    from skyline_tui.views.throughput import ThroughputPane
+    from skyline_tui.tui.app import SkylineApp
+    from skyline_tui.tui.views.breakdown import BreakdownTable
+    from skyline_tui.tui.views.throughput import ThroughputPane
     from skyline_tui.worker.client import WorkerClient
 
     phases = phases_present()

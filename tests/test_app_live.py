@@ -12,12 +12,12 @@ import time
 import pytest
 
 from app_support import FakeGpu, text_of, wait_until
-from skyline_tui.app import SkylineApp
+from skyline_tui.tui.app import SkylineApp
 from skyline_tui.config import ProfileConfig
-from skyline_tui.views.breakdown import BreakdownTable
-from skyline_tui.views.errors import ErrorPane
-from skyline_tui.views.status import StatusBar
-from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.tui.views.breakdown import BreakdownTable
+from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.status import StatusBar
+from skyline_tui.tui.views.throughput import ThroughputPane
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import WorkerClient
 
@@ -197,7 +197,7 @@ async def test_ignored_files_do_not_reprofile(live_app):
 
 
 async def test_s_turns_profile_on_save_off_and_on(live_app, tmp_path):
-    from skyline_tui.watch import ProjectWatcher
+    from skyline_tui.tui.watch import ProjectWatcher
 
     app, clients, entry = live_app()
     async with app.run_test(size=(120, 30)) as pilot:

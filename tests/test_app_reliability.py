@@ -21,16 +21,16 @@ from typing import Optional
 import pytest
 
 from app_support import FakeGpu, describe_app, wait_until
-from skyline_tui.app import SkylineApp
+from skyline_tui.tui.app import SkylineApp
 from skyline_tui.config import ProfileConfig
-from skyline_tui.views import format as fmt
-from skyline_tui.views.errors import ErrorPane
-from skyline_tui.views.help import HelpScreen
-from skyline_tui.views.batch import BatchControl
-from skyline_tui.views.log import MAX_LOG_LINES, LogPane
-from skyline_tui.views.memory import MemorySummary
-from skyline_tui.views.source import SourceView
-from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.tui.views import format as fmt
+from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.help import HelpScreen
+from skyline_tui.tui.views.batch import BatchControl
+from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
+from skyline_tui.tui.views.memory import MemorySummary
+from skyline_tui.tui.views.source import SourceView
+from skyline_tui.tui.views.throughput import ThroughputPane
 from skyline_tui.worker.client import WorkerClient
 
 from .conftest import cli_env

@@ -19,14 +19,14 @@ from app_support import (
     wait_until,
 )
 from skyline_tui.config import ProfileConfig
-from skyline_tui.gpu import GpuSample
-from skyline_tui.views.batch import BatchControl
-from skyline_tui.views.breakdown import BreakdownTable
-from skyline_tui.views.errors import ErrorPane
-from skyline_tui.views.memory import MemorySummary
-from skyline_tui.views.source import SourceView
-from skyline_tui.views.status import StatusBar
-from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.tui.gpu import GpuSample
+from skyline_tui.tui.views.batch import BatchControl
+from skyline_tui.tui.views.breakdown import BreakdownTable
+from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.memory import MemorySummary
+from skyline_tui.tui.views.source import SourceView
+from skyline_tui.tui.views.status import StatusBar
+from skyline_tui.tui.views.throughput import ThroughputPane
 from skyline_tui.worker.protocol import RunReport, WorkerGone
 
 MLP = load_report("mlp_cpu")

@@ -7,8 +7,8 @@ between runs.
 from __future__ import annotations
 
 from app_support import MLP_ENTRY, TRANSFORMER_ENTRY, FakeGpu, FakeSourceFactory, fixed_clock, load_report, wait_until
-from skyline_tui.app import SkylineApp
-from skyline_tui.views.source import SourceView
+from skyline_tui.tui.app import SkylineApp
+from skyline_tui.tui.views.source import SourceView
 
 
 def app_with(fixture: str, entry, *more_runs) -> SkylineApp:

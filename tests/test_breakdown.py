@@ -14,7 +14,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.errors import ProfileError
-from skyline_tui.profiler.session import Workload, load_workload, profile
+from skyline_tui.profiler.run import Workload, load_workload, profile
 from skyline_tui.report import Breakdown, LineTiming
 
 FIXTURES = Path(__file__).parent / "fixtures" / "breakdown"

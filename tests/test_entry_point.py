@@ -7,7 +7,7 @@ import pytest
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.errors import ProfileError
-from skyline_tui.profiler.session import load_workload, profile
+from skyline_tui.profiler.run import load_workload, profile
 
 from .conftest import TINY_ENTRY
 

@@ -7,7 +7,7 @@ Only lower bounds on time are asserted: a sleep can overrun on a busy machine, n
 from __future__ import annotations
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.session import profile
+from skyline_tui.profiler.run import profile
 
 from .conftest import TINY_ENTRY
 

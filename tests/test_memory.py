@@ -11,7 +11,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.errors import is_oom
 from skyline_tui.profiler.memory import CPU_PEAK_SOURCE, measure_memory, measure_peak, weight_entries
-from skyline_tui.profiler.session import Workload, load_workload
+from skyline_tui.profiler.run import Workload, load_workload
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "breakdown"

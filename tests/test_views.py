@@ -7,14 +7,14 @@ import types
 import pytest
 
 from app_support import FIXTURES, load_report, partial
-from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor
-from skyline_tui.live import LiveState, apply_report, fail_run, pane_note
+from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
+from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note
 from skyline_tui.report import ErrorInfo, LinearFit, Report
-from skyline_tui.targets import fine_step, step_batch_size, target_prediction
-from skyline_tui.views import format as fmt
-from skyline_tui.views.bars import split_bar
-from skyline_tui.views.rows import ROW_MODULE, activation_rows, breakdown_rows, rows_at
-from skyline_tui.views.source import lex_file
+from skyline_tui.tui.targets import fine_step, step_batch_size, target_prediction
+from skyline_tui.tui.views import format as fmt
+from skyline_tui.tui.views.bars import split_bar
+from skyline_tui.tui.views.rows import ROW_MODULE, activation_rows, breakdown_rows, rows_at
+from skyline_tui.tui.views.source import lex_file
 
 MLP = load_report("mlp_cpu")
 TRANSFORMER = load_report("transformer_cuda")

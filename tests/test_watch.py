@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from skyline_tui.watch import ProjectWatcher, SaveDebouncer, file_signature, is_project_source
+from skyline_tui.tui.watch import ProjectWatcher, SaveDebouncer, file_signature, is_project_source
 
 from .watch_support import settle
 

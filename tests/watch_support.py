@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from skyline_tui.watch import ProjectWatcher
+from skyline_tui.tui.watch import ProjectWatcher
 
 
 def settle(watcher: ProjectWatcher, root: Path, timeout: float = 30.0) -> None:

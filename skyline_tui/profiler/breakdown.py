@@ -24,6 +24,7 @@ from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTI
                                               ModuleTracker, charge_totals, clock_for, module_parent)
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
+from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Breakdown, LineTiming, ModuleTiming
 
 WARMUP_ITERATIONS = 1  # at least: the first instrumented iteration pays for the instruments' caches
@@ -36,7 +37,7 @@ class InstrumentedIterations:
     included: later phases reuse the model.
     """
 
-    def __init__(self, work: Any):
+    def __init__(self, work: Workload):
         self.work = work
         self.files: ProjectFiles = work.entry.files
         self.ledger = Ledger()
@@ -111,7 +112,7 @@ class InstrumentedIterations:
             self.modules.reset()
 
 
-def measure_breakdown(work: Any, config: ProfileConfig) -> Breakdown:
+def measure_breakdown(work: Workload, config: ProfileConfig) -> Breakdown:
     iterations = max(1, config.breakdown_iterations)
     instruments = InstrumentedIterations(work)
     work.run_user(lambda: instruments.run(WARMUP_ITERATIONS, iterations, config.breakdown_warmup_s), "iteration")

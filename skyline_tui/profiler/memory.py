@@ -25,7 +25,11 @@ from typing import Any, Iterable, Iterator, Optional
 
 import torch
 
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler.attribution import ModuleTracker
+from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch, optimizer_state_tensors
+from skyline_tui.profiler.workload import Workload, device_info
 from skyline_tui.report import MemoryBreakdown, MemoryEntry
 
 CUDA_PEAK_SOURCE = "torch.cuda.max_memory_allocated"
@@ -99,7 +103,7 @@ def resident_tensors(model: torch.nn.Module, optimizers: list[torch.optim.Optimi
 # Peak
 
 
-def measure_peak(work: Any, inputs: tuple[Any, ...]) -> tuple[int, str]:
+def measure_peak(work: Workload, inputs: tuple[Any, ...]) -> tuple[int, str]:
     """Peak bytes of one training iteration of ``work`` at ``inputs``, and how it was measured.
 
     User exceptions (an out-of-memory error above all) propagate unchanged: callers narrow the batch size
@@ -110,7 +114,7 @@ def measure_peak(work: Any, inputs: tuple[Any, ...]) -> tuple[int, str]:
     return _cpu_peak(work, inputs), CPU_PEAK_SOURCE
 
 
-def _cuda_peak(work: Any, inputs: tuple[Any, ...]) -> int:
+def _cuda_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
     device = work.device
     work.iteration(*inputs)
     torch.cuda.synchronize(device)
@@ -139,7 +143,7 @@ def _consume_allocator_warning() -> None:
     _allocator_warning_consumed = True
 
 
-def _cpu_peak(work: Any, inputs: tuple[Any, ...]) -> int:
+def _cpu_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     _consume_allocator_warning()
@@ -214,7 +218,7 @@ class SavedActivations:
     not an activation).  The pack hook returns the tensor itself, so memory behaves as without it.
     """
 
-    def __init__(self, files: Any, modules: Any, exclude: set[StorageKey]):
+    def __init__(self, files: ProjectFiles, modules: ModuleTracker, exclude: set[StorageKey]):
         self._innermost = files.innermost
         self._modules = modules
         self._seen = set(exclude)
@@ -252,9 +256,7 @@ def weight_entries(model: torch.nn.Module) -> tuple[int, list[MemoryEntry]]:
     return total, entries
 
 
-def measure_memory(work: Any, config: Any) -> MemoryBreakdown:
-    from skyline_tui.profiler.attribution import ModuleTracker
-
+def measure_memory(work: Workload, config: ProfileConfig) -> MemoryBreakdown:
     model = work.model
     weights_bytes, entries = weight_entries(model)
     model_storages: set[StorageKey] = set()
@@ -306,6 +308,4 @@ def _at_call_site(entry: MemoryEntry, call_sites: dict[str, tuple[str, int]]) ->
 def memory_capacity(device: torch.device) -> Optional[int]:
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[1])
-    from skyline_tui.profiler.session import device_info
-
     return device_info(device).memory_capacity_bytes

@@ -250,19 +250,20 @@ class Worker:
         run.finished = True
 
 
+# What every run needs, imported once in the worker so each forked child starts warm.  torch._dynamo: every
+# optimizer's add_param_group imports it (torch._compile's disable wrapper), which costs a second or two in
+# each run child unless the zygote already has it.  Imports only: no CUDA.  A test imports each name, so a
+# rename cannot silently turn an entry into a no-op.
+PRELOAD_MODULES = ("torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.utils.data",
+                   "torch._dynamo", "skyline_tui.profiler.run")
+
+
 def _preload() -> None:
     """Import what every run needs, once, so each forked child starts warm."""
     import importlib
 
-    # torch._dynamo: every optimizer's add_param_group imports it (torch._compile's disable wrapper), which
-    # costs a second or two in each run child unless the zygote already has it.  Imports only: no CUDA.
-    for name in ("torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.utils.data",
-                 "torch._dynamo", "skyline_tui.profiler.session", "skyline_tui.profiler.breakdown",
-                 "skyline_tui.profiler.memory", "skyline_tui.profiler.predictions"):
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
+    for name in PRELOAD_MODULES:
+        importlib.import_module(name)
 
 
 def _pending_bytes(fd: int) -> int:
@@ -352,7 +353,7 @@ def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int
         elif os.path.isfile(request.entry):
             os.chdir(os.path.dirname(os.path.abspath(request.entry)))
 
-        from skyline_tui.profiler.session import profile
+        from skyline_tui.profiler.run import profile
 
         def send(message: object) -> None:
             data = memoryview(p.encode(message))

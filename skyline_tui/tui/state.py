@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from skyline_tui.report import ErrorInfo, Report
+from skyline_tui.report import SECTIONS, ErrorInfo, Report
 
-SECTIONS = ("throughput", "breakdown", "memory", "predictions")
 PREVIOUS_RUN = "previous run"
 FIT_FROM_PREVIOUS_RUN = "fit from previous run"
 

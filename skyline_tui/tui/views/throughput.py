@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.widgets import Static
 
 from skyline_tui.report import Predictions, Throughput
-from skyline_tui.targets import TargetPrediction
-from skyline_tui.views import format as fmt
+from skyline_tui.tui.targets import TargetPrediction
+from skyline_tui.tui.views import format as fmt
 
 
 class ThroughputPane(Static):

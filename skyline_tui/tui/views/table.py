@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from skyline_tui.views.messages import JumpToSource, PreviewSource
+from skyline_tui.tui.views.messages import JumpToSource, PreviewSource
 
 
 class SourceRowTable(DataTable):

@@ -1,4 +1,4 @@
-"""Profile on save, the app's side: a :class:`~skyline_tui.watch.ProjectWatcher` whose settled bursts of
+"""Profile on save, the app's side: a :class:`~skyline_tui.tui.watch.ProjectWatcher` whose settled bursts of
 saves become ``request_profile`` calls, and the ``s`` key that turns it on and off.
 
 A mixin rather than more of app.py: it only needs ``project_root``, ``request_profile`` and the status
@@ -17,7 +17,7 @@ from typing import Optional
 from textual import work
 from textual.message import Message
 
-from skyline_tui.watch import DEFAULT_DEBOUNCE_S, ProjectWatcher
+from skyline_tui.tui.watch import DEFAULT_DEBOUNCE_S, ProjectWatcher
 
 
 class FilesSaved(Message):
@@ -110,7 +110,7 @@ class ProfileOnSave:
         self.request_profile(describe_saves(message.paths, self.project_root))  # type: ignore[attr-defined]
 
     def _reload_shown_source(self, paths: list[str]) -> None:
-        from skyline_tui.views.source import SourceView
+        from skyline_tui.tui.views.source import SourceView
 
         source = self.query_one(SourceView)  # type: ignore[attr-defined]
         if source.file is None:

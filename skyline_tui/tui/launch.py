@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from skyline_tui.app import SkylineApp
+from skyline_tui.tui.app import SkylineApp
 from skyline_tui.config import ProfileConfig
 from skyline_tui.worker.protocol import Event
 
@@ -19,7 +19,7 @@ def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bo
     Returns the exit status: 128 + the signal's number after SIGTERM or SIGHUP.  Every worker started is
     closed on the way out, whether the app quit, crashed or was signalled.
     """
-    from skyline_tui.shutdown import ExitOnSignals
+    from skyline_tui.tui.shutdown import ExitOnSignals
     from skyline_tui.worker.client import WorkerClient  # spawns the torch process; imports no torch here
 
     clients: list[WorkerClient] = []

@@ -6,10 +6,10 @@ from typing import Optional
 
 from rich.text import Text
 
-from skyline_tui.views import format as fmt
-from skyline_tui.views.bars import split_bar
-from skyline_tui.views.rows import ROW_LINE, BreakdownRow
-from skyline_tui.views.table import SourceRowTable
+from skyline_tui.tui.views import format as fmt
+from skyline_tui.tui.views.bars import split_bar
+from skyline_tui.tui.views.rows import ROW_LINE, BreakdownRow
+from skyline_tui.tui.views.table import SourceRowTable
 
 BAR_WIDTH = 12
 WIDE_BAR_WIDTH = 20

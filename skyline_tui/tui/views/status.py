@@ -9,10 +9,10 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from skyline_tui.gpu import GpuSample
-from skyline_tui.views import format as fmt
+from skyline_tui.tui.gpu import GpuSample
+from skyline_tui.report import PHASES
+from skyline_tui.tui.views import format as fmt
 
-PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
 ELAPSED_SHOWN_S = 3  # a run's elapsed time appears once it is noticeably long...
 TIMEOUT_SHOWN_S = 10  # ...and, past this, the timeout that will stop it (an infinite loop, say)
 

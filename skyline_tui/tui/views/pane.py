@@ -6,7 +6,7 @@ from typing import Optional
 
 from textual.widget import Widget
 
-from skyline_tui.live import FIT_FROM_PREVIOUS_RUN
+from skyline_tui.tui.state import FIT_FROM_PREVIOUS_RUN
 
 
 def show_freshness(pane: Widget, title: str, note: Optional[str]) -> None:

@@ -9,7 +9,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from skyline_tui.report import ErrorInfo
-from skyline_tui.views import format as fmt
+from skyline_tui.tui.views import format as fmt
 
 ERROR_TITLES = {
     "file": "Cannot read the entry point",

@@ -20,7 +20,7 @@ A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch w
 not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
 cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
 
-Each new batch is first timed like the headline throughput (:func:`measure_throughput`): a short warm-up,
+Each new batch is first timed like the headline throughput (``run.measure_throughput``): a short warm-up,
 then rounds until two agree (the profiled batch reuses the throughput already in the report).  Then, while
 the budget lasts, every sampled batch is timed again in interleaved passes (one warm-up iteration and one
 round each, alternating ascending and descending order), and a batch's time is the median of its round
@@ -39,16 +39,12 @@ from typing import Any, Callable, Optional
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.predictions import evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second
+from skyline_tui.fits import evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second
 from skyline_tui.profiler.errors import ProfileError, is_oom
-from skyline_tui.profiler.session import Workload
+from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
+from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
-
-try:  # Written on the memory branch; until it lands the predictions carry no peak memory.
-    from skyline_tui.profiler.memory import measure_peak as _measure_peak
-except ImportError:  # pragma: no cover - depends on which branches are merged
-    _measure_peak = None
 
 MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
 

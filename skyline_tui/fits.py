@@ -1,7 +1,7 @@
 """Batch-size predictions from the linear fits in a report: pure arithmetic, no torch.
 
 The profiler fits ``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over a few
-measured batch sizes (:mod:`skyline_tui.profiler.predictions`).  The UI moves a target batch size and asks
+measured batch sizes (:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks
 this module what follows from it, or the inverse: which batch size gives a target throughput or memory.
 
 Every function returns ``None`` when the answer is unknown (no fit, no capacity) or meaningless (a

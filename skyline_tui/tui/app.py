@@ -1,8 +1,8 @@
 """The Textual app: source beside live panes, keyboard from chart to code, batch size on the keys.
 
 Wiring only.  Profiler events arrive on the source's thread and are posted to the UI as messages; every
-report is folded into a :class:`~skyline_tui.live.LiveState`, and the panes are handed plain values to
-render.  Predictions at the target batch size come from :mod:`skyline_tui.targets`.  This module (and
+report is folded into a :class:`~skyline_tui.tui.state.LiveState`, and the panes are handed plain values to
+render.  Predictions at the target batch size come from :mod:`skyline_tui.tui.targets`.  This module (and
 everything it imports) never imports torch: the profiler lives in the worker process.
 """
 
@@ -20,25 +20,25 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
-from skyline_tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
+from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
-from skyline_tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
-from skyline_tui.live import LiveState, apply_report, fail_run, pane_note, predictions_are_old
-from skyline_tui.profile_on_save import ProfileOnSave
+from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
+from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note, predictions_are_old
+from skyline_tui.tui.profile_on_save import ProfileOnSave
 from skyline_tui.report import ErrorInfo
-from skyline_tui.targets import step_batch_size, target_prediction
-from skyline_tui.views.batch import BatchControl
-from skyline_tui.views.breakdown import BreakdownTable
-from skyline_tui.views.errors import ErrorPane
-from skyline_tui.views.help import HelpScreen
-from skyline_tui.views.log import MAX_LOG_LINES, LogPane
-from skyline_tui.views.memory import ActivationTable, MemoryPane
-from skyline_tui.views.messages import JumpToSource, PreviewSource
-from skyline_tui.views.pane import show_freshness
-from skyline_tui.views.rows import ROW_LINE, ROW_MODULE, activation_rows, breakdown_rows
-from skyline_tui.views.source import SourceView
-from skyline_tui.views.status import RunState, StatusBar
-from skyline_tui.views.throughput import ThroughputPane
+from skyline_tui.tui.targets import step_batch_size, target_prediction
+from skyline_tui.tui.views.batch import BatchControl
+from skyline_tui.tui.views.breakdown import BreakdownTable
+from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.help import HelpScreen
+from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
+from skyline_tui.tui.views.memory import ActivationTable, MemoryPane
+from skyline_tui.tui.views.messages import JumpToSource, PreviewSource
+from skyline_tui.tui.views.pane import show_freshness
+from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE, activation_rows, breakdown_rows
+from skyline_tui.tui.views.source import SourceView
+from skyline_tui.tui.views.status import RunState, StatusBar
+from skyline_tui.tui.views.throughput import ThroughputPane
 from skyline_tui.worker.protocol import Event, RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
 
 GPU_POLL_SECONDS = 1.5

@@ -14,11 +14,11 @@ from textual.containers import Vertical
 from textual.widgets import Static
 
 from skyline_tui.report import MemoryBreakdown
-from skyline_tui.targets import TargetPrediction
-from skyline_tui.views import format as fmt
-from skyline_tui.views.bars import split_bar
-from skyline_tui.views.rows import MemoryRow
-from skyline_tui.views.table import SourceRowTable
+from skyline_tui.tui.targets import TargetPrediction
+from skyline_tui.tui.views import format as fmt
+from skyline_tui.tui.views.bars import split_bar
+from skyline_tui.tui.views.rows import MemoryRow
+from skyline_tui.tui.views.table import SourceRowTable
 
 # (attribute of MemoryBreakdown, legend label, glyph, component class suffix); the order of the stack.
 MEMORY_PARTS = (

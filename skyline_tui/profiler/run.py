@@ -1,0 +1,103 @@
+"""One profile run: load the entry point, then measure phase by phase, emitting the report as it grows.
+
+Phases run in order of how soon a user wants them: throughput first (the headline number), then the
+run-time breakdown, the memory breakdown and the batch-size predictions.  After each phase ``emit`` gets
+the report so far, so the UI can show the first number long before the run ends.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from typing import Any, Callable, Optional
+
+import torch
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler import entry as entry_mod
+from skyline_tui.profiler.batch_scaling import measure_predictions
+from skyline_tui.profiler.breakdown import measure_breakdown
+from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
+from skyline_tui.profiler.memory import measure_memory
+from skyline_tui.profiler.timing import measure_until_stable, warm_up
+from skyline_tui.profiler.workload import Workload, device_info, load_workload
+from skyline_tui.report import PHASES, ErrorInfo, Report, Throughput
+
+Emit = Callable[[Report, str], None]  # (report so far, phase just finished)
+Measure = Callable[[Workload, ProfileConfig, Report], Any]
+
+
+def measure_throughput(work: Workload, config: ProfileConfig) -> Throughput:
+    work.run_user(lambda: warm_up(work.run, work.device, config.warmup_iterations, config.warmup_s), "iteration")
+    result = work.run_user(lambda: measure_until_stable(
+        work.run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
+        tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s), "iteration")
+    return Throughput(samples_per_second=work.batch_size * 1000.0 / result.mean_ms if result.mean_ms > 0 else 0.0,
+                      iteration_ms=result.mean_ms, iteration_ms_stdev=result.stdev_ms,
+                      iterations_measured=len(result.samples_ms), stable=result.stable)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Optional[Emit] = None,
+            on_phase: Optional[Callable[[str], None]] = None) -> Report:
+    """Profile an entry point in this process.  Never raises for a user-side failure: the report's
+    ``error`` says what went wrong, and whatever was measured before it is kept.
+
+    ``on_phase(name)`` is called as each phase starts; ``emit(report, name)`` as each one ends.
+    """
+    emit = emit or (lambda report, phase: None)
+    started = on_phase or (lambda phase: None)
+    report = Report(entry_point=str(entry), project_root=str(root) if root else "",
+                    torch_version=torch.__version__, created_at=_now())
+    work: Optional[Workload] = None
+    phase = "load"
+    started(phase)
+    try:
+        ep = entry_mod.load_entry_point(entry, root)
+        report = report.replace(entry_point=str(ep.path), project_root=str(ep.files.root))
+        batch_size = config.batch_size or ep.default_batch_size
+        report = report.replace(batch_size=batch_size)
+        work = load_workload(ep, batch_size)
+        report = report.replace(device=device_info(work.device))
+        emit(report, "load")
+
+        phase = "throughput"
+        started(phase)
+        report = report.replace(throughput=measure_throughput(work, config))
+        emit(report, phase)
+
+        for phase in _optional_phases(config):
+            started(phase)
+            report = report.replace(**{phase: MEASURES[phase](work, config, report)})
+            emit(report, phase)
+    except ProfileError as exc:
+        report = report.replace(error=exc.info)
+    except BaseException as exc:  # noqa: BLE001 - user code can raise anything
+        files = work.entry.files if work is not None else None
+        if files is not None:
+            info = from_exception(exc, files)
+        else:
+            info = ErrorInfo(kind="oom" if is_oom(exc) else "internal", message=f"{type(exc).__name__}: {exc}")
+        report = report.replace(error=info)
+    if report.error is not None and report.error.kind == "oom" and phase != "load":
+        # Name the phase: the batch ran at first, so this is a later phase's extra memory.
+        report = report.replace(error=dataclasses.replace(
+            report.error, message=f"{report.error.message} (during {phase})"))
+    return report
+
+
+# How each phase after "load" fills the report field of its name (report.PHASES is the order).
+MEASURES: dict[str, Measure] = {
+    "throughput": lambda work, config, report: measure_throughput(work, config),
+    "breakdown": lambda work, config, report: measure_breakdown(work, config),
+    "memory": lambda work, config, report: measure_memory(work, config),
+    "predictions": measure_predictions,
+}
+
+
+def _optional_phases(config: ProfileConfig) -> list[str]:
+    """The phases after throughput that the config turns on (a bool field of the phase's name)."""
+    return [name for name in PHASES[2:] if getattr(config, name)]
