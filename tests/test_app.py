@@ -194,7 +194,7 @@ async def test_user_output_reaches_the_log_pane_in_coalesced_batches():
         assert log.lines[-1].text == "line 499"
 
 
-async def test_m_toggles_between_lines_and_modules():
+async def test_m_toggles_between_lines_and_the_module_tree():
     app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: finished(app))
@@ -202,8 +202,43 @@ async def test_m_toggles_between_lines_and_modules():
         assert "per line" in table.border_title
         await pilot.press("m")
         assert "per module" in table.border_title
-        first = table.coordinate_to_cell_key((0, 0)).row_key.value
-        assert first.startswith("module:blocks.")
+        # The model first; blocks (111.1 ms with its children in transformer_cuda.json, none of its own).
+        assert row_keys(table)[:2] == ["module:", "module:blocks"]
+        assert "111 ms" in text_of(table) and "0.00 ms" in text_of(table)
+        await pilot.press("m")
+        assert row_keys(table)[0] == "line:model.py:38"  # 14.2 + 29.1 ms, the costliest line
+
+
+def row_keys(table) -> list:
+    return [table.coordinate_to_cell_key((row, 0)).row_key.value for row in range(table.row_count)]
+
+
+async def test_the_module_tree_opens_and_closes_with_the_keys_and_a_leaf_jumps_to_its_code():
+    app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        table = app.query_one(BreakdownTable)
+        table.focus()
+        await pilot.press("m")
+        # 11 rows fit at 100x30: the model, blocks and the blocks are open, each block's insides closed.
+        assert row_keys(table)[:4] == ["module:", "module:blocks", "module:blocks.1", "module:blocks.0"]
+        await pilot.press("j", "j")  # blocks.1
+        await pilot.press("right")
+        assert row_keys(table)[3:5] == ["module:blocks.1.attn", "module:blocks.1.fc1"]
+        await pilot.press("left")
+        assert "module:blocks.1.attn" not in row_keys(table)
+        await pilot.press("enter")  # enter on a node opens it (it does not jump)
+        assert "module:blocks.1.attn" in row_keys(table)
+        assert app.query_one(SourceView).file == "entry.py"
+        await pilot.press("space")
+        assert "module:blocks.1.attn" not in row_keys(table)
+        await pilot.press("left")  # on a closed node: up to its parent
+        assert row_keys(table)[table.cursor_row] == "module:blocks"
+        await pilot.press("left")  # close blocks: 4 modules and the 2 other rows are left
+        assert len(row_keys(table)) == 7
+        await pilot.press("j", "enter")  # head, a leaf: its line (model.py:55) in the source pane
+        source = app.query_one(SourceView)
+        await wait_until(pilot, lambda: (source.file, source.cursor) == ("model.py", 55))
 
 
 # DESIGN.md's keys, and the ones added since: every one must be on the help screen.
@@ -272,11 +307,11 @@ async def test_a_settled_save_profiles_again_unless_s_turned_that_off(tmp_path):
         app.post_message(FilesSaved([str(entry)]))  # what the watcher posts once a burst of saves settles
         await wait_until(pilot, lambda: len(factory.source.submitted) == 2 and finished(app),
                          explain=lambda: describe_app(app))
-        assert app.saves_seen == 1
+        assert app.state.saves_seen == 1
         await pilot.press("s")
         app.post_message(FilesSaved([str(entry)]))
         await pilot.pause()
-        assert app.saves_seen == 1 and app.run_state.phase is None  # not even queued
+        assert app.state.saves_seen == 1 and app.run_state.phase is None  # not even queued
         assert len(factory.source.submitted) == 2
 
 
