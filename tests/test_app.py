@@ -22,8 +22,6 @@ from app_support import (
 from skyline_tui.tui.app import LogsWaiting, SkylineApp
 from skyline_tui.tui.profile_on_save import FilesSaved
 from skyline_tui.report import ErrorInfo
-from skyline_tui.tui.targets import target_prediction
-from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.batch import BatchControl
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.errors import ErrorPane
@@ -38,6 +36,7 @@ from skyline_tui.worker.protocol import RunLog
 
 MLP = load_report("mlp_cpu")
 TRANSFORMER = load_report("transformer_cuda")
+MLP_ERROR = load_report("mlp_error")
 
 
 async def test_first_report_fills_every_pane():
@@ -103,17 +102,30 @@ async def test_batch_keys_show_predictions_at_the_target_without_profiling():
         await wait_until(pilot, lambda: finished(app))
         await pilot.press("right_square_bracket")
         assert app.target_batch_size == 128
-        expected = target_prediction(app.live.shown, 128)
+        # mlp_cpu.json fits time(b) = 0.2694 ms * b + 1.52 ms: at 128, 36.0032 ms and 128000 / 36.0032
+        # = 3,555 samples/s (worked out by hand, not by the code under test).
         shown = text_of(app.query_one(ThroughputPane))
         assert "at batch 128" in shown
-        assert fmt.rate(expected.samples_per_second) in shown and fmt.ms(expected.iteration_ms) in shown
+        assert "3,555" in shown and "36.0 ms" in shown
         await pilot.press("plus", "plus", "minus")
-        assert app.target_batch_size == 144
+        assert app.target_batch_size == 144  # steps of 128 / 8 = 16: 144, 160, back to 144
+        assert "3,572" in text_of(app.query_one(ThroughputPane))  # 144000 / (0.2694 * 144 + 1.52)
         await pilot.press("left_square_bracket")
         assert app.target_batch_size == 72
         await pilot.press("0")
         assert app.target_batch_size is None
         assert len(factory.source.submitted) == 1  # no re-profile for any of it
+
+
+async def test_equals_and_underscore_move_the_batch_like_plus_and_minus():
+    # The unshifted keys of + and - on a US keyboard, so nobody has to reach for shift.
+    app, _ = make_app([(MLP, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("equals_sign")
+        assert app.target_batch_size == 72  # 64 + 64 / 8
+        await pilot.press("underscore", "underscore")
+        assert app.target_batch_size == 60  # back to 64, then 64 - 32 / 8 (below 64 the step is an eighth of 32)
 
 
 async def test_a_target_beyond_capacity_is_shown_as_not_fitting():
@@ -262,9 +274,27 @@ async def test_help_lists_the_keys_and_closes():
 async def test_q_quits():
     app, factory = make_app([(MLP, True)])
     async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
         await pilot.press("q")
         await pilot.pause()
+        assert not app.is_running
+    assert app.return_code == 0
     assert factory.source.closed
+
+
+async def test_e_jumps_to_the_line_of_the_error():
+    app, _ = make_app([(MLP, True)], [(MLP_ERROR, True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("r")
+        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        source = app.query_one(SourceView)
+        source.focus()
+        await pilot.press("g")  # the user reads elsewhere: the top of the file
+        await wait_until(pilot, lambda: source.cursor == 1)
+        await pilot.press("e")  # mlp_error.json: entry.py line 20
+        await wait_until(pilot, lambda: source.cursor == 20)
+        assert (source.file, source._error_line) == ("entry.py", 20)
 
 
 async def test_tab_moves_between_panes():
