@@ -255,7 +255,7 @@ async def test_the_module_tree_opens_and_closes_with_the_keys_and_a_leaf_jumps_t
 
 # DESIGN.md's keys, and the ones added since: every one must be on the help screen.
 DOCUMENTED_KEYS = ("tab", "shift+tab", "j", "k", "enter", "m", "+", "-", "[", "]", "0", "w", "r", "s", "l", "e",
-                   "?", "q")
+                   "?", "q", "space", "←", "→")
 
 
 async def test_help_lists_the_keys_and_closes():

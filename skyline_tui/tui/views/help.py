@@ -23,7 +23,9 @@ KEYS = (
         ("w", "write the target into the entry point, re-profile"),
     )),
     ("Views", (
-        ("m", "run time per line ⇄ per module"),
+        ("m", "run time per line ⇄ module tree (total and self)"),
+        ("→ / ←", "module tree: open / close a module (← again: its parent)"),
+        ("space", "module tree: open or close; enter on a leaf shows its line"),
         ("l", "show / hide the output of your code"),
         ("e", "jump to the error's line"),
         ("r", "re-profile now"),
