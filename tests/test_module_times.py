@@ -49,7 +49,7 @@ def test_each_module_carries_its_known_inclusive_and_self_times(breakdown: Break
     for path, known in KNOWN_MS.items():
         m = modules[path]
         measured = (m.forward_ms, m.backward_ms, m.self_forward_ms, m.self_backward_ms)
-        assert all(within(value, expected) for value, expected in zip(measured, known)), (path, measured, known)
+        assert all(within(value, expected) for value, expected in zip(measured, known, strict=True)), (path, measured, known)
 
 
 def test_the_json_report_carries_inclusive_and_self_times(breakdown: Breakdown) -> None:

@@ -23,7 +23,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.report import ErrorInfo
 from skyline_tui.rewrite import RewriteError, write_batch_size
 from skyline_tui.tui import state as transitions
-from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfilerEvent, SourceFactory
+from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfileSource, ProfilerEvent, SourceFactory
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.tui.profile_on_save import FilesSaved, ProfileOnSave, WatchingChanged, describe_saves
 from skyline_tui.tui.state import AppState, LiveState, RunState

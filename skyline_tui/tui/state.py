@@ -3,7 +3,12 @@
 A run sends partial reports (throughput first, breakdown later...) and may fail half-way.  The panes keep
 the last good value of each section until a newer run replaces it, so a failed or half-finished run never
 blanks the screen; ``section_runs`` records which run each section came from, so a pane can say it is
-showing an older run.  Pure: the app holds one :class:`LiveState` and replaces it on every report.
+showing an older run.
+
+:class:`AppState` is the app's one state: the :class:`LiveState`, the run under way (:class:`RunState`),
+the target batch size, the breakdown's view and the module tree's open nodes.  Pure: the app holds one
+:class:`AppState`, replaces it through the transition functions below on every event and key, and
+re-renders from it.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ KEYS = (
     )),
     ("Views", (
         ("m", "run time per line ⇄ module tree (total and self)"),
-        ("→ / ←", "module tree: open / close a module (← again: its parent)"),
-        ("space", "module tree: open or close; enter on a leaf shows its line"),
+        ("→ / ←", "module tree: open / close (← on a closed one: parent)"),
+        ("space", "module tree: open or close (enter too, but a leaf jumps)"),
         ("l", "show / hide the output of your code"),
         ("e", "jump to the error's line"),
         ("r", "re-profile now"),
