@@ -33,7 +33,7 @@ from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
 from skyline_tui.tui.views.main import MainView, open_modules
 from skyline_tui.tui.views.memory import ActivationTable
-from skyline_tui.tui.views.messages import JumpToSource, PreviewSource, ToggleModule
+from skyline_tui.tui.views.messages import JumpToSource, PreviewSource, ToggleModule, TreeRoomChanged
 from skyline_tui.tui.views.module_tree import toggled
 from skyline_tui.tui.views.source import SourceView
 from skyline_tui.tui.views.status import StatusBar
@@ -294,6 +294,10 @@ class SkylineApp(App[int]):
     def on_toggle_module(self, message: ToggleModule) -> None:
         expanded = open_modules(self.state, self.query_one(BreakdownTable).tree_rows)
         self._set(transitions.modules_expanded(self.state, toggled(expanded, message.path, message.expand)))
+
+    def on_tree_room_changed(self, _: TreeRoomChanged) -> None:
+        if self.state.expanded_modules is None:  # the user has not chosen: open the levels that fit now
+            self._render_report()
 
     # ---- actions ----------------------------------------------------------------------------------
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
-from skyline_tui.tui.views.messages import ToggleModule
+from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
 from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE, BreakdownRow
 from skyline_tui.tui.views.table import SourceRowTable
 
@@ -109,6 +110,10 @@ class BreakdownTable(SourceRowTable):
             cells += [Text(f"{100 * share:.0f}", justify="right"), Text(row.detail, style("detail"))]
             table_rows.append((row.key, row.file, row.line, cells))
         self.set_rows(table_rows)
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._by == ROW_MODULE:
+            self.post_message(TreeRoomChanged())
 
     # ---- the module tree's keys ------------------------------------------------------------------------
 

@@ -29,3 +29,7 @@ class ToggleModule(Message):
         super().__init__()
         self.path = path
         self.expand = expand
+
+
+class TreeRoomChanged(Message):
+    """The breakdown pane changed height: the module tree's default levels may fit differently now."""
