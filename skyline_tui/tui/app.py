@@ -212,11 +212,14 @@ class SkylineApp(App[int]):
         elif isinstance(event, RunProgress):
             self._set(transitions.run_progressed(self.state, event.run_id, event.phase), "status")
         elif isinstance(event, RunReport):
-            had_error = self.state.live.error is not None
-            at = self._clock().strftime("%H:%M:%S")
-            self._set(transitions.report_received(self.state, event.run_id, event.report, event.final, at))
-            if event.report.error is not None and (event.final or not had_error):
-                self.action_show_error()
+            self._take_report(event)
+
+    def _take_report(self, event: RunReport) -> None:
+        had_error = self.state.live.error is not None
+        at = self._clock().strftime("%H:%M:%S")
+        self._set(transitions.report_received(self.state, event.run_id, event.report, event.final, at))
+        if event.report.error is not None and (event.final or not had_error):
+            self.action_show_error()
 
     def on_files_saved(self, message: FilesSaved) -> None:
         if not self.state.profile_on_save:
