@@ -135,6 +135,7 @@ def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple:
     from skyline_tui.tui.app import SkylineApp  # here: the UI modules load only in the tests that use them
 
     factory = FakeSourceFactory(*runs)
+    kwargs.setdefault("root", str(Path(entry).parent))  # the recorded reports name files from the entry's folder
     app = SkylineApp(str(entry), source=factory, gpu=gpu or FakeGpu(), clock=fixed_clock, **kwargs)
     return app, factory
 
