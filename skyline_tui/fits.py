@@ -52,16 +52,16 @@ def fit_linear(xs: Sequence[float], ys: Sequence[float],
     if len(set(xf)) < 2:
         return None
     total = math.fsum(wf)
-    mean_x = math.fsum(w * x for w, x in zip(wf, xf)) / total
-    mean_y = math.fsum(w * y for w, y in zip(wf, yf)) / total
-    sxx = math.fsum(w * (x - mean_x) ** 2 for w, x in zip(wf, xf))
+    mean_x = math.fsum(w * x for w, x in zip(wf, xf, strict=True)) / total
+    mean_y = math.fsum(w * y for w, y in zip(wf, yf, strict=True)) / total
+    sxx = math.fsum(w * (x - mean_x) ** 2 for w, x in zip(wf, xf, strict=True))
     if not sxx > 0.0:
         return None
-    sxy = math.fsum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(wf, xf, yf))
+    sxy = math.fsum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(wf, xf, yf, strict=True))
     slope = sxy / sxx
     bias = mean_y - slope * mean_x
-    ss_tot = math.fsum(w * (y - mean_y) ** 2 for w, y in zip(wf, yf))
-    ss_res = math.fsum(w * (y - (slope * x + bias)) ** 2 for w, x, y in zip(wf, xf, yf))
+    ss_tot = math.fsum(w * (y - mean_y) ** 2 for w, y in zip(wf, yf, strict=True))
+    ss_res = math.fsum(w * (y - (slope * x + bias)) ** 2 for w, x, y in zip(wf, xf, yf, strict=True))
     if ss_tot <= 0.0:
         r2 = 1.0
     else:

@@ -87,8 +87,8 @@ class FakeSourceFactory:
 
 
 class FakeGpu:
-    def __init__(self, sample: GpuSample = GpuSample()) -> None:
-        self._sample = sample
+    def __init__(self, sample: GpuSample | None = None) -> None:
+        self._sample = sample if sample is not None else GpuSample()
 
     def sample(self) -> GpuSample:
         return self._sample

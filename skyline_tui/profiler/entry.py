@@ -167,7 +167,8 @@ def _check_signatures(ep: EntryPoint) -> int:
         raise _signature_error(ep, ep.input_provider, f"batch_size default must be at least 1 (it is {default})")
 
     iteration_sig = check(ep.iteration_provider)
-    positional = [p for p in iteration_sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [p for p in iteration_sig.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
     if len(required) > 1 or not positional:
         raise _signature_error(ep, ep.iteration_provider, "must take exactly one parameter: the model")
