@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH", help="profile once, headless, and write the JSON report to "
                                                        "PATH ('-' for stdout)")
     parser.add_argument("--root", metavar="DIR", help="project root: what is watched and counted as project "
-                                                      "code (default: the entry point's folder)")
+                                                      "code (default: the nearest folder up from the entry "
+                                                      "point holding .git, pyproject.toml, setup.py or "
+                                                      "setup.cfg, not above your home; else the entry's folder)")
     parser.add_argument("--batch-size", type=_positive_int, metavar="N",
                         help="profile at this batch size instead of the input provider's default")
     parser.add_argument("--timeout", type=_positive_float, default=ProfileConfig.timeout_s, metavar="S",
@@ -111,6 +113,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     problem = _check_entry(args.entry, args.root)
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
+        return EXIT_USAGE
+    if not sys.stdout.isatty():  # piped, a script, a CI job: the app would draw escape codes and wait forever
+        print("skyline-tui: stdout is not a terminal; use --json PATH (or --json -) to profile headless",
+              file=sys.stderr)
         return EXIT_USAGE
     from skyline_tui.tui.launch import run_app  # textual is imported only here
 

@@ -61,7 +61,8 @@ class ProfileConfig:
     def interactive(cls, **changes: Any) -> "ProfileConfig":
         """The app's budgets: the first number soon after a save.  A save re-profiles, so a steadier
         number matters less than a prompt one; the headless ``--json`` run keeps the longer defaults."""
-        return cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S).replace(**changes)
+        base = cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S)
+        return base.replace(**changes)
 
     @classmethod
     def quick(cls, **changes: Any) -> "ProfileConfig":

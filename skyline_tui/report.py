@@ -189,7 +189,8 @@ class Report:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        as_dict: dict[str, Any] = to_dict(self)
+        return as_dict
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -226,6 +227,9 @@ def _tool_info() -> ToolInfo:
 # Generic (de)serialisation driven by the dataclass type hints, so adding a field needs no code here.
 
 
+_T = typing.TypeVar("_T")
+
+
 def to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
@@ -236,12 +240,12 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def from_dict(cls: type, data: Any, where: str = "report") -> Any:
+def from_dict(cls: type[_T], data: Any, where: str = "report") -> _T:
     if not isinstance(data, dict):
         raise ReportFormatError(f"{where}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(typing.cast(Any, cls)):
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ReportFormatError(f"{where}: missing key {f.name!r}")
@@ -276,7 +280,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ReportFormatError(f"{where}: expected a list")
         (item_type, _ellipsis) = typing.get_args(tp)
         return tuple(_convert(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -24,6 +24,7 @@ from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note, predictions_are_old
+from skyline_tui.project import display_path, project_root
 from skyline_tui.tui.profile_on_save import ProfileOnSave
 from skyline_tui.report import ErrorInfo
 from skyline_tui.tui.targets import step_batch_size, target_prediction
@@ -100,7 +101,8 @@ class SkylineApp(ProfileOnSave, App[int]):
         self.entry = entry
         self.root = root
         self.config = config or ProfileConfig()
-        self.project_root = Path(root).resolve() if root else Path(entry).resolve().parent
+        self.project_root = project_root(entry, root)  # the profiler child resolves the same one
+        self.sub_title = f"project root {self.project_root}"
         self._init_profile_on_save(watch)  # a settled burst of saves calls request_profile
         self._source_factory = source
         self._source: Optional[ProfileSource] = None
@@ -137,7 +139,8 @@ class SkylineApp(ProfileOnSave, App[int]):
 
     def on_mount(self) -> None:
         self.query_one(LogPane).display = False
-        self.query_one(SourceView).show_file(self._path_of(Path(self.entry).name), Path(self.entry).name, 1)
+        entry = Path(self.entry).resolve()
+        self.query_one(SourceView).show_file(entry, display_path(entry, self.project_root), 1)
         self._render_report()
         self._source = self._source_factory(self._bridge)
         self._start_source()
@@ -348,7 +351,7 @@ class SkylineApp(ProfileOnSave, App[int]):
     # ---- actions ----------------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.project_root))
 
     def action_reprofile(self) -> None:
         self.request_profile("key r")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -37,6 +40,11 @@ KEYS = (
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
+    def __init__(self, project_root: Optional[Path] = None) -> None:
+        super().__init__()
+        self.project_root = project_root  # what is watched and counted as project code: worth a look
+
+
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
@@ -49,6 +57,8 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row(key, what)
         with VerticalScroll(id="help-box"):
             yield Static(table)
+            if self.project_root is not None:
+                yield Static(f"\nproject root: {self.project_root}", id="help-root", markup=False)
 
     def on_mount(self) -> None:
         box = self.query_one("#help-box")

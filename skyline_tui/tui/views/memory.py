@@ -49,12 +49,16 @@ class _SummaryRenderable:
         grid.add_column(no_wrap=True, overflow="ellipsis")
         capacity = memory.capacity_bytes
         grid.add_row("peak", self._gauge(memory.peak_bytes, capacity, gauge_width, styles["used"]),
-                     Text.assemble(fmt.size(memory.peak_bytes), (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"])))
+                     Text.assemble(fmt.size(memory.peak_bytes),
+                                   (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"])))
         target = self.target
         if target is not None and not target.measured:
             fits = target.fits is not False
             style = styles["predicted"] if fits else styles["overflow"]
-            verdict = ("✓ fits", styles["fits"]) if target.fits else (("✗ does not fit", styles["overflow"]) if target.fits is False else ("?", styles["muted"]))
+            if target.fits is None:
+                verdict = ("?", styles["muted"])
+            else:
+                verdict = ("✓ fits", styles["fits"]) if target.fits else ("✗ does not fit", styles["overflow"])
             grid.add_row(f"at {target.batch_size}", self._gauge(target.peak_bytes, capacity, gauge_width, style),
                          Text.assemble((fmt.size(target.peak_bytes), style), " ", verdict))
         # Parts that overlap in time add up past the peak: the bar then spans their sum, and says so.
