@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-from typing import Optional
 
-from skyline_tui.report import Breakdown, DeviceInfo, LineTiming, MemoryBreakdown, ModuleTiming, Report, Throughput
+from skyline_tui.report import (
+    Breakdown,
+    DeviceInfo,
+    LineTiming,
+    MemoryBreakdown,
+    ModuleTiming,
+    Report,
+    Throughput,
+)
 
 
 def make_report(root: Path, *, iteration_ms: float = 10.0, stdev: float = 0.1, batch_size: int = 8,
                 lines: tuple[tuple[int, str, float], ...] = ((5, "x = a(x)", 3.0), (6, "x = b(x)", 2.0)),
                 modules: tuple[tuple[str, float], ...] = (("", 5.0), ("fc", 4.0)),
-                peak_bytes: int = 1_000_000, created_at: Optional[str] = None,
+                peak_bytes: int = 1_000_000, created_at: str | None = None,
                 entry: str = "entry.py") -> Report:
     return Report(
         entry_point=str(root / entry), project_root=str(root), batch_size=batch_size,

@@ -26,7 +26,7 @@ from skyline_tui.history import (
 from skyline_tui.report import ErrorInfo, Report
 
 from .conftest import FIXTURES, REPO, cli_env
-from .history_support import count_runs, integrity, make_report
+from .history_support import integrity, make_report
 
 
 def test_a_run_is_recorded_with_its_numbers_rows_and_report(tmp_path):
@@ -274,5 +274,5 @@ def test_dataframe_without_pandas_names_the_extra(tmp_path):
     script = ("import sys; sys.modules['pandas'] = None\n"
               "from skyline_tui.history import History\n"
               f"History({str(tmp_path / 'h.db')!r}).dataframe()")
-    result = subprocess.run([sys.executable, "-c", script], env=cli_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], check=False, env=cli_env(), capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "skyline-tui[pandas]" in result.stderr.splitlines()[-1]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional, TextIO, Union
+from typing import Any, TextIO
 
 from skyline_tui.history.store import History
 from skyline_tui.report import Report
@@ -18,12 +18,12 @@ HISTORY_ENV = "SKYLINE_TUI_HISTORY"
 _OFF = ("off", "none", "0", "no")
 
 
-def default_history_path(project_root: Union[str, "os.PathLike[str]"]) -> Path:
+def default_history_path(project_root: str | os.PathLike[str]) -> Path:
     return Path(project_root) / ".skyline-tui" / "history.db"
 
 
-def resolve_history_path(cli_path: Optional[str], no_history: bool,
-                         project_root: Union[str, "os.PathLike[str]", None]) -> Optional[Path]:
+def resolve_history_path(cli_path: str | None, no_history: bool,
+                         project_root: str | os.PathLike[str] | None) -> Path | None:
     """The file to record into, or None to record nothing.  Precedence: ``--no-history``, then
     ``--history PATH``, then ``$SKYLINE_TUI_HISTORY``, then the default under the project root."""
     if no_history:
@@ -38,8 +38,8 @@ def resolve_history_path(cli_path: Optional[str], no_history: bool,
     return default_history_path(project_root)
 
 
-def record_safely(report: Report, path: Union[str, "os.PathLike[str]", None], *, stream: Optional[TextIO] = None,
-                  **options: Any) -> Optional[int]:
+def record_safely(report: Report, path: str | os.PathLike[str] | None, *, stream: TextIO | None = None,
+                  **options: Any) -> int | None:
     """Record ``report`` into the store at ``path``; on any failure print one warning line naming the
     file and return None.  Never raises: the profile has already been reported, the history is a bonus."""
     if path is None:

@@ -7,7 +7,6 @@ import hashlib
 import os
 import subprocess
 from dataclasses import dataclass
-from typing import Optional
 
 # Folders never part of "the project's code": version control, environments, caches, our own store.
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".skyline-tui", "__pycache__", ".venv", "venv", "env",
@@ -21,9 +20,9 @@ _GIT_TIMEOUT_S = 5.0
 
 @dataclass(frozen=True)
 class Provenance:
-    git_commit: Optional[str]  # None: not a git work tree, or git is missing
-    git_dirty: Optional[bool]
-    source_hash: Optional[str]  # sha256 over (relative path, bytes) of every .py file, sorted by path
+    git_commit: str | None  # None: not a git work tree, or git is missing
+    git_dirty: bool | None
+    source_hash: str | None  # sha256 over (relative path, bytes) of every .py file, sorted by path
 
 
 def provenance(project_root: str) -> Provenance:
@@ -33,7 +32,7 @@ def provenance(project_root: str) -> Provenance:
     return Provenance(commit, dirty, source_hash(project_root))
 
 
-def git_state(folder: str) -> tuple[Optional[str], Optional[bool]]:
+def git_state(folder: str) -> tuple[str | None, bool | None]:
     commit = _git(folder, "rev-parse", "--verify", "--quiet", "HEAD")
     if not commit:
         return None, None
@@ -42,9 +41,9 @@ def git_state(folder: str) -> tuple[Optional[str], Optional[bool]]:
     return commit, (None if status is None else bool(status.strip()))
 
 
-def _git(folder: str, *args: str) -> Optional[str]:
+def _git(folder: str, *args: str) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", folder, *args], capture_output=True, text=True,
+        done = subprocess.run(["git", "-C", folder, *args], check=False, capture_output=True, text=True,
                               timeout=_GIT_TIMEOUT_S, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None

@@ -13,10 +13,11 @@ import os
 import sqlite3
 import time
 import zlib
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Callable, Optional, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 from skyline_tui.history.migrations import SCHEMA_VERSION, STEPS, statements
 from skyline_tui.history.provenance import Provenance, provenance
@@ -57,15 +58,15 @@ class History:
         self.path = Path(path)
         self._create = create
         self._busy_timeout_s = busy_timeout_s
-        self._connection: Optional[sqlite3.Connection] = None
+        self._connection: sqlite3.Connection | None = None
 
     # -- opening --------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "History":
+    def __enter__(self) -> History:
         return self
 
-    def __exit__(self, kind: Optional[type[BaseException]], error: Optional[BaseException],
-                 trace: Optional[TracebackType]) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
@@ -141,8 +142,8 @@ class History:
 
     # -- writing --------------------------------------------------------------------------------------
 
-    def record(self, report: Report, *, config: Optional[dict[str, Any]] = None, sweep_id: Optional[str] = None,
-               knobs: Optional[dict[str, Any]] = None) -> int:
+    def record(self, report: Report, *, config: dict[str, Any] | None = None, sweep_id: str | None = None,
+               knobs: dict[str, Any] | None = None) -> int:
         """Record one finished run (failed ones too); returns its id."""
         origin = provenance(report.project_root)  # outside the transaction: git may take a while
         run = _run_row(report, origin, config, sweep_id, knobs)
@@ -174,8 +175,8 @@ class History:
 
     # -- reading --------------------------------------------------------------------------------------
 
-    def runs(self, entry: Optional[str] = None, limit: Optional[int] = None, *,
-             batch_size: Optional[int] = None, sweep_id: Optional[str] = None) -> list[dict[str, Any]]:
+    def runs(self, entry: str | None = None, limit: int | None = None, *,
+             batch_size: int | None = None, sweep_id: str | None = None) -> list[dict[str, Any]]:
         """Runs newest first, as plain dicts (``config`` and ``knobs`` as dicts, ``git_dirty`` a bool)."""
         where, params = [], []  # type: list[str], list[Any]
         if entry is not None:
@@ -211,7 +212,7 @@ class History:
         """All runs, one row each, ``config`` and ``knobs`` flattened into ``config.NAME`` and
         ``knobs.NAME`` columns (pandas is the optional extra ``skyline-tui[pandas]``)."""
         try:
-            import pandas
+            import pandas  # type: ignore[import-untyped]
         except ImportError:
             raise ImportError("History.dataframe() needs pandas: pip install 'skyline-tui[pandas]'") from None
         records = []
@@ -240,8 +241,8 @@ def _user_version(connection: sqlite3.Connection) -> int:
     return int(connection.execute("PRAGMA user_version").fetchone()[0])
 
 
-def _run_row(report: Report, origin: Provenance, config: Optional[dict[str, Any]], sweep_id: Optional[str],
-             knobs: Optional[dict[str, Any]]) -> dict[str, Any]:
+def _run_row(report: Report, origin: Provenance, config: dict[str, Any] | None, sweep_id: str | None,
+             knobs: dict[str, Any] | None) -> dict[str, Any]:
     throughput, memory = report.throughput, report.memory
     created = report.created_at or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     body = zlib.compress(report.to_json(indent=None).encode("utf-8"), _COMPRESSION_LEVEL)
@@ -269,7 +270,7 @@ def _run_row(report: Report, origin: Provenance, config: Optional[dict[str, Any]
     }
 
 
-def _json_or_none(value: Optional[dict[str, Any]]) -> Optional[str]:
+def _json_or_none(value: dict[str, Any] | None) -> str | None:
     return None if value is None else json.dumps(value, sort_keys=True, default=str)
 
 
