@@ -49,8 +49,8 @@ def test_repeated_code_pairs_with_the_nearest_line(tmp_path):
 
 
 def test_same_means_within_the_noise_of_both_runs(tmp_path):
-    quiet = dict(stdev=0.05)  # 0.5 % spread: the 5 % floor rules, so 3.0 -> 3.3 ms (+10 %) is slower
-    noisy = dict(stdev=1.0)  # 10 % spread on a 10 ms iteration: 2 sigma = 20 %, so +10 % is noise
+    quiet = {"stdev": 0.05}  # 0.5 % spread: the 5 % floor rules, so 3.0 -> 3.3 ms (+10 %) is slower
+    noisy = {"stdev": 1.0}  # 10 % spread on a 10 ms iteration: 2 sigma = 20 %, so +10 % is noise
     for spread, verdict in ((quiet, "slower"), (noisy, "same")):
         before = make_report(tmp_path, lines=((5, "x = a(x)", 3.0),), **spread)
         after = make_report(tmp_path, lines=((5, "x = a(x)", 3.3),), stdev=0.05)

@@ -140,6 +140,7 @@ def resolve_diff(specs: list[str], store: str | None) -> Diff:
     try:
         sides = [_load_side(spec, opened) for spec in specs]
         if len(sides) < 2:
+            entry: str | None
             if sides:
                 entry = sides[0][0].entry_point
             else:  # the newest entry point in the store
