@@ -121,7 +121,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     from skyline_tui.tui.launch import run_app  # textual is imported only here
 
-    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch)
+    from skyline_tui.history import resolve_history_path
+
+    project_root = os.path.abspath(args.root) if args.root else os.path.dirname(os.path.abspath(args.entry))
+    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch,
+                   history_path=resolve_history_path(args.history, args.no_history, project_root))
 
 
 def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
