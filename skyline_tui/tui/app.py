@@ -83,7 +83,7 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         Binding("w", "write_batch_size", "Write batch"),
         Binding("m", "toggle_breakdown", "Lines/modules"),
         Binding("l", "toggle_log", "Log"),
-        Binding("h", "history", "History"),
+        Binding("h", "history", "History", show=False),  # in the ? screen; the footer is full at 80 columns
         Binding("e", "show_error", "Error line", show=False),
     ]
 
