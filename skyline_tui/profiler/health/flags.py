@@ -36,7 +36,7 @@ def module_flags(metrics: dict[str, MetricSeries], has_parameters: bool) -> list
     grads = metrics.get("grad_norm")
     if has_parameters and grads is not None and grads.series and all(v == 0.0 for v in grads.series):
         flags.append(HealthFlag("no_gradient", "no gradient reached its parameters in any iteration: is its output "
-                                               "detached (.detach(), .data, torch.no_grad) or its input cut off?"))
+                                               "detached (.detach(), .data, no_grad), or every unit after it dead?"))
     ratio = _median(metrics, "update_to_weight")
     grad = _median(metrics, "grad_norm")
     if ratio is not None and ratio > UPDATE_RATIO_HIGH:

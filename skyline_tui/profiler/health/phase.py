@@ -60,13 +60,13 @@ def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> 
             if i > 0 and time.perf_counter() > deadline:
                 break
             publisher.start_iteration()
-            fresh.run()
+            publisher.run(fresh.run)
             values = publisher.end_iteration()
             history.append(values)
             custom.append({path: subscribers.compute(path, module, publisher.held.get(path, {}))
                            for path, module in publisher.modules})
             publisher.held = {}
-            if _any_non_finite(values):
+            if not publisher.outside_finite or _any_non_finite(values):
                 non_finite_at = i  # what follows a NaN is NaN: stop here, and find where it came from
                 break
     non_finite = _locate(fresh, non_finite_at) if non_finite_at is not None else None

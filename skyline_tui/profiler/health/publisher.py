@@ -12,6 +12,11 @@ the way out:
   ``zero_grad`` has not cleared them) and snapshots the weights; at the end of the iteration the weights
   minus the snapshot are the updates of every step the iteration took.
 
+A NaN made outside the model (``torch.log`` of a negative loss term) reaches no module output and, its
+gradient being finite, no norm either: ``OutsideModelCheck``, a torch function mode taken off the stack
+while the model's forward runs and passing the optimizer's step straight through, notes for the calls
+outside the model (the loss, mostly: a few calls) whether their outputs are finite, on the device.
+
 Norms are taken with one ``torch._foreach_norm`` per list and summed per module with ``index_add``;
 every number of an iteration then crosses to the host in one ``tolist()``: one host sync per iteration.
 """
@@ -23,6 +28,7 @@ from typing import Any, Optional
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
@@ -57,6 +63,55 @@ def first_tensor(output: Any) -> Optional[torch.Tensor]:
     return output if isinstance(output, torch.Tensor) else None
 
 
+class OutsideModelCheck(TorchFunctionMode):
+    """Whether the torch calls made outside the model's forward produced only finite values."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.checks: list[torch.Tensor] = []
+        self.paused = False  # while the optimizer steps
+        self._popped: list[bool] = []  # per model forward under way: whether it took this mode off the stack
+        self._handles: list[Any] = []
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        if not self.paused and isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
+            self.checks.append(torch.isfinite(out.detach()).all())
+        return out
+
+    def install(self) -> None:
+        self._handles = [self.model.register_forward_pre_hook(lambda module, args: self._enter_model()),
+                         self.model.register_forward_hook(lambda module, args, output: self._leave_model())]
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _enter_model(self) -> None:
+        # The model's own calls are checked through its modules' outputs; taking this mode off the stack
+        # spares each of them a trip through Python.  Only our mode, and only when it is on top.
+        depth = torch._C._len_torch_function_stack()
+        popped = depth > 0 and torch._C._get_function_stack_at(depth - 1) is self
+        if popped:
+            torch._C._pop_torch_function_stack()
+        self._popped.append(popped)
+
+    def _leave_model(self) -> None:
+        if self._popped and self._popped.pop():
+            torch._C._push_on_torch_function_stack(self)
+
+    def restore(self) -> None:
+        """A forward that raised never reached its post-hook: put the mode back before it is exited."""
+        while self._popped:
+            self._leave_model()
+
+    def take(self) -> Optional[torch.Tensor]:
+        checks, self.checks = self.checks, []
+        return torch.stack(checks).all() if checks else None
+
+
 class Publisher:
     """Install with ``with publisher:``; call ``start_iteration`` / ``end_iteration`` around each one."""
 
@@ -73,7 +128,8 @@ class Publisher:
         self._device = self._flat_params[0].device if self._flat_params else torch.device("cpu")
         self._owner = torch.tensor(owners, dtype=torch.long, device=self._device)
         self._handles: list[Any] = []
-        self._watch = OptimizerWatch(on_step_start=self._step_start)
+        self._watch = OptimizerWatch(on_step_start=self._step_start, on_step_end=self._step_end)
+        self.outside = OutsideModelCheck(model)
         self._reset()
 
     def _reset(self) -> None:
@@ -82,6 +138,7 @@ class Publisher:
         self._weights_before: Optional[list[torch.Tensor]] = None
         self._grads: Optional[list[Optional[torch.Tensor]]] = None
         self.stepped = False
+        self.outside_finite = True
 
     # --- hooks -------------------------------------------------------------------------------------
 
@@ -92,9 +149,11 @@ class Publisher:
             self._handles.append(module.register_forward_hook(
                 lambda module, args, output, path=path: self._forward(path, module, output)))
         self._watch.__enter__()
+        self.outside.install()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.outside.remove()
         self._watch.__exit__(*exc)
         for handle in self._handles:
             handle.remove()
@@ -135,7 +194,20 @@ class Publisher:
     def _layer_gradient(self, path: str, grad: torch.Tensor) -> None:
         self.held.setdefault(path, {})["layer_gradients"] = grad.detach()
 
+    def run(self, iteration: Any) -> None:
+        """One iteration under the outside-model check."""
+        with self.outside:
+            try:
+                iteration()
+            finally:
+                self.outside.restore()
+                self.outside.paused = False
+
+    def _step_end(self, optimizer: Any) -> None:
+        self.outside.paused = False
+
     def _step_start(self, optimizer: Any) -> None:
+        self.outside.paused = True
         if self._weights_before is None:  # the first step of the iteration: later ones add to the update
             self._take_gradients()
             self._weights_before = list(torch._foreach_mul([p.detach() for p in self._flat_params], 1.0)) \
@@ -182,7 +254,12 @@ class Publisher:
         keys = list(self._activation_stats)
         if keys:
             parts.append(torch.stack([t.to(self._device, torch.float32) for t in self._activation_stats.values()]))
+        outside = self.outside.take()
+        if outside is not None:
+            parts.append(outside.reshape(1))
         flat = torch.cat([p.to(self._device, torch.float32) for p in parts]).tolist() if parts else []
+        # 1.0 when every call outside the model gave finite values (or there was none)
+        self.outside_finite = flat.pop() == 1.0 if outside is not None else True
         return self._unpack(flat, keys)
 
     def _per_module(self, norms: list[torch.Tensor], count: int, which: Optional[list[int]] = None) -> torch.Tensor:
