@@ -25,6 +25,7 @@ KEYS = (
     ("Views", (
         ("m", "run time per line ⇄ per module"),
         ("l", "show / hide the output of your code"),
+        ("H", "health per layer ⇄ run time (enter: its line; e: first NaN)"),
         ("e", "jump to the error's line"),
         ("r", "re-profile now"),
         ("s", "profile on save: on / off"),
