@@ -342,7 +342,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ReportFormatError(f"{where}: expected an object")
         (_key_type, value_type) = typing.get_args(tp)
         return {str(key): _convert(value_type, item, f"{where}.{key}") for key, item in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -57,7 +57,7 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"type": "array", "items": _type_schema(typing.get_args(tp)[0], defs)}
     if origin is dict:  # string keys (JSON), one value type
         return {"type": "object", "additionalProperties": _type_schema(typing.get_args(tp)[1], defs)}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = tp.__name__
         if name not in defs:
             defs[name] = {}  # reserve the name first: recursion-safe

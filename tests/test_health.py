@@ -15,8 +15,8 @@ from types import ModuleType
 
 import pytest
 import torch
-
 from conftest import FIXTURES, QUICK_FLAGS, run_cli
+
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.run import profile
 from skyline_tui.report import Health, ModuleHealth, Report

@@ -19,7 +19,11 @@ import torch
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.health.flags import module_flags, summarize
 from skyline_tui.profiler.health.nonfinite import locate
-from skyline_tui.profiler.health.publisher import BUILTIN_METRICS, IterationValues, Publisher
+from skyline_tui.profiler.health.publisher import (
+    BUILTIN_METRICS,
+    IterationValues,
+    Publisher,
+)
 from skyline_tui.profiler.health.subscribers import SubscriberSet, load_subscribers
 from skyline_tui.profiler.workload import Workload, load_workload
 from skyline_tui.report import Health, HealthFlag, ModuleHealth, NonFinite, Report
