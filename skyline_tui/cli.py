@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time spent measuring other batch sizes at most (default: %(default)g)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the run-time breakdown")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory breakdown")
+    parser.add_argument("--no-health", action="store_true",
+                        help="skip the training-health phase (per-layer gradients, updates, activations)")
     parser.add_argument("--no-predictions", action="store_true", help="skip the batch-size predictions")
     parser.add_argument("--write-batch-size", type=_positive_int, metavar="N",
                         help="set the input provider's default batch size to N in the entry point, then exit")
@@ -99,7 +101,8 @@ def config_from_args(args: argparse.Namespace, interactive: bool = False) -> Pro
     base = ProfileConfig.interactive() if interactive else ProfileConfig()
     changes = dict(
         batch_size=args.batch_size, timeout_s=args.timeout, predictions_budget_s=args.predictions_budget,
-        breakdown=not args.no_breakdown, memory=not args.no_memory, predictions=not args.no_predictions,
+        breakdown=not args.no_breakdown, memory=not args.no_memory, health=not args.no_health,
+        predictions=not args.no_predictions,
     )
     if args.throughput_budget is not None:
         changes["throughput_budget_s"] = args.throughput_budget

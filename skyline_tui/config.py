@@ -39,6 +39,12 @@ class ProfileConfig:
 
     memory: bool = True
 
+    # Training health: this many iterations from a fresh model (the providers called again), fewer if
+    # the budget runs out first.
+    health: bool = True
+    health_iterations: int = 20
+    health_budget_s: float = 5.0
+
     predictions: bool = True
     predictions_budget_s: float = 8.0
     min_prediction_points: int = 3
@@ -75,6 +81,8 @@ class ProfileConfig:
             throughput_budget_s=0.5,
             breakdown_iterations=1,
             breakdown_warmup_s=0.0,
+            health_iterations=5,
+            health_budget_s=2.0,
             predictions_budget_s=2.0,
             timeout_s=60.0,
         )
