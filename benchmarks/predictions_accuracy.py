@@ -3,7 +3,8 @@
 For each sample: profile the throughput at its default batch ``b`` (as ``profile()`` does), measure the
 predictions, then profile plain runs at 2b and 4b (a fresh model, the same timing method) and print the
 predicted and measured iteration times and the error; also at 3b and 6b, batch sizes the sampler never
-runs (it samples 2b, 4b, b/2, 8b), so those errors test the fit rather than repeat a measurement.  Not a test: this machine is noisy, so the figures
+runs (it samples 2b, 4b, b/2, 8b), so those errors test the fit rather than repeat a measurement.
+Not a test: this machine is noisy, so the figures
 are printed, not asserted.
 
     python benchmarks/predictions_accuracy.py [--samples mlp,lstm] [--threads N] [--repeat K] [--clock cpu]

@@ -39,6 +39,12 @@ class ProfileConfig:
 
     memory: bool = True
 
+    # Training health: this many iterations from a fresh model (the providers called again), fewer if
+    # the budget runs out first.
+    health: bool = True
+    health_iterations: int = 20
+    health_budget_s: float = 5.0
+
     predictions: bool = True
     predictions_budget_s: float = 8.0
     min_prediction_points: int = 3
@@ -61,7 +67,8 @@ class ProfileConfig:
     def interactive(cls, **changes: Any) -> "ProfileConfig":
         """The app's budgets: the first number soon after a save.  A save re-profiles, so a steadier
         number matters less than a prompt one; the headless ``--json`` run keeps the longer defaults."""
-        return cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S).replace(**changes)
+        base = cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S)
+        return base.replace(**changes)
 
     @classmethod
     def quick(cls, **changes: Any) -> "ProfileConfig":
@@ -74,6 +81,8 @@ class ProfileConfig:
             throughput_budget_s=0.5,
             breakdown_iterations=1,
             breakdown_warmup_s=0.0,
+            health_iterations=5,
+            health_budget_s=2.0,
             predictions_budget_s=2.0,
             timeout_s=60.0,
         )

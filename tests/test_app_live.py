@@ -96,7 +96,8 @@ async def all_runs_ended(pilot, app: SkylineApp, clients: RecordingClients) -> N
     """Wait until every burst the watcher reported became a request, and every request has its final report."""
     if app.save_watcher.watcher is not None:
         await asyncio.to_thread(settle, app.save_watcher.watcher, app.project_root)
-        await wait_until(pilot, lambda: app.state.saves_seen == app.save_watcher.watcher.changes_reported, timeout=RUN_TIMEOUT)
+        watcher = app.save_watcher.watcher
+        await wait_until(pilot, lambda: app.state.saves_seen == watcher.changes_reported, timeout=RUN_TIMEOUT)
 
     def ended() -> bool:
         submitting = any(w.group == "submit" and not w.is_finished for w in app.workers)

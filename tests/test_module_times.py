@@ -35,7 +35,8 @@ SLACK_MS = 4.0  # a container's own work (none here but the modules' calls) and 
 @pytest.fixture(scope="module")
 def breakdown() -> Breakdown:
     entry = load_entry_point(ENTRY)
-    return measure_breakdown(load_workload(entry, entry.default_batch_size), ProfileConfig.quick(breakdown_iterations=2))
+    work = load_workload(entry, entry.default_batch_size)
+    return measure_breakdown(work, ProfileConfig.quick(breakdown_iterations=2))
 
 
 def within(measured: float, known: float) -> bool:
@@ -49,7 +50,8 @@ def test_each_module_carries_its_known_inclusive_and_self_times(breakdown: Break
     for path, known in KNOWN_MS.items():
         m = modules[path]
         measured = (m.forward_ms, m.backward_ms, m.self_forward_ms, m.self_backward_ms)
-        assert all(within(value, expected) for value, expected in zip(measured, known, strict=True)), (path, measured, known)
+        ok = all(within(value, expected) for value, expected in zip(measured, known, strict=True))
+        assert ok, (path, measured, known)
 
 
 def test_the_json_report_carries_inclusive_and_self_times(breakdown: Breakdown) -> None:

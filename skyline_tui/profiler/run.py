@@ -1,8 +1,8 @@
 """One profile run: load the entry point, then measure phase by phase, emitting the report as it grows.
 
 Phases run in order of how soon a user wants them: throughput first (the headline number), then the
-run-time breakdown, the memory breakdown and the batch-size predictions.  After each phase ``emit`` gets
-the report so far, so the UI can show the first number long before the run ends.
+run-time breakdown, the memory breakdown, training health and the batch-size predictions.  After each phase
+``emit`` gets the report so far, so the UI can show the first number long before the run ends.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
+from skyline_tui.profiler.health import measure_health
 from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.timing import measure_until_stable, warm_up
 from skyline_tui.profiler.workload import Workload, device_info, load_workload
@@ -94,6 +95,7 @@ MEASURES: dict[str, Measure] = {
     "throughput": lambda work, config, report: measure_throughput(work, config),
     "breakdown": lambda work, config, report: measure_breakdown(work, config),
     "memory": lambda work, config, report: measure_memory(work, config),
+    "health": measure_health,
     "predictions": measure_predictions,
 }
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
@@ -20,20 +21,23 @@ from textual.binding import Binding
 from textual.widgets import Footer
 
 from skyline_tui.config import ProfileConfig
+from skyline_tui.project import display_path, project_root
 from skyline_tui.report import ErrorInfo
 from skyline_tui.rewrite import RewriteError, write_batch_size
 from skyline_tui.tui import state as transitions
 from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfileSource, ProfilerEvent, SourceFactory
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
+from skyline_tui.tui.history_actions import HistoryActions
+from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.profile_on_save import FilesSaved, ProfileOnSave, WatchingChanged, describe_saves
 from skyline_tui.tui.state import AppState, LiveState, RunState
 from skyline_tui.tui.targets import step_batch_size
 from skyline_tui.tui.views.breakdown import BreakdownTable
+from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
 from skyline_tui.tui.views.main import MainView, open_modules
-from skyline_tui.tui.views.memory import ActivationTable
-from skyline_tui.tui.views.messages import JumpToSource, PreviewSource, ToggleModule, TreeRoomChanged
+from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
 from skyline_tui.tui.views.module_tree import toggled
 from skyline_tui.tui.views.source import SourceView
 from skyline_tui.tui.views.status import StatusBar
@@ -42,7 +46,7 @@ from skyline_tui.worker.protocol import RunProgress, RunReport, RunStarted, Work
 GPU_POLL_SECONDS = 1.5
 
 
-class SkylineApp(App[int]):
+class SkylineApp(HistoryActions, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -59,6 +63,8 @@ class SkylineApp(App[int]):
         Binding("w", "write_batch_size", "Write batch"),
         Binding("m", "toggle_breakdown", "Lines/modules"),
         Binding("l", "toggle_log", "Log"),
+        Binding("h", "history", "History", show=False),  # in the ? screen; the footer is full at 80 columns
+        Binding("H", "toggle_health", "Health", show=False),
         Binding("e", "show_error", "Error line", show=False),
     ]
 
@@ -73,12 +79,14 @@ class SkylineApp(App[int]):
         clock: Callable[[], datetime] = datetime.now,
         profile_on_start: bool = True,
         watch: bool = False,
+        history: Optional[HistorySink] = None,
     ) -> None:
         super().__init__()
         self.entry = entry
         self.root = root
         self.config = config or ProfileConfig()
-        self.project_root = Path(root).resolve() if root else Path(entry).resolve().parent
+        self.project_root = project_root(entry, root)  # the profiler child resolves the same one
+        self.sub_title = f"project root {self.project_root}"
         self.state = AppState(profile_on_save=watch)  # the one home of what the screen shows
         self.save_watcher = ProfileOnSave(self.project_root, self.post_message)
         self._source_factory = source
@@ -90,11 +98,16 @@ class SkylineApp(App[int]):
         self._profile_on_start = profile_on_start
         self.monotonic = time.monotonic  # the run's elapsed time in the status bar (tests may replace it)
         self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
+        self._init_history(history)  # None: nothing recorded (tests, --no-history)
 
-    # Read-only views of the state, for tests and tools.
-    @property
+    # Views of the state, for tests and the history mixin (which swaps in a past run's reports).
+    @property  # type: ignore[override]
     def live(self) -> LiveState:
         return self.state.live
+
+    @live.setter
+    def live(self, live: LiveState) -> None:
+        self.state = replace(self.state, live=live)
 
     @property
     def run_state(self) -> RunState:
@@ -111,14 +124,15 @@ class SkylineApp(App[int]):
     # ---- layout and lifecycle ---------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        yield MainView(id="main")
+        yield MainView(self.project_root, id="main")
         yield StatusBar(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(LogPane).display = False
-        name = Path(self.entry).name
-        self.query_one(SourceView).show_file(self.project_root / name, name, 1)
+        self.query_one(HealthPane).display = False
+        entry = Path(self.entry).resolve()
+        self.query_one(SourceView).show_file(entry, display_path(entry, self.project_root), 1)
         self._render_report()
         self._source = self._source_factory(self._bridge)
         self._start_source()
@@ -145,7 +159,7 @@ class SkylineApp(App[int]):
         if render == "report":
             self._render_report()
         elif render == "target":
-            self.query_one(MainView).show_target(state)
+            self.query_one(MainView).show_target(state, self.shown_comparison(), self.comparison_label())
         else:
             self._render_status()
 
@@ -165,6 +179,7 @@ class SkylineApp(App[int]):
 
     def request_profile(self, reason: str) -> None:
         """Profile the entry point now (cancelling a run under way).  A settled save calls this too."""
+        self.leave_past_run()  # a past run on screen gives way to the run being asked for
         # What `w` may rewrite: the code these numbers describe.
         self._set(transitions.run_queued(self.state, _read_bytes(self.entry)), "status")
         self._submit(reason)
@@ -207,6 +222,7 @@ class SkylineApp(App[int]):
                 and event.report.error.kind == "cancelled":
             return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         if isinstance(event, RunStarted):
+            self.leave_past_run()
             self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
             self._set(transitions.run_started(self.state, event.run_id, self.monotonic()))
         elif isinstance(event, RunProgress):
@@ -218,6 +234,8 @@ class SkylineApp(App[int]):
         had_error = self.state.live.error is not None
         at = self._clock().strftime("%H:%M:%S")
         self._set(transitions.report_received(self.state, event.run_id, event.report, event.final, at))
+        if event.final:
+            self._history_take_final(event.report)
         if event.report.error is not None and (event.final or not had_error):
             self.action_show_error()
 
@@ -246,7 +264,7 @@ class SkylineApp(App[int]):
     # ---- rendering --------------------------------------------------------------------------------
 
     def _render_report(self) -> None:
-        self.query_one(MainView).show(self.state)
+        self.query_one(MainView).show(self.state, self.shown_comparison(), self.comparison_label())
         self._render_status()
 
     def _render_status(self) -> None:
@@ -274,25 +292,7 @@ class SkylineApp(App[int]):
             self.notify(problem, title="GPU readings unavailable", severity="warning")
         self._render_status()
 
-    # ---- source pane <-> tables -------------------------------------------------------------------
-
-    def on_jump_to_source(self, message: JumpToSource) -> None:
-        if message.file is None:
-            self.notify("This row is not tied to a line of your code.", timeout=3)
-            return
-        source = self.query_one(SourceView)
-        source.show_file(self.project_root / message.file, message.file, message.line)
-        source.set_marked({message.line} if message.line else set())
-        error = self.state.live.error
-        source.set_error_line(error.line if error is not None and error.file == message.file else None)
-
-    def on_preview_source(self, message: PreviewSource) -> None:
-        source = self.query_one(SourceView)
-        source.set_marked({message.line} if message.file == source.file and message.line else set())
-
-    def on_source_view_cursor_moved(self, message: SourceView.CursorMoved) -> None:
-        self.query_one(BreakdownTable).mark_location(message.file, message.line)
-        self.query_one(ActivationTable).mark_location(message.file, message.line)
+    # ---- the module tree (the source pane and the tables talk inside MainView) ---------------------
 
     def on_toggle_module(self, message: ToggleModule) -> None:
         expanded = open_modules(self.state, self.query_one(BreakdownTable).tree_rows)
@@ -305,7 +305,7 @@ class SkylineApp(App[int]):
     # ---- actions ----------------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.project_root))
 
     def action_reprofile(self) -> None:
         self.request_profile("key r")
@@ -371,17 +371,15 @@ class SkylineApp(App[int]):
     def action_toggle_breakdown(self) -> None:
         self._set(transitions.breakdown_toggled(self.state))
 
+    def action_toggle_health(self) -> None:
+        self.query_one(MainView).toggle_health()
+
     def action_toggle_log(self) -> None:
         log = self.query_one(LogPane)
         log.display = not log.display
 
     def action_show_error(self) -> None:
-        error = self.state.live.error
-        if error is None or error.file is None:
-            return
-        source = self.query_one(SourceView)
-        source.show_file(self.project_root / error.file, error.file, error.line)
-        source.set_error_line(error.line)
+        self.query_one(MainView).show_error_line(self.state.live.error)
 
 
 def _read_bytes(path: "str | Path") -> Optional[bytes]:

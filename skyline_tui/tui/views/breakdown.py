@@ -15,8 +15,10 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from skyline_tui.history.compare import RunComparison
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
+from skyline_tui.tui.views.delta import delta_cell
 from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
 from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE, BreakdownRow
 from skyline_tui.tui.views.table import SourceRowTable
@@ -43,6 +45,9 @@ class BreakdownTable(SourceRowTable):
         "breakdown--track",
         "breakdown--special",
         "breakdown--detail",
+        "breakdown--slower",
+        "breakdown--faster",
+        "breakdown--new",
     }
     BINDINGS = [
         Binding("space", "toggle_node", "Open/close", show=False),
@@ -52,7 +57,7 @@ class BreakdownTable(SourceRowTable):
 
     def __init__(self, *, id: Optional[str] = None, classes: Optional[str] = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._by: Optional[str] = None
+        self._layout: Optional[tuple[str, bool]] = None  # (by, with a Δ column): the columns shown
         self._rows: dict[str, BreakdownRow] = {}
 
     @property
@@ -60,14 +65,16 @@ class BreakdownTable(SourceRowTable):
         """How many rows the table shows without scrolling (the header takes one)."""
         return max(1, self.size.height - 1)
 
-    def show(self, rows: Optional[list[BreakdownRow]], by: str) -> None:
-        """Render rows (None: nothing measured yet); ``by`` is "line" or "module"."""
+    def show(self, rows: Optional[list[BreakdownRow]], by: str, deltas: Optional[RunComparison] = None) -> None:
+        """Render rows (None: nothing measured yet); ``by`` is "line" or "module".  ``deltas``: the change of
+        each line against the baseline run; the Δ column appears once there is one."""
         style = lambda name: self.get_component_rich_style(f"breakdown--{name}", partial=True)  # noqa: E731
         forward, backward, other, special = style("forward"), style("backward"), style("other"), style("special")
         track = (" ", style("track"))
-        if by != self._by:
+        with_delta = deltas is not None and by == ROW_LINE  # the history compares lines, not modules
+        if (by, with_delta) != self._layout:
             self.clear(columns=True)
-            self._by = by
+            self._layout = (by, with_delta)
             bar_header = Text.assemble((FORWARD_GLYPH, forward), "fwd ", (BACKWARD_GLYPH, backward), "bwd")
             if by == ROW_LINE:
                 self.add_column("where", key=self.LABEL_COLUMN)
@@ -80,6 +87,8 @@ class BreakdownTable(SourceRowTable):
                 self.add_column(bar_header, key="bar")
             self.add_column(Text("%", justify="right"), key="share")
             self.add_column("code" if by == ROW_LINE else "type", key="detail")
+            if with_delta:
+                self.add_column(Text("Δ ms", justify="right"), key="delta")
         self._rows = {row.key: row for row in rows or []}
         if rows is None:
             self.set_rows([])
@@ -101,18 +110,22 @@ class BreakdownTable(SourceRowTable):
             )
             share = row.forward_share + row.backward_share + row.other_share
             is_module = row.kind == ROW_MODULE
-            label = Text(tree_label(row) if is_module else row.label, special if row.file is None and not is_module else "")
+            label_style = special if row.file is None and not is_module else ""
+            label = Text(tree_label(row) if is_module else row.label, label_style)
             total = Text(fmt.ms(row.total_ms), justify="right")
             cells: list[object] = [label, bar, total]
             if by == ROW_MODULE:
                 own = Text(fmt.ms(row.self_ms) if row.self_ms is not None else "", justify="right")
                 cells = [label, total, own, bar]
             cells += [Text(f"{100 * share:.0f}", justify="right"), Text(row.detail, style("detail"))]
+            if with_delta:
+                change = deltas.line(row.file, row.line) if deltas and row.file and row.line else None
+                cells.append(delta_cell(change, style("slower"), style("faster"), style("new"), style("detail")))
             table_rows.append((row.key, row.file, row.line, cells))
         self.set_rows(table_rows)
 
     def on_resize(self, event: events.Resize) -> None:
-        if self._by == ROW_MODULE:
+        if self._layout is not None and self._layout[0] == ROW_MODULE:
             self.post_message(TreeRoomChanged())
 
     # ---- the module tree's keys ------------------------------------------------------------------------

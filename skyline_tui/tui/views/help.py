@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -27,7 +30,9 @@ KEYS = (
         ("→ / ←", "module tree: open / close (← on a closed one: parent)"),
         ("space", "module tree: open or close (enter too, but a leaf jumps)"),
         ("l", "show / hide the output of your code"),
+        ("H", "health per layer ⇄ run time (enter: its line; e: first NaN)"),
         ("e", "jump to the error's line"),
+        ("h", "history: past runs (enter show · d diff vs latest · b pin as Δ baseline)"),
         ("r", "re-profile now"),
         ("s", "profile on save: on / off"),
         ("?", "this help"),
@@ -38,6 +43,11 @@ KEYS = (
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+
+    def __init__(self, project_root: Optional[Path] = None) -> None:
+        super().__init__()
+        self.project_root = project_root  # what is watched and counted as project code: worth a look
+
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
@@ -51,6 +61,8 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row(key, what)
         with VerticalScroll(id="help-box"):
             yield Static(table)
+            if self.project_root is not None:
+                yield Static(f"\nproject root: {self.project_root}", id="help-root", markup=False)
 
     def on_mount(self) -> None:
         box = self.query_one("#help-box")
