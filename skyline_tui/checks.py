@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from skyline_tui.baseline import DEFAULT_MAX_REGRESSION_PCT, BaselineError, compare, failure_lines, load_baseline
 from skyline_tui.budgets import Budget, BudgetError, evaluate, format_quantity, parse_budgets, sections_needed
@@ -32,7 +32,7 @@ class RunChecks:
         """The report with its budgets and baseline sections filled (a failed run is left as it is)."""
         if report.error is not None:
             return report
-        changes = {}
+        changes: dict[str, Any] = {}
         if self.budgets:
             changes["budgets"] = evaluate(self.budgets, report)
         if self.baseline is not None:
