@@ -9,6 +9,7 @@ budget, a missing baseline file, an unknown option) raises, before anything runs
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional, Sequence
 
 from skyline_tui.checks import prepare_checks
@@ -26,7 +27,8 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
 
     The options mirror the command line: ``predictions=False`` is ``--no-predictions``, ``timeout_s`` is
     ``--timeout``, ``budgets=["iteration_ms > 50ms"]`` are ``--fail-if`` expressions (their results are in
-    ``report.budgets``), ``baseline``/``max_regression_pct`` are ``--baseline``/``--max-regression``
+    ``report.budgets``), ``baseline``/``max_regression_pct`` are ``--baseline``/``--max-regression`` (a report file or a
+    history run id)
     (``report.baseline``), ``trace`` is ``--trace``.  ``config`` starts from a given
     :class:`~skyline_tui.config.ProfileConfig` (e.g. ``ProfileConfig.quick()``) instead of the defaults.
     Raises ``ValueError`` for an unreadable budget or baseline; never for a failure of the profiled code.
@@ -39,8 +41,16 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
     if trace is not None:
         changes["trace_path"] = os.path.abspath(trace)  # the run child works in the project's folder
     run_config = (config or ProfileConfig()).replace(**changes)
-    checks = prepare_checks(run_config, budgets, baseline, max_regression_pct)
+    checks = prepare_checks(run_config, budgets, baseline, max_regression_pct,
+                            history_path=_history_to_read(os.fspath(entry), root) if baseline else None)
     return checks.apply(_profile_or_error(os.fspath(entry), root, run_config))
+
+
+def _history_to_read(entry: str, root: Optional[str]) -> Optional[Path]:
+    """Where ``baseline=RUN_ID`` is looked up: the project's history store (or $SKYLINE_TUI_HISTORY)."""
+    from skyline_tui.history import resolve_history_path
+
+    return resolve_history_path(None, False, root or os.path.dirname(os.path.abspath(entry)))
 
 
 def _profile_or_error(entry: str, root: Optional[str], config: ProfileConfig) -> Report:

@@ -1,5 +1,7 @@
 """Regressions against a baseline report: ``--baseline FILE|RUN_ID --max-regression PCT``.
 
+``RUN_ID`` (digits, and no such file) is a run of the history store (``skyline-tui history`` lists them).
+
 Three numbers are compared: throughput (samples/s, higher is better), iteration time and peak memory
 (lower is better).  A metric regresses only when it is worse by more than ``PCT`` percent of the baseline
 AND by more than the noise of the two runs, where the noise is ``NOISE_SIGMAS`` standard deviations of
@@ -26,9 +28,10 @@ class BaselineError(ValueError):
     """The baseline cannot be read: no such file, not a report, a run id without a history store."""
 
 
-def load_baseline(source: str) -> Report:
-    """A report file, or (when no such file exists) a run id of the history store."""
-    if os.path.exists(source) or source.endswith(".json"):
+def load_baseline(source: str, history_path: Optional[str | os.PathLike[str]] = None) -> Report:
+    """A report file, or (when no such file exists) the id of a run in the history store at
+    ``history_path``."""
+    if os.path.exists(source) or source.endswith(".json") or not source.strip().isdigit():
         try:
             with open(source, encoding="utf-8") as fh:
                 text = fh.read()
@@ -39,16 +42,26 @@ def load_baseline(source: str) -> Report:
         except ReportFormatError as exc:
             raise BaselineError(f"baseline {source} is not a skyline-tui report: {exc}") from None
     else:
-        report = _history_report(source)
+        report = _history_report(int(source), history_path)
     if report.throughput is None and report.memory is None:
         why = f" (its run failed: {report.error.message})" if report.error is not None else ""
         raise BaselineError(f"baseline {source} has neither throughput nor memory to compare with{why}")
     return report
 
 
-def _history_report(run_id: str) -> Report:
-    raise BaselineError(f"--baseline {run_id}: no such file; reading a run id needs the history store "
-                        f"(skyline_tui.history), which this build does not have yet: pass a report file")
+def _history_report(run_id: int, history_path: Optional[str | os.PathLike[str]]) -> Report:
+    from skyline_tui.history import History, HistoryError  # sqlite: only when a run id is asked for
+
+    if history_path is None:
+        raise BaselineError(f"--baseline {run_id}: no such file, and no history store to look the run up in "
+                            f"(the history is turned off)")
+    if not os.path.isfile(history_path):
+        raise BaselineError(f"--baseline {run_id}: no such file, and no history store at {history_path}")
+    try:
+        with History(history_path, create=False) as history:
+            return history.report(run_id)
+    except HistoryError as exc:
+        raise BaselineError(f"--baseline {run_id}: {exc}") from None
 
 
 def compare(current: Report, baseline: Report, source: str,

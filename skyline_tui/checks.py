@@ -49,11 +49,13 @@ class RunChecks:
 
 
 def prepare_checks(config: ProfileConfig, fail_if: Sequence[str] = (), baseline: Optional[str] = None,
-                   max_regression_pct: Optional[float] = None) -> RunChecks:
-    """Parse the budgets and read the baseline; raises :class:`CheckError` naming the problem."""
+                   max_regression_pct: Optional[float] = None,
+                   history_path: Optional[str | os.PathLike[str]] = None) -> RunChecks:
+    """Parse the budgets and read the baseline (a file, or a run id of the store at ``history_path``);
+    raises :class:`CheckError` naming the problem."""
     try:
         budgets = parse_budgets(list(fail_if))
-        baseline_report = load_baseline(baseline) if baseline is not None else None
+        baseline_report = load_baseline(baseline, history_path) if baseline is not None else None
     except (BudgetError, BaselineError) as exc:
         raise CheckError(str(exc)) from None
     skipped = sorted(section for section in sections_needed(budgets)

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
 from skyline_tui import __version__
@@ -25,7 +26,10 @@ EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
 # Verbs beside the default ``skyline-tui ENTRY``: name -> (module, function(argv) -> exit status, summary).
 # Each module is imported only when its verb is used, so no verb slows the others' start.
-VERBS: dict[str, tuple[str, str, str]] = {}
+VERBS: dict[str, tuple[str, str, str]] = {
+    "history": ("skyline_tui.history.commands", "history_main", "list recorded profile runs, newest first"),
+    "diff": ("skyline_tui.history.commands", "diff_main", "what changed between two runs, line by line"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trace", metavar="PATH",
                         help="--json: also write one profiled iteration as a Chrome trace (Perfetto, "
                              "chrome://tracing)")
+    parser.add_argument("--history", metavar="PATH", help="record each run in this history store (default: "
+                        "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
+    parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="--json: no progress lines on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -132,18 +139,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.json is not None:
         config = config_from_args(args)
         try:  # before profiling: a typo in a budget or a missing baseline costs no run
-            checks = prepare_checks(config, args.fail_if, args.baseline, args.max_regression)
+            checks = prepare_checks(config, args.fail_if, args.baseline, args.max_regression,
+                                    history_path=_history_to_read(args))
         except CheckError as exc:
             print(f"skyline-tui: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        return json_command(args.entry, args.root, config, args.json, quiet=args.quiet, checks=checks)
+        return json_command(args.entry, args.root, config, args.json, quiet=args.quiet, checks=checks,
+                            history=args.history, no_history=args.no_history)
     problem = _check_entry(args.entry, args.root)
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
         return EXIT_USAGE
     from skyline_tui.tui.launch import run_app  # textual is imported only here
 
-    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch)
+    from skyline_tui.history import resolve_history_path
+
+    project_root = os.path.abspath(args.root) if args.root else os.path.dirname(os.path.abspath(args.entry))
+    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch,
+                   history_path=resolve_history_path(args.history, args.no_history, project_root))
 
 
 def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
@@ -158,10 +171,12 @@ def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
 
 
 def json_command(entry: str, root: Optional[str], config: ProfileConfig, destination: str,
-                 quiet: bool = False, checks: RunChecks = RunChecks()) -> int:
+                 quiet: bool = False, checks: Optional[RunChecks] = None, history: Optional[str] = None,
+                 no_history: bool = False) -> int:
     from skyline_tui.worker import protocol as p
     from skyline_tui.worker.client import profile_once
 
+    checks = checks or RunChecks()
     err = sys.stderr
     problem = _check_entry(entry, root)
     if problem is not None:
@@ -181,6 +196,7 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     except OSError as exc:
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
+    _record_in_history(report, config, history, no_history, err)
     if report.error is not None:
         print(format_error(report.error), file=err)
         return EXIT_PROFILE_ERROR
@@ -192,6 +208,24 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     for line in failures:
         print(line, file=err)
     return EXIT_CHECK_FAILED if failures else EXIT_OK
+
+
+def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,
+                       err: TextIO) -> None:
+    """After the report is out: a store that cannot be written costs one warning line, never the report."""
+    from skyline_tui.history import record_safely, resolve_history_path
+
+    path = resolve_history_path(history, no_history, report.project_root)
+    record_safely(report, path, config=config.to_dict(), stream=err)
+
+
+def _history_to_read(args: argparse.Namespace) -> Optional[Path]:
+    """Where ``--baseline RUN_ID`` looks: the store this run would record into (``--no-history`` only
+    stops the recording)."""
+    from skyline_tui.history import resolve_history_path
+
+    root = args.root or os.path.dirname(os.path.abspath(args.entry))
+    return resolve_history_path(args.history, False, root)
 
 
 def format_error(error: ErrorInfo) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from skyline_tui.baseline import BaselineError, compare, load_baseline
+from skyline_tui.history import History
 from skyline_tui.report import MemoryBreakdown, Report, Throughput
 
 BATCH = 10
@@ -81,6 +82,16 @@ def test_baseline_files_are_read_and_refused_with_a_reason(tmp_path):
         load_baseline(str(failed))
 
 
-def test_a_run_id_needs_the_history_store():
-    with pytest.raises(BaselineError, match="needs the history store"):
-        load_baseline("42")
+def test_a_run_id_is_read_back_from_a_real_history_store(tmp_path):
+    store = tmp_path / "history.db"
+    with History(store) as history:
+        history.record(run(10.0, 0.1))
+        run_id = history.record(run(25.0, 0.2, peak_bytes=7))
+    baseline = load_baseline(str(run_id), store)
+    assert (baseline.throughput.iteration_ms, baseline.memory.peak_bytes) == (25.0, 7)
+    with pytest.raises(BaselineError, match=f"no run {run_id + 1}"):
+        load_baseline(str(run_id + 1), store)
+    with pytest.raises(BaselineError, match="no history store at"):
+        load_baseline("1", tmp_path / "elsewhere.db")
+    with pytest.raises(BaselineError, match="the history is turned off"):
+        load_baseline("1", None)

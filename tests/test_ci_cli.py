@@ -10,6 +10,9 @@ import sys
 
 import pytest
 
+from skyline_tui.history import History
+from skyline_tui.report import Report
+
 from .conftest import FIXTURES, QUICK_FLAGS, cli_env, run_cli
 
 SLEEPY = FIXTURES / "ci" / "sleepy.py"  # each iteration sleeps 20 ms and holds an 8 MiB tensor
@@ -82,6 +85,25 @@ def test_a_baseline_regression_outside_the_noise_exits_3(tmp_path):
     assert json.loads(out.read_text())["baseline"]["ok"] is False
 
 
+def test_a_history_run_as_baseline(tmp_path):
+    """--baseline RUN_ID reads the run back from a real SQLite store; a 10 ms baseline with no spread
+    makes the >= 20 ms iteration a regression."""
+    store = tmp_path / "history.db"
+    with History(store) as history:
+        run_id = history.record(Report.from_dict({
+            "schema_version": 1, "entry_point": "sleepy.py", "project_root": ".", "batch_size": 2,
+            "throughput": {"samples_per_second": 200.0, "iteration_ms": 10.0, "iteration_ms_stdev": 0.01,
+                           "iterations_measured": 10}}))
+    out = tmp_path / "report.json"
+    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-memory", "--no-breakdown",
+                     *QUICK_FLAGS, "--history", str(store), "--baseline", str(run_id))
+    assert result.returncode == 3, result.stderr
+    comparison = json.loads(out.read_text())["baseline"]
+    assert comparison["source"] == str(run_id) and not comparison["ok"]
+    with History(store) as history:  # and this run was recorded next to it
+        assert len(history.runs()) == 2
+
+
 def refused(*args: str) -> tuple[int, str, str]:
     """Runs main() in a fresh interpreter; returns (status, stderr, modules of the worker's side loaded)."""
     probe = (f"import sys\nfrom skyline_tui.cli import main\nrc = main({list(args)!r})\n"
@@ -98,7 +120,8 @@ def refused(*args: str) -> tuple[int, str, str]:
     (["--fail-if", "iteration_ms > 2GiB"], "unit 'GiB' does not fit iteration_ms"),
     (["--fail-if", "peak_memory > 2GiB", "--no-memory"], "a budget reads memory, which this run skips"),
     (["--baseline", "missing-report.json"], "cannot read baseline missing-report.json"),
-    (["--baseline", "17"], "needs the history store"),
+    (["--baseline", "17"], "no history store to look the run up in"),  # cli_env turns the history off
+    (["--baseline", "17", "--history", "/no/such/history.db"], "no history store at /no/such/history.db"),
     (["--max-regression", "5"], "--max-regression needs --baseline"),
     (["--trace", "/no/such/folder/t.json"], "cannot write the trace"),
     (["--trace", "t.json", "--no-breakdown"], "--trace needs the run-time breakdown"),
