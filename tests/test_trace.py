@@ -132,3 +132,20 @@ def test_the_spans_add_up_to_the_breakdown_of_the_same_report(traced):
     for row in breakdown.lines:
         assert total_ms("forward", row.line) == pytest.approx(row.forward_ms, rel=0.10, abs=1e-3), row
         assert total_ms("backward", row.line) == pytest.approx(row.backward_ms, rel=0.10, abs=1e-3), row
+
+
+def test_the_exported_iteration_is_the_measured_one_closest_to_the_breakdown_mean():
+    from skyline_tui.profiler.attribution import FORWARD, ITERATION
+    from skyline_tui.profiler.spans import split_iterations, typical
+
+    def iteration(start_ms: float, length_ms: float) -> list:
+        start, end = int(start_ms * 1e6), int((start_ms + length_ms) * 1e6)
+        return [(start, end, (ITERATION, None, None), 1), (start + 1, start + 2, (FORWARD, ("m.py", 1), None), 1)]
+
+    records = iteration(0, 50) + iteration(100, 10) + iteration(200, 14) + iteration(300, 30)  # warm-up first
+    samples = [(int(ms * 1e6), ms) for ms in (1, 101, 201, 301)]
+    runs = split_iterations(records, samples)
+    assert [len(r) for r, _ in runs] == [2, 2, 2, 2]
+    assert [[value for _at, value in s] for _r, s in runs] == [[1], [101], [201], [301]]
+    measured = [r for r, _ in runs[-3:]]  # the warm-up iteration (50 ms) is not a candidate
+    assert typical(measured, 18.0) == 1  # 14 ms is nearest to the mean of 10, 14 and 30
