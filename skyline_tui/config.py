@@ -49,6 +49,9 @@ class ProfileConfig:
     predictions_budget_s: float = 8.0
     min_prediction_points: int = 3
 
+    # Where the run child writes one profiled iteration as a Chrome trace (an absolute path), or None.
+    trace_path: Optional[str] = None
+
     def replace(self, **changes: Any) -> "ProfileConfig":
         return dataclasses.replace(self, **changes)
 

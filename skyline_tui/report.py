@@ -226,6 +226,40 @@ class Health:
 
 
 @dataclass(frozen=True)
+class BudgetResult:
+    """One ``--fail-if METRIC OP VALUE``: the budget fails (``ok`` false) when the condition holds, or
+    when the metric was not measured.  ``value`` and ``limit`` are in the report's units (ms, bytes)."""
+
+    expr: str  # as the user wrote it
+    metric: str  # the dotted report path, e.g. "memory.peak_bytes"
+    value: Optional[float]  # None: not measured in this run
+    limit: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric against the baseline.  ``change_pct`` is signed so that positive is worse (slower,
+    fewer samples/s, more memory); ``noise`` is the difference the two runs' spreads allow."""
+
+    metric: str  # dotted report path
+    baseline: float
+    current: float
+    change_pct: float
+    noise: float  # in the metric's unit; 0 when the runs give no spread (peak memory)
+    regressed: bool  # worse by more than max_regression_pct AND by more than the noise
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    source: str  # the baseline report file, or the history run id
+    max_regression_pct: float
+    noise_sigmas: float  # how many standard deviations of each run count as noise
+    changes: tuple[MetricChange, ...] = ()
+    ok: bool = True
+
+
+@dataclass(frozen=True)
 class Report:
     entry_point: str
     project_root: str
@@ -237,6 +271,8 @@ class Report:
     memory: Optional[MemoryBreakdown] = None
     health: Optional[Health] = None
     predictions: Optional[Predictions] = None
+    budgets: tuple[BudgetResult, ...] = ()  # --fail-if, evaluated after the run
+    baseline: Optional[BaselineComparison] = None  # --baseline, compared after the run
     error: Optional[ErrorInfo] = None
     created_at: Optional[str] = None  # ISO 8601, UTC
     schema_version: int = SCHEMA_VERSION

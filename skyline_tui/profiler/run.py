@@ -20,9 +20,10 @@ from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
 from skyline_tui.profiler.health import measure_health
 from skyline_tui.profiler.memory import measure_memory
+from skyline_tui.profiler.spans import measure_breakdown_with_trace
 from skyline_tui.profiler.timing import measure_until_stable, warm_up
 from skyline_tui.profiler.workload import Workload, device_info, load_workload
-from skyline_tui.report import PHASES, ErrorInfo, Report, Throughput
+from skyline_tui.report import PHASES, Breakdown, ErrorInfo, Report, Throughput
 
 Emit = Callable[[Report, str], None]  # (report so far, phase just finished)
 Measure = Callable[[Workload, ProfileConfig, Report], Any]
@@ -93,11 +94,16 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
 # How each phase after "load" fills the report field of its name (report.PHASES is the order).
 MEASURES: dict[str, Measure] = {
     "throughput": lambda work, config, report: measure_throughput(work, config),
-    "breakdown": lambda work, config, report: measure_breakdown(work, config),
+    "breakdown": lambda work, config, report: measure_breakdown_and_trace(work, config),
     "memory": lambda work, config, report: measure_memory(work, config),
     "health": measure_health,
     "predictions": measure_predictions,
 }
+
+
+def measure_breakdown_and_trace(work: Workload, config: ProfileConfig) -> Breakdown:
+    """With a trace path, the breakdown's own iterations are recorded as spans (profiler/spans.py)."""
+    return measure_breakdown_with_trace(work, config) if config.trace_path else measure_breakdown(work, config)
 
 
 def _optional_phases(config: ProfileConfig) -> list[str]:
