@@ -134,9 +134,18 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     from skyline_tui.worker.client import profile_once
 
     err = sys.stderr
+    write_errors: list[OSError] = []
+
+    def write(report: Report) -> None:
+        try:
+            write_report(report, destination, sys.stdout)
+        except OSError as exc:
+            write_errors.append(exc)
+
     problem = _check_entry(entry, root)
     if problem is not None:
         report = Report(entry_point=entry, project_root=root or "", error=problem)
+        write(report)
     else:
         def on_event(event: p.Event) -> None:
             if isinstance(event, p.RunLog):
@@ -146,10 +155,10 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
                 err.write(f"skyline-tui: {event.phase} done\n")
                 err.flush()
 
-        report = profile_once(entry, root, config, on_event=on_event)
-    try:
-        write_report(report, destination, sys.stdout)
-    except OSError as exc:
+        # Written the moment the final report arrives, while the worker is still shutting down.
+        report = profile_once(entry, root, config, on_event=on_event, on_final=write)
+    if write_errors:
+        exc = write_errors[0]
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
     if report.error is not None:
