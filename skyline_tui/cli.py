@@ -187,9 +187,18 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
 
     checks = checks or RunChecks()
     err = sys.stderr
+    write_errors: list[OSError] = []
+
+    def write(report: Report) -> None:
+        try:
+            write_report(report, destination, sys.stdout)
+        except OSError as exc:
+            write_errors.append(exc)
+
     problem = _check_entry(entry, root)
     if problem is not None:
         report = Report(entry_point=entry, project_root=root or "", error=problem)
+        write(report)
     else:
         def on_event(event: p.Event) -> None:
             if isinstance(event, p.RunLog):
@@ -199,10 +208,17 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
                 err.write(f"skyline-tui: {event.phase} done\n")
                 err.flush()
 
-        report = checks.apply(profile_once(entry, root, config, on_event=on_event))
-    try:
-        write_report(report, destination, sys.stdout)
-    except OSError as exc:
+        checked: list[Report] = []
+
+        def on_final(final: Report) -> None:
+            # Written the moment the final report arrives, while the worker is still shutting down.
+            checked.append(checks.apply(final))
+            write(checked[0])
+
+        profile_once(entry, root, config, on_event=on_event, on_final=on_final)
+        report = checked[0]  # profile_once calls on_final exactly once, whatever happens
+    if write_errors:
+        exc = write_errors[0]
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
     _record_in_history(report, config, history, no_history, err)
