@@ -143,7 +143,7 @@ def points_off_the_line(fit: Optional[LinearFit], xs: Sequence[float], ys: Seque
     if fit is None or not len(xs) == len(ys) == len(tolerances):
         return None
     off = []
-    for index, (x, y, tolerance) in enumerate(zip(xs, ys, tolerances)):
+    for index, (x, y, tolerance) in enumerate(zip(xs, ys, tolerances, strict=False)):
         predicted = evaluate(fit, x)
         if predicted is None or abs(y - predicted) > tolerance:
             off.append(index)
