@@ -63,8 +63,16 @@ def detect_device(model: torch.nn.Module, inputs: tuple[Any, ...]) -> torch.devi
 def device_info(device: torch.device) -> DeviceInfo:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return DeviceInfo(type="cuda", name=props.name, memory_capacity_bytes=int(props.total_memory))
+        return DeviceInfo(type="cuda", name=props.name, memory_capacity_bytes=int(props.total_memory),
+                          uuid=_uuid_of(props))
     return DeviceInfo(type=device.type, name=_cpu_name(), memory_capacity_bytes=_system_memory())
+
+
+def _uuid_of(props: Any) -> Optional[str]:
+    """The device's UUID as torch prints it (hex groups, usually without NVML's "GPU-"/"MIG-" prefix; the
+    status bar tries both).  ``None`` where this torch build does not expose it."""
+    text = str(getattr(props, "uuid", "") or "").strip()
+    return text or None
 
 
 def _cpu_name() -> str:
