@@ -17,6 +17,7 @@ from typing import Callable, Optional
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import ErrorInfo, Report
 from skyline_tui.worker import protocol as p
+from skyline_tui.worker.fork_safety import WORKER_ENVIRONMENT
 
 EventHandler = Callable[[p.Event], None]
 _PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent.parent)
@@ -64,6 +65,7 @@ class WorkerClient:
             # The worker must import *this* skyline_tui, wherever the parent found it.
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
             env.setdefault("PYTHONUNBUFFERED", "1")
+            env.update(WORKER_ENVIRONMENT)  # the worker must never initialise CUDA (fork_safety.py)
             try:
                 self._proc = subprocess.Popen(
                     [self._python, "-m", "skyline_tui.worker", str(requests_r), str(events_w)],
