@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -69,9 +70,19 @@ def device_info(device: torch.device) -> DeviceInfo:
 
 
 def _uuid_of(props: Any) -> Optional[str]:
-    """The device's UUID as torch prints it (hex groups, usually without NVML's "GPU-"/"MIG-" prefix; the
-    status bar tries both).  ``None`` where this torch build does not expose it."""
-    text = str(getattr(props, "uuid", "") or "").strip()
+    """The device's UUID in hex groups, without NVML's "GPU-"/"MIG-" prefix (a status bar tries both;
+    under MIG it names the instance).  From the raw 16 bytes where torch exposes them, so it does not
+    depend on how torch prints the object; ``None`` where this torch build has no UUID."""
+    raw = getattr(props, "uuid", None)
+    if raw is None:
+        return None
+    try:
+        data = bytes(raw.bytes)
+    except (AttributeError, TypeError, ValueError):
+        data = b""
+    if len(data) == 16:
+        return str(uuid.UUID(bytes=data))
+    text = str(raw).strip().removeprefix("GPU-")
     return text or None
 
 
