@@ -4,7 +4,8 @@ Peak (``measure_peak``):
 
 - CUDA: the caching allocator's own high-water mark (``torch.cuda.max_memory_allocated``) over one
   iteration, after one un-measured iteration at the same inputs (first-call workspaces, lazy optimizer
-  state).
+  state).  At another batch size the profiled batch's inputs, still alive, are taken out, so CPU and
+  CUDA peaks count the same things (the CPU peak counts only the measured batch's inputs).
 - CPU: there is no allocator statistic, so the allocator's own events are integrated.  With
   ``torch.profiler(profile_memory=True)`` the CPU allocator reports every allocation and free made while
   the profiler runs.  Two iterations are profiled: the first one only makes the second one's frees visible
