@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
 import sys
 import threading
 import types
@@ -24,9 +25,8 @@ from skyline_tui.profiler.run import load_workload, profile
 from skyline_tui.report import Report
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
 from skyline_tui.tui.targets import target_prediction
-from skyline_tui.worker.fork_safety import cuda_fork_problem
 
-from .conftest import TINY_ENTRY
+from .conftest import TINY_ENTRY, cli_env
 
 # ---- 3. OOM recognition ---------------------------------------------------------------------------------
 
@@ -266,5 +266,11 @@ def test_the_worker_runs_with_the_nvml_based_cuda_check(tmp_path):
 
 
 def test_the_fork_guard_allows_a_worker_without_cuda():
-    # The refusing side needs CUDA initialised in this process: test_cuda.py checks it on a GPU.
-    assert not torch.cuda.is_initialized() and cuda_fork_problem() is None
+    # A fresh interpreter, as the worker is (on a GPU box this test process may have initialised CUDA).
+    # The refusing side needs CUDA initialised: test_cuda.py checks it on a GPU.
+    code = ("import torch\nfrom skyline_tui.worker.fork_safety import cuda_fork_problem\n"
+            "print(torch.cuda.is_initialized(), cuda_fork_problem())\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(),
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "None"]
