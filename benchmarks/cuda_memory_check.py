@@ -98,7 +98,7 @@ def _largest_that_runs(entry: str, start: int, steps: int) -> Optional[str]:
                 break
         if high is None:
             return f">={low}"
-    for _ in range(steps):
+    for _ in range(2 * steps):
         if high - low <= 1:
             break
         middle = (low + high) // 2
