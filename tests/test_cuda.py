@@ -119,7 +119,11 @@ def test_a_model_on_a_gpu_that_is_not_current_is_broken_down_without_errors(monk
     work = workload(CUDA / "heavy_line.py", batch_size=64)
     assert work.device == torch.device("cuda", 1)
     breakdown = measure_breakdown(work, ProfileConfig.quick(breakdown_iterations=2))
-    assert breakdown.lines and all(r.forward_ms > 0 for r in breakdown.lines)
+    # Timed on GPU 1's stream: the heavy line's kernels are there (on GPU 0's stream the events would
+    # bracket nothing but launch gaps).
+    entry = CUDA / "heavy_line.py"
+    assert breakdown.lines[0].line == line_of(entry, "heavy = x16 @ self.w2"), breakdown.lines
+    assert breakdown.lines[0].backward_ms > 0
     assert torch.cuda.current_device() == 0  # put back
 
 
