@@ -50,7 +50,10 @@ class ToolInfo:
 class DeviceInfo:
     type: str  # "cpu" | "cuda"
     name: str
-    memory_capacity_bytes: Optional[int]
+    memory_capacity_bytes: Optional[int]  # the device's total memory (see MemoryBreakdown.capacity_bytes)
+    # CUDA: the device's UUID as torch reports it ("GPU-…" or, under MIG, "MIG-…"); a status bar finds the
+    # same GPU in NVML by it (NVML counts in PCI order and ignores CUDA_VISIBLE_DEVICES).
+    uuid: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,12 @@ class MemoryBreakdown:
     # not all alive at one moment (backward frees activations as it makes gradients).  Always
     # peak = weights + gradients + optimizer state + activations + other - overlap.
     overlap_bytes: int = 0
+    # What capacity_bytes is: on CUDA what this process can get (free + held by torch's allocator), not
+    # the device's total.  "" in reports written before it was recorded.
+    capacity_source: str = ""
+    # CUDA only: the caching allocator's reserved peak over the measured iteration (torch.cuda.
+    # max_memory_reserved), i.e. peak_bytes plus fragmentation and cached blocks.
+    reserved_peak_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,11 @@ class Predictions:
     predicted_max_samples_per_second: Optional[float]
     max_batch_size: Optional[int]  # the largest batch predicted (or known) to fit in device memory
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
+    # The memory max_batch_size was decided against (on CUDA: free + held by torch at the start of the
+    # predictions), the share of it kept free, and the rule in words.
+    capacity_bytes: Optional[int] = None
+    memory_headroom: float = 0.0
+    fits_rule: str = ""
 
 
 # Health flags (HealthFlag.kind), each a sign that a layer is not learning.
@@ -226,6 +240,40 @@ class Health:
 
 
 @dataclass(frozen=True)
+class BudgetResult:
+    """One ``--fail-if METRIC OP VALUE``: the budget fails (``ok`` false) when the condition holds, or
+    when the metric was not measured.  ``value`` and ``limit`` are in the report's units (ms, bytes)."""
+
+    expr: str  # as the user wrote it
+    metric: str  # the dotted report path, e.g. "memory.peak_bytes"
+    value: Optional[float]  # None: not measured in this run
+    limit: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric against the baseline.  ``change_pct`` is signed so that positive is worse (slower,
+    fewer samples/s, more memory); ``noise`` is the difference the two runs' spreads allow."""
+
+    metric: str  # dotted report path
+    baseline: float
+    current: float
+    change_pct: float
+    noise: float  # in the metric's unit; 0 when the runs give no spread (peak memory)
+    regressed: bool  # worse by more than max_regression_pct AND by more than the noise
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    source: str  # the baseline report file, or the history run id
+    max_regression_pct: float
+    noise_sigmas: float  # how many standard deviations of each run count as noise
+    changes: tuple[MetricChange, ...] = ()
+    ok: bool = True
+
+
+@dataclass(frozen=True)
 class Report:
     entry_point: str
     project_root: str
@@ -237,6 +285,8 @@ class Report:
     memory: Optional[MemoryBreakdown] = None
     health: Optional[Health] = None
     predictions: Optional[Predictions] = None
+    budgets: tuple[BudgetResult, ...] = ()  # --fail-if, evaluated after the run
+    baseline: Optional[BaselineComparison] = None  # --baseline, compared after the run
     error: Optional[ErrorInfo] = None
     created_at: Optional[str] = None  # ISO 8601, UTC
     schema_version: int = SCHEMA_VERSION
@@ -279,7 +329,7 @@ class ReportFormatError(ValueError):
 
 
 def _tool_info() -> ToolInfo:
-    from skyline_tui import TOOL_NAME, __version__
+    from skyline_tui.version import TOOL_NAME, __version__
 
     return ToolInfo(name=TOOL_NAME, version=__version__)
 

@@ -43,11 +43,11 @@ def seeded(device: torch.device) -> Iterator[None]:
 def measure_health(work: Workload, config: ProfileConfig, report: Optional[Report] = None) -> Health:
     subscribers = work.run_user(lambda: load_subscribers(work.entry), "skyline_health_subscribers")
     with seeded(work.device):
-        fresh = load_workload(work.entry, work.batch_size)
+        fresh = [load_workload(work.entry, work.batch_size)]  # a list, so the finally can drop the model
         try:
-            return work.run_user(lambda: _run(fresh, config, subscribers), "iteration")
+            return work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
         finally:
-            del fresh
+            fresh.clear()
             gc.collect()
             if work.device.type == "cuda":
                 torch.cuda.empty_cache()
