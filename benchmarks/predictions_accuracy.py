@@ -106,7 +106,8 @@ def main() -> int:
         timing.time = types.SimpleNamespace(perf_counter_ns=time.process_time_ns, monotonic=time.monotonic)
     config = ProfileConfig()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"predictions budget {config.predictions_budget_s}s, tolerance 15%, reference: median of {args.repeat} "
+          f"predictions budget {config.predictions_budget_s}s, tolerance 15% (2x/4x) and 10% (3x/6x), "
+          f"reference: median of {args.repeat} "
           f"plain profiles")
     worst, worst_held_out = {}, {}
     for name in args.samples.split(","):
@@ -114,7 +115,10 @@ def main() -> int:
         worst[name], worst_held_out[name] = max(errors), max(held_out)
     print("worst |error| at 2x/4x per sample: " + ", ".join(f"{n} {e:.1f}%" for n, e in worst.items()))
     print("worst |error| at 3x/6x (never sampled): " + ", ".join(f"{n} {e:.1f}%" for n, e in worst_held_out.items()))
-    return 0 if all(e <= 15.0 for e in worst.values()) else 1
+    # The goal (issue 16): within 10 % at batch sizes never sampled; 15 % at the sampled 2x/4x as before.
+    passed = all(e <= 15.0 for e in worst.values()) and all(e <= 10.0 for e in worst_held_out.values())
+    print("PASS" if passed else "FAIL", "(2x/4x within 15 %, 3x/6x within 10 %)")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

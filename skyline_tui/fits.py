@@ -23,6 +23,7 @@ __all__ = [
     "max_samples_per_second",
     "MIN_R2_FOR_MAX",
     "largest_batch_that_fits",
+    "points_off_the_line",
 ]
 
 
@@ -130,3 +131,20 @@ def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[f
     if limit is not None:
         largest = min(largest, max(0, int(limit)))
     return largest
+
+
+def points_off_the_line(fit: Optional[LinearFit], xs: Sequence[float], ys: Sequence[float],
+                        tolerances: Sequence[float]) -> Optional[list[int]]:
+    """The indices of the points farther from ``fit`` than their own tolerance (e.g. their measured noise).
+
+    An empty list means every point lies on the line within its noise: more measurements would not move
+    the fit much.  ``None`` when there is no fit to judge against or the inputs do not line up.
+    """
+    if fit is None or not len(xs) == len(ys) == len(tolerances):
+        return None
+    off = []
+    for index, (x, y, tolerance) in enumerate(zip(xs, ys, tolerances, strict=False)):
+        predicted = evaluate(fit, x)
+        if predicted is None or abs(y - predicted) > tolerance:
+            off.append(index)
+    return off

@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 # The phases of a profile run, in the order they run.  Every phase after "load" fills the report field of
 # its name (and, from "breakdown" on, has a ProfileConfig switch of that name).  The profiler, the worker,
 # the status bar and the app's state all take the list from here, so a new phase is added in one place.
-PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
+PHASES = ("load", "throughput", "breakdown", "memory", "health", "predictions")
 SECTIONS = PHASES[1:]  # the report fields the phases fill
 
 # Error kinds (ErrorInfo.kind).  Kept as plain strings so the JSON stays readable.
@@ -50,7 +50,10 @@ class ToolInfo:
 class DeviceInfo:
     type: str  # "cpu" | "cuda"
     name: str
-    memory_capacity_bytes: Optional[int]
+    memory_capacity_bytes: Optional[int]  # the device's total memory (see MemoryBreakdown.capacity_bytes)
+    # CUDA: the device's UUID as torch reports it ("GPU-…" or, under MIG, "MIG-…"); a status bar finds the
+    # same GPU in NVML by it (NVML counts in PCI order and ignores CUDA_VISIBLE_DEVICES).
+    uuid: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,12 @@ class MemoryBreakdown:
     # not all alive at one moment (backward frees activations as it makes gradients).  Always
     # peak = weights + gradients + optimizer state + activations + other - overlap.
     overlap_bytes: int = 0
+    # What capacity_bytes is: on CUDA what this process can get (free + held by torch's allocator), not
+    # the device's total.  "" in reports written before it was recorded.
+    capacity_source: str = ""
+    # CUDA only: the caching allocator's reserved peak over the measured iteration (torch.cuda.
+    # max_memory_reserved), i.e. peak_bytes plus fragmentation and cached blocks.
+    reserved_peak_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,105 @@ class Predictions:
     predicted_max_samples_per_second: Optional[float]
     max_batch_size: Optional[int]  # the largest batch predicted (or known) to fit in device memory
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
+    # The memory max_batch_size was decided against (on CUDA: free + held by torch at the start of the
+    # predictions), the share of it kept free, and the rule in words.
+    capacity_bytes: Optional[int] = None
+    memory_headroom: float = 0.0
+    fits_rule: str = ""
+
+
+# Health flags (HealthFlag.kind), each a sign that a layer is not learning.
+HEALTH_FLAG_KINDS = ("no_gradient", "update_ratio_high", "update_ratio_low", "dead_units", "saturated", "non_finite")
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric of one module over the health iterations.  A value that was not finite (or not
+    computed that iteration) is null; ``last`` and ``median`` are over the finite values."""
+
+    last: Optional[float]
+    median: Optional[float]
+    series: tuple[Optional[float], ...]
+
+
+@dataclass(frozen=True)
+class HealthFlag:
+    kind: str  # one of HEALTH_FLAG_KINDS
+    message: str  # one line a user can act on
+
+
+@dataclass(frozen=True)
+class ModuleHealth:
+    module: str  # dotted path, as in Breakdown.modules
+    type: str
+    file: Optional[str]  # project line where this module is called
+    line: Optional[int]
+    metrics: dict[str, MetricSeries]  # built-in metrics and the subscribers' series, by name
+    flags: tuple[HealthFlag, ...] = ()
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first operation that produced a NaN or Inf during the health iterations."""
+
+    module: Optional[str]  # the module running the operation ("" = the root; None = outside the model)
+    phase: str  # "forward" | "backward" | "optimizer"
+    file: Optional[str]
+    line: Optional[int]
+    iteration: int  # 0-based, among the health iterations
+    message: str
+
+
+@dataclass(frozen=True)
+class HealthError:
+    """A subscriber that raised: its series is dropped, nothing else is."""
+
+    subscriber: str
+    message: str
+    file: Optional[str] = None
+    line: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Health:
+    iterations: int  # training iterations run from a fresh model (fewer than asked if the budget ran out)
+    modules: tuple[ModuleHealth, ...] = ()  # pre-order, as in named_modules
+    non_finite: Optional[NonFinite] = None
+    errors: tuple[HealthError, ...] = ()
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """One ``--fail-if METRIC OP VALUE``: the budget fails (``ok`` false) when the condition holds, or
+    when the metric was not measured.  ``value`` and ``limit`` are in the report's units (ms, bytes)."""
+
+    expr: str  # as the user wrote it
+    metric: str  # the dotted report path, e.g. "memory.peak_bytes"
+    value: Optional[float]  # None: not measured in this run
+    limit: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric against the baseline.  ``change_pct`` is signed so that positive is worse (slower,
+    fewer samples/s, more memory); ``noise`` is the difference the two runs' spreads allow."""
+
+    metric: str  # dotted report path
+    baseline: float
+    current: float
+    change_pct: float
+    noise: float  # in the metric's unit; 0 when the runs give no spread (peak memory)
+    regressed: bool  # worse by more than max_regression_pct AND by more than the noise
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    source: str  # the baseline report file, or the history run id
+    max_regression_pct: float
+    noise_sigmas: float  # how many standard deviations of each run count as noise
+    changes: tuple[MetricChange, ...] = ()
+    ok: bool = True
 
 
 @dataclass(frozen=True)
@@ -175,7 +283,10 @@ class Report:
     throughput: Optional[Throughput] = None
     breakdown: Optional[Breakdown] = None
     memory: Optional[MemoryBreakdown] = None
+    health: Optional[Health] = None
     predictions: Optional[Predictions] = None
+    budgets: tuple[BudgetResult, ...] = ()  # --fail-if, evaluated after the run
+    baseline: Optional[BaselineComparison] = None  # --baseline, compared after the run
     error: Optional[ErrorInfo] = None
     created_at: Optional[str] = None  # ISO 8601, UTC
     schema_version: int = SCHEMA_VERSION
@@ -218,7 +329,7 @@ class ReportFormatError(ValueError):
 
 
 def _tool_info() -> ToolInfo:
-    from skyline_tui import TOOL_NAME, __version__
+    from skyline_tui.version import TOOL_NAME, __version__
 
     return ToolInfo(name=TOOL_NAME, version=__version__)
 
@@ -280,6 +391,11 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ReportFormatError(f"{where}: expected a list")
         (item_type, _ellipsis) = typing.get_args(tp)
         return tuple(_convert(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ReportFormatError(f"{where}: expected an object")
+        (_key_type, value_type) = typing.get_args(tp)
+        return {str(key): _convert(value_type, item, f"{where}.{key}") for key, item in value.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float:

@@ -14,6 +14,7 @@ from skyline_tui.fits import (
     largest_batch_that_fits,
     max_samples_per_second,
     peak_bytes_at,
+    points_off_the_line,
 )
 from skyline_tui.report import LinearFit, Predictions
 
@@ -140,3 +141,12 @@ def test_the_ui_side_modules_import_no_torch():
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_points_off_the_line_are_those_beyond_their_own_tolerance():
+    line = LinearFit(slope=2.0, bias=10.0, r2=1.0)  # 12, 14, 18 at x = 1, 2, 4
+    # Residuals 0.5, -1.0, 0.0; the second point's tolerance is 0.9, so it alone is off.
+    assert points_off_the_line(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 0.9, 0.1]) == [1]
+    assert points_off_the_line(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 1.0, 0.1]) == []
+    assert points_off_the_line(None, [1, 2], [12, 14], [1, 1]) is None
+    assert points_off_the_line(line, [1, 2], [12, 14], [1]) is None

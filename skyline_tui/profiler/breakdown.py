@@ -14,19 +14,22 @@ Module times are a second view of the same line charges (each call also names th
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTIMIZER, LineAttributionMode, Ledger,
-                                              ModuleTracker, charge_totals, clock_for, module_parent)
+                                              ModuleTracker, charge_totals, clock_for, module_parent,
+                                              on_device)
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Breakdown, LineTiming, ModuleTiming
 
+ClockFactory = Callable[[torch.device, Ledger], Any]
 WARMUP_ITERATIONS = 1  # at least: the first instrumented iteration pays for the instruments' caches
 
 
@@ -37,11 +40,12 @@ class InstrumentedIterations:
     included: later phases reuse the model.
     """
 
-    def __init__(self, work: Workload):
+    def __init__(self, work: Workload, clock_factory: ClockFactory = clock_for):
         self.work = work
         self.files: ProjectFiles = work.entry.files
         self.ledger = Ledger()
-        self.clock = clock_for(work.device, self.ledger)
+        # The hook for other recorders (profiler/spans.py): every charge goes through this clock.
+        self.clock = clock_factory(work.device, self.ledger)
         self.modules = ModuleTracker(work.model, self.files)
         self.mode = LineAttributionMode(self.files, self.clock, self.modules)
         self._step_started: list[Any] = []
@@ -96,20 +100,31 @@ class InstrumentedIterations:
 
     def _one_iteration(self) -> None:
         work, clock = self.work, self.clock
-        started = clock.start()
         try:
-            with self.mode:
+            with on_device(work.device):
+                started = clock.start()
                 try:
-                    work.iteration(*work.inputs)
-                finally:
-                    self._leave_steps()
+                    with self.mode:
+                        try:
+                            work.iteration(*work.inputs)
+                        finally:
+                            self._leave_steps()
+                except BaseException:
+                    # After a sticky CUDA error (a device-side assert...) every CUDA call fails again,
+                    # the flush's synchronise included: the user's error is the one to report.
+                    with contextlib.suppress(Exception):
+                        self._end_iteration(started)
+                    raise
+                self._end_iteration(started)
         finally:
-            clock.stop(started, (ITERATION, None, None))
-            clock.flush()
             # Per-iteration state: autograd nodes die with the iteration; an exception may leave the
             # module stack or the optimizer flag unbalanced.
             self.mode.reset()
             self.modules.reset()
+
+    def _end_iteration(self, started: Any) -> None:
+        self.clock.stop(started, (ITERATION, None, None))
+        self.clock.flush()
 
 
 def measure_breakdown(work: Workload, config: ProfileConfig) -> Breakdown:

@@ -23,6 +23,8 @@ from textual.widgets import Footer
 from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
+from skyline_tui.tui.history_actions import HistoryActions
+from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note, predictions_are_old
 from skyline_tui.project import display_path, project_root
 from skyline_tui.tui.profile_on_save import ProfileOnSave
@@ -31,6 +33,7 @@ from skyline_tui.tui.targets import step_batch_size, target_prediction
 from skyline_tui.tui.views.batch import BatchControl
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
 from skyline_tui.tui.views.memory import ActivationTable, MemoryPane
@@ -65,7 +68,7 @@ class ProfileSource(Protocol):
 SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
 
 
-class SkylineApp(ProfileOnSave, App[int]):
+class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -82,6 +85,8 @@ class SkylineApp(ProfileOnSave, App[int]):
         Binding("w", "write_batch_size", "Write batch"),
         Binding("m", "toggle_breakdown", "Lines/modules"),
         Binding("l", "toggle_log", "Log"),
+        Binding("h", "history", "History", show=False),  # in the ? screen; the footer is full at 80 columns
+        Binding("H", "toggle_health", "Health", show=False),
         Binding("e", "show_error", "Error line", show=False),
     ]
 
@@ -96,6 +101,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         clock: Callable[[], datetime] = datetime.now,
         profile_on_start: bool = True,
         watch: bool = False,
+        history: Optional[HistorySink] = None,
     ) -> None:
         super().__init__()
         self.entry = entry
@@ -120,6 +126,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         self.target_batch_size: Optional[int] = None  # None: the profiled batch size
         self.breakdown_by = ROW_LINE
         self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
+        self._init_history(history)  # None: nothing recorded (tests, --no-history)
 
     # ---- layout ---------------------------------------------------------------------------------
 
@@ -134,11 +141,13 @@ class SkylineApp(ProfileOnSave, App[int]):
                 yield ErrorPane(id="error")
                 yield BreakdownTable(id="breakdown")
                 yield MemoryPane(id="memory")
+                yield HealthPane(id="health")
         yield StatusBar(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(LogPane).display = False
+        self.query_one(HealthPane).display = False
         entry = Path(self.entry).resolve()
         self.query_one(SourceView).show_file(entry, display_path(entry, self.project_root), 1)
         self._render_report()
@@ -177,6 +186,7 @@ class SkylineApp(ProfileOnSave, App[int]):
 
     def request_profile(self, reason: str) -> None:
         """Profile the entry point now (cancelling a run under way).  The file watcher calls this too."""
+        self.leave_past_run()  # a past run on screen gives way to the run being asked for
         self.run_state = RunState("queued", self.current_run, self.run_state.last_report_at, self.run_state.failed)
         self._render_status()
         self._profiled_source = _read_bytes(self.entry)  # what `w` may rewrite: the code these numbers describe
@@ -227,6 +237,7 @@ class SkylineApp(ProfileOnSave, App[int]):
             return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
+            self.leave_past_run()
             self._run_started_at = self.monotonic()
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
             self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
@@ -244,6 +255,8 @@ class SkylineApp(ProfileOnSave, App[int]):
         phase = None if event.final else self.run_state.phase
         self.run_state = RunState(phase, event.run_id, self._clock().strftime("%H:%M:%S"), failed)
         self._render_report()
+        if event.final:
+            self._history_take_final(event.report)
         if failed and (event.final or not had_error):
             self.action_show_error()
 
@@ -260,11 +273,14 @@ class SkylineApp(ProfileOnSave, App[int]):
             breakdown = shown.breakdown if shown else None
             rows = breakdown_rows(breakdown, self.breakdown_by) if breakdown else None
             table = self.query_one(BreakdownTable)
-            table.show(rows, self.breakdown_by)
+            table.show(rows, self.breakdown_by, self.shown_comparison())
             by = "per line" if self.breakdown_by == ROW_LINE else "per module"
             show_freshness(table, f"Run time {by}", self._note("breakdown"))
             memory = shown.memory if shown else None
             self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
+            health_pane = self.query_one(HealthPane)
+            health_pane.show_report(shown.health if shown else None, breakdown)
+            show_freshness(health_pane, "Health", self._note("health"))
             error_run = self.live.error_run
             older = any(run != error_run for _, run in self.live.section_runs)
             self.query_one(ErrorPane).show(self.live.error, kept_previous=older)
@@ -281,14 +297,17 @@ class SkylineApp(ProfileOnSave, App[int]):
             target = target_prediction(shown, self.target_batch_size or shown.batch_size)
         predicted = target is not None and not target.measured  # rows evaluated from the fits
         throughput = self.query_one(ThroughputPane)
+        comparison, against = self.shown_comparison(), self.comparison_label()
         throughput.show(
             shown.throughput if shown else None, shown.predictions if shown else None,
             shown.batch_size if shown else None, target,
+            change=comparison.throughput if comparison else None, against=against,
         )
         show_freshness(throughput, "Throughput", self._note("throughput", shows_fit=True))
         self.query_one(BatchControl).show(shown.batch_size if shown else None, target, fit_is_old=self._fit_is_old())
         memory_pane = self.query_one(MemoryPane)
-        memory_pane.show_summary(shown.memory if shown else None, target)
+        memory_pane.show_summary(shown.memory if shown else None, target,
+                                 change=comparison.peak if comparison else None, against=against)
         show_freshness(memory_pane, "Memory", self._note("memory", shows_fit=predicted))
 
     def _render_status(self) -> None:
@@ -314,14 +333,19 @@ class SkylineApp(ProfileOnSave, App[int]):
 
     @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)
     def _poll_gpu(self) -> None:
-        sample = self._gpu.sample()
-        problem = self._gpu.take_problem()
+        # The GPU the report on screen ran on, by UUID; no CUDA report: no GPU to read, and a problem is
+        # kept for when one is on screen (taken earlier, the notice would never be seen).
+        shown = self.live.shown
+        device = shown.device if shown is not None else None
+        if device is None or device.type != "cuda":
+            sample, problem = NOT_AVAILABLE, None
+        else:
+            sample, problem = self._gpu.sample(device.uuid), self._gpu.take_problem()
         self.call_from_thread(self._gpu_sampled, sample, problem)
 
     def _gpu_sampled(self, sample: GpuSample, problem: Optional[str]) -> None:
         self._gpu_sample = sample
-        shown = self.live.shown
-        if problem and shown is not None and shown.device is not None and shown.device.type == "cuda":
+        if problem:
             self.notify(problem, title="GPU readings unavailable", severity="warning")
         self._render_status()
 
@@ -417,6 +441,14 @@ class SkylineApp(ProfileOnSave, App[int]):
     def action_toggle_breakdown(self) -> None:
         self.breakdown_by = ROW_MODULE if self.breakdown_by == ROW_LINE else ROW_LINE
         self._render_report()
+
+    def action_toggle_health(self) -> None:
+        """The Health pane takes the run-time table's place (it shows each module's share of the time)."""
+        health = self.query_one(HealthPane)
+        health.display = not health.display
+        self.query_one(BreakdownTable).display = not health.display
+        if health.display:
+            health.focus()
 
     def action_toggle_log(self) -> None:
         log = self.query_one(LogPane)

@@ -28,7 +28,9 @@ import time
 from pathlib import PurePath
 from typing import Callable, Iterable, Iterator, Optional
 
-DEFAULT_DEBOUNCE_S = 0.15
+# A save is a burst of events over a few milliseconds (write, or write a temp file and rename): 80 ms of
+# quiet ends it with room to spare, and every millisecond here is one the user waits for the first number.
+DEFAULT_DEBOUNCE_S = 0.08
 
 # Folders whose files are never the user's project code (or are written by running it).
 IGNORED_DIRS = frozenset({
