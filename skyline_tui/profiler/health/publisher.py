@@ -23,6 +23,7 @@ every number of an iteration then crosses to the host in one ``tolist()``: one h
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, Optional
 
@@ -44,6 +45,8 @@ BUILTIN_METRICS = WEIGHT_METRICS + ACTIVATION_METRICS
 
 IterationValues = dict[str, dict[str, float]]  # module path -> metric -> value (may be NaN/Inf)
 
+_ATTRIBUTE_ACCESS = ("__get__", "__set__")  # what a torch function mode sees for ``tensor.grad`` and the like
+
 
 def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """The layers: modules that own trainable parameters, and leaf modules (activations, pooling).
@@ -63,6 +66,29 @@ def first_tensor(output: Any) -> Optional[torch.Tensor]:
     return output if isinstance(output, torch.Tensor) else None
 
 
+def mean_and_std(value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mean and the sample standard deviation (n - 1) of every element, in float32, on the device.
+
+    Two passes, the mean and then the norm of the deviations from it, the textbook two-pass variance:
+    on CPU 2-4x faster than ``Tensor.std`` (Welford) and ``torch.std_mean``, and as accurate."""
+    value = value.float()
+    mean = value.mean()
+    if value.numel() < 2:
+        return mean, torch.zeros((), device=value.device)
+    return mean, torch.linalg.vector_norm(value - mean) / math.sqrt(value.numel() - 1)
+
+
+def dead_fraction(value: torch.Tensor) -> torch.Tensor:
+    """The share of units that are zero for every sample of the batch (dimension 0).
+
+    A unit is alive when its largest or its smallest value over the batch is non-zero (a NaN counts as
+    alive): one ``aminmax`` reduction instead of a full-size ``!= 0`` mask and an ``any`` over it."""
+    if value.dim() < 2:
+        return (value == 0).float().mean()
+    low, high = torch.aminmax(value, dim=0)
+    return ((low == 0) & (high == 0)).float().mean()
+
+
 class OutsideModelCheck(TorchFunctionMode):
     """Whether the torch calls made outside the model's forward produced only finite values."""
 
@@ -70,46 +96,59 @@ class OutsideModelCheck(TorchFunctionMode):
         super().__init__()
         self.model = model
         self.checks: list[torch.Tensor] = []
-        self.paused = False  # while the optimizer steps
-        self._popped: list[bool] = []  # per model forward under way: whether it took this mode off the stack
+        # Per model forward or optimizer step under way: whether it took this mode off the stack.
+        self._popped: list[bool] = []
         self._handles: list[Any] = []
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if not self.paused and isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
-            self.checks.append(torch.isfinite(out.detach()).all())
+        # Attribute reads (``p.grad`` for every parameter in ``zero_grad``) make no new value, and checking
+        # each gradient again would cost a full pass over it: a non-finite gradient shows in grad_norm.
+        if getattr(func, "__name__", None) in _ATTRIBUTE_ACCESS:
+            return out
+        if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
+            return out
+        if out._base is not None and not any(out is arg for arg in (*args, *(kwargs or {}).values())):
+            return out  # a new view (``logits.view(-1, n)``) of values checked where they were made
+        # Its largest and smallest values are finite exactly when all are (amax/amin propagate NaN): two
+        # plain reductions, ~20x cheaper on CPU than ``isfinite(out).all()``'s five passes.
+        value = out.detach()
+        self.checks += [value.amax(), value.amin()]
         return out
 
     def install(self) -> None:
-        self._handles = [self.model.register_forward_pre_hook(lambda module, args: self._enter_model()),
-                         self.model.register_forward_hook(lambda module, args, output: self._leave_model())]
+        self._handles = [self.model.register_forward_pre_hook(lambda module, args: self.step_aside()),
+                         self.model.register_forward_hook(lambda module, args, output: self.step_back())]
 
     def remove(self) -> None:
         for handle in self._handles:
             handle.remove()
         self._handles = []
 
-    def _enter_model(self) -> None:
-        # The model's own calls are checked through its modules' outputs; taking this mode off the stack
-        # spares each of them a trip through Python.  Only our mode, and only when it is on top.
+    def step_aside(self) -> None:
+        """Off the stack while the model's forward runs: its calls are checked through its modules'
+        outputs; and while the optimizer steps: its values are the next iteration's weights, checked
+        by their norms.  Each of their calls (an Adam step makes ~20 per parameter) is spared a trip
+        through Python.  Only our mode, and only when it is on top."""
         depth = torch._C._len_torch_function_stack()
         popped = depth > 0 and torch._C._get_function_stack_at(depth - 1) is self
         if popped:
             torch._C._pop_torch_function_stack()
         self._popped.append(popped)
 
-    def _leave_model(self) -> None:
+    def step_back(self) -> None:
         if self._popped and self._popped.pop():
             torch._C._push_on_torch_function_stack(self)
 
     def restore(self) -> None:
-        """A forward that raised never reached its post-hook: put the mode back before it is exited."""
+        """A forward or a step that raised never reached its post-hook: put the mode back before it is
+        exited."""
         while self._popped:
-            self._leave_model()
+            self.step_back()
 
     def take(self) -> Optional[torch.Tensor]:
         checks, self.checks = self.checks, []
-        return torch.stack(checks).all() if checks else None
+        return torch.stack(checks).isfinite().all() if checks else None
 
 
 class Publisher:
@@ -127,6 +166,13 @@ class Publisher:
         owners = [i for i, (path, _) in enumerate(self.modules) for _ in self.params[path]]
         self._device = self._flat_params[0].device if self._flat_params else torch.device("cpu")
         self._owner = torch.tensor(owners, dtype=torch.long, device=self._device)
+        # The same, for the weight, gradient and update norms of all parameters summed in one index_add.
+        count = len(self.modules)
+        self._owner3 = torch.cat([self._owner, self._owner + count, self._owner + 2 * count])
+        self._zero = torch.zeros((), device=self._device)  # the norm of a gradient that is missing
+        # The weights before the step, copied into the same buffers every iteration (allocated at the first
+        # step: one copy of the trainable parameters for the whole phase).
+        self._snapshot: list[torch.Tensor] = []
         self._handles: list[Any] = []
         self._watch = OptimizerWatch(on_step_start=self._step_start, on_step_end=self._step_end)
         self.outside = OutsideModelCheck(model)
@@ -135,7 +181,7 @@ class Publisher:
     def _reset(self) -> None:
         self._activation_stats: dict[tuple[str, str], torch.Tensor] = {}
         self.held: dict[str, dict[str, torch.Tensor]] = {}  # module -> kind -> tensor, for subscribers
-        self._weights_before: Optional[list[torch.Tensor]] = None
+        self._snapshot_taken = False
         self._grads: Optional[list[Optional[torch.Tensor]]] = None
         self.stepped = False
         self.outside_finite = True
@@ -174,13 +220,11 @@ class Publisher:
         with torch.no_grad():
             value = out.detach()
             stats = self._activation_stats
-            stats[(path, "activation_mean")] = value.mean(dtype=torch.float32)
-            stats[(path, "activation_std")] = (value.float().std() if value.numel() > 1
-                                               else torch.zeros((), device=value.device))
+            mean, std = mean_and_std(value)
+            stats[(path, "activation_mean")] = mean
+            stats[(path, "activation_std")] = std
             if isinstance(module, RELU_FAMILY):
-                # A unit is dead when it is zero for every sample of the batch (dimension 0).
-                alive = (value != 0).any(dim=0) if value.dim() > 1 else value != 0
-                stats[(path, "dead_fraction")] = 1.0 - alive.float().mean()
+                stats[(path, "dead_fraction")] = dead_fraction(value)
             bounds = next((b for kind, b in SATURATING.items() if isinstance(module, kind)), None)
             if bounds is not None:
                 low, high = bounds
@@ -201,17 +245,20 @@ class Publisher:
                 iteration()
             finally:
                 self.outside.restore()
-                self.outside.paused = False
 
     def _step_end(self, optimizer: Any) -> None:
-        self.outside.paused = False
+        self.outside.step_back()
 
     def _step_start(self, optimizer: Any) -> None:
-        self.outside.paused = True
-        if self._weights_before is None:  # the first step of the iteration: later ones add to the update
+        self.outside.step_aside()
+        if not self._snapshot_taken:  # the first step of the iteration: later ones add to the update
             self._take_gradients()
-            self._weights_before = list(torch._foreach_mul([p.detach() for p in self._flat_params], 1.0)) \
-                if self._flat_params else []
+            params = [p.detach() for p in self._flat_params]
+            if not self._snapshot:
+                self._snapshot = [torch.empty_like(p) for p in params]
+            if params:
+                torch._foreach_copy_(self._snapshot, params)
+            self._snapshot_taken = True
         self.stepped = True
 
     def _take_gradients(self) -> None:
@@ -230,27 +277,30 @@ class Publisher:
         if self._grads is None:  # no optimizer stepped: the gradients are whatever backward left
             self._take_gradients()
         params = [p.detach() for p in self._flat_params]
-        before = self._weights_before if self._weights_before is not None else params
-        count = len(self.modules)
+        before = self._snapshot if self._snapshot_taken else params
         parts: list[torch.Tensor] = []
         if params:
-            weight_sq = self._per_module(torch._foreach_norm(before), count)
-            grads = [g for g in self._grads if g is not None] if self._grads else []
-            present = [i for i, g in enumerate(self._grads or []) if g is not None]
-            grad_sq = self._per_module(torch._foreach_norm(grads), count, present) if grads else \
-                torch.zeros(count, device=self._device)
-            if self._weights_before is not None:
-                updates = torch._foreach_sub(params, self._weights_before)
-                update_sq = self._per_module(torch._foreach_norm(updates), count)
-                self._hold_flat("weight_updates", updates)
-            else:
-                updates, update_sq = [], torch.zeros(count, device=self._device)
-            self._hold_flat("weights", before)
+            self._hold_flat("weights", before)  # copies (torch.cat): the snapshot is reused below
             if "weight_gradients" in self.wanted:
                 self._hold_flat("weight_gradients", [g if g is not None else torch.zeros_like(p)
                                                      for g, p in zip(self._grads or [], params)])
-            weight_norm = weight_sq.sqrt()
-            parts += [weight_norm, grad_sq.sqrt(), update_sq.sqrt() / weight_norm]
+            norms = list(torch._foreach_norm(before))
+            grads = self._grads or [None] * len(params)
+            present = [g for g in grads if g is not None]
+            grad_norms = iter(torch._foreach_norm(present) if present else [])
+            norms += [next(grad_norms) if g is not None else self._zero for g in grads]
+            if not self._snapshot_taken:
+                norms += [self._zero] * len(params)
+            elif "weight_updates" in self.wanted:
+                updates = torch._foreach_sub(params, self._snapshot)
+                self._hold_flat("weight_updates", updates)
+                norms += torch._foreach_norm(updates)
+            else:
+                # In place, into the snapshot: before - after, whose norm is the update's.
+                torch._foreach_sub_(self._snapshot, params)
+                norms += torch._foreach_norm(self._snapshot)
+            weight_norm, grad_norm, update_norm = self._per_module(norms).sqrt().unbind(0)
+            parts += [weight_norm, grad_norm, update_norm / weight_norm]
         keys = list(self._activation_stats)
         if keys:
             parts.append(torch.stack([t.to(self._device, torch.float32) for t in self._activation_stats.values()]))
@@ -262,11 +312,12 @@ class Publisher:
         self.outside_finite = flat.pop() == 1.0 if outside is not None else True
         return self._unpack(flat, keys)
 
-    def _per_module(self, norms: list[torch.Tensor], count: int, which: Optional[list[int]] = None) -> torch.Tensor:
-        """Squared norms of each module's parameters, summed: the square of the norm of them all."""
+    def _per_module(self, norms: list[torch.Tensor]) -> torch.Tensor:
+        """Per module (columns), the squared norms of its parameters' weights, gradients and updates
+        (rows) summed: the squares of the norms of each module's parameters taken together."""
         squares = torch.stack([n.to(self._device, torch.float32) for n in norms]) ** 2
-        owner = self._owner if which is None else self._owner[torch.tensor(which, device=self._device)]
-        return torch.zeros(count, device=self._device).index_add_(0, owner, squares)
+        summed = torch.zeros(3 * len(self.modules), device=self._device).index_add_(0, self._owner3, squares)
+        return summed.reshape(3, len(self.modules))
 
     def _hold_flat(self, kind: str, tensors: list[torch.Tensor]) -> None:
         if kind not in self.wanted:
