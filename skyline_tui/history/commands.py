@@ -180,6 +180,7 @@ def _load_side(spec: str, opened: Any) -> tuple[Report, Any]:
     return report, label(report, spec)
 
 
+FLAG_MARKS = {"appeared": "+", "gone": "-"}
 VERDICT_MARKS = {"slower": "▲", "faster": "▼", "same": "=", "new": "+", "gone": "-", "more": "▲", "less": "▼"}
 
 
@@ -208,6 +209,10 @@ def diff_text(result: Diff) -> str:
             out += ["", title, *_columns(rows, right={2, 3, 4})]
     if not result.lines and not result.modules:
         out += ["", "(no line or module breakdown in both runs)"]
+    if result.flags:
+        flags = [("", "module", "flag", "change", "")]
+        flags += [(FLAG_MARKS[c.change], c.module or "(model)", c.kind, c.change, c.message) for c in result.flags]
+        out += ["", "health flags", *_columns(flags, right=set())]
     return "\n".join(out) + "\n"
 
 

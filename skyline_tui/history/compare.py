@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skyline_tui.history.diff import LineChange, diff_reports
+from skyline_tui.history.diff import FlagChange, LineChange, diff_reports
 from skyline_tui.report import Report
 
 _ARROWS = {"faster": "▲", "slower": "▼", "more": "▲", "less": "▼"}
@@ -41,9 +41,14 @@ class RunComparison:
     throughput: Change | None
     peak: Change | None
     lines: dict[tuple[str, int], LineChange] = field(default_factory=dict)  # by the current run's (file, line)
+    flags: tuple[FlagChange, ...] = ()  # health flags that appeared or went away since the baseline
 
     def line(self, file: str, line: int) -> LineChange | None:
         return self.lines.get((file, line))
+
+    def new_flags(self, module: str) -> frozenset[str]:
+        """The kinds of the flags on ``module`` that the baseline run did not raise."""
+        return frozenset(c.kind for c in self.flags if c.module == module and c.change == "appeared")
 
 
 def compare_runs(baseline: Report, current: Report, baseline_id: int | None = None,
@@ -54,6 +59,7 @@ def compare_runs(baseline: Report, current: Report, baseline_id: int | None = No
         throughput=_change(result.throughput, up="faster", down="slower"),
         peak=_change(result.peak, up="more", down="less"),
         lines={(c.file, c.line): c for c in result.lines if c.verdict != "gone"},
+        flags=result.flags,
     )
 
 

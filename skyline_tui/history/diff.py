@@ -1,4 +1,5 @@
-"""What changed between two runs: throughput, iteration time, peak memory, every line and module.
+"""What changed between two runs: throughput, iteration time, peak memory, every line and module, and the
+training-health flags that appeared or went away.
 
 A line keeps its identity when lines are inserted or deleted above it: lines are matched by file and code
 text first (the nearest line number wins between repeated code), and an edited line is matched to the one
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skyline_tui.report import LineTiming, ModuleTiming, Report
+from skyline_tui.report import Health, LineTiming, ModuleTiming, Report
 
 # Repeated runs of one unchanged model on these machines drift by a few percent even when each run's own
 # spread is tiny, so no change below this fraction is called real.
@@ -72,6 +73,19 @@ class ModuleChange:
 
 
 @dataclass(frozen=True)
+class FlagChange:
+    """A health flag (``dead_units`` on ``fc2``, say) that one run raised and the other did not."""
+
+    module: str  # dotted path, "" for the model itself
+    kind: str
+    change: str  # "appeared" | "gone"
+    message: str  # its explanation, from the run that raised it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "kind": self.kind, "change": self.change}
+
+
+@dataclass(frozen=True)
 class Diff:
     a: RunLabel
     b: RunLabel
@@ -81,11 +95,13 @@ class Diff:
     peak: dict[str, Any]  # bytes: before, after, delta, delta_percent, verdict (more/less/same)
     lines: tuple[LineChange, ...] = field(default=())
     modules: tuple[ModuleChange, ...] = field(default=())
+    flags: tuple[FlagChange, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a.to_dict(), "b": self.b.to_dict(), "noise_fraction": self.noise_fraction,
                 "throughput": self.throughput, "iteration": self.iteration, "peak": self.peak,
-                "lines": [c.to_dict() for c in self.lines], "modules": [c.to_dict() for c in self.modules]}
+                "lines": [c.to_dict() for c in self.lines], "modules": [c.to_dict() for c in self.modules],
+                "flags": [c.to_dict() for c in self.flags]}
 
 
 def label(report: Report, source: str, run_id: int | None = None) -> RunLabel:
@@ -124,7 +140,8 @@ def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b:
         lines = diff_lines(a.breakdown.lines, b.breakdown.lines, fraction)
         modules = diff_modules(a.breakdown.modules, b.breakdown.modules, fraction)
     return Diff(a=label_a or label(a, "a"), b=label_b or label(b, "b"), noise_fraction=fraction,
-                throughput=throughput, iteration=iteration, peak=peak, lines=lines, modules=modules)
+                throughput=throughput, iteration=iteration, peak=peak, lines=lines, modules=modules,
+                flags=diff_flags(a.health, b.health))
 
 
 def _compare(before: float | None, after: float | None, fraction: float, *, up: str, down: str) -> dict[str, Any]:
@@ -214,3 +231,17 @@ def diff_modules(before: Sequence[ModuleTiming], after: Sequence[ModuleTiming], 
             changes.append(ModuleChange(name, before_ms, after_ms, after_ms - before_ms,
                                         time_verdict(before_ms, after_ms, fraction)))
     return tuple(changes)  # pre-order, as the report lists them: parents before children
+
+
+def diff_flags(before: Health | None, after: Health | None) -> tuple[FlagChange, ...]:
+    """The flags raised in one run and not the other, matched by module path and kind: those that
+    appeared (in the later run's module order), then those gone.  Empty unless both runs measured health
+    (else every flag would read "appeared" or "gone")."""
+    if before is None or after is None:
+        return ()
+    old = {(m.module, f.kind): f.message for m in before.modules for f in m.flags}
+    new = {(m.module, f.kind): f.message for m in after.modules for f in m.flags}
+    return (*(FlagChange(module, kind, "appeared", message) for (module, kind), message in new.items()
+              if (module, kind) not in old),
+            *(FlagChange(module, kind, "gone", message) for (module, kind), message in old.items()
+              if (module, kind) not in new))

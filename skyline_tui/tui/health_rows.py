@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from skyline_tui.history.compare import RunComparison
 from skyline_tui.report import Breakdown, Health
 
 MAIN_METRIC = "update_to_weight"
@@ -29,6 +30,7 @@ class HealthRow:
     last: Optional[float]
     flags: tuple[str, ...]  # flag kinds
     messages: tuple[str, ...]  # their one-line explanations
+    new_flags: tuple[str, ...] = ()  # the kinds (of ``flags``) the baseline run did not raise
 
 
 def module_shares(breakdown: Optional[Breakdown]) -> dict[str, float]:
@@ -38,7 +40,9 @@ def module_shares(breakdown: Optional[Breakdown]) -> dict[str, float]:
     return {m.path: (m.forward_ms + m.backward_ms) / total for m in breakdown.modules}
 
 
-def health_rows(health: Health, breakdown: Optional[Breakdown] = None) -> list[HealthRow]:
+def health_rows(health: Health, breakdown: Optional[Breakdown] = None,
+                comparison: Optional[RunComparison] = None) -> list[HealthRow]:
+    """``comparison`` (the history's change against the baseline run) marks the flags that are new."""
     shares = module_shares(breakdown)
     rows = []
     for order, module in enumerate(health.modules):
@@ -50,7 +54,8 @@ def health_rows(health: Health, breakdown: Optional[Breakdown] = None) -> list[H
             line=module.line, share=shares.get(module.module), metric=metric,
             series=tuple(v for v in series.series if v is not None) if series else (),
             last=series.last if series else None, flags=tuple(f.kind for f in module.flags),
-            messages=tuple(f.message for f in module.flags))))
+            messages=tuple(f.message for f in module.flags),
+            new_flags=tuple(sorted(comparison.new_flags(module.module))) if comparison else ())))
     rows.sort(key=lambda item: (not item[1].flags, -(item[1].share or 0.0), item[0]))
     return [row for _, row in rows]
 

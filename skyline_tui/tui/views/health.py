@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
+from skyline_tui.history.compare import RunComparison
 from skyline_tui.report import Breakdown, Health
 from skyline_tui.tui.health_rows import HealthRow, health_rows, non_finite_banner
 from skyline_tui.tui.views.messages import JumpToSource
@@ -30,7 +31,9 @@ class HealthRowView(Horizontal):
         yield Sparkline(list(row.series) or [0.0], classes="health-spark")
         last = f"{row.last:.1e}" if row.last is not None else "–"
         yield Label(last, classes="health-last")
-        yield Label(" ".join(row.flags) or "ok", classes="health-flags")
+        # A flag the baseline run (history) did not raise is marked "+": it came with the last change.
+        flags = [f"+{kind}" if kind in row.new_flags else kind for kind in row.flags]
+        yield Label(" ".join(flags) or "ok", classes="health-flags")
 
 
 class HealthPane(VerticalScroll, can_focus=True):
@@ -48,12 +51,14 @@ class HealthPane(VerticalScroll, can_focus=True):
         self.banner: Optional[str] = None
         self._banner_at: tuple[Optional[str], Optional[int]] = (None, None)
 
-    def show_report(self, health: Optional[Health], breakdown: Optional[Breakdown]) -> None:
+    def show_report(self, health: Optional[Health], breakdown: Optional[Breakdown],
+                    comparison: Optional[RunComparison] = None) -> None:
+        """``comparison``: the shown run against its baseline in the history, to mark new flags."""
         if health is None:
             self.show(None)
             return
         found = health.non_finite
-        self.show(health_rows(health, breakdown), non_finite_banner(health),
+        self.show(health_rows(health, breakdown, comparison), non_finite_banner(health),
                   (found.file, found.line) if found is not None else (None, None),
                   tuple(f"{e.subscriber}: {e.message}" + (f" ({e.file}:{e.line})" if e.file else "")
                         for e in health.errors))

@@ -95,7 +95,7 @@ class MainView(Horizontal):
             memory = shown.memory if shown else None
             self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
             health_pane = self.query_one(HealthPane)
-            health_pane.show_report(shown.health if shown else None, breakdown)
+            health_pane.show_report(shown.health if shown else None, breakdown, comparison)
             show_freshness(health_pane, "Health", self._note(state, "health"))
             older = any(run != live.error_run for _, run in live.section_runs)
             self.query_one(ErrorPane).show(live.error, kept_previous=older)
