@@ -224,7 +224,8 @@ class NonFinite:
 
 @dataclass(frozen=True)
 class HealthError:
-    """A subscriber that raised: its series is dropped, nothing else is."""
+    """A subscriber that raised: its series is dropped, nothing else is.  With ``subscriber`` empty, the
+    phase itself could not run (out of memory beside the profiled model); the other sections stand."""
 
     subscriber: str
     message: str

@@ -109,3 +109,24 @@ def test_the_outside_check_sees_a_nan_made_in_place_through_a_view_and_skips_pla
     assert check_outside(in_place_on_a_view) is False
     assert check_outside(infinity) is False
     assert check_outside(views_and_finite_work) is True
+
+
+def test_out_of_memory_building_the_fresh_model_is_a_health_error_and_the_rest_of_the_report_stands():
+    # Through the real worker: the model provider raises torch.OutOfMemoryError on its second call (the
+    # health phase's fresh model), as a big model would on a GPU holding the profiled one already.
+    from conftest import QUICK_FLAGS, run_cli
+
+    from skyline_tui.report import Report
+
+    entry = HEALTH / "oom_second_model.py"
+    result = run_cli(str(entry), "--json", "-", "-q", *QUICK_FLAGS)
+    assert result.returncode == 0, result.stderr
+    report = Report.from_json(result.stdout)
+    assert report.error is None
+    for section in ("throughput", "breakdown", "memory", "predictions"):
+        assert getattr(report, section) is not None, section
+    assert report.health is not None and report.health.iterations == 0 and report.health.modules == ()
+    (error,) = report.health.errors
+    assert error.subscriber == "" and "out of memory" in error.message and "fresh model" in error.message
+    line = next(i for i, text in enumerate(entry.read_text().splitlines(), start=1) if "SECOND MODEL" in text)
+    assert (error.file, error.line) == ("oom_second_model.py", line)

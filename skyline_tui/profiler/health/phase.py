@@ -5,6 +5,11 @@ training would begin, so the numbers depend neither on how many iterations the t
 the run: the same seed rebuilds the same model to replay an iteration that went non-finite.  The seed is
 set inside ``torch.random.fork_rng``, so the phases after this one draw the random numbers they would
 have drawn without it; the hooks sit on the fresh model only and are removed on the way out.
+
+The fresh model, its optimizer state and activations sit beside the profiled workload's, so on a big
+model the phase can run out of memory where the timing phases did not: the caches are emptied first,
+and an out-of-memory error becomes an entry of the health section's ``errors`` (the phases after this
+one still run), not the report's error.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from typing import Any, Iterator, Optional
 import torch
 
 from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler.capacity import is_oom_error, release_after_oom
+from skyline_tui.profiler.errors import ProfileError, from_exception
 from skyline_tui.profiler.health.flags import module_flags, summarize
 from skyline_tui.profiler.health.nonfinite import locate
 from skyline_tui.profiler.health.publisher import (
@@ -26,7 +33,7 @@ from skyline_tui.profiler.health.publisher import (
 )
 from skyline_tui.profiler.health.subscribers import SubscriberSet, load_subscribers
 from skyline_tui.profiler.workload import Workload, load_workload
-from skyline_tui.report import Health, HealthFlag, ModuleHealth, NonFinite, Report
+from skyline_tui.report import Health, HealthError, HealthFlag, ModuleHealth, NonFinite, Report
 
 HEALTH_SEED = 0
 
@@ -42,15 +49,31 @@ def seeded(device: torch.device) -> Iterator[None]:
 
 def measure_health(work: Workload, config: ProfileConfig, report: Optional[Report] = None) -> Health:
     subscribers = work.run_user(lambda: load_subscribers(work.entry), "skyline_health_subscribers")
-    with seeded(work.device):
-        fresh = [load_workload(work.entry, work.batch_size)]  # a list, so the finally can drop the model
-        try:
+    _release(work.device)  # what the earlier phases left cached, before a second model is built
+    fresh: list[Workload] = []  # a list, so the finally can drop the model
+    try:
+        with seeded(work.device):
+            fresh.append(load_workload(work.entry, work.batch_size))
             return work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
-        finally:
-            fresh.clear()
-            gc.collect()
-            if work.device.type == "cuda":
-                torch.cuda.empty_cache()
+    except Exception as exc:  # noqa: BLE001 - only an out-of-memory error is handled here
+        if not is_oom_error(exc):
+            raise
+        where = "building the fresh model" if not fresh else "running its iterations"
+        info = exc.info if isinstance(exc, ProfileError) else from_exception(exc, work.entry.files)
+        release_after_oom(exc, work.device)
+        return Health(iterations=0, modules=(), errors=(HealthError(
+            subscriber="", file=info.file, line=info.line,
+            message=f"{info.message} ({where} beside the profiled one; the health phase was skipped: "
+                    "--no-health, or a smaller batch)"),))
+    finally:
+        fresh.clear()
+        _release(work.device)
+
+
+def _release(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> Health:
