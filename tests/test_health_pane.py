@@ -60,3 +60,12 @@ async def test_h_shows_the_pane_enter_jumps_to_the_module_line_and_e_to_the_nan(
         await wait_until(pilot, lambda: source.cursor == 20)
         await pilot.press("e")
         await wait_until(pilot, lambda: source.cursor == 37)
+
+
+def test_a_phase_error_reads_apart_from_a_metric_error():
+    from skyline_tui.tui.views.health import health_error_text
+
+    assert health_error_text(HealthError("broken", "ValueError: no", "metrics.py", 4)) == \
+        "metric error: broken: ValueError: no (metrics.py:4)"
+    assert health_error_text(HealthError("", "OutOfMemoryError: CUDA out of memory", "entry.py", 17)) == \
+        "health phase: OutOfMemoryError: CUDA out of memory (entry.py:17)"

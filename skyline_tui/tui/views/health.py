@@ -13,9 +13,17 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
 from skyline_tui.history.compare import RunComparison
-from skyline_tui.report import Breakdown, Health
+from skyline_tui.report import Breakdown, Health, HealthError
 from skyline_tui.tui.health_rows import HealthRow, health_rows, non_finite_banner
 from skyline_tui.tui.views.messages import JumpToSource
+
+
+def health_error_text(error: HealthError) -> str:
+    """A subscriber's error, or (no subscriber) why the phase itself could not run."""
+    where = f" ({error.file}:{error.line})" if error.file else ""
+    if not error.subscriber:
+        return f"health phase: {error.message}{where}"
+    return f"metric error: {error.subscriber}: {error.message}{where}"
 
 
 class HealthRowView(Horizontal):
@@ -60,8 +68,7 @@ class HealthPane(VerticalScroll, can_focus=True):
         found = health.non_finite
         self.show(health_rows(health, breakdown, comparison), non_finite_banner(health),
                   (found.file, found.line) if found is not None else (None, None),
-                  tuple(f"{e.subscriber}: {e.message}" + (f" ({e.file}:{e.line})" if e.file else "")
-                        for e in health.errors))
+                  tuple(health_error_text(e) for e in health.errors))
 
     def show(self, rows: Optional[list[HealthRow]], banner: Optional[str] = None,
              banner_at: tuple[Optional[str], Optional[int]] = (None, None), errors: tuple[str, ...] = ()) -> None:
@@ -74,7 +81,7 @@ class HealthPane(VerticalScroll, can_focus=True):
             widgets: list[Static | HealthRowView] = []
             if banner:
                 widgets.append(Static(banner, classes="health-banner"))
-            widgets += [Static(f"metric error: {text}", classes="health-error") for text in errors]
+            widgets += [Static(text, classes="health-error") for text in errors]
             if rows is None:
                 widgets.append(Static("not measured", classes="health-empty"))
             widgets += [HealthRowView(row, cursor=i == self.cursor) for i, row in enumerate(self.rows)]
