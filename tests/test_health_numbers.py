@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -15,8 +16,10 @@ from conftest import FIXTURES
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.health.publisher import OutsideModelCheck, dead_fraction, mean_and_std
 from skyline_tui.profiler.run import profile
+from skyline_tui.report import ModuleHealth
 
 HEALTH = FIXTURES / "health"
+REPO = Path(__file__).resolve().parent.parent
 ITERATIONS = 4
 LAYERS = ("fast", "normal", "slow")
 
@@ -29,13 +32,17 @@ def import_fixture(name: str) -> ModuleType:
     return mod
 
 
-def test_norms_and_activation_statistics_match_a_plain_loop_on_a_fresh_model():
+def health_rows(entry: str) -> dict[str, ModuleHealth]:
     config = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health_iterations=ITERATIONS,
                                  health_budget_s=60.0)
-    report = profile(str(HEALTH / "learning_rates.py"), None, config)
+    report = profile(entry, None, config)
     assert report.error is None and report.health is not None
-    rows = {row.module: row for row in report.health.modules}
+    assert report.health.errors == () and report.health.iterations == ITERATIONS
+    return {row.module: row for row in report.health.modules}
 
+
+def plain_loop() -> dict[tuple[str, str], list[float]]:
+    """The learning_rates fixture's fresh model trained in a plain loop, each layer's numbers per iteration."""
     entry = import_fixture("learning_rates")
     model = entry.skyline_model_provider()
     x, y = entry.skyline_input_provider()
@@ -60,9 +67,29 @@ def test_norms_and_activation_statistics_match_a_plain_loop_on_a_fresh_model():
         for layer in LAYERS:
             note(layer, "grad_norm", torch.cat([p.grad.reshape(-1) for p in getattr(model, layer).parameters()]).norm())
         optimizer.step()
+    return expected
 
-    for (layer, metric), series in expected.items():
+
+def test_norms_and_activation_statistics_match_a_plain_loop_on_a_fresh_model():
+    rows = health_rows(str(HEALTH / "learning_rates.py"))
+    for (layer, metric), series in plain_loop().items():
         assert rows[layer].metrics[metric].series == pytest.approx(series, rel=1e-5, abs=1e-7), (layer, metric)
+
+
+def test_the_readme_subscriber_runs_and_gets_its_series(tmp_path):
+    # The README's example, verbatim, appended to a fixture's entry point: its grad_to_weight is
+    # ||gradient|| / ||weight|| before each step, computed here in the plain loop.
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Training health"):]
+    snippet = section[section.index("```python\n") + len("```python\n"):section.index("\n```\n")]
+    assert "class GradToWeight(Subscriber)" in snippet and "def skyline_health_subscribers" in snippet
+    entry = tmp_path / "entry.py"
+    entry.write_text((HEALTH / "learning_rates.py").read_text() + "\n\n" + snippet + "\n")
+    rows = health_rows(str(entry))
+    expected = plain_loop()
+    for layer in LAYERS:
+        ratio = [g / w for g, w in zip(expected[(layer, "grad_norm")], expected[(layer, "weight_norm")])]
+        assert rows[layer].metrics["grad_to_weight"].series == pytest.approx(ratio, rel=1e-5), layer
 
 
 def test_mean_and_std_of_a_hand_built_tensor():
