@@ -54,7 +54,8 @@ def measure_health(work: Workload, config: ProfileConfig, report: Optional[Repor
     try:
         with seeded(work.device):
             fresh.append(load_workload(work.entry, work.batch_size))
-            return work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
+            health: Health = work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
+            return health
     except Exception as exc:  # noqa: BLE001 - only an out-of-memory error is handled here
         if not is_oom_error(exc):
             raise

@@ -292,7 +292,7 @@ class Publisher:
             if not self._snapshot_taken:
                 norms += [self._zero] * len(params)
             elif "weight_updates" in self.wanted:
-                updates = torch._foreach_sub(params, self._snapshot)
+                updates = list(torch._foreach_sub(params, self._snapshot))
                 self._hold_flat("weight_updates", updates)
                 norms += torch._foreach_norm(updates)
             else:
