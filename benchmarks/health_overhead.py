@@ -4,8 +4,12 @@ For every sample, in its own process (samples share sibling-module names such as
 workload is built as the health phase builds it, and rounds alternate, order swapped each round (A B, B A):
 (a) ``--iterations`` iterations under the publisher, each ended by ``end_iteration`` (its one host sync),
 (b) the same number of plain iterations with one synchronisation at the end.  Medians over the rounds of
-the per-iteration time, and their ratio (goal: at most 1.5).  Usage:
-``python benchmarks/health_overhead.py [--rounds 5] [--iterations 10]``.
+the per-iteration time, their ratio, and the median of each round's own ratio (health over the plain
+iterations measured next to it: steadier when the machine's speed drifts; goal: at most 1.5).
+
+``--baseline PATH`` measures another checkout's health phase (``/work/main``, say) the same way, its
+process and this one's alternating per sample, so a before/after comparison comes from one run.  Usage:
+``python benchmarks/health_overhead.py [--rounds 5] [--iterations 10] [--threads 1] [--baseline PATH]``.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples"
@@ -62,7 +67,20 @@ def measure_one(entry: str, rounds: int, iterations: int, threads: int) -> dict[
         for case in order:
             (health_ms if case is health else plain_ms).append(case())
     return {"health_ms": statistics.median(health_ms), "plain_ms": statistics.median(plain_ms),
+            "round_ratio": statistics.median(h / p for h, p in zip(health_ms, plain_ms)),
             "batch_size": work.batch_size, "device": str(work.device)}
+
+
+def measure_in_process(code: Path, entry: Path, args: argparse.Namespace) -> dict[str, Any] | str:
+    """One sample measured in a fresh process importing skyline_tui from ``code``: the result or why not."""
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, __file__, "--one", str(entry), "--rounds", str(args.rounds),
+                          "--iterations", str(args.iterations), "--threads", str(args.threads)],
+                         capture_output=True, text=True, cwd=code, env={"PYTHONPATH": str(code), **env})
+    if out.returncode != 0:
+        return f"failed: {out.stderr.strip().splitlines()[-1:]}"
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def main() -> None:
@@ -70,23 +88,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
+    parser.add_argument("--baseline", metavar="PATH", help="another checkout to measure alternately (before/after)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure_one(args.one, args.rounds, args.iterations, args.threads)))
         return
-    print(f"{'sample':<12} {'device':<6} {'batch':>5} {'health ms':>10} {'plain ms':>10} {'ratio':>6}")
-    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    for entry in sorted(SAMPLES.glob("*/entry.py")):
-        out = subprocess.run([sys.executable, __file__, "--one", str(entry), "--rounds", str(args.rounds),
-                              "--iterations", str(args.iterations), "--threads", str(args.threads)],
-                             capture_output=True, text=True, cwd=REPO, env={"PYTHONPATH": str(REPO), **env})
-        if out.returncode != 0:
-            print(f"{entry.parent.name:<12} failed: {out.stderr.strip().splitlines()[-1:]}")
-            continue
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{entry.parent.name:<12} {r['device']:<6} {r['batch_size']:>5} {r['health_ms']:>10.3f} "
-              f"{r['plain_ms']:>10.3f} {r['health_ms'] / r['plain_ms']:>6.2f}")
+    codes = [("baseline", Path(args.baseline).resolve()), ("this", REPO)] if args.baseline else [("this", REPO)]
+    print(f"{'sample':<12} {'code':<9} {'device':<6} {'batch':>5} {'health ms':>10} {'plain ms':>10} {'ratio':>6} "
+          f"{'per-round':>9}")
+    for i, entry in enumerate(sorted(SAMPLES.glob("*/entry.py"))):
+        for name, code in codes if i % 2 == 0 else codes[::-1]:  # alternating which goes first
+            r = measure_in_process(code, entry, args)
+            if isinstance(r, str):
+                print(f"{entry.parent.name:<12} {name:<9} {r}")
+                continue
+            health_ms, plain_ms = r["health_ms"], r["plain_ms"]
+            print(f"{entry.parent.name:<12} {name:<9} {r['device']:<6} {r['batch_size']:>5} {health_ms:>10.3f} "
+                  f"{plain_ms:>10.3f} {health_ms / plain_ms:>6.2f} {r['round_ratio']:>9.2f}")
 
 
 if __name__ == "__main__":
