@@ -157,3 +157,12 @@ def test_out_of_memory_building_the_fresh_model_is_a_health_error_and_the_rest_o
     assert error.subscriber == "" and "out of memory" in error.message and "fresh model" in error.message
     line = next(i for i, text in enumerate(entry.read_text().splitlines(), start=1) if "SECOND MODEL" in text)
     assert (error.file, error.line) == ("oom_second_model.py", line)
+
+
+def test_a_layer_initialised_to_zero_has_no_first_ratio_and_does_not_end_the_phase():
+    rows = health_rows(str(HEALTH / "zero_init.py"))  # asserts all ITERATIONS ran
+    last = rows["2"].metrics
+    assert last["weight_norm"].series[0] == 0.0
+    assert last["update_to_weight"].series[0] is None  # ||w|| = 0: undefined, not Inf
+    assert all(v is not None and v > 0 for v in last["update_to_weight"].series[1:])
+    assert "non_finite" not in {flag.kind for row in rows.values() for flag in row.flags}

@@ -299,8 +299,7 @@ class Publisher:
                 # In place, into the snapshot: before - after, whose norm is the update's.
                 torch._foreach_sub_(self._snapshot, params)
                 norms += torch._foreach_norm(self._snapshot)
-            weight_norm, grad_norm, update_norm = self._per_module(norms).sqrt().unbind(0)
-            parts += [weight_norm, grad_norm, update_norm / weight_norm]
+            parts.append(self._per_module(norms).sqrt().reshape(-1))  # weight, gradient, update norms
         keys = list(self._activation_stats)
         if keys:
             parts.append(torch.stack([t.to(self._device, torch.float32) for t in self._activation_stats.values()]))
@@ -336,9 +335,13 @@ class Publisher:
         if self._flat_params:
             for i, (path, _) in enumerate(self.modules):
                 if self.params[path]:
-                    values[path]["weight_norm"] = flat[i]
+                    weight, update = flat[i], flat[2 * count + i]
+                    values[path]["weight_norm"] = weight
                     values[path]["grad_norm"] = flat[count + i]
-                    values[path]["update_to_weight"] = flat[2 * count + i]
+                    # A parameter initialised to zero (a position embedding, a zero-init last layer) has
+                    # no ratio in that iteration: no value, rather than an Inf that would end the phase.
+                    if weight != 0.0:
+                        values[path]["update_to_weight"] = update / weight
             offset = 3 * count
         for (path, metric), value in zip(keys, flat[offset:]):
             values[path][metric] = value
