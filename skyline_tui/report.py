@@ -178,6 +178,8 @@ class Report:
     predictions: Optional[Predictions] = None
     error: Optional[ErrorInfo] = None
     created_at: Optional[str] = None  # ISO 8601, UTC
+    # With ProfileConfig.compile: the first (compiling) iteration's time, kept out of the throughput.
+    compile_ms: Optional[float] = None
     schema_version: int = SCHEMA_VERSION
     tool: ToolInfo = field(default_factory=lambda: _tool_info())
 
