@@ -21,7 +21,9 @@ EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE = 0, 1, 2
 
 # Verbs beside the default ``skyline-tui ENTRY``: name -> (module, function(argv) -> exit status, summary).
 # Each module is imported only when its verb is used, so no verb slows the others' start.
-VERBS: dict[str, tuple[str, str, str]] = {}
+VERBS: dict[str, tuple[str, str, str]] = {
+    "sweep": ("skyline_tui.sweep.commands", "main", "profile a grid of configurations"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
