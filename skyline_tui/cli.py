@@ -22,6 +22,8 @@ EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE = 0, 1, 2
 # Verbs beside the default ``skyline-tui ENTRY``: name -> (module, function(argv) -> exit status, summary).
 # Each module is imported only when its verb is used, so no verb slows the others' start.
 VERBS: dict[str, tuple[str, str, str]] = {
+    "history": ("skyline_tui.history.commands", "history_main", "list recorded profile runs, newest first"),
+    "diff": ("skyline_tui.history.commands", "diff_main", "what changed between two runs, line by line"),
     "sweep": ("skyline_tui.sweep.commands", "main", "profile a grid of configurations"),
 }
 
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--write-batch-size", type=_positive_int, metavar="N",
                         help="set the input provider's default batch size to N in the entry point, then exit")
     parser.add_argument("--no-watch", action="store_true", help="app: do not re-profile when a file is saved")
+    parser.add_argument("--history", metavar="PATH", help="record each run in this history store (default: "
+                        "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
+    parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="--json: no progress lines on stderr")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
@@ -109,14 +114,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.write_batch_size is not None:
         return write_batch_size_command(args.entry, args.write_batch_size)
     if args.json is not None:
-        return json_command(args.entry, args.root, config_from_args(args), args.json, quiet=args.quiet)
+        return json_command(args.entry, args.root, config_from_args(args), args.json, quiet=args.quiet,
+                            history=args.history, no_history=args.no_history)
     problem = _check_entry(args.entry, args.root)
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
         return EXIT_USAGE
     from skyline_tui.tui.launch import run_app  # textual is imported only here
 
-    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch)
+    from skyline_tui.history import resolve_history_path
+
+    project_root = os.path.abspath(args.root) if args.root else os.path.dirname(os.path.abspath(args.entry))
+    return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch,
+                   history_path=resolve_history_path(args.history, args.no_history, project_root))
 
 
 def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
@@ -131,7 +141,7 @@ def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
 
 
 def json_command(entry: str, root: Optional[str], config: ProfileConfig, destination: str,
-                 quiet: bool = False) -> int:
+                 quiet: bool = False, history: Optional[str] = None, no_history: bool = False) -> int:
     from skyline_tui.worker import protocol as p
     from skyline_tui.worker.client import profile_once
 
@@ -154,12 +164,22 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     except OSError as exc:
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
+    _record_in_history(report, config, history, no_history, err)
     if report.error is not None:
         print(format_error(report.error), file=err)
         return EXIT_PROFILE_ERROR
     if not quiet and destination != "-":
         print(f"skyline-tui: report written to {destination}", file=err)
     return EXIT_OK
+
+
+def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,
+                       err: TextIO) -> None:
+    """After the report is out: a store that cannot be written costs one warning line, never the report."""
+    from skyline_tui.history import record_safely, resolve_history_path
+
+    path = resolve_history_path(history, no_history, report.project_root)
+    record_safely(report, path, config=config.to_dict(), stream=err)
 
 
 def write_report(report: Report, destination: str, stdout: TextIO) -> None:

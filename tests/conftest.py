@@ -72,6 +72,9 @@ def quick_config() -> ProfileConfig:
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    # Profiles of the fixtures and samples would otherwise record into a store inside the repository, shared
+    # by every test run; a test about the history passes --history (which wins over this) or sets its own.
+    env["SKYLINE_TUI_HISTORY"] = "off"
     return env
 
 

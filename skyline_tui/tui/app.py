@@ -23,6 +23,8 @@ from textual.widgets import Footer
 from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
+from skyline_tui.tui.history_actions import HistoryActions
+from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note, predictions_are_old
 from skyline_tui.tui.profile_on_save import ProfileOnSave
 from skyline_tui.report import ErrorInfo
@@ -64,7 +66,7 @@ class ProfileSource(Protocol):
 SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
 
 
-class SkylineApp(ProfileOnSave, App[int]):
+class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -81,6 +83,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         Binding("w", "write_batch_size", "Write batch"),
         Binding("m", "toggle_breakdown", "Lines/modules"),
         Binding("l", "toggle_log", "Log"),
+        Binding("h", "history", "History", show=False),  # in the ? screen; the footer is full at 80 columns
         Binding("e", "show_error", "Error line", show=False),
     ]
 
@@ -95,6 +98,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         clock: Callable[[], datetime] = datetime.now,
         profile_on_start: bool = True,
         watch: bool = False,
+        history: Optional[HistorySink] = None,
     ) -> None:
         super().__init__()
         self.entry = entry
@@ -118,6 +122,7 @@ class SkylineApp(ProfileOnSave, App[int]):
         self.target_batch_size: Optional[int] = None  # None: the profiled batch size
         self.breakdown_by = ROW_LINE
         self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
+        self._init_history(history)  # None: nothing recorded (tests, --no-history)
 
     # ---- layout ---------------------------------------------------------------------------------
 
@@ -174,6 +179,7 @@ class SkylineApp(ProfileOnSave, App[int]):
 
     def request_profile(self, reason: str) -> None:
         """Profile the entry point now (cancelling a run under way).  The file watcher calls this too."""
+        self.leave_past_run()  # a past run on screen gives way to the run being asked for
         self.run_state = RunState("queued", self.current_run, self.run_state.last_report_at, self.run_state.failed)
         self._render_status()
         self._profiled_source = _read_bytes(self.entry)  # what `w` may rewrite: the code these numbers describe
@@ -224,6 +230,7 @@ class SkylineApp(ProfileOnSave, App[int]):
             return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         self.current_run = event.run_id
         if isinstance(event, RunStarted):
+            self.leave_past_run()
             self._run_started_at = self.monotonic()
             self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
             self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
@@ -241,6 +248,8 @@ class SkylineApp(ProfileOnSave, App[int]):
         phase = None if event.final else self.run_state.phase
         self.run_state = RunState(phase, event.run_id, self._clock().strftime("%H:%M:%S"), failed)
         self._render_report()
+        if event.final:
+            self._history_take_final(event.report)
         if failed and (event.final or not had_error):
             self.action_show_error()
 
@@ -257,7 +266,7 @@ class SkylineApp(ProfileOnSave, App[int]):
             breakdown = shown.breakdown if shown else None
             rows = breakdown_rows(breakdown, self.breakdown_by) if breakdown else None
             table = self.query_one(BreakdownTable)
-            table.show(rows, self.breakdown_by)
+            table.show(rows, self.breakdown_by, self.shown_comparison())
             by = "per line" if self.breakdown_by == ROW_LINE else "per module"
             show_freshness(table, f"Run time {by}", self._note("breakdown"))
             memory = shown.memory if shown else None
@@ -278,14 +287,17 @@ class SkylineApp(ProfileOnSave, App[int]):
             target = target_prediction(shown, self.target_batch_size or shown.batch_size)
         predicted = target is not None and not target.measured  # rows evaluated from the fits
         throughput = self.query_one(ThroughputPane)
+        comparison, against = self.shown_comparison(), self.comparison_label()
         throughput.show(
             shown.throughput if shown else None, shown.predictions if shown else None,
             shown.batch_size if shown else None, target,
+            change=comparison.throughput if comparison else None, against=against,
         )
         show_freshness(throughput, "Throughput", self._note("throughput", shows_fit=True))
         self.query_one(BatchControl).show(shown.batch_size if shown else None, target, fit_is_old=self._fit_is_old())
         memory_pane = self.query_one(MemoryPane)
-        memory_pane.show_summary(shown.memory if shown else None, target)
+        memory_pane.show_summary(shown.memory if shown else None, target,
+                                 change=comparison.peak if comparison else None, against=against)
         show_freshness(memory_pane, "Memory", self._note("memory", shows_fit=predicted))
 
     def _render_status(self) -> None:

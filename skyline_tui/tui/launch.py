@@ -6,6 +6,7 @@ knows about processes and signals.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable, Optional
 
 from skyline_tui.tui.app import SkylineApp
@@ -13,12 +14,14 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.worker.protocol import Event
 
 
-def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bool = True) -> int:
+def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bool = True,
+            history_path: Optional[Path] = None) -> int:
     """`skyline-tui ENTRY`: the interactive profiler, until the user quits (or the terminal goes away).
 
     Returns the exit status: 128 + the signal's number after SIGTERM or SIGHUP.  Every worker started is
     closed on the way out, whether the app quit, crashed or was signalled.
     """
+    from skyline_tui.tui.history_sink import HistorySink
     from skyline_tui.tui.shutdown import ExitOnSignals
     from skyline_tui.worker.client import WorkerClient  # spawns the torch process; imports no torch here
 
@@ -33,7 +36,7 @@ def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bo
         for client in clients:
             client.close()
 
-    app = SkylineApp(entry, root, config, source=worker_client, watch=watch)
+    app = SkylineApp(entry, root, config, source=worker_client, watch=watch, history=HistorySink(history_path))
 
     def request_exit(code: int) -> None:
         loop = app._loop  # set while the app runs; call_soon_threadsafe is safe from a signal handler

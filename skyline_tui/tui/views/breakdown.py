@@ -6,8 +6,10 @@ from typing import Optional
 
 from rich.text import Text
 
+from skyline_tui.history.compare import RunComparison
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
+from skyline_tui.tui.views.delta import delta_cell
 from skyline_tui.tui.views.rows import ROW_LINE, BreakdownRow
 from skyline_tui.tui.views.table import SourceRowTable
 
@@ -25,10 +27,14 @@ class BreakdownTable(SourceRowTable):
         "breakdown--track",
         "breakdown--special",
         "breakdown--detail",
+        "breakdown--slower",
+        "breakdown--faster",
+        "breakdown--new",
     }
 
-    def show(self, rows: Optional[list[BreakdownRow]], by: str) -> None:
-        """Render rows (None: nothing measured yet); ``by`` is "line" or "module"."""
+    def show(self, rows: Optional[list[BreakdownRow]], by: str, deltas: Optional[RunComparison] = None) -> None:
+        """Render rows (None: nothing measured yet); ``by`` is "line" or "module".  ``deltas``: the change of
+        each line against the baseline run; the Δ column appears once there is one."""
         style = lambda name: self.get_component_rich_style(f"breakdown--{name}", partial=True)  # noqa: E731
         forward, backward, other, special = style("forward"), style("backward"), style("other"), style("special")
         track = (" ", style("track"))
@@ -38,6 +44,8 @@ class BreakdownTable(SourceRowTable):
             self.add_column(Text("time", justify="right"), key="ms")
             self.add_column(Text("%", justify="right"), key="share")
             self.add_column("code", key="detail")
+        if deltas is not None and "delta" not in self.columns:
+            self.add_column(Text("Δ ms", justify="right"), key="delta")
         self.columns["detail"].label = Text("code" if by == ROW_LINE else "type")
         if rows is None:
             self.set_rows([])
@@ -66,5 +74,8 @@ class BreakdownTable(SourceRowTable):
                 Text(f"{100 * share:.0f}", justify="right"),
                 Text(row.detail, style("detail")),
             ]
+            if "delta" in self.columns:
+                change = deltas.line(row.file, row.line) if deltas and row.file and row.line else None
+                cells.append(delta_cell(change, style("slower"), style("faster"), style("new"), style("detail")))
             table_rows.append((row.key, row.file, row.line, cells))
         self.set_rows(table_rows)

@@ -26,6 +26,7 @@ KEYS = (
         ("m", "run time per line ⇄ per module"),
         ("l", "show / hide the output of your code"),
         ("e", "jump to the error's line"),
+        ("h", "history: past runs (enter show · d diff vs latest · b pin as Δ baseline)"),
         ("r", "re-profile now"),
         ("s", "profile on save: on / off"),
         ("?", "this help"),

@@ -13,10 +13,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
+from skyline_tui.history.compare import Change
 from skyline_tui.report import MemoryBreakdown
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
+from skyline_tui.tui.views.delta import change_text
 from skyline_tui.tui.views.rows import MemoryRow
 from skyline_tui.tui.views.table import SourceRowTable
 
@@ -38,6 +40,8 @@ class _SummaryRenderable:
     memory: MemoryBreakdown
     target: Optional[TargetPrediction]
     styles: dict[str, Style]
+    change: Optional[Change] = None
+    against: str = "previous run"
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         memory, styles = self.memory, self.styles
@@ -50,6 +54,9 @@ class _SummaryRenderable:
         capacity = memory.capacity_bytes
         grid.add_row("peak", self._gauge(memory.peak_bytes, capacity, gauge_width, styles["used"]),
                      Text.assemble(fmt.size(memory.peak_bytes), (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"])))
+        if self.change is not None:
+            grid.add_row("change", "", change_text(self.change, styles["better"], styles["worse"], styles["muted"],
+                                                   self.against))
         target = self.target
         if target is not None and not target.measured:
             fits = target.fits is not False
@@ -96,15 +103,18 @@ def _legend_columns(lengths: list[int], width: int, gap: int) -> int:
 class MemorySummary(Static):
     COMPONENT_CLASSES = {
         "memory--label", "memory--muted", "memory--used", "memory--predicted", "memory--overflow",
-        "memory--fits", "memory--track", *(f"memory--{css}" for *_, css in MEMORY_PARTS),
+        "memory--fits", "memory--track", "memory--better", "memory--worse",
+        *(f"memory--{css}" for *_, css in MEMORY_PARTS),
     }
 
-    def show(self, memory: Optional[MemoryBreakdown], target: Optional[TargetPrediction]) -> None:
+    def show(self, memory: Optional[MemoryBreakdown], target: Optional[TargetPrediction],
+             change: Optional[Change] = None, against: str = "previous run") -> None:
         if memory is None:
             self.update(Text("no memory measurement yet", self._style("muted")))
             return
-        names = ("label", "muted", "used", "predicted", "overflow", "fits", "track", *(css for *_, css in MEMORY_PARTS))
-        self.update(_SummaryRenderable(memory, target, {name: self._style(name) for name in names}))
+        names = ("label", "muted", "used", "predicted", "overflow", "fits", "track", "better", "worse",
+                 *(css for *_, css in MEMORY_PARTS))
+        self.update(_SummaryRenderable(memory, target, {name: self._style(name) for name in names}, change, against))
 
     def _style(self, name: str) -> Style:
         return self.get_component_rich_style(f"memory--{name}", partial=True)
@@ -138,5 +148,6 @@ class MemoryPane(Vertical):
         yield MemorySummary(id="memory-summary")
         yield ActivationTable(id="activations")
 
-    def show_summary(self, memory: Optional[MemoryBreakdown], target: Optional[TargetPrediction]) -> None:
-        self.query_one(MemorySummary).show(memory, target)
+    def show_summary(self, memory: Optional[MemoryBreakdown], target: Optional[TargetPrediction],
+                     change: Optional[Change] = None, against: str = "previous run") -> None:
+        self.query_one(MemorySummary).show(memory, target, change, against)

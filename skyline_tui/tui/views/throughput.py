@@ -8,13 +8,16 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from skyline_tui.history.compare import Change
 from skyline_tui.report import Predictions, Throughput
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
+from skyline_tui.tui.views.delta import change_text
 
 
 class ThroughputPane(Static):
-    COMPONENT_CLASSES = {"throughput--label", "throughput--value", "throughput--predicted", "throughput--muted"}
+    COMPONENT_CLASSES = {"throughput--label", "throughput--value", "throughput--predicted", "throughput--muted",
+                         "throughput--better", "throughput--worse"}
 
     def show(
         self,
@@ -22,6 +25,8 @@ class ThroughputPane(Static):
         predictions: Optional[Predictions],
         batch_size: Optional[int],
         target: Optional[TargetPrediction],
+        change: Optional[Change] = None,
+        against: str = "previous run",
     ) -> None:
         label = self.get_component_rich_style("throughput--label", partial=True)
         value = self.get_component_rich_style("throughput--value", partial=True)
@@ -44,6 +49,10 @@ class ThroughputPane(Static):
                 ("" if throughput.stable else " · not settled", muted),
             ),
         )
+        if change is not None:
+            better = self.get_component_rich_style("throughput--better", partial=True)
+            worse = self.get_component_rich_style("throughput--worse", partial=True)
+            grid.add_row("change", change_text(change, better, worse, muted, against))
         if predictions is not None and predictions.predicted_max_samples_per_second is not None:
             fit = predictions.run_time_ms
             grid.add_row(

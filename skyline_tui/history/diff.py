@@ -1,0 +1,215 @@
+"""What changed between two runs: throughput, iteration time, peak memory, every line and module.
+
+A line keeps its identity when lines are inserted or deleted above it: lines are matched by file and code
+text first (the nearest line number wins between repeated code), and an edited line is matched to the one
+that sits where it did once the shift of the matched lines around it is taken into account.
+
+"Same" means within the noise of both runs (the README has this rule): a time change is real only when it
+exceeds ``noise_fraction × the larger of the two times`` and at least :data:`MIN_NOISE_MS`, where
+``noise_fraction`` is the larger of :data:`MIN_NOISE_FRACTION` and ``NOISE_SIGMAS × stdev / mean`` of
+each run's measured iteration time.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from skyline_tui.report import LineTiming, ModuleTiming, Report
+
+# Repeated runs of one unchanged model on these machines drift by a few percent even when each run's own
+# spread is tiny, so no change below this fraction is called real.
+MIN_NOISE_FRACTION = 0.05
+NOISE_SIGMAS = 2.0  # a change beyond two standard deviations of either run's iteration time
+MIN_NOISE_MS = 0.02  # below timer and instrumentation resolution for a single line
+PEAK_NOISE_FRACTION = 0.01  # peak memory is nearly deterministic; allocator rounding moves it a little
+
+
+@dataclass(frozen=True)
+class RunLabel:
+    """Which run a side of the diff is: a run id in the store, or a report file."""
+
+    source: str  # "run 12" or the JSON file's path
+    entry_point: str
+    batch_size: int | None
+    created_at: str | None
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "source": self.source, "entry_point": self.entry_point,
+                "batch_size": self.batch_size, "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class LineChange:
+    file: str
+    line: int  # in the later run (in the earlier one for a line that is gone)
+    code: str
+    before_ms: float | None
+    after_ms: float | None
+    delta_ms: float  # after minus before; a new line counts from 0, a gone line down to 0
+    verdict: str  # "slower" | "faster" | "same" | "new" | "gone"
+    before_line: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "code": self.code, "before_ms": self.before_ms,
+                "after_ms": self.after_ms, "delta_ms": self.delta_ms, "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class ModuleChange:
+    module: str
+    before_ms: float | None
+    after_ms: float | None
+    delta_ms: float
+    verdict: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"module": self.module, "before_ms": self.before_ms, "after_ms": self.after_ms,
+                "delta_ms": self.delta_ms, "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class Diff:
+    a: RunLabel
+    b: RunLabel
+    noise_fraction: float
+    throughput: dict[str, Any]  # samples/s: before, after, delta, delta_percent, verdict (faster/slower/same)
+    iteration: dict[str, Any]  # iteration ms: before, after, delta, delta_percent, verdict (slower/faster/same)
+    peak: dict[str, Any]  # bytes: before, after, delta, delta_percent, verdict (more/less/same)
+    lines: tuple[LineChange, ...] = field(default=())
+    modules: tuple[ModuleChange, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a.to_dict(), "b": self.b.to_dict(), "noise_fraction": self.noise_fraction,
+                "throughput": self.throughput, "iteration": self.iteration, "peak": self.peak,
+                "lines": [c.to_dict() for c in self.lines], "modules": [c.to_dict() for c in self.modules]}
+
+
+def label(report: Report, source: str, run_id: int | None = None) -> RunLabel:
+    return RunLabel(source=source, entry_point=report.entry_point, batch_size=report.batch_size,
+                    created_at=report.created_at, id=run_id)
+
+
+def noise_fraction(a: Report, b: Report) -> float:
+    fractions = [MIN_NOISE_FRACTION]
+    for report in (a, b):
+        timing = report.throughput
+        if timing is not None and timing.iteration_ms > 0:
+            fractions.append(NOISE_SIGMAS * timing.iteration_ms_stdev / timing.iteration_ms)
+    return max(fractions)
+
+
+def time_verdict(before: float, after: float, fraction: float) -> str:
+    band = max(MIN_NOISE_MS, fraction * max(abs(before), abs(after)))
+    delta = after - before
+    return "slower" if delta > band else "faster" if delta < -band else "same"
+
+
+def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b: RunLabel | None = None) -> Diff:
+    """``a`` is the earlier ("before") run, ``b`` the later ("after") one."""
+    fraction = noise_fraction(a, b)
+    ta, tb = a.throughput, b.throughput
+    throughput = _compare(ta.samples_per_second if ta else None, tb.samples_per_second if tb else None,
+                          fraction, up="faster", down="slower")
+    iteration = _compare(ta.iteration_ms if ta else None, tb.iteration_ms if tb else None, fraction,
+                         up="slower", down="faster")
+    peak = _compare(a.memory.peak_bytes if a.memory else None, b.memory.peak_bytes if b.memory else None,
+                    PEAK_NOISE_FRACTION, up="more", down="less")
+    lines: tuple[LineChange, ...] = ()
+    modules: tuple[ModuleChange, ...] = ()
+    if a.breakdown is not None and b.breakdown is not None:  # else every line would read "new" or "gone"
+        lines = diff_lines(a.breakdown.lines, b.breakdown.lines, fraction)
+        modules = diff_modules(a.breakdown.modules, b.breakdown.modules, fraction)
+    return Diff(a=label_a or label(a, "a"), b=label_b or label(b, "b"), noise_fraction=fraction,
+                throughput=throughput, iteration=iteration, peak=peak, lines=lines, modules=modules)
+
+
+def _compare(before: float | None, after: float | None, fraction: float, *, up: str, down: str) -> dict[str, Any]:
+    if before is None or after is None:
+        return {"before": before, "after": after, "delta": None, "delta_percent": None, "verdict": None}
+    delta = after - before
+    band = fraction * max(abs(before), abs(after))
+    verdict = up if delta > band else down if delta < -band else "same"
+    percent = 100.0 * delta / before if before else None
+    return {"before": before, "after": after, "delta": delta, "delta_percent": percent, "verdict": verdict}
+
+
+def match_lines(before: Sequence[LineTiming], after: Sequence[LineTiming]
+                ) -> list[tuple[LineTiming | None, LineTiming | None]]:
+    """Pairs (before, after); a line only in one run pairs with None."""
+    pairs: list[tuple[LineTiming | None, LineTiming | None]] = []
+    used_before: set[int] = set()
+    used_after: set[int] = set()
+    by_text_before: dict[tuple[str, str], list[int]] = defaultdict(list)
+    by_text_after: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, ln in enumerate(before):
+        by_text_before[(ln.file, ln.code.strip())].append(i)
+    for j, ln in enumerate(after):
+        by_text_after[(ln.file, ln.code.strip())].append(j)
+    # 1. Same file and code text; between repeats of one text, the nearest line numbers pair first.
+    for key, olds in by_text_before.items():
+        candidates = sorted((abs(before[i].line - after[j].line), i, j) for i in olds for j in by_text_after.get(key, ()))
+        for _distance, i, j in candidates:
+            if i not in used_before and j not in used_after:
+                used_before.add(i)
+                used_after.add(j)
+                pairs.append((before[i], after[j]))
+    # 2. An edited line: where the nearest text-matched line's shift puts it, an unmatched line of the same file.
+    shifts: dict[str, list[tuple[int, int]]] = defaultdict(list)  # file -> (before line, after - before)
+    for old, new in pairs:
+        assert old is not None and new is not None
+        shifts[old.file].append((old.line, new.line - old.line))
+    free_after = {(after[j].file, after[j].line): j for j in range(len(after)) if j not in used_after}
+    for i, old in enumerate(before):
+        if i in used_before:
+            continue
+        near = min(shifts.get(old.file, []), key=lambda s: abs(s[0] - old.line), default=(old.line, 0))
+        edited = free_after.pop((old.file, old.line + near[1]), None)
+        if edited is not None:
+            used_before.add(i)
+            used_after.add(edited)
+            pairs.append((old, after[edited]))
+    pairs += [(before[i], None) for i in range(len(before)) if i not in used_before]
+    pairs += [(None, after[j]) for j in range(len(after)) if j not in used_after]
+    return pairs
+
+
+def diff_lines(before: Sequence[LineTiming], after: Sequence[LineTiming], fraction: float) -> tuple[LineChange, ...]:
+    changes = []
+    for old, new in match_lines(before, after):
+        if new is None:
+            assert old is not None
+            changes.append(LineChange(old.file, old.line, old.code, old.total_ms, None, -old.total_ms, "gone",
+                                      before_line=old.line))
+        elif old is None:
+            changes.append(LineChange(new.file, new.line, new.code, None, new.total_ms, new.total_ms, "new"))
+        else:
+            changes.append(LineChange(new.file, new.line, new.code, old.total_ms, new.total_ms,
+                                      new.total_ms - old.total_ms, time_verdict(old.total_ms, new.total_ms, fraction),
+                                      before_line=old.line))
+    return tuple(sorted(changes, key=lambda c: (-abs(c.delta_ms), c.file, c.line)))
+
+
+def diff_modules(before: Sequence[ModuleTiming], after: Sequence[ModuleTiming], fraction: float
+                 ) -> tuple[ModuleChange, ...]:
+    old_by_key = {(m.path, m.type): m for m in before}
+    new_by_key = {(m.path, m.type): m for m in after}
+    changes = []
+    for key in [*old_by_key, *(k for k in new_by_key if k not in old_by_key)]:
+        old, new = old_by_key.get(key), new_by_key.get(key)
+        name = key[0]  # "" is the whole model, as in the report
+        if new is None:
+            assert old is not None
+            total = old.forward_ms + old.backward_ms
+            changes.append(ModuleChange(name, total, None, -total, "gone"))
+        elif old is None:
+            total = new.forward_ms + new.backward_ms
+            changes.append(ModuleChange(name, None, total, total, "new"))
+        else:
+            before_ms, after_ms = old.forward_ms + old.backward_ms, new.forward_ms + new.backward_ms
+            changes.append(ModuleChange(name, before_ms, after_ms, after_ms - before_ms,
+                                        time_verdict(before_ms, after_ms, fraction)))
+    return tuple(changes)  # pre-order, as the report lists them: parents before children

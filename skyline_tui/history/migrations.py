@@ -1,0 +1,74 @@
+"""The store's schema, one numbered step at a time.
+
+The version lives in SQLite's ``PRAGMA user_version``.  A store is brought forward by running every step
+above its version, in one transaction, so a store is always at exactly one version.  A store from a newer
+skyline-tui (a version above :data:`SCHEMA_VERSION`) is refused before anything is written to it.
+
+Never edit a step that has shipped: add the next one.  A store written by each earlier version is kept as
+explicit SQL in the tests, independent of these steps.
+"""
+
+from __future__ import annotations
+
+# Version 1: one row per run, the full report compressed beside the columns people filter and sort on,
+# and the breakdown's line and module rows in their own tables so they can be queried.
+_V1 = """
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    created_at TEXT NOT NULL,
+    entry_point TEXT NOT NULL,
+    project_root TEXT NOT NULL,
+    batch_size INTEGER,
+    device TEXT,
+    torch_version TEXT,
+    config_json TEXT,
+    git_commit TEXT,
+    git_dirty INTEGER,
+    source_hash TEXT,
+    samples_per_second REAL,
+    iteration_ms REAL,
+    iteration_ms_stdev REAL,
+    peak_bytes INTEGER,
+    error_kind TEXT,
+    report_zlib BLOB NOT NULL
+);
+CREATE INDEX runs_by_entry ON runs (entry_point, id);
+CREATE TABLE lines (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    file TEXT NOT NULL,
+    line INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    forward_ms REAL NOT NULL,
+    backward_ms REAL NOT NULL
+);
+CREATE TABLE modules (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    path TEXT NOT NULL,
+    type TEXT NOT NULL,
+    forward_ms REAL NOT NULL,
+    backward_ms REAL NOT NULL,
+    self_forward_ms REAL NOT NULL,
+    self_backward_ms REAL NOT NULL
+);
+"""
+
+# Version 2: sweeps record their trials with the sweep's id and the knobs the trial set; the stdev's
+# sample count so a diff can judge noise; indexes so a run's rows are found without a scan.
+_V2 = """
+ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+ALTER TABLE runs ADD COLUMN knobs_json TEXT;
+ALTER TABLE runs ADD COLUMN iterations_measured INTEGER;
+CREATE INDEX runs_by_sweep ON runs (sweep_id) WHERE sweep_id IS NOT NULL;
+CREATE INDEX lines_by_run ON lines (run_id);
+CREATE INDEX modules_by_run ON modules (run_id);
+"""
+
+# STEPS[n] brings a store from version n to n + 1.
+STEPS: tuple[str, ...] = (_V1, _V2)
+SCHEMA_VERSION = len(STEPS)
+
+
+def statements(script: str) -> list[str]:
+    """The statements of a step, run one by one inside the caller's transaction (``executescript``
+    would commit it)."""
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,31 @@
+"""How a change against the baseline run reads in a pane: ``▲ 12 % faster`` coloured only outside the
+noise band (dim within it), and the breakdown's Δ cell.  The judging is done before (history.compare)."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+
+from skyline_tui.history.compare import Change
+from skyline_tui.history.diff import LineChange
+
+BETTER = {"faster", "less"}  # the direction a user wants: more throughput, less memory
+
+
+def change_text(change: Change, better: Style, worse: Style, muted: Style, against: str) -> Text:
+    if change.within_noise:
+        style = muted
+        note = " (within noise)"
+    else:
+        style = better if change.verdict in BETTER else worse
+        note = ""
+    return Text.assemble((change.text, style), (f"{note} vs {against}", muted))
+
+
+def delta_cell(change: LineChange | None, slower: Style, faster: Style, new: Style, muted: Style) -> Text:
+    if change is None:
+        return Text("")
+    if change.verdict == "new":
+        return Text("new", new, justify="right")
+    style = slower if change.verdict == "slower" else faster if change.verdict == "faster" else muted
+    return Text(f"{change.delta_ms:+.2f}", style, justify="right")

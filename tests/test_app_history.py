@@ -1,0 +1,84 @@
+"""The app's history with Pilot: a finished run is recorded in a real SQLite store and compared with the
+previous run of the same entry and batch size (throughput change, Δ column, new lines); `h` lists the past
+runs with a sparkline, enter shows one as a past run, d diffs it against the latest, b pins it."""
+
+from __future__ import annotations
+
+from app_support import MLP_ENTRY, finished, load_report, make_app, text_of, wait_until
+from textual.widgets import DataTable, Sparkline
+
+from skyline_tui.history import History
+from skyline_tui.report import LineTiming
+from skyline_tui.tui.history_sink import HistorySink
+from skyline_tui.tui.views.breakdown import BreakdownTable
+from skyline_tui.tui.views.history_screen import DiffScreen, HistoryScreen
+from skyline_tui.tui.views.throughput import ThroughputPane
+
+
+def current_and_baseline():
+    """The MLP fixture as this run, and by hand a slower earlier run of the same entry and batch size:
+    iteration 25 ms instead of 18.75 (64 samples: 2,560/s against 3,413.3/s, +33 %); line 20 took 4 ms
+    instead of 12; line 19 the same 3.9 ms; line 40 did not exist yet."""
+    current = load_report("mlp_cpu").replace(entry_point=str(MLP_ENTRY), project_root=str(MLP_ENTRY.parent))
+    assert current.throughput is not None and current.breakdown is not None
+    lines = {ln.line: ln for ln in current.breakdown.lines}
+    assert (lines[20].total_ms, round(lines[19].total_ms, 6)) == (12.0, 3.9)  # the fixture's numbers this test relies on
+    old_lines = tuple(LineTiming(ln.file, ln.line, ln.code, 2.0, 2.0) if ln.line == 20 else ln
+                      for ln in current.breakdown.lines if ln.line != 40)
+    baseline = current.replace(
+        created_at="2025-01-14T09:00:00Z",
+        throughput=current.throughput.__class__(samples_per_second=2560.0, iteration_ms=25.0,
+                                                iteration_ms_stdev=0.62, iterations_measured=24),
+        breakdown=current.breakdown.__class__(**{**current.breakdown.__dict__, "lines": old_lines}))
+    return current, baseline
+
+
+async def run_with_history(tmp_path):
+    current, baseline = current_and_baseline()
+    store = tmp_path / "history.db"
+    with History(store) as history:
+        assert history.record(baseline) == 1
+    app, _factory = make_app([(current, True)], history=HistorySink(store))
+    return app, store
+
+
+async def test_a_finished_run_is_recorded_and_shows_its_change_against_the_previous_run(tmp_path):
+    app, store = await run_with_history(tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: finished(app) and app.shown_comparison() is not None)
+        throughput = text_of(app.query_one(ThroughputPane))
+        assert "▲ 33 % faster vs previous run #1" in throughput, throughput
+        table = app.query_one(BreakdownTable)
+        slower, same, new = (table.get_cell(f"line:entry.py:{n}", "delta") for n in (20, 19, 40))
+        assert (slower.plain, same.plain, new.plain) == ("+8.00", "+0.00", "new")
+        assert slower.style == table.get_component_rich_style("breakdown--slower", partial=True)
+        assert same.style == table.get_component_rich_style("breakdown--detail", partial=True)  # within noise: dim
+    with History(store) as history:
+        (latest, first) = history.runs()
+    assert (latest["id"], latest["iteration_ms"], first["id"]) == (2, 18.75, 1)
+
+
+async def test_the_history_screen_lists_past_runs_pins_diffs_and_shows_a_past_run(tmp_path):
+    app, _store = await run_with_history(tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: finished(app) and app.shown_comparison() is not None)
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        assert app.screen.query_one(DataTable).row_count == 2
+        assert list(app.screen.query_one(Sparkline).data) == [2560.0, 3413.3]  # oldest to newest
+        await pilot.press("down", "b")  # pin run #1 as the Δ baseline
+        await wait_until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        assert app.history.pinned == 1 and "vs pinned run #1" in text_of(app.query_one(ThroughputPane))
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("down", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, DiffScreen))
+        diff = str(app.screen.text)
+        assert "A: run 1" in diff and "B: run 2" in diff and "entry.py:40" in diff and "new" in diff
+        await pilot.press("escape", "h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        await pilot.press("down", "enter")
+        await wait_until(pilot, lambda: app.past_run == 1)
+        assert "PAST RUN #1" in app.sub_title
+        assert "2,560 samples/s" in text_of(app.query_one(ThroughputPane))
+        assert app.shown_comparison() is None  # no Δ on a past run
