@@ -24,7 +24,10 @@ def sweep_env(trial_log: Path, marker: str = "") -> dict[str, str]:
 
 
 def sweep_command(spec: Path, *flags: str, entry: Path = LOGGED) -> list[str]:
-    return [sys.executable, "-m", "skyline_tui", "sweep", str(entry), str(spec), *QUICK_SWEEP_FLAGS, *flags]
+    """Records nothing unless the test names a store: the fixtures live in the repository."""
+    history = [] if "--history" in flags else ["--no-history"]
+    return [sys.executable, "-m", "skyline_tui", "sweep", str(entry), str(spec), *QUICK_SWEEP_FLAGS, *history,
+            *flags]
 
 
 def run_sweep(spec: Path, *flags: str, env: dict[str, str], entry: Path = LOGGED,

@@ -117,3 +117,25 @@ def test_ctrl_c_stops_the_sweep_leaves_no_process_and_keeps_finished_trials(tmp_
     assert len(trial_log(log)) == 3  # the fourth trial never started
     assert left_behind(marker) == []
     assert os.path.exists(out)
+
+
+def test_every_trial_is_recorded_in_the_history_with_the_sweep_id_and_its_knobs(tmp_path):
+    from skyline_tui.history import History
+
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("hidden: {grid_search: [4, 0]}\nbatch_size: {grid_search: [2, 3]}\n")
+    store = tmp_path / "history.db"
+    out = tmp_path / "sweep.json"
+    result = run_sweep(spec, "--history", str(store), "--json", str(out), env=sweep_env(tmp_path / "t.log"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    document = json.loads(out.read_text())
+    with History(store) as history:
+        frame = history.dataframe()
+    assert len(frame) == 4  # one row per trial, the failed ones too
+    assert set(frame["sweep_id"]) == {document["sweep_id"]}
+    run_ids = [t["run_id"] for t in document["trials"]]
+    assert sorted(run_ids) == sorted(frame.index)
+    rows = frame.loc[run_ids]
+    assert list(rows["knobs.hidden"]) == [4, 4, 0, 0]
+    assert list(rows["knobs.batch_size"]) == [2, 3, 2, 3]
+    assert list(rows["config.batch_size"]) == [2, 3, 2, 3]

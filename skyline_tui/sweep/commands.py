@@ -12,9 +12,10 @@ import json
 import os
 import sys
 import uuid
-from typing import Optional, Sequence, TextIO
+from typing import Any, Optional, Sequence, TextIO
 
 from skyline_tui.config import ProfileConfig
+from skyline_tui.report import Report
 from skyline_tui.sweep.backend import BackendError, SweepBackend, backend_named
 from skyline_tui.sweep.results import TrialResult, TrialSink, make_trials, sweep_document
 from skyline_tui.sweep.spec import SpecError, SweepSpec, load_spec
@@ -59,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "(default: %(default)g)")
     parser.add_argument("--warmup", type=_non_negative_float, default=ProfileConfig.warmup_s, metavar="S",
                         help="warm-up time before each trial's measurement (default: %(default)g)")
+    parser.add_argument("--history", metavar="PATH", help="record each trial (with the sweep id and its knobs) in "
+                        "this history store (default: $SKYLINE_TUI_HISTORY, else "
+                        "<project root>/.skyline-tui/history.db)")
+    parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="no live table on stderr")
     return parser
 
@@ -108,6 +113,7 @@ def new_sweep_id() -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    args.sweep_id = new_sweep_id()
     err = sys.stderr
     if not os.path.isfile(args.entry):
         print(f"skyline-tui sweep: entry point not found (or not a file): {args.entry}", file=err)
@@ -124,7 +130,27 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BackendError as exc:
         print(f"skyline-tui sweep: {exc}", file=err)
         return EXIT_USAGE
-    return run_sweep(args, spec, backend, sink=None)
+    return run_sweep(args, spec, backend, sink=history_sink(args))
+
+
+def history_sink(args: argparse.Namespace) -> Optional[TrialSink]:
+    """Records each finished trial (failed ones too) in the history store; None when history is off.
+    A store that cannot be written costs one warning line per trial, never the sweep."""
+    from skyline_tui.history import record_safely, resolve_history_path
+
+    project_root = args.root or os.path.dirname(os.path.abspath(args.entry))
+    path = resolve_history_path(args.history, args.no_history, project_root)
+    if path is None:
+        return None
+    base = trial_config(args)
+    sweep_id = args.sweep_id
+
+    def record(report: Report, knobs: dict[str, Any]) -> Optional[int]:
+        (trial,) = make_trials([knobs], base)
+        return record_safely(report, path, config=trial.config.to_dict(), sweep_id=sweep_id, knobs=knobs,
+                             stream=sys.stderr)
+
+    return record
 
 
 def run_sweep(args: argparse.Namespace, spec: SweepSpec, backend: SweepBackend,
@@ -136,7 +162,7 @@ def run_sweep(args: argparse.Namespace, spec: SweepSpec, backend: SweepBackend,
 
     err = sys.stderr
     entry = os.path.abspath(args.entry)
-    sweep_id = new_sweep_id()
+    sweep_id = args.sweep_id
     trials = make_trials(spec.trials(), trial_config(args))
     progress = SweepProgress(len(trials), backend.describe())
     console = Console(stderr=True)
