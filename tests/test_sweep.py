@@ -12,7 +12,13 @@ import pytest
 
 from .conftest import REPO
 from .processes import left_behind, new_marker
-from .sweep_support import pareto_by_hand, run_sweep, sweep_command, sweep_env, trial_log
+from .sweep_support import (
+    pareto_by_hand,
+    run_sweep,
+    sweep_command,
+    sweep_env,
+    trial_log,
+)
 
 
 def test_a_local_sweep_profiles_every_trial_through_one_worker_and_keeps_the_failing_one(tmp_path):

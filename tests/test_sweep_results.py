@@ -6,7 +6,12 @@ from typing import Optional
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import ErrorInfo, MemoryBreakdown, Report, Throughput
-from skyline_tui.sweep.results import TrialResult, make_trials, pareto_flags, sweep_document
+from skyline_tui.sweep.results import (
+    TrialResult,
+    make_trials,
+    pareto_flags,
+    sweep_document,
+)
 from skyline_tui.sweep.spec import parse_spec
 
 

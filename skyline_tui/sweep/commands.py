@@ -17,7 +17,12 @@ from typing import Any, Optional, Sequence, TextIO
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
 from skyline_tui.sweep.backend import BackendError, SweepBackend, backend_named
-from skyline_tui.sweep.results import TrialResult, TrialSink, make_trials, sweep_document
+from skyline_tui.sweep.results import (
+    TrialResult,
+    TrialSink,
+    make_trials,
+    sweep_document,
+)
 from skyline_tui.sweep.spec import SpecError, SweepSpec, load_spec
 
 EXIT_OK, EXIT_NO_TRIAL_SUCCEEDED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

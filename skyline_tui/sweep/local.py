@@ -41,7 +41,7 @@ def device_slots() -> list[dict[str, str]]:
 def _nvml_gpu_count() -> int:
     """GPUs seen by the driver, without importing torch here (NVML; 0 when there is no driver)."""
     try:
-        import pynvml
+        import pynvml  # type: ignore[import-untyped]
 
         pynvml.nvmlInit()
         try:
@@ -79,7 +79,7 @@ class _DeviceWorker:
             done.set()
 
     def profile(self, entry: str, root: Optional[str], trial: Trial) -> Report:
-        done, box = threading.Event(), []
+        done, box = threading.Event(), []  # type: tuple[threading.Event, list[Report]]
         with self._lock:
             self._finished = (done, box)
         self.client.submit(entry, root, trial.config)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
+import yaml  # type: ignore[import-untyped]
 
 from skyline_tui.config import PRECISIONS
 
@@ -60,19 +60,19 @@ def parse_spec(text: str, where: str, accepted: Optional[set[str]]) -> SweepSpec
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        line = f", line {mark.line + 1}" if mark is not None else ""
+        at_line = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"{where}{line}: malformed YAML: {problem}") from None
+        raise SpecError(f"{where}{at_line}: malformed YAML: {problem}") from None
     if root is None or not isinstance(root, yaml.MappingNode) or not isinstance(data, dict) or not data:
         raise SpecError(f"{where}: a sweep file is a mapping of knobs to values "
                         f"(e.g. 'batch_size: {{{GRID}: [16, 32]}}')")
     lines: dict[str, int] = {}
     for key_node, _value_node in root.value:
-        key = key_node.value
+        name = key_node.value
         line = key_node.start_mark.line + 1
-        if key in lines:
-            raise SpecError(f"{where}, line {line}: knob {key!r} appears twice (first on line {lines[key]})")
-        lines[key] = line
+        if name in lines:
+            raise SpecError(f"{where}, line {line}: knob {name!r} appears twice (first on line {lines[name]})")
+        lines[name] = line
     axes = []
     for key, value in data.items():
         line = lines.get(str(key), 0)
