@@ -22,6 +22,7 @@ from skyline_tui.worker.client import WorkerClient
 # On top of a trial's own timeout (which the worker enforces): the first trial also waits for the worker
 # to import torch.  Past it the worker is presumed stuck, stopped, and a fresh one serves the next trial.
 GRACE_S = 60.0
+IDLE_EXIT_WAIT_S = 0.2
 POLL_S = 0.2  # how often the main thread wakes to let Ctrl-C in while it waits for results
 
 
@@ -61,6 +62,7 @@ class _DeviceWorker:
         self._generation = 0
         self._lock = threading.Lock()
         self._finished: Optional[tuple[threading.Event, list[Report]]] = None
+        self.busy = False  # a trial is in flight
         self.client = self._new_client()
 
     def _new_client(self) -> WorkerClient:
@@ -82,19 +84,25 @@ class _DeviceWorker:
         done, box = threading.Event(), []  # type: tuple[threading.Event, list[Report]]
         with self._lock:
             self._finished = (done, box)
+        self.busy = True
         self.client.submit(entry, root, trial.config)
         limit = trial.config.timeout_s + self.grace_s
         if done.wait(limit):
+            self.busy = False
             return box[0]
         # The worker did not answer at all: replace it, and the trial is a timeout.
         with self._lock:
             old, self.client = self.client, self._new_client()
         old.close(timeout=0.5)
+        self.busy = False
         return Report(entry_point=entry, project_root=root or "", error=ErrorInfo(
             kind="timeout", message=f"no result within {limit:g} s; the worker was stopped"))
 
     def close(self) -> None:
-        self.client.close(timeout=3.0)
+        # An idle worker has nothing left to clean up, and its interpreter takes ~2 s to tear torch down:
+        # past a short wait it is killed.  A worker with a trial in flight (Ctrl-C) gets the time to kill
+        # that trial's whole process group itself.
+        self.client.close(timeout=3.0 if self.busy else IDLE_EXIT_WAIT_S)
 
 
 class LocalBackend(SweepBackend):
