@@ -145,3 +145,36 @@ def test_every_trial_is_recorded_in_the_history_with_the_sweep_id_and_its_knobs(
     assert list(rows["knobs.hidden"]) == [4, 4, 0, 0]
     assert list(rows["knobs.batch_size"]) == [2, 3, 2, 3]
     assert list(rows["config.batch_size"]) == [2, 3, 2, 3]
+
+
+def test_a_trial_past_its_timeout_is_a_result_and_the_sweep_goes_on(tmp_path):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("sleep_s: {grid_search: [600, 0]}\n")
+    out = tmp_path / "sweep.json"
+    result = run_sweep(spec, "--timeout", "3", "--json", str(out), env=sweep_env(tmp_path / "trials.log"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    stuck, fine = json.loads(out.read_text())["trials"]
+    assert stuck["error"]["kind"] == "timeout" and stuck["samples_per_second"] is None
+    assert fine["error"] is None and fine["samples_per_second"] > 0
+
+
+def test_with_two_devices_each_serves_trials_through_its_own_worker(tmp_path):
+    """Two device slots (as with two GPUs) on this CPU-only machine: each has its own warm worker, every
+    trial runs exactly once, and the slot's environment reaches the trial."""
+    from skyline_tui.config import ProfileConfig
+    from skyline_tui.sweep.local import LocalBackend
+    from skyline_tui.sweep.results import make_trials
+
+    from .sweep_support import LOGGED
+
+    log = tmp_path / "trials.log"
+    trials = make_trials([{"hidden": h} for h in (4, 8, 12, 16)],
+                         ProfileConfig.quick(breakdown=False, predictions=False))
+    slots = [{"SWEEP_TRIAL_LOG": str(log)}, {"SWEEP_TRIAL_LOG": str(log)}]  # only the slots carry the log
+    results = []
+    LocalBackend(slots=slots).run(str(LOGGED), None, trials, results.append)
+    assert sorted(r.trial.index for r in results) == [0, 1, 2, 3]
+    assert all(r.ok for r in results), [r.error for r in results]
+    calls = trial_log(log)
+    assert sorted(c["hidden"] for c in calls) == [4, 8, 12, 16]
+    assert len({c["worker_pid"] for c in calls}) == 2  # both workers served trials

@@ -52,3 +52,40 @@ def test_ray_missing_is_a_clear_error_naming_the_extra(tmp_path):
     assert result.returncode == 2
     assert "pip install 'skyline-tui[ray]'" in result.stderr
     assert trial_log(tmp_path / "trials.log") == []
+
+
+def test_ctrl_c_on_a_ray_sweep_stops_its_tasks_and_cluster_and_keeps_finished_trials(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    from .conftest import REPO
+    from .sweep_support import sweep_command
+
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("sleep_s: {grid_search: [0, 600]}\n")
+    log = tmp_path / "trials.log"
+    out = tmp_path / "sweep.json"
+    marker = new_marker()
+    env = sweep_env(log, marker)
+    env.pop("RAY_ADDRESS", None)
+    # One CPU: the trials run one after another, so the first has finished when the second is asleep.
+    proc = subprocess.Popen(sweep_command(spec, "--ray", "--ray-cpus", "1", "--json", str(out)), cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    try:
+        for _ in range(3000):  # until the second trial is asleep in its provider (a bound, not a timing)
+            if len(trial_log(log)) >= 2 or proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert len(trial_log(log)) == 2, proc.poll()
+        proc.send_signal(signal.SIGINT)
+        _stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr[-3000:]
+    trials = json.loads(out.read_text())["trials"]
+    assert [t["config"] for t in trials] == [{"sleep_s": 0}]
+    assert left_behind(marker) == []  # no raylet, GCS, Ray worker or profiling worker

@@ -82,3 +82,41 @@ def test_a_provider_taking_kwargs_accepts_any_knob(tmp_path):
                      "def skyline_iteration_provider(model, lr=0.1):\n    pass\n"
                      "def helper(other=1):\n    pass\n")
     assert provider_parameters(str(entry)) == {"width", "seq_len", "lr"}
+
+
+def test_the_live_table_shows_progress_failures_and_the_best_so_far():
+    from rich.console import Console
+
+    from skyline_tui.sweep.table import SweepProgress, final_table
+
+    fast, slow, broken = result(0, 200.0, 4096), result(1, 50.0, 1024), result(2, None, None, error="oom")
+    progress = SweepProgress(total=4, where="this machine")
+    for item in (slow, fast, broken):
+        progress.started(item.trial)
+        progress.finished(item)
+    (waiting,) = make_trials([{"i": 3}], ProfileConfig())
+    progress.started(type(waiting)(index=3, knobs=waiting.knobs, config=waiting.config))
+    console = Console(record=True, width=200)
+    console.print(progress)
+    live = console.export_text()
+    assert "3/4 done, 1 failed, 1 running" in live
+    assert "best so far: 200.0 samples/s, peak 4.0 KiB  (i=0)" in live
+    assert "running #4: i=3" in live
+    console.print(final_table(progress.results))
+    rows = [line for line in console.export_text().splitlines() if "i=" in line]
+    # Fastest first, the failed one last with its error kind; both successful trials are Pareto-optimal
+    # (the faster one is the larger).
+    assert [row.split("│")[3].strip() for row in rows] == ["i=0", "i=1", "i=2"]
+    assert [row.split("│")[2].strip() for row in rows] == ["*", "*", ""]
+    assert "oom" in rows[2]
+
+
+def test_each_gpu_gets_its_own_worker_and_none_or_one_gpu_share_one(monkeypatch):
+    from skyline_tui.sweep.local import device_slots
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    assert device_slots() == [{"CUDA_VISIBLE_DEVICES": "0"}, {"CUDA_VISIBLE_DEVICES": "1"}]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert device_slots() == [{}]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert device_slots() == [{}]
