@@ -128,6 +128,7 @@ def test_ctrl_c_stops_the_sweep_leaves_no_process_and_keeps_finished_trials(tmp_
 def test_every_trial_is_recorded_in_the_history_with_the_sweep_id_and_its_knobs(tmp_path):
     from skyline_tui.history import History
 
+    pytest.importorskip("pandas")  # the pandas extra; .ci/run installs it
     spec = tmp_path / "sweep.yaml"
     spec.write_text("hidden: {grid_search: [4, 0]}\nbatch_size: {grid_search: [2, 3]}\n")
     store = tmp_path / "history.db"
