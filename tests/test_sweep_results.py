@@ -99,9 +99,9 @@ def test_the_live_table_shows_progress_failures_and_the_best_so_far():
     console = Console(record=True, width=200)
     console.print(progress)
     live = console.export_text()
-    assert "3/4 done, 1 failed, 1 running" in live
+    assert "3/4 done, 1 failed, 1 in flight" in live
     assert "best so far: 200.0 samples/s, peak 4.0 KiB  (i=0)" in live
-    assert "running #4: i=3" in live
+    assert "in flight #4: i=3" in live
     console.print(final_table(progress.results))
     rows = [line for line in console.export_text().splitlines() if "i=" in line]
     # Fastest first, the failed one last with its error kind; both successful trials are Pareto-optimal

@@ -40,6 +40,8 @@ class SweepProgress:
         self.results: list[TrialResult] = []
 
     def started(self, trial: Trial) -> None:
+        """Locally: the trial is being measured.  On Ray: it is queued on the cluster (Ray decides when it
+        starts), hence "in flight" rather than "running"."""
         self.running[trial.index] = trial
 
     def finished(self, result: TrialResult) -> None:
@@ -57,14 +59,14 @@ class SweepProgress:
     def __rich__(self) -> Group:
         done = len(self.results)
         head = Text(f"sweep on {self.where}: {done}/{self.total} done, {self.failures} failed, "
-                    f"{len(self.running)} running")
+                    f"{len(self.running)} in flight")
         best = self.best()
         lines: list[Any] = [head]
         if best is not None:
             lines.append(Text(f"best so far: {format_rate(best.samples_per_second)} samples/s, peak "
                               f"{format_bytes(best.peak_bytes)}  ({format_knobs(best.trial.knobs)})"))
         for trial in self.running.values():
-            lines.append(Text(f"  running #{trial.index + 1}: {format_knobs(trial.knobs)}", style="dim"))
+            lines.append(Text(f"  in flight #{trial.index + 1}: {format_knobs(trial.knobs)}", style="dim"))
         return Group(*lines)
 
 
