@@ -105,9 +105,9 @@ def main() -> None:
     print(f"local sweep / (trials' own work incl. one import + 0.3 s per trial): "
           f"{median['local sweep (CLI)'] / (median['trials in-process'] + 0.3 * n):.2f} (≤ 1 meets the target)")
     if "ray sweep (CLI)" in median:
-        per_trial = (median["ray sweep (CLI)"] - median["local sweep (CLI)"]) / n
-        print(f"ray sweep (local 1-CPU cluster) - local sweep: {median['ray sweep (CLI)'] - median['local sweep (CLI)']:.2f} s "
-              f"in all, {per_trial:.2f} s per trial (cluster start/stop included)")
+        extra = median["ray sweep (CLI)"] - median["local sweep (CLI)"]
+        print(f"ray sweep (local 1-CPU cluster) - local sweep: {extra:.2f} s in all, {extra / n:.2f} s per trial "
+              "(cluster start/stop included)")
 
 
 if __name__ == "__main__":

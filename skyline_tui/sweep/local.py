@@ -136,7 +136,7 @@ class LocalBackend(SweepBackend):
                     kind, payload = events.get(timeout=POLL_S)
                 except queue.Empty:
                     if not any(t.is_alive() for t in threads) and events.empty():
-                        raise RuntimeError("every sweep worker thread stopped before the trials ended")
+                        raise RuntimeError("every sweep worker thread stopped before the trials ended") from None
                     continue
                 if kind == "start":
                     if on_start is not None:
