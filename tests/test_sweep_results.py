@@ -120,3 +120,18 @@ def test_each_gpu_gets_its_own_worker_and_none_or_one_gpu_share_one(monkeypatch)
     assert device_slots() == [{}]
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert device_slots() == [{}]
+
+
+def test_the_final_table_shows_compile_time_apart_only_when_a_trial_compiled():
+    from rich.console import Console
+
+    from skyline_tui.sweep.table import final_table
+
+    plain, compiled = result(0, 100.0, 10), result(1, 90.0, 10)
+    compiled = TrialResult(trial=compiled.trial, report=compiled.report.replace(compile_ms=2345.0))
+    console = Console(record=True, width=200)
+    console.print(final_table([plain]))
+    assert "compile ms" not in console.export_text()
+    console.print(final_table([plain, compiled]))
+    text = console.export_text()
+    assert "compile ms" in text and "2,345" in text

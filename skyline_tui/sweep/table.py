@@ -75,16 +75,22 @@ def final_table(results: list[TrialResult]) -> Table:
     ``*`` marks the Pareto-optimal trials: no other trial is both faster and smaller in peak memory."""
     flags = dict(zip((id(r) for r in results), pareto_flags(results)))
     table = Table(title="sweep results (* = Pareto-optimal: no trial both faster and smaller)")
-    for column, justify in (("#", "right"), ("", "left"), ("knobs", "left"), ("samples/s", "right"),
-                            ("iteration ms", "right"), ("peak memory", "right"), ("error", "left")):
+    # torch.compile's first iteration, kept out of samples/s: its own column when a trial compiled.
+    compiled = any(r.report.compile_ms is not None for r in results)
+    columns = [("#", "right"), ("", "left"), ("knobs", "left"), ("samples/s", "right"), ("iteration ms", "right"),
+               ("peak memory", "right"), *([("compile ms", "right")] if compiled else []), ("error", "left")]
+    for column, justify in columns:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     good = sorted((r for r in results if r.ok), key=lambda r: -(r.samples_per_second or 0.0))
     bad = sorted((r for r in results if not r.ok), key=lambda r: r.trial.index)
     for result in good + bad:
         error = result.error
-        table.add_row(str(result.trial.index + 1), "*" if flags[id(result)] else "",
-                      format_knobs(result.trial.knobs), format_rate(result.samples_per_second),
-                      "-" if result.iteration_ms is None else f"{result.iteration_ms:.2f}",
-                      format_bytes(result.peak_bytes),
-                      "" if error is None else f"{error.kind}: {error.message}")
+        compile_ms = result.report.compile_ms
+        cells = [str(result.trial.index + 1), "*" if flags[id(result)] else "", format_knobs(result.trial.knobs),
+                 format_rate(result.samples_per_second),
+                 "-" if result.iteration_ms is None else f"{result.iteration_ms:.2f}", format_bytes(result.peak_bytes)]
+        if compiled:
+            cells.append("-" if compile_ms is None else f"{compile_ms:,.0f}")
+        cells.append("" if error is None else f"{error.kind}: {error.message}")
+        table.add_row(*cells)
     return table
