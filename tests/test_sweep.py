@@ -133,7 +133,8 @@ def test_every_trial_is_recorded_in_the_history_with_the_sweep_id_and_its_knobs(
     spec.write_text("hidden: {grid_search: [4, 0]}\nbatch_size: {grid_search: [2, 3]}\n")
     store = tmp_path / "history.db"
     out = tmp_path / "sweep.json"
-    result = run_sweep(spec, "--history", str(store), "--json", str(out), env=sweep_env(tmp_path / "t.log"))
+    result = run_sweep(spec, "--history", str(store), "--json", str(out), "--breakdown",
+                       env=sweep_env(tmp_path / "t.log"))
     assert result.returncode == 0, result.stderr[-3000:]
     document = json.loads(out.read_text())
     with History(store) as history:
@@ -146,6 +147,9 @@ def test_every_trial_is_recorded_in_the_history_with_the_sweep_id_and_its_knobs(
     assert list(rows["knobs.hidden"]) == [4, 4, 0, 0]
     assert list(rows["knobs.batch_size"]) == [2, 3, 2, 3]
     assert list(rows["config.batch_size"]) == [2, 3, 2, 3]
+    with History(store) as history:  # --breakdown: the recorded reports of the trials that ran have one
+        breakdowns = [history.report(run_id).breakdown for run_id in run_ids]
+    assert [b is not None for b in breakdowns] == [True, True, False, False]
 
 
 def test_a_trial_past_its_timeout_is_a_result_and_the_sweep_goes_on(tmp_path):

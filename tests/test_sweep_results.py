@@ -135,3 +135,12 @@ def test_the_final_table_shows_compile_time_apart_only_when_a_trial_compiled():
     console.print(final_table([plain, compiled]))
     text = console.export_text()
     assert "compile ms" in text and "2,345" in text
+
+
+def test_a_trial_measures_throughput_and_memory_and_the_breakdown_only_when_asked():
+    from skyline_tui.sweep.commands import build_parser, trial_config
+
+    plain = trial_config(build_parser().parse_args(["e.py", "s.yaml"]))
+    assert (plain.memory, plain.breakdown, plain.predictions) == (True, False, False)
+    asked = trial_config(build_parser().parse_args(["e.py", "s.yaml", "--breakdown", "--throughput-budget", "0.5"]))
+    assert (asked.memory, asked.breakdown, asked.predictions, asked.throughput_budget_s) == (True, True, False, 0.5)
