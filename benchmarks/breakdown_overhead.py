@@ -75,9 +75,9 @@ def measure_one(entry: str, rounds: int, iterations: int, threads: int) -> dict[
         del prof
     median = statistics.median
     return {"unprofiled_ms": median(plain), "profiled_ms": median(instrumented),
-            "cpu_ratio": median(o / p for o, p in zip(ours_cpu, plain_cpu)),
+            "cpu_ratio": median(o / p for o, p in zip(ours_cpu, plain_cpu, strict=True)),
             "breakdown_s": median(ours_s), "torch_profiler_s": median(theirs_s),
-            "cpu_ratio_vs_torch_profiler": median(o / t for o, t in zip(ours_cpu, theirs_cpu))}
+            "cpu_ratio_vs_torch_profiler": median(o / t for o, t in zip(ours_cpu, theirs_cpu, strict=True))}
 
 
 def main() -> None:

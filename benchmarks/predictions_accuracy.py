@@ -3,7 +3,8 @@
 For each sample: profile the throughput at its default batch ``b`` (as ``profile()`` does), measure the
 predictions, then profile plain runs at 2b and 4b (a fresh model, the same timing method) and print the
 predicted and measured iteration times and the error; also at 3b and 6b, batch sizes the sampler never
-runs (it samples 2b, 4b, b/2, 8b), so those errors test the fit rather than repeat a measurement.  Not a test: this machine is noisy, so the figures
+runs (it samples 2b, 4b, b/2, 8b), so those errors test the fit rather than repeat a measurement.
+Not a test: this machine is noisy, so the figures
 are printed, not asserted.
 
     python benchmarks/predictions_accuracy.py [--samples mlp,lstm] [--threads N] [--repeat K] [--clock cpu]
@@ -105,7 +106,7 @@ def main() -> int:
         timing.time = types.SimpleNamespace(perf_counter_ns=time.process_time_ns, monotonic=time.monotonic)
     config = ProfileConfig()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"predictions budget {config.predictions_budget_s}s, tolerance 15%, reference: median of {args.repeat} "
+          f"predictions budget {config.predictions_budget_s}s, tolerance 15% (2x/4x) and 10% (3x/6x), reference: median of {args.repeat} "
           f"plain profiles")
     worst, worst_held_out = {}, {}
     for name in args.samples.split(","):
@@ -113,7 +114,10 @@ def main() -> int:
         worst[name], worst_held_out[name] = max(errors), max(held_out)
     print("worst |error| at 2x/4x per sample: " + ", ".join(f"{n} {e:.1f}%" for n, e in worst.items()))
     print("worst |error| at 3x/6x (never sampled): " + ", ".join(f"{n} {e:.1f}%" for n, e in worst_held_out.items()))
-    return 0 if all(e <= 15.0 for e in worst.values()) else 1
+    # The goal (issue 16): within 10 % at batch sizes never sampled; 15 % at the sampled 2x/4x as before.
+    passed = all(e <= 15.0 for e in worst.values()) and all(e <= 10.0 for e in worst_held_out.values())
+    print("PASS" if passed else "FAIL", "(2x/4x within 15 %, 3x/6x within 10 %)")
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ Each measurement is a fresh interpreter running the real SkylineApp headless wit
 reports, which exits on Textual's ``Ready`` event (sent once the first frame is on screen).  Printed beside
 the same interpreter doing nothing and only importing textual, since absolute times on a shared machine
 are noisy while ratios measured in one run are not.  Also the real command, ``python -m skyline_tui
-ENTRY`` in a pseudo-terminal (CLI, worker start and all), until the source is on screen.  Also times lexing a 5,000-line file for the source
-pane.  Usage: python benchmarks/startup.py [--runs N]
+ENTRY`` in a pseudo-terminal (CLI, worker start and all), until the source is on screen.  Also times lexing a
+5,000-line file for the source pane.  Usage: python benchmarks/startup.py [--runs N]
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def main() -> None:
     print(f"python doing nothing         {med(bare):7.3f} s")
     print(f"python importing textual     {med(textual_only):7.3f} s")
     print(f"launch to first frame        {med(app_wall):7.3f} s (whole process, including exit)")
-    print(f"  of which after interpreter {med(app_inside):7.3f} s   target 0.300 s -> {med(app_inside) / 0.3:.2f}x of target")
+    print(f"  of which after interpreter {med(app_inside):7.3f} s   target 0.300 s -> "
+          f"{med(app_inside) / 0.3:.2f}x of target")
     print(f"real command in a pty        {med(real):7.3f} s (launch to the source on screen: CLI, worker "
           f"start, whole interpreter) = {med(real) / max(med(bare), 1e-9):.1f}x python doing nothing")
     print(f"first frame / import textual {med(app_inside) / max(med(textual_only) - med(bare), 1e-9):.2f}x")

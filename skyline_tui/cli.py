@@ -1,5 +1,8 @@
 """Command line: ``skyline-tui ENTRY`` opens the app; ``--json PATH|-`` writes the report headlessly.
 
+Exit status of a ``--json`` run: 0 ok, 1 the profile failed, 2 bad usage (found before profiling), 3 a
+``--fail-if`` budget or the ``--baseline`` comparison failed (the report is written all the same).
+
 The ``--json`` path never imports textual (nor torch: profiling happens in the worker process).  With
 ``--json -`` nothing but the JSON goes to stdout; the user's output and our progress go to stderr.
 """
@@ -10,14 +13,16 @@ import argparse
 import importlib
 import os
 import sys
-import tempfile
+from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
 from skyline_tui import __version__
+from skyline_tui.checks import CheckError, RunChecks, prepare_checks
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
+from skyline_tui.export.report_json import write_report
 from skyline_tui.report import ErrorInfo, Report
 
-EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
 # Verbs beside the default ``skyline-tui ENTRY``: name -> (module, function(argv) -> exit status, summary).
 # Each module is imported only when its verb is used, so no verb slows the others' start.
@@ -39,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", metavar="PATH", help="profile once, headless, and write the JSON report to "
                                                        "PATH ('-' for stdout)")
     parser.add_argument("--root", metavar="DIR", help="project root: what is watched and counted as project "
-                                                      "code (default: the entry point's folder)")
+                                                      "code (default: the nearest folder up from the entry "
+                                                      "point holding .git, pyproject.toml, setup.py or "
+                                                      "setup.cfg, not above your home; else the entry's folder)")
     parser.add_argument("--batch-size", type=_positive_int, metavar="N",
                         help="profile at this batch size instead of the input provider's default")
     parser.add_argument("--timeout", type=_positive_float, default=ProfileConfig.timeout_s, metavar="S",
@@ -53,10 +60,23 @@ def build_parser() -> argparse.ArgumentParser:
                         help="time spent measuring other batch sizes at most (default: %(default)g)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the run-time breakdown")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory breakdown")
+    parser.add_argument("--no-health", action="store_true",
+                        help="skip the training-health phase (per-layer gradients, updates, activations)")
     parser.add_argument("--no-predictions", action="store_true", help="skip the batch-size predictions")
     parser.add_argument("--write-batch-size", type=_positive_int, metavar="N",
                         help="set the input provider's default batch size to N in the entry point, then exit")
     parser.add_argument("--no-watch", action="store_true", help="app: do not re-profile when a file is saved")
+    parser.add_argument("--fail-if", action="append", default=[], metavar="EXPR",
+                        help="--json: exit 3 when the report meets EXPR, 'METRIC OP VALUE' such as "
+                             "'peak_memory > 2GiB' or 'iteration_ms > 50ms' (repeatable)")
+    parser.add_argument("--baseline", metavar="FILE",
+                        help="--json: exit 3 when throughput, iteration time or peak memory is worse than in "
+                             "this report by more than --max-regression and by more than both runs' noise")
+    parser.add_argument("--max-regression", type=float, metavar="PCT",
+                        help="--baseline: the regression allowed, in percent (default: 10)")
+    parser.add_argument("--trace", metavar="PATH",
+                        help="--json: also write one profiled iteration as a Chrome trace (Perfetto, "
+                             "chrome://tracing)")
     parser.add_argument("--history", metavar="PATH", help="record each run in this history store (default: "
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
@@ -98,10 +118,13 @@ def config_from_args(args: argparse.Namespace, interactive: bool = False) -> Pro
     base = ProfileConfig.interactive() if interactive else ProfileConfig()
     changes = dict(
         batch_size=args.batch_size, timeout_s=args.timeout, predictions_budget_s=args.predictions_budget,
-        breakdown=not args.no_breakdown, memory=not args.no_memory, predictions=not args.no_predictions,
+        breakdown=not args.no_breakdown, memory=not args.no_memory, health=not args.no_health,
+        predictions=not args.no_predictions,
     )
     if args.throughput_budget is not None:
         changes["throughput_budget_s"] = args.throughput_budget
+    if getattr(args, "trace", None):
+        changes["trace_path"] = os.path.abspath(args.trace)  # the run child works in the project's folder
     return base.replace(**changes)
 
 
@@ -113,12 +136,29 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     if args.write_batch_size is not None:
         return write_batch_size_command(args.entry, args.write_batch_size)
+    ci_flags = [flag for flag, value in (("--fail-if", args.fail_if), ("--baseline", args.baseline),
+                                         ("--max-regression", args.max_regression), ("--trace", args.trace))
+                if value not in (None, [])]
+    if args.json is None and ci_flags:
+        print(f"skyline-tui: {ci_flags[0]} needs --json (a headless run)", file=sys.stderr)
+        return EXIT_USAGE
     if args.json is not None:
-        return json_command(args.entry, args.root, config_from_args(args), args.json, quiet=args.quiet,
+        config = config_from_args(args)
+        try:  # before profiling: a typo in a budget or a missing baseline costs no run
+            checks = prepare_checks(config, args.fail_if, args.baseline, args.max_regression,
+                                    history_path=_history_to_read(args))
+        except CheckError as exc:
+            print(f"skyline-tui: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return json_command(args.entry, args.root, config, args.json, quiet=args.quiet, checks=checks,
                             history=args.history, no_history=args.no_history)
     problem = _check_entry(args.entry, args.root)
     if problem is not None:
         print(f"skyline-tui: {problem.message}", file=sys.stderr)
+        return EXIT_USAGE
+    if not sys.stdout.isatty():  # piped, a script, a CI job: the app would draw escape codes and wait forever
+        print("skyline-tui: stdout is not a terminal; use --json PATH (or --json -) to profile headless",
+              file=sys.stderr)
         return EXIT_USAGE
     from skyline_tui.tui.launch import run_app  # textual is imported only here
 
@@ -141,14 +181,25 @@ def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
 
 
 def json_command(entry: str, root: Optional[str], config: ProfileConfig, destination: str,
-                 quiet: bool = False, history: Optional[str] = None, no_history: bool = False) -> int:
+                 quiet: bool = False, checks: Optional[RunChecks] = None, history: Optional[str] = None,
+                 no_history: bool = False) -> int:
     from skyline_tui.worker import protocol as p
     from skyline_tui.worker.client import profile_once
 
+    checks = checks or RunChecks()
     err = sys.stderr
+    write_errors: list[OSError] = []
+
+    def write(report: Report) -> None:
+        try:
+            write_report(report, destination, sys.stdout)
+        except OSError as exc:
+            write_errors.append(exc)
+
     problem = _check_entry(entry, root)
     if problem is not None:
         report = Report(entry_point=entry, project_root=root or "", error=problem)
+        write(report)
     else:
         def on_event(event: p.Event) -> None:
             if isinstance(event, p.RunLog):
@@ -158,10 +209,17 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
                 err.write(f"skyline-tui: {event.phase} done\n")
                 err.flush()
 
-        report = profile_once(entry, root, config, on_event=on_event)
-    try:
-        write_report(report, destination, sys.stdout)
-    except OSError as exc:
+        checked: list[Report] = []
+
+        def on_final(final: Report) -> None:
+            # Written the moment the final report arrives, while the worker is still shutting down.
+            checked.append(checks.apply(final))
+            write(checked[0])
+
+        profile_once(entry, root, config, on_event=on_event, on_final=on_final)
+        report = checked[0]  # profile_once calls on_final exactly once, whatever happens
+    if write_errors:
+        exc = write_errors[0]
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
     _record_in_history(report, config, history, no_history, err)
@@ -170,7 +228,12 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
         return EXIT_PROFILE_ERROR
     if not quiet and destination != "-":
         print(f"skyline-tui: report written to {destination}", file=err)
-    return EXIT_OK
+    if not quiet and config.trace_path:
+        print(f"skyline-tui: trace written to {config.trace_path}", file=err)
+    failures = checks.failures(report)
+    for line in failures:
+        print(line, file=err)
+    return EXIT_CHECK_FAILED if failures else EXIT_OK
 
 
 def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,
@@ -182,28 +245,13 @@ def _record_in_history(report: Report, config: ProfileConfig, history: Optional[
     record_safely(report, path, config=config.to_dict(), stream=err)
 
 
-def write_report(report: Report, destination: str, stdout: TextIO) -> None:
-    text = report.to_json() + "\n"
-    if destination == "-":
-        stdout.write(text)
-        stdout.flush()
-        return
-    if os.path.exists(destination) and not os.path.isfile(destination):
-        # /dev/null, a FIFO, /dev/stderr...: write through; renaming over it would replace the device.
-        with open(destination, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return
-    # Atomic: a reader (or a CI step) never sees half a report.
-    folder = os.path.dirname(os.path.abspath(destination))
-    fd, tmp = tempfile.mkstemp(prefix=".skyline-report-", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, destination)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def _history_to_read(args: argparse.Namespace) -> Optional[Path]:
+    """Where ``--baseline RUN_ID`` looks: the store this run would record into (``--no-history`` only
+    stops the recording)."""
+    from skyline_tui.history import resolve_history_path
+
+    root = args.root or os.path.dirname(os.path.abspath(args.entry))
+    return resolve_history_path(args.history, False, root)
 
 
 def format_error(error: ErrorInfo) -> str:

@@ -29,6 +29,9 @@ class ProfileConfig:
     min_rounds: int = 2
     stability_tolerance: float = 0.05
     throughput_budget_s: float = 3.0
+    # Also report the throughput as soon as min_rounds rounds are in, unsettled, when they do not agree
+    # yet (the app: a save shows its first number sooner; the settled one follows).
+    provisional_throughput: bool = False
 
     breakdown: bool = True
     breakdown_iterations: int = 3  # instrumented iterations averaged for the breakdown
@@ -40,9 +43,18 @@ class ProfileConfig:
 
     memory: bool = True
 
+    # Training health: this many iterations from a fresh model (the providers called again), fewer if
+    # the budget runs out first.
+    health: bool = True
+    health_iterations: int = 20
+    health_budget_s: float = 5.0
+
     predictions: bool = True
     predictions_budget_s: float = 8.0
     min_prediction_points: int = 3
+
+    # Where the run child writes one profiled iteration as a Chrome trace (an absolute path), or None.
+    trace_path: Optional[str] = None
 
     # Knobs (a sweep sets them; the default is the entry point as written).  ``knobs`` are provider keyword
     # arguments by name, each passed to every provider that declares it; the rest are built in.
@@ -72,7 +84,8 @@ class ProfileConfig:
     def interactive(cls, **changes: Any) -> "ProfileConfig":
         """The app's budgets: the first number soon after a save.  A save re-profiles, so a steadier
         number matters less than a prompt one; the headless ``--json`` run keeps the longer defaults."""
-        return cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S).replace(**changes)
+        return cls(warmup_s=INTERACTIVE_WARMUP_S, throughput_budget_s=INTERACTIVE_THROUGHPUT_BUDGET_S,
+                   provisional_throughput=True).replace(**changes)
 
     @classmethod
     def quick(cls, **changes: Any) -> "ProfileConfig":
@@ -85,6 +98,8 @@ class ProfileConfig:
             throughput_budget_s=0.5,
             breakdown_iterations=1,
             breakdown_warmup_s=0.0,
+            health_iterations=5,
+            health_budget_s=2.0,
             predictions_budget_s=2.0,
             timeout_s=60.0,
         )

@@ -2,12 +2,10 @@
 
 The profiler fits ``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over a few
 measured batch sizes (:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks
-this module what follows from it, or the inverse: which batch size gives a target throughput or memory.
+this module what follows from it, and the largest batch predicted to fit in memory.
 
 Every function returns ``None`` when the answer is unknown (no fit, no capacity) or meaningless (a
-non-positive time slope has no maximum throughput).  Batch sizes this module *returns* are clamped to
-``[1, max_batch_size]`` (``max_batch_size`` only when the report knows it), because the UI must never
-offer a batch that is predicted not to fit.
+non-positive time slope has no maximum throughput).
 """
 
 from __future__ import annotations
@@ -21,14 +19,11 @@ __all__ = [
     "fit_linear",
     "evaluate",
     "iteration_ms_at",
-    "samples_per_second_at",
     "peak_bytes_at",
     "max_samples_per_second",
     "MIN_R2_FOR_MAX",
-    "batch_size_for_samples_per_second",
-    "batch_size_for_peak_bytes",
     "largest_batch_that_fits",
-    "clamp_batch_size",
+    "points_off_the_line",
 ]
 
 
@@ -52,16 +47,16 @@ def fit_linear(xs: Sequence[float], ys: Sequence[float],
     if len(set(xf)) < 2:
         return None
     total = math.fsum(wf)
-    mean_x = math.fsum(w * x for w, x in zip(wf, xf)) / total
-    mean_y = math.fsum(w * y for w, y in zip(wf, yf)) / total
-    sxx = math.fsum(w * (x - mean_x) ** 2 for w, x in zip(wf, xf))
+    mean_x = math.fsum(w * x for w, x in zip(wf, xf, strict=True)) / total
+    mean_y = math.fsum(w * y for w, y in zip(wf, yf, strict=True)) / total
+    sxx = math.fsum(w * (x - mean_x) ** 2 for w, x in zip(wf, xf, strict=True))
     if not sxx > 0.0:
         return None
-    sxy = math.fsum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(wf, xf, yf))
+    sxy = math.fsum(w * (x - mean_x) * (y - mean_y) for w, x, y in zip(wf, xf, yf, strict=True))
     slope = sxy / sxx
     bias = mean_y - slope * mean_x
-    ss_tot = math.fsum(w * (y - mean_y) ** 2 for w, y in zip(wf, yf))
-    ss_res = math.fsum(w * (y - (slope * x + bias)) ** 2 for w, x, y in zip(wf, xf, yf))
+    ss_tot = math.fsum(w * (y - mean_y) ** 2 for w, y in zip(wf, yf, strict=True))
+    ss_res = math.fsum(w * (y - (slope * x + bias)) ** 2 for w, x, y in zip(wf, xf, yf, strict=True))
     if ss_tot <= 0.0:
         r2 = 1.0
     else:
@@ -76,14 +71,6 @@ def evaluate(fit: Optional[LinearFit], x: float) -> Optional[float]:
     return fit.slope * x + fit.bias
 
 
-def clamp_batch_size(batch_size: int, max_batch_size: Optional[int]) -> int:
-    """``batch_size`` limited to ``[1, max_batch_size]`` (no upper limit when that is unknown)."""
-    batch_size = max(1, int(batch_size))
-    if max_batch_size is not None and max_batch_size >= 1:
-        batch_size = min(batch_size, max_batch_size)
-    return batch_size
-
-
 def iteration_ms_at(pred: Predictions, batch_size: int) -> Optional[float]:
     """Predicted iteration time at ``batch_size``; ``None`` without a fit or if it is not positive."""
     if batch_size < 1:
@@ -92,14 +79,6 @@ def iteration_ms_at(pred: Predictions, batch_size: int) -> Optional[float]:
     if ms is None or not ms > 0.0:
         return None
     return ms
-
-
-def samples_per_second_at(pred: Predictions, batch_size: int) -> Optional[float]:
-    """Predicted throughput ``b · 1000 / iteration_ms(b)`` in samples per second."""
-    ms = iteration_ms_at(pred, batch_size)
-    if ms is None:
-        return None
-    return batch_size * 1000.0 / ms
 
 
 def peak_bytes_at(pred: Predictions, batch_size: int) -> Optional[int]:
@@ -132,44 +111,6 @@ def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[in
     return max_batch_size * 1000.0 / (fit.slope * max_batch_size + fit.bias)
 
 
-def batch_size_for_samples_per_second(pred: Predictions, samples_per_second: float) -> Optional[int]:
-    """The smallest batch size predicted to reach ``samples_per_second``, clamped to [1, max].
-
-    With ``t(b) = s·b + c`` (s > 0, c > 0) throughput ``1000·b / t(b)`` grows with b towards ``1000/s``;
-    solving ``1000·b / (s·b + c) = T`` gives ``b = T·c / (1000 − T·s)``.  A target at or above the maximum
-    gives the largest batch (``max_batch_size``), or ``None`` when that is unknown.  With ``c ≤ 0`` the
-    throughput does not grow with the batch, so batch 1 is as good as any.
-    """
-    fit = pred.run_time_ms
-    if fit is None or not fit.slope > 0.0 or not math.isfinite(samples_per_second):
-        return None
-    if samples_per_second <= 0.0 or fit.bias <= 0.0:
-        return 1
-    denominator = 1000.0 - samples_per_second * fit.slope
-    if denominator <= 0.0:
-        return None if pred.max_batch_size is None else clamp_batch_size(pred.max_batch_size, pred.max_batch_size)
-    exact = samples_per_second * fit.bias / denominator
-    if exact > 1e15:
-        return None if pred.max_batch_size is None else clamp_batch_size(pred.max_batch_size, pred.max_batch_size)
-    # Float round-off must not push an exact integer answer up by one.
-    return clamp_batch_size(math.ceil(exact - 1e-9), pred.max_batch_size)
-
-
-def batch_size_for_peak_bytes(pred: Predictions, peak_bytes: float) -> Optional[int]:
-    """The largest batch size predicted to stay within ``peak_bytes``, clamped to [1, max].
-
-    If not even batch 1 is predicted to fit, the answer is 1 (the clamp); use
-    :func:`largest_batch_that_fits` to tell "nothing fits" apart.
-    """
-    fit = pred.peak_memory_bytes
-    if fit is None:
-        return None
-    largest = largest_batch_that_fits(fit, peak_bytes, pred.max_batch_size)
-    if largest is None:
-        return None
-    return clamp_batch_size(largest, pred.max_batch_size)
-
-
 def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[float],
                             limit: Optional[int] = None) -> Optional[int]:
     """The largest batch ``b ≥ 1`` with ``slope·b + bias ≤ capacity_bytes``, at most ``limit``.
@@ -190,3 +131,20 @@ def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[f
     if limit is not None:
         largest = min(largest, max(0, int(limit)))
     return largest
+
+
+def points_off_the_line(fit: Optional[LinearFit], xs: Sequence[float], ys: Sequence[float],
+                        tolerances: Sequence[float]) -> Optional[list[int]]:
+    """The indices of the points farther from ``fit`` than their own tolerance (e.g. their measured noise).
+
+    An empty list means every point lies on the line within its noise: more measurements would not move
+    the fit much.  ``None`` when there is no fit to judge against or the inputs do not line up.
+    """
+    if fit is None or not len(xs) == len(ys) == len(tolerances):
+        return None
+    off = []
+    for index, (x, y, tolerance) in enumerate(zip(xs, ys, tolerances, strict=False)):
+        predicted = evaluate(fit, x)
+        if predicted is None or abs(y - predicted) > tolerance:
+            off.append(index)
+    return off

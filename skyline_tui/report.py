@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 # The phases of a profile run, in the order they run.  Every phase after "load" fills the report field of
 # its name (and, from "breakdown" on, has a ProfileConfig switch of that name).  The profiler, the worker,
 # the status bar and the app's state all take the list from here, so a new phase is added in one place.
-PHASES = ("load", "throughput", "breakdown", "memory", "predictions")
+PHASES = ("load", "throughput", "breakdown", "memory", "health", "predictions")
 SECTIONS = PHASES[1:]  # the report fields the phases fill
 
 # Error kinds (ErrorInfo.kind).  Kept as plain strings so the JSON stays readable.
@@ -165,6 +165,100 @@ class Predictions:
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
 
 
+# Health flags (HealthFlag.kind), each a sign that a layer is not learning.
+HEALTH_FLAG_KINDS = ("no_gradient", "update_ratio_high", "update_ratio_low", "dead_units", "saturated", "non_finite")
+
+
+@dataclass(frozen=True)
+class MetricSeries:
+    """One metric of one module over the health iterations.  A value that was not finite (or not
+    computed that iteration) is null; ``last`` and ``median`` are over the finite values."""
+
+    last: Optional[float]
+    median: Optional[float]
+    series: tuple[Optional[float], ...]
+
+
+@dataclass(frozen=True)
+class HealthFlag:
+    kind: str  # one of HEALTH_FLAG_KINDS
+    message: str  # one line a user can act on
+
+
+@dataclass(frozen=True)
+class ModuleHealth:
+    module: str  # dotted path, as in Breakdown.modules
+    type: str
+    file: Optional[str]  # project line where this module is called
+    line: Optional[int]
+    metrics: dict[str, MetricSeries]  # built-in metrics and the subscribers' series, by name
+    flags: tuple[HealthFlag, ...] = ()
+
+
+@dataclass(frozen=True)
+class NonFinite:
+    """The first operation that produced a NaN or Inf during the health iterations."""
+
+    module: Optional[str]  # the module running the operation ("" = the root; None = outside the model)
+    phase: str  # "forward" | "backward" | "optimizer"
+    file: Optional[str]
+    line: Optional[int]
+    iteration: int  # 0-based, among the health iterations
+    message: str
+
+
+@dataclass(frozen=True)
+class HealthError:
+    """A subscriber that raised: its series is dropped, nothing else is."""
+
+    subscriber: str
+    message: str
+    file: Optional[str] = None
+    line: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Health:
+    iterations: int  # training iterations run from a fresh model (fewer than asked if the budget ran out)
+    modules: tuple[ModuleHealth, ...] = ()  # pre-order, as in named_modules
+    non_finite: Optional[NonFinite] = None
+    errors: tuple[HealthError, ...] = ()
+
+
+@dataclass(frozen=True)
+class BudgetResult:
+    """One ``--fail-if METRIC OP VALUE``: the budget fails (``ok`` false) when the condition holds, or
+    when the metric was not measured.  ``value`` and ``limit`` are in the report's units (ms, bytes)."""
+
+    expr: str  # as the user wrote it
+    metric: str  # the dotted report path, e.g. "memory.peak_bytes"
+    value: Optional[float]  # None: not measured in this run
+    limit: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class MetricChange:
+    """One metric against the baseline.  ``change_pct`` is signed so that positive is worse (slower,
+    fewer samples/s, more memory); ``noise`` is the difference the two runs' spreads allow."""
+
+    metric: str  # dotted report path
+    baseline: float
+    current: float
+    change_pct: float
+    noise: float  # in the metric's unit; 0 when the runs give no spread (peak memory)
+    regressed: bool  # worse by more than max_regression_pct AND by more than the noise
+
+
+@dataclass(frozen=True)
+class BaselineComparison:
+    source: str  # the baseline report file, or the history run id
+    max_regression_pct: float
+    noise_sigmas: float  # how many standard deviations of each run count as noise
+    changes: tuple[MetricChange, ...] = ()
+    ok: bool = True
+
+
 @dataclass(frozen=True)
 class Report:
     entry_point: str
@@ -175,7 +269,10 @@ class Report:
     throughput: Optional[Throughput] = None
     breakdown: Optional[Breakdown] = None
     memory: Optional[MemoryBreakdown] = None
+    health: Optional[Health] = None
     predictions: Optional[Predictions] = None
+    budgets: tuple[BudgetResult, ...] = ()  # --fail-if, evaluated after the run
+    baseline: Optional[BaselineComparison] = None  # --baseline, compared after the run
     error: Optional[ErrorInfo] = None
     created_at: Optional[str] = None  # ISO 8601, UTC
     # With ProfileConfig.compile: the first (compiling) iteration's time, kept out of the throughput.
@@ -191,7 +288,8 @@ class Report:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_dict(self)
+        as_dict: dict[str, Any] = to_dict(self)
+        return as_dict
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
@@ -228,6 +326,9 @@ def _tool_info() -> ToolInfo:
 # Generic (de)serialisation driven by the dataclass type hints, so adding a field needs no code here.
 
 
+_T = typing.TypeVar("_T")
+
+
 def to_dict(obj: Any) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
@@ -238,12 +339,12 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-def from_dict(cls: type, data: Any, where: str = "report") -> Any:
+def from_dict(cls: type[_T], data: Any, where: str = "report") -> _T:
     if not isinstance(data, dict):
         raise ReportFormatError(f"{where}: expected an object, got {type(data).__name__}")
     hints = _hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):
+    for f in dataclasses.fields(typing.cast(Any, cls)):
         if f.name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ReportFormatError(f"{where}: missing key {f.name!r}")
@@ -278,7 +379,12 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ReportFormatError(f"{where}: expected a list")
         (item_type, _ellipsis) = typing.get_args(tp)
         return tuple(_convert(item_type, item, f"{where}[{i}]") for i, item in enumerate(value))
-    if dataclasses.is_dataclass(tp):
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ReportFormatError(f"{where}: expected an object")
+        (_key_type, value_type) = typing.get_args(tp)
+        return {str(key): _convert(value_type, item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -268,7 +268,8 @@ def _default_node(func: ast.FunctionDef) -> ast.expr:
     args = func.args
     positional = args.posonlyargs + args.args
     defaults: list[Optional[ast.expr]] = [None] * (len(positional) - len(args.defaults)) + list(args.defaults)
-    for arg, default in list(zip(positional, defaults)) + list(zip(args.kwonlyargs, args.kw_defaults)):
+    pairs = list(zip(positional, defaults, strict=True)) + list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
+    for arg, default in pairs:
         if arg.arg == PARAMETER:
             if default is None:
                 raise RewriteError(f"{func.name}() has no default for batch_size; write one (e.g. batch_size=32)")

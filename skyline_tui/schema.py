@@ -26,6 +26,7 @@ def json_schema() -> dict[str, Any]:
     root["properties"]["schema_version"] = {"const": r.SCHEMA_VERSION}
     root["properties"]["error"] = {"anyOf": [{"$ref": "#/$defs/ErrorInfo"}, {"type": "null"}]}
     defs["ErrorInfo"]["properties"]["kind"] = {"enum": list(r.ERROR_KINDS)}
+    defs["HealthFlag"]["properties"]["kind"] = {"enum": list(r.HEALTH_FLAG_KINDS)}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "urn:skyline-tui:report:1",
@@ -54,7 +55,9 @@ def _type_schema(tp: Any, defs: dict[str, Any]) -> dict[str, Any]:
         return {"anyOf": [*options, {"type": "null"}]}
     if origin is tuple:
         return {"type": "array", "items": _type_schema(typing.get_args(tp)[0], defs)}
-    if dataclasses.is_dataclass(tp):
+    if origin is dict:  # string keys (JSON), one value type
+        return {"type": "object", "additionalProperties": _type_schema(typing.get_args(tp)[1], defs)}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         name = tp.__name__
         if name not in defs:
             defs[name] = {}  # reserve the name first: recursion-safe

@@ -87,8 +87,8 @@ class FakeSourceFactory:
 
 
 class FakeGpu:
-    def __init__(self, sample: GpuSample = GpuSample()) -> None:
-        self._sample = sample
+    def __init__(self, sample: GpuSample | None = None) -> None:
+        self._sample = sample if sample is not None else GpuSample()
 
     def sample(self) -> GpuSample:
         return self._sample
@@ -135,6 +135,7 @@ def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple:
     from skyline_tui.tui.app import SkylineApp  # here: the UI modules load only in the tests that use them
 
     factory = FakeSourceFactory(*runs)
+    kwargs.setdefault("root", str(Path(entry).parent))  # the recorded reports name files from the entry's folder
     app = SkylineApp(str(entry), source=factory, gpu=gpu or FakeGpu(), clock=fixed_clock, **kwargs)
     return app, factory
 

@@ -73,9 +73,9 @@ def listening_socket_inodes() -> set[str]:
     try:
         for line in Path("/proc/net/unix").read_text().splitlines()[1:]:
             fields = line.split()
-            if len(fields) >= 7 and fields[5] == "01":  # state 01 with the ACC flag = listening
-                if int(fields[3], 16) & 0x10000:
-                    inodes.add(fields[6])
+            # state 01 with the ACC flag = listening
+            if len(fields) >= 7 and fields[5] == "01" and int(fields[3], 16) & 0x10000:
+                inodes.add(fields[6])
     except OSError:
         pass
     return inodes

@@ -61,7 +61,8 @@ async def test_first_report_fills_every_pane():
 async def test_enter_on_a_breakdown_row_jumps_the_source_to_its_line():
     app, _ = make_app([(TRANSFORMER, True)], entry=TRANSFORMER_ENTRY)
     jumps = []
-    async with app.run_test(size=(100, 30), message_hook=lambda m: jumps.append(m) if isinstance(m, JumpToSource) else None) as pilot:
+    hook = lambda m: jumps.append(m) if isinstance(m, JumpToSource) else None  # noqa: E731
+    async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
         await wait_until(pilot, lambda: finished(app))
         source = app.query_one(SourceView)
         assert source.file == "entry.py"
@@ -180,7 +181,8 @@ async def test_w_refuses_when_the_file_changed_since_it_was_profiled(tmp_path):
 async def test_user_output_reaches_the_log_pane_in_coalesced_batches():
     app, factory = make_app([(MLP, True)])
     posted = []
-    async with app.run_test(size=(100, 30), message_hook=lambda m: posted.append(m) if isinstance(m, LogsWaiting) else None) as pilot:
+    hook = lambda m: posted.append(m) if isinstance(m, LogsWaiting) else None  # noqa: E731
+    async with app.run_test(size=(100, 30), message_hook=hook) as pilot:
         await wait_until(pilot, lambda: finished(app))
         for i in range(500):
             factory.source.on_event(RunLog(1, "stdout" if i % 2 else "stderr", f"line {i}\n"))

@@ -48,7 +48,7 @@ WORKER_START_S = 90  # importing torch on a busy two-core machine; a wait, never
 def config_for(fault: Fault) -> ProfileConfig:
     """The quick config, with the row's own command-line flags applied (only --timeout so far)."""
     config = ProfileConfig.quick(predictions=False)
-    flags = dict(zip(fault.flags[::2], fault.flags[1::2]))
+    flags = dict(zip(fault.flags[::2], fault.flags[1::2], strict=True))
     if "--timeout" in flags:
         config = config.replace(timeout_s=float(flags.pop("--timeout")))
     assert not flags, f"flags the app test does not know how to apply: {flags}"

@@ -13,7 +13,9 @@ from skyline_tui.tui.views.source import SourceView
 
 def app_with(fixture: str, entry, *more_runs) -> SkylineApp:
     runs = [[(load_report(fixture), True)], *more_runs]
-    return SkylineApp(str(entry), source=FakeSourceFactory(*runs), gpu=FakeGpu(), clock=fixed_clock)
+    # The recorded reports name files from the sample's folder: it is the root (not the enclosing checkout).
+    return SkylineApp(str(entry), str(entry.parent), source=FakeSourceFactory(*runs), gpu=FakeGpu(),
+                      clock=fixed_clock)
 
 
 async def until_idle(pilot) -> None:

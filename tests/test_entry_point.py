@@ -152,7 +152,8 @@ def test_missing_or_directory_entry_point(tmp_path, target):
 
 
 def test_exception_in_user_code_points_at_the_users_frame(write_entry):
-    source = TINY_ENTRY.replace("        loss.backward()\n", "        loss.backward()\n        raise ValueError('boom')\n")
+    source = TINY_ENTRY.replace("        loss.backward()\n",
+                                "        loss.backward()\n        raise ValueError('boom')\n")
     report = profile(str(write_entry(source)), None, ProfileConfig.quick())
     error = report.error
     assert error is not None and error.kind == "user_code"
@@ -163,7 +164,8 @@ def test_exception_in_user_code_points_at_the_users_frame(write_entry):
 
 
 def test_sys_exit_in_user_code_is_an_exit_error(write_entry):
-    source = TINY_ENTRY.replace("def skyline_model_provider():\n", "def skyline_model_provider():\n    import sys; sys.exit(3)\n")
+    source = TINY_ENTRY.replace("def skyline_model_provider():\n",
+                                "def skyline_model_provider():\n    import sys; sys.exit(3)\n")
     report = profile(str(write_entry(source)), None, ProfileConfig.quick())
     assert report.error is not None and report.error.kind == "exit"
     assert "sys.exit(3)" in report.error.message

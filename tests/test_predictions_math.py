@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from skyline_tui.fits import (
-    batch_size_for_peak_bytes,
-    batch_size_for_samples_per_second,
-    clamp_batch_size,
     fit_linear,
     iteration_ms_at,
     largest_batch_that_fits,
     max_samples_per_second,
     peak_bytes_at,
-    samples_per_second_at,
+    points_off_the_line,
 )
 from skyline_tui.report import LinearFit, Predictions
 
@@ -62,16 +59,14 @@ def test_fit_linear_flat_data_is_a_perfect_horizontal_fit():
 def test_time_queries_at_a_batch_size():
     pred = make(LinearFit(slope=2.0, bias=10.0, r2=1.0))  # t(b) = 2b + 10 ms
     assert iteration_ms_at(pred, 20) == pytest.approx(50.0)
-    assert samples_per_second_at(pred, 20) == pytest.approx(400.0)  # 20 * 1000 / 50
     assert max_samples_per_second(pred.run_time_ms) == pytest.approx(500.0)
     assert iteration_ms_at(pred, 0) is None
-    assert samples_per_second_at(make(), 20) is None
+    assert iteration_ms_at(make(), 20) is None
 
 
 def test_negative_predicted_time_is_no_answer():
     pred = make(LinearFit(slope=1.0, bias=-50.0, r2=0.9))
     assert iteration_ms_at(pred, 10) is None
-    assert samples_per_second_at(pred, 10) is None
     assert iteration_ms_at(pred, 60) == pytest.approx(10.0)
 
 
@@ -89,29 +84,7 @@ def test_max_throughput_is_meaningless_when_the_fit_explains_little():
 def test_max_throughput_is_at_the_largest_batch_that_fits_when_memory_bounds_it():
     fit = LinearFit(slope=2.0, bias=10.0, r2=1.0)  # t(b) = 2b + 10 ms: 500 samples/s as b grows
     assert max_samples_per_second(fit, max_batch_size=20) == pytest.approx(400.0)  # 20 * 1000 / 50
-    assert max_samples_per_second(fit, max_batch_size=20) == pytest.approx(samples_per_second_at(make(fit), 20))
     assert max_samples_per_second(fit, max_batch_size=None) == pytest.approx(500.0)
-
-
-def test_batch_for_a_target_throughput():
-    pred = make(LinearFit(slope=2.0, bias=10.0, r2=1.0))
-    # 1000 b / (2b + 10) = 400  ->  1000b = 800b + 4000  ->  b = 20 exactly.
-    assert batch_size_for_samples_per_second(pred, 400.0) == 20
-    # 1000 b / (2b + 10) = 401 -> b = 4010 / 198 = 20.25 -> the smallest integer reaching it is 21.
-    assert batch_size_for_samples_per_second(pred, 401.0) == 21
-    assert samples_per_second_at(pred, 21) >= 401.0 > samples_per_second_at(pred, 20)
-    assert batch_size_for_samples_per_second(pred, 1.0) == 1  # any batch does
-    # At or above the 500 samples/s asymptote: the largest batch, if known.
-    assert batch_size_for_samples_per_second(pred, 500.0) is None
-    assert batch_size_for_samples_per_second(make(pred.run_time_ms, max_batch_size=300), 500.0) == 300
-    assert batch_size_for_samples_per_second(make(pred.run_time_ms, max_batch_size=15), 400.0) == 15
-
-
-def test_batch_for_throughput_without_a_meaningful_fit():
-    assert batch_size_for_samples_per_second(make(), 100.0) is None
-    assert batch_size_for_samples_per_second(make(LinearFit(slope=-1.0, bias=50.0, r2=0.2)), 100.0) is None
-    # No fixed overhead: throughput is 1000/s at every batch, so the smallest batch is enough.
-    assert batch_size_for_samples_per_second(make(LinearFit(slope=2.0, bias=0.0, r2=1.0)), 100.0) == 1
 
 
 def test_memory_queries():
@@ -119,12 +92,7 @@ def test_memory_queries():
     pred = make(mem_fit=LinearFit(slope=3 * mib, bias=100 * mib, r2=1.0))  # 3 MiB per sample + 100 MiB
     assert peak_bytes_at(pred, 10) == 130 * mib
     assert peak_bytes_at(pred, 0) is None
-    # (1000 MiB - 100 MiB) / 3 MiB = 300 exactly.
-    assert batch_size_for_peak_bytes(pred, 1000 * mib) == 300
-    assert batch_size_for_peak_bytes(pred, 1000 * mib - 1) == 299
-    assert batch_size_for_peak_bytes(pred, 50 * mib) == 1  # clamped: nothing fits, smallest offered
-    assert batch_size_for_peak_bytes(make(mem_fit=pred.peak_memory_bytes, max_batch_size=128), 1000 * mib) == 128
-    assert batch_size_for_peak_bytes(make(), 1000 * mib) is None
+    assert peak_bytes_at(make(), 10) is None
 
 
 def test_largest_batch_that_fits():
@@ -138,13 +106,6 @@ def test_largest_batch_that_fits():
     assert largest_batch_that_fits(flat, 1000.0) is None  # unbounded: no answer without a limit
     assert largest_batch_that_fits(flat, 1000.0, limit=64) == 64
     assert largest_batch_that_fits(flat, 50.0, limit=64) == 0
-
-
-def test_clamp_batch_size():
-    assert clamp_batch_size(0, None) == 1
-    assert clamp_batch_size(-5, 10) == 1
-    assert clamp_batch_size(500, 10) == 10
-    assert clamp_batch_size(500, None) == 500
 
 
 def test_weighted_fit_by_hand():
@@ -180,3 +141,12 @@ def test_the_ui_side_modules_import_no_torch():
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_points_off_the_line_are_those_beyond_their_own_tolerance():
+    line = LinearFit(slope=2.0, bias=10.0, r2=1.0)  # 12, 14, 18 at x = 1, 2, 4
+    # Residuals 0.5, -1.0, 0.0; the second point's tolerance is 0.9, so it alone is off.
+    assert points_off_the_line(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 0.9, 0.1]) == [1]
+    assert points_off_the_line(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 1.0, 0.1]) == []
+    assert points_off_the_line(None, [1, 2], [12, 14], [1, 1]) is None
+    assert points_off_the_line(line, [1, 2], [12, 14], [1]) is None

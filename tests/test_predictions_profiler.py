@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 import types
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,14 +116,14 @@ def test_out_of_memory_narrows_the_range_and_is_recovered_from(tmp_path, where):
         path = write_entry(tmp_path, guard=guard)
     else:
         path = write_entry(tmp_path, guard="ALIVE.append(sum(ref() is not None for ref in REFS))")
-        text = open(path).read().replace(
+        text = Path(path).read_text().replace(
             "        opt.zero_grad()\n",
             "        opt.zero_grad()\n        if x.shape[0] > 20:\n"
             "            big = torch.empty(1000)\n"
             "            REFS.append(weakref.ref(big))\n"
             "            raise MemoryError('DefaultCPUAllocator: can\\'t allocate memory')\n")
         text = "import weakref\nREFS = []\nALIVE = []\n" + text
-        open(path, "w").write(text)
+        Path(path).write_text(text)
     # A generous budget, so that bisecting is never skipped for time (a tiny model needs a fraction of it).
     config = ProfileConfig.quick(predictions_budget_s=30.0)
     ep, work, report = prepare(path, config)

@@ -121,7 +121,8 @@ def test_no_process_of_a_run_ever_binds_or_listens_on_a_socket(tmp_path):
         pytest.skip("needs strace, allowed to trace (ptrace) its children")
     trace = tmp_path / "trace"
     marker = new_marker()
-    result = subprocess.run([strace, "-f", "--seccomp-bpf", "-qq", "-e", "trace=bind,listen,execve", "-e", "signal=none",
+    result = subprocess.run([strace, "-f", "--seccomp-bpf", "-qq", "-e", "trace=bind,listen,execve",
+                             "-e", "signal=none",
                              "-o", str(trace), sys.executable, "-m", "skyline_tui",
                              str(FIXTURES / "faults" / "healthy.py"), "--json", "-", *QUICK_FLAGS],
                             capture_output=True, text=True, cwd=tmp_path, timeout=180, stdin=subprocess.DEVNULL,

@@ -154,7 +154,8 @@ REFUSED = [
     ("no provider", b"def skyline_model_provider():\n    return None\n", "no input provider"),
     ("an assigned provider", b"skyline_input_provider = lambda batch_size=3: ()\n", "rebound at line 1"),
     ("a provider rebound after its def",
-     b"def skyline_input_provider(batch_size=3):\n    return ()\nskyline_input_provider = wrap(skyline_input_provider)\n",
+     b"def skyline_input_provider(batch_size=3):\n    return ()\n"
+     b"skyline_input_provider = wrap(skyline_input_provider)\n",
      "rebound at line 3"),
     ("an imported provider", b"from other import skyline_input_provider\n", "rebound at line 1"),
     ("a provider defined in a block",

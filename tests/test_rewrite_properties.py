@@ -89,7 +89,7 @@ def provider_default(data: bytes) -> int:
     names = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.endswith("_input_provider")]
     func = names[-1]
     args = func.args
-    for arg, default in zip(reversed(args.posonlyargs + args.args), reversed(args.defaults)):
+    for arg, default in zip(reversed(args.posonlyargs + args.args), reversed(args.defaults), strict=False):
         if arg.arg == "batch_size":
             return ast.literal_eval(default)
     return ast.literal_eval(args.kw_defaults[[a.arg for a in args.kwonlyargs].index("batch_size")])

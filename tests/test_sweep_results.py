@@ -141,6 +141,6 @@ def test_a_trial_measures_throughput_and_memory_and_the_breakdown_only_when_aske
     from skyline_tui.sweep.commands import build_parser, trial_config
 
     plain = trial_config(build_parser().parse_args(["e.py", "s.yaml"]))
-    assert (plain.memory, plain.breakdown, plain.predictions) == (True, False, False)
+    assert (plain.memory, plain.breakdown, plain.predictions, plain.health) == (True, False, False, False)
     asked = trial_config(build_parser().parse_args(["e.py", "s.yaml", "--breakdown", "--throughput-budget", "0.5"]))
     assert (asked.memory, asked.breakdown, asked.predictions, asked.throughput_budget_s) == (True, True, False, 0.5)

@@ -71,7 +71,8 @@ def test_a_run_streams_phases_then_one_final_report(worker, write_entry):
     final = events.final(run_id)
     assert final.report.error is None
     assert final.report.throughput is not None
-    kinds = [(type(e).__name__, getattr(e, "phase", None)) for e in events.seen if getattr(e, "run_id", run_id) == run_id]
+    kinds = [(type(e).__name__, getattr(e, "phase", None))
+             for e in events.seen if getattr(e, "run_id", run_id) == run_id]
     assert ("RunStarted", None) in kinds
     assert kinds.index(("RunProgress", "load")) < kinds.index(("RunReport", "load")) \
         < kinds.index(("RunProgress", "throughput")) < kinds.index(("RunReport", "throughput"))

@@ -21,11 +21,17 @@ not fit what is left is skipped once ``config.min_prediction_points`` points are
 cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
 
 Each new batch is first timed like the headline throughput (``run.measure_throughput``): a short warm-up,
-then rounds until two agree (the profiled batch reuses the throughput already in the report).  Then, while
-the budget lasts, every sampled batch is timed again in interleaved passes (one warm-up iteration and one
-round each, alternating ascending and descending order), and a batch's time is the median of its round
-means.  On a shared machine load comes in bursts of seconds: measured one after another, one batch can
-land in a burst and bend the whole line; interleaved, every batch sees the same mix of quiet and busy.
+then rounds until two agree (the profiled batch reuses the throughput already in the report).  Then the
+batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and one round
+each, alternating ascending and descending order), and a batch's time is the median of its round means.
+On a shared machine load comes in bursts of seconds: measured one after another, one batch can land in a
+burst and bend the whole line; interleaved, the batches see the same mix of quiet and busy.
+
+Time goes only where the fit is uncertain: once there are enough points to tell a line from a curve
+(``LINE_OR_CURVE_POINTS``) and every point lies on the fitted line within its own noise (the standard
+error of its measurement, at least ``MIN_TOLERANCE`` and at most ``MAX_TOLERANCE`` of its time), sampling
+stops and the rest of the budget is not spent.  Otherwise only the points off the line (and a neighbour,
+so a pass stays interleaved) are re-timed, pass after pass, until they settle or the budget runs out.
 """
 
 from __future__ import annotations
@@ -39,7 +45,8 @@ from typing import Any, Callable, Optional
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second
+from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second,
+                              points_off_the_line)
 from skyline_tui.profiler.errors import ProfileError, is_oom
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
@@ -55,6 +62,11 @@ MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last g
 ATTEMPT_FRACTION = 0.9
 MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
+# A line through 3 points has one degree of freedom left to show a bend; with 4 a curve is plain to see.
+LINE_OR_CURVE_POINTS = 4
+NOISE_SIGMAS = 2.0  # a point is on the line when its residual is within this many standard errors...
+MIN_TOLERANCE = 0.01  # ...but never asked to be closer than 1 % of its time (timer and allocator jitter)
+MAX_TOLERANCE = 0.04  # ...nor let off by more than 4 %: a burst-inflated spread must not pass a bent point
 
 
 class _OutOfMemory(Exception):
@@ -84,6 +96,7 @@ class _Sampler:
         self.deadline = time.monotonic() + max(0.0, config.predictions_budget_s)
         self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
+        self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -101,9 +114,11 @@ class _Sampler:
 
     def run(self) -> None:
         b = self.work.batch_size
-        reuse = self.report.throughput.iteration_ms if self.report.throughput is not None else None
+        throughput = self.report.throughput
+        reuse = throughput.iteration_ms if throughput is not None else None
+        error = _standard_error(throughput.iteration_ms_stdev, throughput.iterations_measured) if throughput else 0.0
         try:
-            self._sample(b, known_ms=reuse)
+            self._sample(b, known_ms=reuse, known_error=error)
         except _OutOfMemory:
             # The profiled batch ran before; an OOM now is extra memory from a measurement.  Carry on below it.
             self._record_oom(b)
@@ -120,9 +135,12 @@ class _Sampler:
         self._refine()
 
     def _refine(self) -> None:
-        """Re-time every sampled batch in interleaved passes while the budget lasts."""
+        """Re-time the batches off the line in interleaved passes, until the fit is tight or the budget is spent."""
         for number in range(MAX_PASSES):
-            order = sorted(self.samples, reverse=number % 2 == 1)
+            uncertain = self.uncertain_batches()
+            if not uncertain:
+                return
+            order = sorted(uncertain, reverse=number % 2 == 1)
             cost = sum(self._pass_cost_s(b) for b in order)
             if len(order) < 2 or time.monotonic() + cost > self.deadline:
                 return
@@ -136,6 +154,32 @@ class _Sampler:
                         del self.samples[dropped]
                         self.rounds.pop(dropped, None)
                     break
+
+    def uncertain_batches(self) -> list[int]:
+        """The sampled batches worth timing again: none once every point lies on the line within its noise
+        (and there are enough points to see a curve); else those off the line, with their nearest neighbour
+        when only one is, so that a pass still interleaves."""
+        batches = sorted(b for b in self.samples if self._time_of(b) > 0)
+        if len(batches) < LINE_OR_CURVE_POINTS:
+            return batches
+        ms = [self._time_of(b) for b in batches]
+        off = points_off_the_line(self.time_fit(), batches, ms, [self._tolerance_ms(b) for b in batches])
+        if off is None:
+            return batches
+        chosen = {batches[i] for i in off}
+        if len(chosen) == 1:
+            (lone,) = chosen
+            chosen.add(min((b for b in batches if b != lone), key=lambda b: abs(b - lone)))
+        return sorted(chosen)
+
+    def _tolerance_ms(self, batch: int) -> float:
+        """How far from the line this batch's time may lie and still count as on it."""
+        ms = self._time_of(batch)
+        rounds = self.rounds.get(batch, [])
+        error = self.first_error.get(batch, 0.0)
+        if len(rounds) >= 2:  # repeated: the spread of its round means says how well the median is known
+            error = max(error, statistics.stdev(rounds) / len(rounds) ** 0.5)
+        return min(MAX_TOLERANCE * ms, max(MIN_TOLERANCE * ms, NOISE_SIGMAS * error))
 
     def _next_candidate(self) -> Optional[int]:
         need_more = len(self.samples) < max(1, self.config.min_prediction_points)
@@ -217,14 +261,14 @@ class _Sampler:
 
     # -- measuring one batch size ------------------------------------------------------------------------
 
-    def _sample(self, batch: int, known_ms: Optional[float] = None) -> None:
+    def _sample(self, batch: int, known_ms: Optional[float] = None, known_error: float = 0.0) -> None:
         self.tried.add(batch)
         work = self.work
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
             if known_ms is None:
-                known_ms = self._time(inputs)
+                known_ms, known_error = self._time(inputs)
             peak = None
             if self.measure_peak is not None:
                 measure_peak = self.measure_peak
@@ -232,6 +276,7 @@ class _Sampler:
             self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
                                               peak_bytes=None if peak is None else int(peak))
             self.rounds[batch] = [float(known_ms)]
+            self.first_error[batch] = known_error
         except BaseException as exc:  # noqa: BLE001 - sorted out below
             inputs = None
             if _is_oom_error(exc):
@@ -264,7 +309,8 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _time(self, inputs: tuple) -> float:
+    def _time(self, inputs: tuple) -> tuple[float, float]:
+        """The batch's mean iteration time and its standard error, both in ms."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
@@ -275,7 +321,7 @@ class _Sampler:
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
             tolerance=config.stability_tolerance, budget_s=point_budget), "iteration")
-        return result.mean_ms
+        return result.mean_ms, _standard_error(result.stdev_ms, len(result.samples_ms))
 
     # -- the result --------------------------------------------------------------------------------------
 
@@ -318,6 +364,10 @@ class _Sampler:
         if largest_ran is not None:
             predicted = max(predicted, largest_ran)  # it ran, so it fits whatever the fit says
         return predicted
+
+
+def _standard_error(stdev_ms: float, count: int) -> float:
+    return stdev_ms / count ** 0.5 if count > 0 else 0.0
 
 
 def _is_oom_error(exc: BaseException) -> bool:

@@ -28,6 +28,7 @@ from typing import Any, Callable, Optional
 
 from skyline_tui.profiler.errors import ProfileError, fail, from_exception
 from skyline_tui.profiler.frames import ProjectFiles
+from skyline_tui.project import project_root as resolve_project_root
 
 PREFIXES = ("skyline", "deepview")
 PROVIDERS = ("model_provider", "input_provider", "iteration_provider")
@@ -55,14 +56,15 @@ class EntryPoint:
 
 
 def resolve_paths(entry: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> tuple[Path, Path]:
-    """Check the entry point path (exists, is a file) and return (entry, project root), both absolute."""
+    """Check the entry point path (exists, is a file) and return (entry, project root), both absolute.
+    The root is ``root``, else the enclosing project's (skyline_tui.project, which the app uses too)."""
     path = Path(entry).expanduser()
     if not path.exists():
         raise fail("file", f"entry point not found: {entry}", file=str(entry))
     if path.is_dir():
         raise fail("file", f"entry point is a directory, not a Python file: {entry}", file=str(entry))
     path = path.resolve()
-    project_root = Path(root).expanduser().resolve() if root is not None else path.parent
+    project_root = resolve_project_root(path, root)
     if not project_root.is_dir():
         raise fail("file", f"project root is not a directory: {root}")
     return path, project_root
@@ -174,7 +176,8 @@ def _check_signatures(ep: EntryPoint) -> int:
         raise _signature_error(ep, ep.input_provider, f"batch_size default must be at least 1 (it is {default})")
 
     iteration_sig = check(ep.iteration_provider)
-    positional = [p for p in iteration_sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    positional = [p for p in iteration_sig.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     required = [p for p in positional if p.default is inspect.Parameter.empty]
     if len(required) > 1 or not positional:
         raise _signature_error(ep, ep.iteration_provider, "must take exactly one parameter: the model")

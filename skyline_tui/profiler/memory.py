@@ -137,9 +137,8 @@ def _consume_allocator_warning() -> None:
     from torch.profiler import ProfilerActivity, profile
 
     block = torch.empty(16)
-    with _native_stderr_silenced():
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True):
-            del block
+    with _native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True):
+        del block
     _allocator_warning_consumed = True
 
 

@@ -1,8 +1,8 @@
 """One profile run: load the entry point, then measure phase by phase, emitting the report as it grows.
 
 Phases run in order of how soon a user wants them: throughput first (the headline number), then the
-run-time breakdown, the memory breakdown and the batch-size predictions.  After each phase ``emit`` gets
-the report so far, so the UI can show the first number long before the run ends.
+run-time breakdown, the memory breakdown, training health and the batch-size predictions.  After each phase
+``emit`` gets the report so far, so the UI can show the first number long before the run ends.
 """
 
 from __future__ import annotations
@@ -19,20 +19,32 @@ from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
+from skyline_tui.profiler.health import measure_health
 from skyline_tui.profiler.memory import measure_memory
-from skyline_tui.profiler.timing import measure_until_stable, warm_up
+from skyline_tui.profiler.spans import measure_breakdown_with_trace
+from skyline_tui.profiler.timing import TimingResult, measure_until_stable, warm_up
 from skyline_tui.profiler.workload import Workload, device_info, load_workload
-from skyline_tui.report import PHASES, ErrorInfo, Report, Throughput
+from skyline_tui.report import PHASES, Breakdown, ErrorInfo, Report, Throughput
 
 Emit = Callable[[Report, str], None]  # (report so far, phase just finished)
 Measure = Callable[[Workload, ProfileConfig, Report], Any]
 
 
-def measure_throughput(work: Workload, config: ProfileConfig) -> Throughput:
+def measure_throughput(work: Workload, config: ProfileConfig,
+                       on_first_number: Optional[Callable[[Throughput], None]] = None) -> Throughput:
+    """Warm up, then time rounds until two agree.  ``on_first_number`` gets an unsettled throughput as soon
+    as the first rounds are in, when they do not agree yet (the app shows it while the search goes on)."""
     work.run_user(lambda: warm_up(work.run, work.device, config.warmup_iterations, config.warmup_s), "iteration")
+    on_unsettled = None if on_first_number is None else \
+        (lambda result: on_first_number(_throughput(work, result)))  # noqa: E731
     result = work.run_user(lambda: measure_until_stable(
         work.run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
-        tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s), "iteration")
+        tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s, on_unsettled=on_unsettled),
+        "iteration")
+    return _throughput(work, result)
+
+
+def _throughput(work: Workload, result: TimingResult) -> Throughput:
     return Throughput(samples_per_second=work.batch_size * 1000.0 / result.mean_ms if result.mean_ms > 0 else 0.0,
                       iteration_ms=result.mean_ms, iteration_ms_stdev=result.stdev_ms,
                       iterations_measured=len(result.samples_ms), stable=result.stable)
@@ -79,7 +91,10 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
 
         phase = "throughput"
         started(phase)
-        report = report.replace(throughput=measure_throughput(work, config))
+        loaded = report
+        first_number = None if not config.provisional_throughput else \
+            (lambda throughput: emit(loaded.replace(throughput=throughput), "throughput"))  # noqa: E731
+        report = report.replace(throughput=measure_throughput(work, config, first_number))
         emit(report, phase)
 
         for phase in _optional_phases(config):
@@ -105,10 +120,16 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
 # How each phase after "load" fills the report field of its name (report.PHASES is the order).
 MEASURES: dict[str, Measure] = {
     "throughput": lambda work, config, report: measure_throughput(work, config),
-    "breakdown": lambda work, config, report: measure_breakdown(work, config),
+    "breakdown": lambda work, config, report: measure_breakdown_and_trace(work, config),
     "memory": lambda work, config, report: measure_memory(work, config),
+    "health": measure_health,
     "predictions": measure_predictions,
 }
+
+
+def measure_breakdown_and_trace(work: Workload, config: ProfileConfig) -> Breakdown:
+    """With a trace path, the breakdown's own iterations are recorded as spans (profiler/spans.py)."""
+    return measure_breakdown_with_trace(work, config) if config.trace_path else measure_breakdown(work, config)
 
 
 def _optional_phases(config: ProfileConfig) -> list[str]:

@@ -11,7 +11,7 @@ import math
 import statistics
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
@@ -61,10 +61,13 @@ def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_s
 
 
 def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_iterations: int,
-                         min_rounds: int, tolerance: float, budget_s: float) -> TimingResult:
+                         min_rounds: int, tolerance: float, budget_s: float,
+                         on_unsettled: Optional[Callable[[TimingResult], None]] = None) -> TimingResult:
     """Time rounds of iterations until two consecutive round means agree, or the budget is spent.
 
     At least ``min_rounds`` rounds always run, so a result has a spread even on a slow model.
+    ``on_unsettled(result)`` is called once, when those rounds are in but do not agree yet: a number to
+    show now (``stable`` false), while the search goes on.
     """
     deadline = time.monotonic() + budget_s
     samples: list[float] = []
@@ -81,6 +84,9 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
                 break
         if len(means) >= min_rounds and time.monotonic() >= deadline:
             break
+        if on_unsettled is not None and len(means) >= max(2, min_rounds):
+            on_unsettled(summarize(samples, False))
+            on_unsettled = None
     # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming).
     per_round = max(1, round_iterations)
     if stable:

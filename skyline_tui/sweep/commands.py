@@ -105,10 +105,12 @@ def _non_negative_float(text: str) -> float:
 
 
 def trial_config(args: argparse.Namespace) -> ProfileConfig:
-    """Every trial's starting point; its knobs go on top.  Predictions are off: a sweep *is* the
-    measurement at other configurations."""
+    """Every trial's starting point; its knobs go on top.  Predictions are off (a sweep *is* the
+    measurement at other configurations), and so is the health phase (a training-health question, not a
+    which-configuration-is-fastest one)."""
     return ProfileConfig(timeout_s=args.timeout, throughput_budget_s=args.throughput_budget,
-                         warmup_s=args.warmup, breakdown=args.breakdown, memory=True, predictions=False)
+                         warmup_s=args.warmup, breakdown=args.breakdown, memory=True, health=False,
+                         predictions=False)
 
 
 def new_sweep_id() -> str:

@@ -26,12 +26,14 @@ from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.tui.history_actions import HistoryActions
 from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note, predictions_are_old
+from skyline_tui.project import display_path, project_root
 from skyline_tui.tui.profile_on_save import ProfileOnSave
 from skyline_tui.report import ErrorInfo
 from skyline_tui.tui.targets import step_batch_size, target_prediction
 from skyline_tui.tui.views.batch import BatchControl
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.errors import ErrorPane
+from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
 from skyline_tui.tui.views.memory import ActivationTable, MemoryPane
@@ -84,6 +86,7 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         Binding("m", "toggle_breakdown", "Lines/modules"),
         Binding("l", "toggle_log", "Log"),
         Binding("h", "history", "History", show=False),  # in the ? screen; the footer is full at 80 columns
+        Binding("H", "toggle_health", "Health", show=False),
         Binding("e", "show_error", "Error line", show=False),
     ]
 
@@ -104,7 +107,8 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self.entry = entry
         self.root = root
         self.config = config or ProfileConfig()
-        self.project_root = Path(root).resolve() if root else Path(entry).resolve().parent
+        self.project_root = project_root(entry, root)  # the profiler child resolves the same one
+        self.sub_title = f"project root {self.project_root}"
         self._init_profile_on_save(watch)  # a settled burst of saves calls request_profile
         self._source_factory = source
         self._source: Optional[ProfileSource] = None
@@ -137,12 +141,15 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
                 yield ErrorPane(id="error")
                 yield BreakdownTable(id="breakdown")
                 yield MemoryPane(id="memory")
+                yield HealthPane(id="health")
         yield StatusBar(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(LogPane).display = False
-        self.query_one(SourceView).show_file(self._path_of(Path(self.entry).name), Path(self.entry).name, 1)
+        self.query_one(HealthPane).display = False
+        entry = Path(self.entry).resolve()
+        self.query_one(SourceView).show_file(entry, display_path(entry, self.project_root), 1)
         self._render_report()
         self._source = self._source_factory(self._bridge)
         self._start_source()
@@ -271,6 +278,9 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
             show_freshness(table, f"Run time {by}", self._note("breakdown"))
             memory = shown.memory if shown else None
             self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
+            health_pane = self.query_one(HealthPane)
+            health_pane.show_report(shown.health if shown else None, breakdown)
+            show_freshness(health_pane, "Health", self._note("health"))
             error_run = self.live.error_run
             older = any(run != error_run for _, run in self.live.section_runs)
             self.query_one(ErrorPane).show(self.live.error, kept_previous=older)
@@ -360,7 +370,7 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
     # ---- actions ----------------------------------------------------------------------------------
 
     def action_help(self) -> None:
-        self.push_screen(HelpScreen())
+        self.push_screen(HelpScreen(self.project_root))
 
     def action_reprofile(self) -> None:
         self.request_profile("key r")
@@ -426,6 +436,14 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
     def action_toggle_breakdown(self) -> None:
         self.breakdown_by = ROW_MODULE if self.breakdown_by == ROW_LINE else ROW_LINE
         self._render_report()
+
+    def action_toggle_health(self) -> None:
+        """The Health pane takes the run-time table's place (it shows each module's share of the time)."""
+        health = self.query_one(HealthPane)
+        health.display = not health.display
+        self.query_one(BreakdownTable).display = not health.display
+        if health.display:
+            health.focus()
 
     def action_toggle_log(self) -> None:
         log = self.query_one(LogPane)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from textual import work
 
+from skyline_tui.config import ProfileConfig
 from skyline_tui.history.commands import diff_text
 from skyline_tui.history.compare import RunComparison, compare_runs
 from skyline_tui.history.diff import diff_reports, label
@@ -23,6 +24,12 @@ from skyline_tui.tui.views.history_screen import (
 
 
 class HistoryActions:
+    # The app's, declared for the type checker (annotations only: nothing is set on the class).
+    entry: str
+    config: ProfileConfig
+    live: LiveState
+    current_run: int | None
+
     history: HistorySink | None
     comparison: RunComparison | None
     past_run: int | None  # the past run shown in the panes, None when they show the live one
@@ -44,7 +51,7 @@ class HistoryActions:
     def _record_in_history(self, report: Report) -> None:
         sink = self.history
         assert sink is not None
-        run_id = sink.record(report, self.config.to_dict())  # type: ignore[attr-defined]
+        run_id = sink.record(report, self.config.to_dict())
         comparison = sink.comparison(report, run_id) if report.error is None else None
         self.call_from_thread(self._history_compared, report, comparison)  # type: ignore[attr-defined]
 
@@ -59,7 +66,7 @@ class HistoryActions:
 
     def shown_comparison(self) -> RunComparison | None:
         """The comparison for what the panes show now (none for a past run, or an older report)."""
-        shown = self.live.shown  # type: ignore[attr-defined]
+        shown = self.live.shown
         if self.past_run is not None or shown is None or self._compared != (shown.entry_point, shown.created_at):
             return None
         return self.comparison
@@ -80,12 +87,12 @@ class HistoryActions:
         if not runs:
             self.notify("No recorded runs of this entry point yet.", timeout=3)  # type: ignore[attr-defined]
             return
-        screen = HistoryScreen(runs, f"History of {self.entry}", self.history.pinned)  # type: ignore[attr-defined]
+        screen = HistoryScreen(runs, f"History of {self.entry}", self.history.pinned)
         self.push_screen(screen, self._history_chosen)  # type: ignore[attr-defined]
 
     def _history_entry(self) -> str:
-        shown = self.live.shown  # type: ignore[attr-defined]
-        return shown.entry_point if shown is not None else str(self.entry)  # type: ignore[attr-defined]
+        shown = self.live.shown
+        return shown.entry_point if shown is not None else str(self.entry)
 
     def _history_chosen(self, choice: HistoryChoice) -> None:
         if choice is None or self.history is None:
@@ -102,16 +109,16 @@ class HistoryActions:
         assert self.history is not None
         report = self.history.report(run_id)
         if self._live_before_past is None:
-            self._live_before_past = self.live  # type: ignore[attr-defined]
+            self._live_before_past = self.live
         self.past_run = run_id
-        self.live = apply_report(LiveState(), self.current_run or 0, report)  # type: ignore[attr-defined]
+        self.live = apply_report(LiveState(), self.current_run or 0, report)
         self.sub_title = f"PAST RUN #{run_id} · {report.created_at or ''} · r re-profiles"  # type: ignore[attr-defined]
         self._render_report()  # type: ignore[attr-defined]
 
     def leave_past_run(self) -> None:
         """Back to the live run's panes (a new profile event, or r)."""
         if self._live_before_past is not None:
-            self.live = self._live_before_past  # type: ignore[attr-defined]
+            self.live = self._live_before_past
             self._live_before_past = None
         self.past_run = None
         self.sub_title = ""  # type: ignore[attr-defined]
@@ -132,7 +139,7 @@ class HistoryActions:
     def _pin_baseline(self, run_id: int) -> None:
         assert self.history is not None
         self.history.pinned = run_id
-        shown = self.live.shown  # type: ignore[attr-defined]
+        shown = self.live.shown
         if shown is not None and self.past_run is None and shown.throughput is not None:
             self.comparison = compare_runs(self.history.report(run_id), shown, run_id, pinned=True)
             self._compared = (shown.entry_point, shown.created_at)

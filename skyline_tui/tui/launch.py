@@ -33,6 +33,8 @@ def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bo
         return client
 
     def close_workers() -> None:
+        for client in clients:  # every worker stops at once; then wait for each (already going)
+            client.shutdown()
         for client in clients:
             client.close()
 

@@ -3,7 +3,8 @@
 Three layers, each testable on its own:
 
 - :func:`is_project_source` decides, from the path alone, whether a file is project code worth a
-  re-profile (``.py`` files outside ``.git``, ``__pycache__``, virtualenvs, and not editor droppings).
+  re-profile (``.py`` files outside ``.git``, ``__pycache__``, virtualenvs, and not editor droppings);
+  the walks that find folders to watch also skip any virtualenv and data folders (:func:`is_skipped_folder`).
 - :class:`SaveDebouncer` is a pure trailing-edge debouncer with the clock passed in: the paths noted
   during a burst come out together, once nothing new has been noted for ``quiet_s``.
 - :class:`ProjectWatcher` feeds watchdog's events into a debouncer on a thread of its own and, when a
@@ -25,15 +26,22 @@ import stat
 import threading
 import time
 from pathlib import PurePath
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
-DEFAULT_DEBOUNCE_S = 0.15
+# A save is a burst of events over a few milliseconds (write, or write a temp file and rename): 80 ms of
+# quiet ends it with room to spare, and every millisecond here is one the user waits for the first number.
+DEFAULT_DEBOUNCE_S = 0.08
 
 # Folders whose files are never the user's project code (or are written by running it).
 IGNORED_DIRS = frozenset({
     ".git", ".hg", ".svn", "__pycache__", ".venv", "venv", "site-packages", "dist-packages",
     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".tox", ".nox", ".ipynb_checkpoints", "node_modules",
+    ".skyline-tui", "wandb", "mlruns", "lightning_logs",
 })
+# Where training data usually lives: thousands of folders a root at the project's top would walk and watch.
+# Skipped unless they are Python packages (``data/__init__.py``: a loader module the model imports).
+DATA_DIRS = frozenset({"data", "datasets", "dataset"})
+VENV_MARKER = "pyvenv.cfg"  # a virtualenv by any name (env/, .env-3.11/) holds one at its top
 # Editor droppings that do end in .py: emacs lock files (symlinks named .#entry.py).
 EDITOR_TEMP_PREFIXES = (".#",)
 # Swap, backup and probe files: vim's .swp/.swx and "4913", "entry.py~" backups.  None ends in ".py",
@@ -76,23 +84,33 @@ def file_signature(path: str) -> Optional[Signature]:
     return (info.st_ino, info.st_size, info.st_mtime_ns)
 
 
+def is_skipped_folder(folder: str) -> bool:
+    """Whether the walk should not enter ``folder``: an ignored name, a virtualenv, or a data folder that is
+    not a Python package.  Looks at the disk (unlike ``is_project_folder``), so it runs once per folder."""
+    name = os.path.basename(folder)
+    if name in IGNORED_DIRS or os.path.exists(os.path.join(folder, VENV_MARKER)):
+        return True
+    return name in DATA_DIRS and not os.path.exists(os.path.join(folder, "__init__.py"))
+
+
+def _walk_project(top: str) -> Iterator[tuple[str, list[str]]]:
+    """(folder, file names) for ``top`` and each folder below it that is not skipped."""
+    for folder, subfolders, files in os.walk(top):
+        subfolders[:] = [name for name in subfolders if not is_skipped_folder(os.path.join(folder, name))]
+        yield folder, files
+
+
 def project_folders(top: str, root: str) -> list[str]:
     """``top`` and every folder below it that may hold project sources (ignored folders are not entered)."""
-    found: list[str] = []
-    if not is_project_folder(top, root):
-        return found
-    for folder, subfolders, _files in os.walk(top):
-        subfolders[:] = [name for name in subfolders if name not in IGNORED_DIRS]
-        if is_project_folder(folder, root):
-            found.append(folder)
-    return found
+    if not is_project_folder(top, root) or (top != root and is_skipped_folder(top)):
+        return []
+    return [folder for folder, _files in _walk_project(top) if is_project_folder(folder, root)]
 
 
 def project_sources(root: str) -> dict[str, Signature]:
     """The signature of every project source file under ``root`` (ignored folders are not entered)."""
     found: dict[str, Signature] = {}
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [name for name in subfolders if name not in IGNORED_DIRS]
+    for folder, files in _walk_project(root):
         for name in files:
             path = os.path.join(folder, name)
             if is_project_source(path, root):

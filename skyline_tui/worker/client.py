@@ -105,11 +105,12 @@ class WorkerClient:
         for target in targets:
             self._send(p.CancelRequest(run_id=target))
 
-    def close(self, timeout: float = 3.0) -> None:
-        """Stop the worker and every process it started.  Safe to call twice."""
+    def shutdown(self) -> None:
+        """Ask the worker to stop, without waiting for it: several workers then stop side by side, and
+        :meth:`close` only waits for what is left.  Safe to call twice."""
         with self._lock:
             self._closing = True
-            proc, fd = self._proc, self._requests_fd
+            fd = self._requests_fd
             self._requests_fd = None
         if fd is not None:
             try:
@@ -117,6 +118,11 @@ class WorkerClient:
             except OSError:
                 pass
             os.close(fd)  # EOF alone is enough for the worker to stop
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Stop the worker and every process it started, and wait for them.  Safe to call twice."""
+        self.shutdown()
+        proc = self._proc
         if proc is not None:
             try:
                 proc.wait(timeout=timeout)
@@ -200,10 +206,13 @@ def _describe_status(returncode: int) -> str:
 
 
 def profile_once(entry: str, root: Optional[str], config: ProfileConfig,
-                 on_event: Optional[EventHandler] = None, grace_s: float = 60.0) -> Report:
+                 on_event: Optional[EventHandler] = None, grace_s: float = 60.0,
+                 on_final: Optional[Callable[[Report], None]] = None) -> Report:
     """Profile one entry point in a fresh worker and return the final report (never raises for user errors).
 
     ``grace_s`` on top of the run's own timeout covers importing torch; past it the worker is killed.
+    ``on_final(report)`` is called in this thread as soon as the final report is in, before the worker is
+    shut down: the CLI writes the report there, so it is on disk while the worker is still exiting.
     """
     done = threading.Event()
     result: list[Report] = []
@@ -221,6 +230,9 @@ def profile_once(entry: str, root: Optional[str], config: ProfileConfig,
         client.start()
         client.submit(entry, root, config)
         timed_out = not done.wait(config.timeout_s + grace_s)
+        if not timed_out and on_final is not None:
+            on_final(result[0])
+            on_final = None
     finally:
         client.close(timeout=0.5 if timed_out else 3.0)
     done.wait(5.0)
@@ -228,4 +240,6 @@ def profile_once(entry: str, root: Optional[str], config: ProfileConfig,
     if timed_out:
         report = report.replace(error=ErrorInfo(
             kind="timeout", message=f"no result within {config.timeout_s + grace_s:g} s; the worker was stopped"))
+    if on_final is not None:  # no final report came before the time ran out: this one says why
+        on_final(report)
     return report

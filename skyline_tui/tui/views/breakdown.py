@@ -40,7 +40,8 @@ class BreakdownTable(SourceRowTable):
         track = (" ", style("track"))
         if not self.columns:
             self.add_column("where", key=self.LABEL_COLUMN)
-            self.add_column(Text.assemble((FORWARD_GLYPH, forward), "fwd ", (BACKWARD_GLYPH, backward), "bwd"), key="bar")
+            title = Text.assemble((FORWARD_GLYPH, forward), "fwd ", (BACKWARD_GLYPH, backward), "bwd")
+            self.add_column(title, key="bar")
             self.add_column(Text("time", justify="right"), key="ms")
             self.add_column(Text("%", justify="right"), key="share")
             self.add_column("code", key="detail")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Optional
+
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,6 +28,7 @@ KEYS = (
     ("Views", (
         ("m", "run time per line ⇄ per module"),
         ("l", "show / hide the output of your code"),
+        ("H", "health per layer ⇄ run time (enter: its line; e: first NaN)"),
         ("e", "jump to the error's line"),
         ("h", "history: past runs (enter show · d diff vs latest · b pin as Δ baseline)"),
         ("r", "re-profile now"),
@@ -38,6 +42,11 @@ KEYS = (
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
+    def __init__(self, project_root: Optional[Path] = None) -> None:
+        super().__init__()
+        self.project_root = project_root  # what is watched and counted as project code: worth a look
+
+
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
@@ -50,6 +59,8 @@ class HelpScreen(ModalScreen[None]):
                 table.add_row(key, what)
         with VerticalScroll(id="help-box"):
             yield Static(table)
+            if self.project_root is not None:
+                yield Static(f"\nproject root: {self.project_root}", id="help-root", markup=False)
 
     def on_mount(self) -> None:
         box = self.query_one("#help-box")

@@ -53,7 +53,8 @@ class _SummaryRenderable:
         grid.add_column(no_wrap=True, overflow="ellipsis")
         capacity = memory.capacity_bytes
         grid.add_row("peak", self._gauge(memory.peak_bytes, capacity, gauge_width, styles["used"]),
-                     Text.assemble(fmt.size(memory.peak_bytes), (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"])))
+                     Text.assemble(fmt.size(memory.peak_bytes),
+                                   (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"])))
         if self.change is not None:
             grid.add_row("change", "", change_text(self.change, styles["better"], styles["worse"], styles["muted"],
                                                    self.against))
@@ -61,7 +62,10 @@ class _SummaryRenderable:
         if target is not None and not target.measured:
             fits = target.fits is not False
             style = styles["predicted"] if fits else styles["overflow"]
-            verdict = ("✓ fits", styles["fits"]) if target.fits else (("✗ does not fit", styles["overflow"]) if target.fits is False else ("?", styles["muted"]))
+            if target.fits is None:
+                verdict = ("?", styles["muted"])
+            else:
+                verdict = ("✓ fits", styles["fits"]) if target.fits else ("✗ does not fit", styles["overflow"])
             grid.add_row(f"at {target.batch_size}", self._gauge(target.peak_bytes, capacity, gauge_width, style),
                          Text.assemble((fmt.size(target.peak_bytes), style), " ", verdict))
         # Parts that overlap in time add up past the peak: the bar then spans their sum, and says so.

@@ -2,8 +2,8 @@
 
 A Line API widget (only the visible lines are rendered).  A file opens at once as plain text and is
 lexed into per-line tokens on a thread (Pygments needs ~0.15 s to compile its Python lexer and ~0.15 s
-per 1,000 lines on a slow machine), then repainted in colour; lexed files are cached until they change.  Token colours come from component
-classes in the .tcss, so themes and NO_COLOR apply to code like everything else.
+per 1,000 lines on a slow machine), then repainted in colour; lexed files are cached until they change.
+Token colours come from component classes in the .tcss, so themes and NO_COLOR apply to code like everything else.
 """
 
 from __future__ import annotations

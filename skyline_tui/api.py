@@ -1,0 +1,66 @@
+"""The Python API: ``skyline_tui.profile("entry.py")`` runs the same profile as ``skyline-tui --json``.
+
+The run happens in the worker subprocess (torch is imported there, not here), and the result is the
+:class:`~skyline_tui.report.Report` dataclass the JSON comes from.  A failure in the user's code, a
+timeout or a crash comes back in ``report.error``; only a mistake in the call itself (an unreadable
+budget, a missing baseline file, an unknown option) raises, before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+from skyline_tui.checks import prepare_checks
+from skyline_tui.config import ProfileConfig
+from skyline_tui.report import Report
+
+
+def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, root: Optional[str] = None,
+            breakdown: bool = True, memory: bool = True, predictions: bool = True,
+            timeout_s: Optional[float] = None, throughput_budget_s: Optional[float] = None,
+            predictions_budget_s: Optional[float] = None, budgets: Sequence[str] = (),
+            baseline: Optional[str] = None, max_regression_pct: Optional[float] = None,
+            trace: Optional[str | os.PathLike[str]] = None, config: Optional[ProfileConfig] = None) -> Report:
+    """Profile ``entry`` once and return its report.
+
+    The options mirror the command line: ``predictions=False`` is ``--no-predictions``, ``timeout_s`` is
+    ``--timeout``, ``budgets=["iteration_ms > 50ms"]`` are ``--fail-if`` expressions (their results are in
+    ``report.budgets``), ``baseline``/``max_regression_pct`` are ``--baseline``/``--max-regression`` (a report file or a
+    history run id)
+    (``report.baseline``), ``trace`` is ``--trace``.  ``config`` starts from a given
+    :class:`~skyline_tui.config.ProfileConfig` (e.g. ``ProfileConfig.quick()``) instead of the defaults.
+    Raises ``ValueError`` for an unreadable budget or baseline; never for a failure of the profiled code.
+    """
+    changes: dict[str, object] = {"breakdown": breakdown, "memory": memory, "predictions": predictions}
+    for name, value in (("batch_size", batch_size), ("timeout_s", timeout_s),
+                        ("throughput_budget_s", throughput_budget_s), ("predictions_budget_s", predictions_budget_s)):
+        if value is not None:
+            changes[name] = value
+    if trace is not None:
+        changes["trace_path"] = os.path.abspath(trace)  # the run child works in the project's folder
+    run_config = (config or ProfileConfig()).replace(**changes)
+    checks = prepare_checks(run_config, budgets, baseline, max_regression_pct,
+                            history_path=_history_to_read(os.fspath(entry), root) if baseline else None)
+    return checks.apply(_profile_or_error(os.fspath(entry), root, run_config))
+
+
+def _history_to_read(entry: str, root: Optional[str]) -> Optional[Path]:
+    """Where ``baseline=RUN_ID`` is looked up: the project's history store (or $SKYLINE_TUI_HISTORY)."""
+    from skyline_tui.history import resolve_history_path
+
+    return resolve_history_path(None, False, root or os.path.dirname(os.path.abspath(entry)))
+
+
+def _profile_or_error(entry: str, root: Optional[str], config: ProfileConfig) -> Report:
+    from skyline_tui.profiler.entry import resolve_paths  # torch-free
+    from skyline_tui.profiler.errors import ProfileError
+    from skyline_tui.worker.client import profile_once
+
+    try:
+        resolve_paths(entry, root)
+    except ProfileError as exc:
+        return Report(entry_point=entry, project_root=root or "", error=exc.info)
+    return profile_once(entry, root, config)
+

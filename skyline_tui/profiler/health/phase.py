@@ -1,0 +1,119 @@
+"""The health phase: K training iterations from a fresh model, per-layer signals, flags.
+
+The entry's providers are called again (a new model, its optimizer, new inputs) under a fixed seed, as
+training would begin, so the numbers depend neither on how many iterations the timing phases ran nor on
+the run: the same seed rebuilds the same model to replay an iteration that went non-finite.  The seed is
+set inside ``torch.random.fork_rng``, so the phases after this one draw the random numbers they would
+have drawn without it; the hooks sit on the fresh model only and are removed on the way out.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
+
+import torch
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler.health.flags import module_flags, summarize
+from skyline_tui.profiler.health.nonfinite import locate
+from skyline_tui.profiler.health.publisher import (
+    BUILTIN_METRICS,
+    IterationValues,
+    Publisher,
+)
+from skyline_tui.profiler.health.subscribers import SubscriberSet, load_subscribers
+from skyline_tui.profiler.workload import Workload, load_workload
+from skyline_tui.report import Health, HealthFlag, ModuleHealth, NonFinite, Report
+
+HEALTH_SEED = 0
+
+
+@contextmanager
+def seeded(device: torch.device) -> Iterator[None]:
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] \
+        if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(HEALTH_SEED)
+        yield
+
+
+def measure_health(work: Workload, config: ProfileConfig, report: Optional[Report] = None) -> Health:
+    subscribers = work.run_user(lambda: load_subscribers(work.entry), "skyline_health_subscribers")
+    with seeded(work.device):
+        # The same knobs as the profiled workload (a sweep's trial); never recompiled: hooks need the module.
+        fresh = load_workload(work.entry, work.batch_size, config.replace(compile=False))
+        try:
+            return work.run_user(lambda: _run(fresh, config, subscribers), "iteration")
+        finally:
+            del fresh
+            gc.collect()
+            if work.device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> Health:
+    publisher = Publisher(fresh.model, fresh.entry.files, subscribers.wanted_kinds)
+    history: list[IterationValues] = []
+    custom: list[dict[str, dict[str, Optional[float]]]] = []
+    deadline = time.perf_counter() + config.health_budget_s
+    non_finite_at: Optional[int] = None
+    with publisher:
+        for i in range(max(1, config.health_iterations)):
+            if i > 0 and time.perf_counter() > deadline:
+                break
+            publisher.start_iteration()
+            publisher.run(fresh.run)
+            values = publisher.end_iteration()
+            history.append(values)
+            custom.append({path: subscribers.compute(path, module, publisher.held.get(path, {}))
+                           for path, module in publisher.modules})
+            publisher.held = {}
+            if not publisher.outside_finite or _any_non_finite(values):
+                non_finite_at = i  # what follows a NaN is NaN: stop here, and find where it came from
+                break
+    non_finite = _locate(fresh, non_finite_at, config) if non_finite_at is not None else None
+    return Health(iterations=len(history), modules=_modules(publisher, history, custom, subscribers, non_finite),
+                  non_finite=non_finite, errors=tuple(subscribers.errors))
+
+
+def _any_non_finite(values: IterationValues) -> bool:
+    return any(v != v or v in (float("inf"), float("-inf")) for metrics in values.values() for v in metrics.values())
+
+
+def _locate(fresh: Workload, iteration: int, config: ProfileConfig) -> NonFinite:
+    """Rebuild from the same seed, run up to ``iteration`` plainly, then that one under the checks."""
+    with seeded(fresh.device):
+        replay = load_workload(fresh.entry, fresh.batch_size, config.replace(compile=False))
+        for _ in range(iteration):
+            replay.run()
+        found = locate(replay.model, replay.run, fresh.entry.files, iteration)
+    if found is not None:
+        return found
+    return NonFinite(module=None, phase="forward", file=None, line=None, iteration=iteration,
+                     message="a NaN/Inf appeared, but not again when the iteration was replayed "
+                             "(non-deterministic code?)")
+
+
+def _modules(publisher: Publisher, history: list[IterationValues], custom: list[dict[str, Any]],
+             subscribers: SubscriberSet, non_finite: Optional[NonFinite]) -> tuple[ModuleHealth, ...]:
+    names = sorted(subscribers.series_names())
+    rows = []
+    for path, module in publisher.modules:
+        metrics = {}
+        for name in BUILTIN_METRICS:
+            if any(name in it[path] for it in history):
+                metrics[name] = summarize([it[path].get(name) for it in history])
+        for name in names:
+            if any(it[path].get(name) is not None for it in custom):
+                metrics[name] = summarize([it[path].get(name) for it in custom])
+        flags = module_flags(metrics, has_parameters=bool(publisher.params[path]))
+        if non_finite is not None and non_finite.module == path:
+            flags.append(HealthFlag("non_finite", f"first NaN/Inf here ({non_finite.phase}, iteration "
+                                                  f"{non_finite.iteration}): {non_finite.message}"))
+        site = publisher.call_sites.get(path)
+        rows.append(ModuleHealth(module=path, type=type(module).__name__, file=site[0] if site else None,
+                                 line=site[1] if site else None, metrics=metrics, flags=tuple(flags)))
+    return tuple(rows)

@@ -1,0 +1,64 @@
+"""The Health pane's rows, computed from a report without Textual (and without torch).
+
+Each watched module with its share of the iteration's run time (from the breakdown's module tree, when
+there is one) beside its health: the main metric's series for a sparkline, and its flags.  Flagged modules
+come first, the costliest first among equals: an expensive layer that is not learning tops the list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from skyline_tui.report import Breakdown, Health
+
+MAIN_METRIC = "update_to_weight"
+FALLBACK_METRIC = "activation_std"  # modules without weights (activations, pooling)
+
+
+@dataclass(frozen=True)
+class HealthRow:
+    key: str
+    module: str  # dotted path ("(root)" for the model itself)
+    type: str
+    file: Optional[str]
+    line: Optional[int]
+    share: Optional[float]  # of the profiled iteration, forward + backward; None without a breakdown
+    metric: Optional[str]  # the metric the sparkline shows
+    series: tuple[float, ...]  # its finite values, in iteration order
+    last: Optional[float]
+    flags: tuple[str, ...]  # flag kinds
+    messages: tuple[str, ...]  # their one-line explanations
+
+
+def module_shares(breakdown: Optional[Breakdown]) -> dict[str, float]:
+    if breakdown is None or breakdown.profiled_iteration_ms <= 0:
+        return {}
+    total = breakdown.profiled_iteration_ms
+    return {m.path: (m.forward_ms + m.backward_ms) / total for m in breakdown.modules}
+
+
+def health_rows(health: Health, breakdown: Optional[Breakdown] = None) -> list[HealthRow]:
+    shares = module_shares(breakdown)
+    rows = []
+    for order, module in enumerate(health.modules):
+        metric = MAIN_METRIC if MAIN_METRIC in module.metrics else (
+            FALLBACK_METRIC if FALLBACK_METRIC in module.metrics else None)
+        series = module.metrics[metric] if metric is not None else None
+        rows.append((order, HealthRow(
+            key=module.module or "(root)", module=module.module or "(root)", type=module.type, file=module.file,
+            line=module.line, share=shares.get(module.module), metric=metric,
+            series=tuple(v for v in series.series if v is not None) if series else (),
+            last=series.last if series else None, flags=tuple(f.kind for f in module.flags),
+            messages=tuple(f.message for f in module.flags))))
+    rows.sort(key=lambda item: (not item[1].flags, -(item[1].share or 0.0), item[0]))
+    return [row for _, row in rows]
+
+
+def non_finite_banner(health: Health) -> Optional[str]:
+    found = health.non_finite
+    if found is None:
+        return None
+    where = f"{found.file}:{found.line}" if found.file and found.line else "an unknown line"
+    module = f" in {found.module or '(root)'}" if found.module is not None else ""
+    return f"NaN/Inf first at {where}{module} ({found.phase}, iteration {found.iteration}): {found.message}"

@@ -1,0 +1,98 @@
+"""The Health pane: per layer, its share of the run time beside a sparkline of its main metric and flags.
+
+Renders rows computed by ``skyline_tui.tui.health_rows``; nothing is computed here.  ``j``/``k`` move,
+``enter`` jumps the source pane to the highlighted module's line, ``e`` to the first NaN/Inf's line.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.widgets import Label, Sparkline, Static
+
+from skyline_tui.report import Breakdown, Health
+from skyline_tui.tui.health_rows import HealthRow, health_rows, non_finite_banner
+from skyline_tui.tui.views.messages import JumpToSource
+
+
+class HealthRowView(Horizontal):
+    def __init__(self, row: HealthRow, cursor: bool = False) -> None:
+        super().__init__(classes="health-row" + (" -flagged" if row.flags else "") + (" -cursor" if cursor else ""))
+        self.row = row
+
+    def compose(self):  # type: ignore[no-untyped-def]
+        row = self.row
+        share = f"{100 * row.share:3.0f}%" if row.share is not None else "  – "
+        yield Label(row.module, classes="health-module")
+        yield Label(share, classes="health-share")
+        yield Sparkline(list(row.series) or [0.0], classes="health-spark")
+        last = f"{row.last:.1e}" if row.last is not None else "–"
+        yield Label(last, classes="health-last")
+        yield Label(" ".join(row.flags) or "ok", classes="health-flags")
+
+
+class HealthPane(VerticalScroll, can_focus=True):
+    BINDINGS = [
+        Binding("j,down", "move(1)", "Down", show=False),
+        Binding("k,up", "move(-1)", "Up", show=False),
+        Binding("enter", "jump", "Jump to line", show=False),
+        Binding("e", "jump_non_finite", "NaN line", show=False),
+    ]
+
+    def __init__(self, *, id: Optional[str] = None) -> None:
+        super().__init__(id=id)
+        self.rows: list[HealthRow] = []
+        self.cursor = 0
+        self.banner: Optional[str] = None
+        self._banner_at: tuple[Optional[str], Optional[int]] = (None, None)
+
+    def show_report(self, health: Optional[Health], breakdown: Optional[Breakdown]) -> None:
+        if health is None:
+            self.show(None)
+            return
+        found = health.non_finite
+        self.show(health_rows(health, breakdown), non_finite_banner(health),
+                  (found.file, found.line) if found is not None else (None, None),
+                  tuple(f"{e.subscriber}: {e.message}" + (f" ({e.file}:{e.line})" if e.file else "")
+                        for e in health.errors))
+
+    def show(self, rows: Optional[list[HealthRow]], banner: Optional[str] = None,
+             banner_at: tuple[Optional[str], Optional[int]] = (None, None), errors: tuple[str, ...] = ()) -> None:
+        """Replace the rows (None: not measured), the non-finite banner and the subscribers' errors."""
+        self.rows = rows or []
+        self.banner, self._banner_at = banner, banner_at
+        self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
+        with self.app.batch_update():
+            self.remove_children()
+            widgets: list[Static | HealthRowView] = []
+            if banner:
+                widgets.append(Static(banner, classes="health-banner"))
+            widgets += [Static(f"metric error: {text}", classes="health-error") for text in errors]
+            if rows is None:
+                widgets.append(Static("not measured", classes="health-empty"))
+            widgets += [HealthRowView(row, cursor=i == self.cursor) for i, row in enumerate(self.rows)]
+            self.mount_all(widgets)
+
+    def _row_views(self) -> list[HealthRowView]:
+        return list(self.query(HealthRowView))
+
+    def _mark_cursor(self) -> None:
+        for i, view in enumerate(self._row_views()):
+            view.set_class(i == self.cursor, "-cursor")
+
+    def action_move(self, step: int) -> None:
+        if self.rows:
+            self.cursor = max(0, min(len(self.rows) - 1, self.cursor + step))
+            self._mark_cursor()
+
+    def action_jump(self) -> None:
+        if self.rows:
+            row = self.rows[self.cursor]
+            self.post_message(JumpToSource(row.file, row.line))
+
+    def action_jump_non_finite(self) -> None:
+        file, line = self._banner_at
+        if file is not None:
+            self.post_message(JumpToSource(file, line))

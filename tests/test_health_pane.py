@@ -1,0 +1,62 @@
+"""The Health pane: rows from a hand-written health section beside the MLP fixture's breakdown."""
+
+from __future__ import annotations
+
+from app_support import finished, load_report, make_app, text_of, wait_until
+from skyline_tui.report import Health, HealthError, HealthFlag, MetricSeries, ModuleHealth, NonFinite
+from skyline_tui.tui.health_rows import health_rows, non_finite_banner
+
+MLP = load_report("mlp_cpu")  # breakdown: iteration 21.4 ms; fc1 1.31 + 2.35, fc2 3.85 + 7.9, fc3 0.21 + 0.26
+
+
+def series(*values: float) -> MetricSeries:
+    return MetricSeries(last=values[-1], median=sorted(values)[len(values) // 2], series=values)
+
+
+HEALTH = Health(
+    iterations=3,
+    modules=(
+        ModuleHealth("fc1", "Linear", "entry.py", 19, {"update_to_weight": series(1e-3, 2e-3, 3e-3)}),
+        ModuleHealth("fc2", "Linear", "entry.py", 20, {"update_to_weight": series(1e-3, 1e-3, 1e-3)}),
+        ModuleHealth("fc3", "Linear", "entry.py", 21, {"update_to_weight": series(0.5, 0.4, 0.3)},
+                     (HealthFlag("update_ratio_high", "lower this layer's learning rate"),)),
+    ),
+    non_finite=NonFinite(module=None, phase="forward", file="entry.py", line=37, iteration=2, message="log"),
+    errors=(HealthError("broken", "ValueError: no", "metrics.py", 4),),
+)
+
+
+def test_flagged_modules_come_first_then_the_costliest_with_their_share_of_the_iteration():
+    rows = health_rows(HEALTH, MLP.breakdown)
+    assert [row.module for row in rows] == ["fc3", "fc2", "fc1"]
+    shares = {row.module: row.share for row in rows}
+    assert shares["fc2"] == (3.85 + 7.9) / 21.4
+    assert shares["fc3"] == (0.21 + 0.26) / 21.4
+    assert rows[0].series == (0.5, 0.4, 0.3) and rows[0].flags == ("update_ratio_high",)
+    assert health_rows(HEALTH)[0].share is None  # no breakdown: no share, still a row
+
+
+def test_the_banner_names_the_line_phase_and_iteration():
+    assert non_finite_banner(HEALTH) == "NaN/Inf first at entry.py:37 (forward, iteration 2): log"
+
+
+async def test_h_shows_the_pane_enter_jumps_to_the_module_line_and_e_to_the_nan():
+    from skyline_tui.tui.views.breakdown import BreakdownTable
+    from skyline_tui.tui.views.health import HealthPane
+    from skyline_tui.tui.views.source import SourceView
+
+    app, _ = make_app([(MLP.replace(health=HEALTH), True)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        pane = app.query_one(HealthPane)
+        assert not pane.display
+        await pilot.press("H")
+        await wait_until(pilot, lambda: pane.display and not app.query_one(BreakdownTable).display)
+        shown = "\n".join(text_of(widget) for widget in pane.query("Static"))  # Labels are Statics
+        assert shown.index("fc3") < shown.index("fc2") < shown.index("fc1")
+        assert "update_ratio_high" in shown and "NaN/Inf first at entry.py:37" in shown and "broken" in shown
+        source = app.query_one(SourceView)
+        await pilot.press("j", "enter")  # second row: fc2, called at entry.py:20
+        await wait_until(pilot, lambda: source.cursor == 20)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: source.cursor == 37)
