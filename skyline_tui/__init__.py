@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-__version__ = "0.1.0"
-TOOL_NAME = "skyline-tui"
+from skyline_tui.version import TOOL_NAME, __version__
+
 __all__ = ["profile", "Report", "__version__"]
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
-from skyline_tui import __version__
+from skyline_tui.version import __version__
 from skyline_tui.checks import CheckError, RunChecks, prepare_checks
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report

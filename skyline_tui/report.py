@@ -50,7 +50,10 @@ class ToolInfo:
 class DeviceInfo:
     type: str  # "cpu" | "cuda"
     name: str
-    memory_capacity_bytes: Optional[int]
+    memory_capacity_bytes: Optional[int]  # the device's total memory (see MemoryBreakdown.capacity_bytes)
+    # CUDA: the device's UUID as torch reports it ("GPU-…" or, under MIG, "MIG-…"); a status bar finds the
+    # same GPU in NVML by it (NVML counts in PCI order and ignores CUDA_VISIBLE_DEVICES).
+    uuid: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,12 @@ class MemoryBreakdown:
     # not all alive at one moment (backward frees activations as it makes gradients).  Always
     # peak = weights + gradients + optimizer state + activations + other - overlap.
     overlap_bytes: int = 0
+    # What capacity_bytes is: on CUDA what this process can get (free + held by torch's allocator), not
+    # the device's total.  "" in reports written before it was recorded.
+    capacity_source: str = ""
+    # CUDA only: the caching allocator's reserved peak over the measured iteration (torch.cuda.
+    # max_memory_reserved), i.e. peak_bytes plus fragmentation and cached blocks.
+    reserved_peak_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +172,11 @@ class Predictions:
     predicted_max_samples_per_second: Optional[float]
     max_batch_size: Optional[int]  # the largest batch predicted (or known) to fit in device memory
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
+    # The memory max_batch_size was decided against (on CUDA: free + held by torch at the start of the
+    # predictions), the share of it kept free, and the rule in words.
+    capacity_bytes: Optional[int] = None
+    memory_headroom: float = 0.0
+    fits_rule: str = ""
 
 
 # Health flags (HealthFlag.kind), each a sign that a layer is not learning.
@@ -317,7 +331,7 @@ class ReportFormatError(ValueError):
 
 
 def _tool_info() -> ToolInfo:
-    from skyline_tui import TOOL_NAME, __version__
+    from skyline_tui.version import TOOL_NAME, __version__
 
     return ToolInfo(name=TOOL_NAME, version=__version__)
 

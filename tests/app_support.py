@@ -89,8 +89,10 @@ class FakeSourceFactory:
 class FakeGpu:
     def __init__(self, sample: GpuSample | None = None) -> None:
         self._sample = sample if sample is not None else GpuSample()
+        self.uuids: list[Optional[str]] = []  # the UUID of every sample asked for
 
-    def sample(self) -> GpuSample:
+    def sample(self, uuid: Optional[str] = None) -> GpuSample:
+        self.uuids.append(uuid)
         return self._sample
 
     def take_problem(self) -> Optional[str]:

@@ -240,10 +240,10 @@ def test_nvml_readings_and_an_unsupported_field_is_none():
     assert sample.memory_total_bytes == 140 << 30 and sample.temperature_c is None
 
 
-def test_a_missing_gpu_index_is_not_available():
-    monitor = GpuMonitor(index=3, nvml_loader=fake_nvml)
-    assert monitor.sample() is NOT_AVAILABLE
-    assert "no GPU 3" in monitor.take_problem()
+def test_a_gpu_nvml_does_not_know_is_not_available():
+    monitor = GpuMonitor(nvml_loader=fake_nvml)  # its one GPU has no UUID to match
+    assert monitor.sample("0c6f1c3e-0000-0000-0000-000000000003") is NOT_AVAILABLE
+    assert "0c6f1c3e-0000-0000-0000-000000000003" in monitor.take_problem()
 
 
 def test_the_real_pynvml_never_raises_here():

@@ -26,10 +26,12 @@ Times come from a ``HostClock`` (``perf_counter_ns``; CPU work is synchronous) o
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import threading
 import time
 from collections import defaultdict
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
@@ -89,36 +91,80 @@ class HostClock:
         pass
 
 
+class EventPool:
+    """Reusable objects (CUDA events) for one device, safe to share between the two threads autograd uses
+    (the caller's, and the device's backward thread, where node hooks run).  ``take`` never checks and
+    then pops: between the two, the other thread may have emptied the pool."""
+
+    def __init__(self, make: Callable[[], Any]):
+        self._make = make
+        self._free: list[Any] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> Any:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+        return self._make()  # outside the lock: creating an event costs microseconds
+
+    def give_back(self, items: Iterable[Any]) -> None:
+        with self._lock:
+            self._free.extend(items)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._free)
+
+
+# One pool per CUDA device index: an event belongs to the device it was first recorded on, and recording
+# it on another device's stream is an error (inside an autograd hook, an error in the user's backward).
+_EVENT_POOLS: dict[int, EventPool] = {}
+_EVENT_POOLS_LOCK = threading.Lock()
+
+
+def event_pool(device_index: int) -> EventPool:
+    with _EVENT_POOLS_LOCK:
+        pool = _EVENT_POOLS.get(device_index)
+        if pool is None:
+            pool = _EVENT_POOLS[device_index] = EventPool(lambda: torch.cuda.Event(enable_timing=True))
+        return pool
+
+
+def cuda_device_index(device: torch.device) -> int:
+    """``cuda`` without an index means the current device."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
 class CudaEventClock:
-    """Kernels run asynchronously: bracket each call with events on the current stream, read them after
-    one synchronisation per iteration.  Events are pooled because creating one costs microseconds."""
+    """Kernels run asynchronously: bracket each call with events on the model's device's current stream,
+    read them after one synchronisation of that device per iteration.  Explicitly that device: backward
+    hooks run on autograd's thread for the device, and the caller's current device may be another GPU.
+    Events are pooled (per device) because creating one costs microseconds."""
 
     def __init__(self, ledger: Ledger, device: torch.device):
         self._ledger = ledger
-        self._device = device
-        self._pool: list[Any] = []
-        self._pending: list[tuple[Any, Any, ChargeKey]] = []
+        self._device = torch.device("cuda", cuda_device_index(device))
+        self._pool = event_pool(self._device.index or 0)
+        self._pending: list[tuple[Any, Any, ChargeKey]] = []  # list.append is atomic: both threads add
 
-    def _event(self) -> Any:
-        return self._pool.pop() if self._pool else torch.cuda.Event(enable_timing=True)
-
-    def start(self) -> Any:
-        event = self._event()
-        event.record()
+    def _recorded(self) -> Any:
+        event = self._pool.take()
+        event.record(torch.cuda.current_stream(self._device))
         return event
 
+    def start(self) -> Any:
+        return self._recorded()
+
     def stop(self, started: Any, key: ChargeKey) -> None:
-        end = self._event()
-        end.record()
-        self._pending.append((started, end, key))
+        self._pending.append((started, self._recorded(), key))
 
     def flush(self) -> None:
+        pending, self._pending = self._pending, []
+        # If this raises (a sticky CUDA error) the pending events are dropped with it, not reused.
         torch.cuda.synchronize(self._device)
-        for start, end, key in self._pending:
+        for start, end, key in pending:
             self._ledger.add(key, start.elapsed_time(end))
-            self._pool.append(start)
-            self._pool.append(end)
-        self._pending.clear()
+        self._pool.give_back(event for start, end, _ in pending for event in (start, end))
 
 
 class ModuleTracker:
@@ -305,6 +351,12 @@ class _CustomFunctions:
 
 def clock_for(device: torch.device, ledger: Ledger) -> Any:
     return CudaEventClock(ledger, device) if device.type == "cuda" else HostClock(ledger)
+
+
+def on_device(device: torch.device) -> Any:
+    """A context that makes ``device`` current for the iteration (so the user's ``torch.cuda.*`` calls
+    without a device, and new CUDA tensors, go to the model's GPU, not to GPU 0); a no-op off CUDA."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def module_parent(path: str) -> Optional[str]:

@@ -11,10 +11,14 @@ it must agree with the throughput pane.
 Never past device memory:
 
 - before a batch is tried, its peak is predicted (from the memory fit, or proportionally from the one
-  point measured so far) and a batch predicted to need more than 90 % of the device is never attempted;
+  point measured so far) and a batch predicted to need more than 90 % of the capacity is never attempted
+  (on CUDA the capacity is what this process can get: free memory + what torch already holds);
+- ``max_batch_size`` is the largest batch whose fitted peak fits the capacity less a stated headroom on
+  CUDA (``Predictions.fits_rule`` says which rule was used);
 - an out-of-memory error is recovered from (tensors dropped, ``gc``, ``torch.cuda.empty_cache``), recorded
-  as ``oom_batch_size``, bounds ``max_batch_size``, drops every larger candidate, and the range between the
-  largest batch that ran and the one that failed is bisected while the budget lasts.
+  as ``oom_batch_size``, drops every larger candidate, and the range between the largest batch that ran
+  and the one that failed is bisected while the budget lasts; ``max_batch_size`` is then the largest
+  batch that ran (the fit was wrong about the failing one, so it is not trusted near it).
 
 A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch whose predicted cost does
 not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
@@ -48,6 +52,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second,
                               points_off_the_line)
 from skyline_tui.profiler.errors import ProfileError, is_oom
+from skyline_tui.profiler.memory import memory_capacity
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
 from skyline_tui.profiler.workload import Workload
@@ -60,6 +65,10 @@ MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last g
 # Batches are attempted only when predicted to need at most this share of the capacity: the peak counts
 # tensors, not the CUDA context or fragmentation, and on CPU running out means the kernel's OOM killer.
 ATTEMPT_FRACTION = 0.9
+# The share of CUDA capacity max_batch_size keeps free: the fitted peak is max_memory_allocated, which
+# leaves out the caching allocator's fragmentation and cached blocks (reserved minus allocated).  CPU
+# peaks are the allocator's own events against system RAM: no headroom.
+CUDA_HEADROOM = 0.10
 MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
 # A line through 3 points has one degree of freedom left to show a bend; with 4 a curve is plain to see.
@@ -92,7 +101,9 @@ class _Sampler:
         self.config = config
         self.report = report
         self.measure_peak = measure_peak
-        self.capacity = report.device.memory_capacity_bytes if report.device is not None else None
+        self.capacity, capacity_source = _capacity(work, report)
+        self.headroom = CUDA_HEADROOM if work.device.type == "cuda" else 0.0
+        self.fits_rule = _fits_rule(self.headroom, capacity_source)
         self.deadline = time.monotonic() + max(0.0, config.predictions_budget_s)
         self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
@@ -351,23 +362,42 @@ class _Sampler:
             predicted_max_samples_per_second=max_samples_per_second(time_fit, max_batch_size),
             max_batch_size=max_batch_size,
             oom_batch_size=self.oom,
+            capacity_bytes=self.capacity,
+            memory_headroom=self.headroom,
+            fits_rule=self.fits_rule,
         )
 
     def _max_batch_size(self, memory_fit: Optional[LinearFit]) -> Optional[int]:
-        limit = None if self.oom is None else self.oom - 1
-        ran = [b for b in self.samples if limit is None or b <= limit]
-        largest_ran = max(ran) if ran else None
-        predicted = largest_batch_that_fits(memory_fit, self.capacity, limit)
-        if predicted is None:
-            # No memory model: an OOM still tells us the largest batch known to run.
-            return largest_ran if self.oom is not None else None
-        if largest_ran is not None:
-            predicted = max(predicted, largest_ran)  # it ran, so it fits whatever the fit says
+        if self.oom is not None:
+            # The fit said the failing batch would fit (it was attempted): between the largest batch that
+            # ran and that one, the fit has been proven wrong.  Only a measurement is trusted there.
+            ran = [b for b in self.samples if b < self.oom]
+            return max(ran) if ran else None
+        usable = None if self.capacity is None else self.capacity * (1.0 - self.headroom)
+        predicted = largest_batch_that_fits(memory_fit, usable)
+        if predicted is not None and self.samples:
+            predicted = max(predicted, max(self.samples))  # it ran, so it fits whatever the fit says
         return predicted
 
 
 def _standard_error(stdev_ms: float, count: int) -> float:
     return stdev_ms / count ** 0.5 if count > 0 else 0.0
+
+
+def _capacity(work: Workload, report: Report) -> tuple[Optional[int], str]:
+    """On CUDA what this process can get now (free + torch's reserve); elsewhere the report's device."""
+    if work.device.type == "cuda":
+        return memory_capacity(work.device)
+    capacity = report.device.memory_capacity_bytes if report.device is not None else None
+    return capacity, "system RAM"
+
+
+def _fits_rule(headroom: float, capacity_source: str) -> str:
+    share = f"{100 * (1 - headroom):g} % of " if headroom else ""
+    kept = (f" ({100 * headroom:g} % kept free for the caching allocator's fragmentation and cached blocks, "
+            "which max_memory_allocated leaves out)" if headroom else "")
+    return (f"the largest batch whose fitted peak is at most {share}the capacity: {capacity_source}{kept}; "
+            "after an out-of-memory error, the largest batch that ran below it")
 
 
 def _is_oom_error(exc: BaseException) -> bool:

@@ -14,6 +14,7 @@ Module times are a second view of the same line charges (each call also names th
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any, Callable, Optional
 
@@ -21,7 +22,8 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTIMIZER, LineAttributionMode, Ledger,
-                                              ModuleTracker, charge_totals, clock_for, module_parent)
+                                              ModuleTracker, charge_totals, clock_for, module_parent,
+                                              on_device)
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
 from skyline_tui.profiler.workload import Workload
@@ -98,20 +100,31 @@ class InstrumentedIterations:
 
     def _one_iteration(self) -> None:
         work, clock = self.work, self.clock
-        started = clock.start()
         try:
-            with self.mode:
+            with on_device(work.device):
+                started = clock.start()
                 try:
-                    work.iteration(*work.inputs)
-                finally:
-                    self._leave_steps()
+                    with self.mode:
+                        try:
+                            work.iteration(*work.inputs)
+                        finally:
+                            self._leave_steps()
+                except BaseException:
+                    # After a sticky CUDA error (a device-side assert...) every CUDA call fails again,
+                    # the flush's synchronise included: the user's error is the one to report.
+                    with contextlib.suppress(Exception):
+                        self._end_iteration(started)
+                    raise
+                self._end_iteration(started)
         finally:
-            clock.stop(started, (ITERATION, None, None))
-            clock.flush()
             # Per-iteration state: autograd nodes die with the iteration; an exception may leave the
             # module stack or the optimizer flag unbalanced.
             self.mode.reset()
             self.modules.reset()
+
+    def _end_iteration(self, started: Any) -> None:
+        self.clock.stop(started, (ITERATION, None, None))
+        self.clock.flush()
 
 
 def measure_breakdown(work: Workload, config: ProfileConfig) -> Breakdown:

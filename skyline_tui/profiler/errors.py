@@ -24,17 +24,24 @@ def fail(kind: str, message: str, *, file: Optional[str] = None, line: Optional[
                                   function=function, traceback=traceback_text))
 
 
+# Out-of-memory reported by libraries that allocate their own workspace: cuBLAS (at handle creation, e.g.
+# the first matmul after memory filled up) and cuDNN.  torch raises these as a plain RuntimeError (or
+# torch.AcceleratorError) whose text names the status, not as torch.OutOfMemoryError.
+_OOM_STATUSES = ("CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "CUDNN_STATUS_NOT_ENOUGH_WORKSPACE")
+
+
 def is_oom(exc: BaseException) -> bool:
     try:
         import torch
     except ImportError:  # pragma: no cover - the worker always has torch
         return False
-    if isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+    if isinstance(exc, (MemoryError, getattr(torch, "OutOfMemoryError", MemoryError))):
         return True
+    if not isinstance(exc, RuntimeError):
+        return False
     text = str(exc)
-    return isinstance(exc, (RuntimeError, MemoryError)) and (
-        "out of memory" in text.lower() or isinstance(exc, MemoryError) or "DefaultCPUAllocator: can't allocate" in text
-    )
+    return ("out of memory" in text.lower() or "DefaultCPUAllocator: can't allocate" in text
+            or any(status in text for status in _OOM_STATUSES))
 
 
 def user_traceback(tb: Optional[TracebackType], files: ProjectFiles) -> tuple[str, Optional[tuple[str, int, str]]]:

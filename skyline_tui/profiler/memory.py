@@ -4,7 +4,8 @@ Peak (``measure_peak``):
 
 - CUDA: the caching allocator's own high-water mark (``torch.cuda.max_memory_allocated``) over one
   iteration, after one un-measured iteration at the same inputs (first-call workspaces, lazy optimizer
-  state).
+  state).  At another batch size the profiled batch's inputs, still alive, are taken out, so CPU and
+  CUDA peaks count the same things (the CPU peak counts only the measured batch's inputs).
 - CPU: there is no allocator statistic, so the allocator's own events are integrated.  With
   ``torch.profiler(profile_memory=True)`` the CPU allocator reports every allocation and free made while
   the profiler runs.  Two iterations are profiled: the first one only makes the second one's frees visible
@@ -116,12 +117,29 @@ def measure_peak(work: Workload, inputs: tuple[Any, ...]) -> tuple[int, str]:
 
 def _cuda_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
     device = work.device
-    work.iteration(*inputs)
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    work.iteration(*inputs)
-    torch.cuda.synchronize(device)
-    return int(torch.cuda.max_memory_allocated(device))
+    with torch.cuda.device(device):
+        work.iteration(*inputs)
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        work.iteration(*inputs)
+        torch.cuda.synchronize(device)
+        peak = int(torch.cuda.max_memory_allocated(device))
+    # The allocator counts everything alive, the profiled batch's inputs too while another batch is
+    # measured; the CPU peak counts only ``inputs`` as resident.  Measured alike: without them.
+    return max(0, peak - other_batch_input_bytes(work, inputs))
+
+
+def other_batch_input_bytes(work: Workload, inputs: tuple[Any, ...]) -> int:
+    """Bytes of the profiled batch's input storages on ``work.device`` that ``inputs`` (another batch)
+    does not share and the model does not own: resident during a measurement at another batch size, but
+    not part of that batch's own training iteration."""
+    if inputs is work.inputs:
+        return 0
+    shared: set[StorageKey] = set()
+    unique_storage_bytes(list(tensor_leaves(inputs)) + list(work.model.parameters()) + list(work.model.buffers()),
+                         shared)
+    on_device = [t for t in tensor_leaves(work.inputs) if t.device == work.device]
+    return unique_storage_bytes(on_device, shared)
 
 
 _allocator_warning_consumed = False
@@ -282,6 +300,8 @@ def measure_memory(work: Workload, config: ProfileConfig) -> MemoryBreakdown:
     state_bytes = unique_storage_bytes(optimizer_state_tensors(watch.optimizers), set(model_storages))
 
     peak, source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
+    peak_reserved = reserved_peak(work.device)  # measure_peak reset the statistics before its iteration
+    capacity, capacity_source = memory_capacity(work.device)
     entries = [_at_call_site(entry, tracker.call_sites) for entry in entries]
     for (module, where), nbytes in saved.by_site.items():
         entries.append(MemoryEntry(kind="activations", bytes=nbytes, module=module,
@@ -289,7 +309,8 @@ def measure_memory(work: Workload, config: ProfileConfig) -> MemoryBreakdown:
     entries.sort(key=lambda entry: (-entry.bytes, entry.kind, entry.module or "", entry.file or "",
                                     entry.line or 0))
     named = weights_bytes + gradients[0] + state_bytes + saved.total
-    return MemoryBreakdown(peak_bytes=peak, peak_source=source, capacity_bytes=memory_capacity(work.device),
+    return MemoryBreakdown(peak_bytes=peak, peak_source=source, capacity_bytes=capacity,
+                           capacity_source=capacity_source, reserved_peak_bytes=peak_reserved,
                            weights_bytes=weights_bytes, gradients_bytes=gradients[0],
                            optimizer_state_bytes=state_bytes, activations_bytes=saved.total,
                            other_bytes=max(0, peak - named), overlap_bytes=max(0, named - peak),
@@ -304,7 +325,27 @@ def _at_call_site(entry: MemoryEntry, call_sites: dict[str, tuple[str, int]]) ->
     return MemoryEntry(kind=entry.kind, bytes=entry.bytes, module=entry.module, file=site[0], line=site[1])
 
 
-def memory_capacity(device: torch.device) -> Optional[int]:
+CUDA_CAPACITY_SOURCE = ("what this process can get: free device memory (torch.cuda.mem_get_info) + what torch's "
+                        "caching allocator already holds (torch.cuda.memory_reserved)")
+CPU_CAPACITY_SOURCE = "system RAM"
+
+
+def memory_capacity(device: torch.device) -> tuple[Optional[int], str]:
+    """Bytes a training iteration of this process may use, and what that number is.
+
+    On CUDA not the device's total: the CUDA context, other processes and anything allocated outside
+    torch are not ours to use.  Free memory plus torch's own reserve is what this process can really get
+    (the reserve is reusable by the next batch, freed or not).
+    """
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[1])
-    return device_info(device).memory_capacity_bytes
+        free, _total = torch.cuda.mem_get_info(device)
+        return int(free) + int(torch.cuda.memory_reserved(device)), CUDA_CAPACITY_SOURCE
+    return device_info(device).memory_capacity_bytes, CPU_CAPACITY_SOURCE
+
+
+def reserved_peak(device: torch.device) -> Optional[int]:
+    """The caching allocator's reserved high-water mark since the last reset (the peak's context: the
+    allocated peak plus what fragmentation and cached blocks cost); ``None`` off CUDA."""
+    if device.type != "cuda":
+        return None
+    return int(torch.cuda.max_memory_reserved(device))

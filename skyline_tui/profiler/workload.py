@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -67,8 +68,26 @@ def detect_device(model: torch.nn.Module, inputs: tuple[Any, ...]) -> torch.devi
 def device_info(device: torch.device) -> DeviceInfo:
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return DeviceInfo(type="cuda", name=props.name, memory_capacity_bytes=int(props.total_memory))
+        return DeviceInfo(type="cuda", name=props.name, memory_capacity_bytes=int(props.total_memory),
+                          uuid=_uuid_of(props))
     return DeviceInfo(type=device.type, name=_cpu_name(), memory_capacity_bytes=_system_memory())
+
+
+def _uuid_of(props: Any) -> Optional[str]:
+    """The device's UUID in hex groups, without NVML's "GPU-"/"MIG-" prefix (a status bar tries both;
+    under MIG it names the instance).  From the raw 16 bytes where torch exposes them, so it does not
+    depend on how torch prints the object; ``None`` where this torch build has no UUID."""
+    raw = getattr(props, "uuid", None)
+    if raw is None:
+        return None
+    try:
+        data = bytes(raw.bytes)
+    except (AttributeError, TypeError, ValueError):
+        data = b""
+    if len(data) == 16:
+        return str(uuid.UUID(bytes=data))
+    text = str(raw).strip().removeprefix("GPU-")
+    return text or None
 
 
 def _cpu_name() -> str:

@@ -333,14 +333,19 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
 
     @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)
     def _poll_gpu(self) -> None:
-        sample = self._gpu.sample()
-        problem = self._gpu.take_problem()
+        # The GPU the report on screen ran on, by UUID; no CUDA report: no GPU to read, and a problem is
+        # kept for when one is on screen (taken earlier, the notice would never be seen).
+        shown = self.live.shown
+        device = shown.device if shown is not None else None
+        if device is None or device.type != "cuda":
+            sample, problem = NOT_AVAILABLE, None
+        else:
+            sample, problem = self._gpu.sample(device.uuid), self._gpu.take_problem()
         self.call_from_thread(self._gpu_sampled, sample, problem)
 
     def _gpu_sampled(self, sample: GpuSample, problem: Optional[str]) -> None:
         self._gpu_sample = sample
-        shown = self.live.shown
-        if problem and shown is not None and shown.device is not None and shown.device.type == "cuda":
+        if problem:
             self.notify(problem, title="GPU readings unavailable", severity="warning")
         self._render_status()
 

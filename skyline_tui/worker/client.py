@@ -66,6 +66,7 @@ class WorkerClient:
             # The worker must import *this* skyline_tui, wherever the parent found it.
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
             env.setdefault("PYTHONUNBUFFERED", "1")
+            env.update(p.WORKER_ENVIRONMENT)  # the worker must never initialise CUDA (fork_safety.py)
             try:
                 self._proc = subprocess.Popen(
                     [self._python, "-m", "skyline_tui.worker", str(requests_r), str(events_w)],

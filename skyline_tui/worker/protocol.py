@@ -18,6 +18,11 @@ from skyline_tui.report import Report
 # ---- requests (parent -> worker) -------------------------------------------------------------------
 
 
+# The worker's environment on top of the user's.  PYTORCH_NVML_BASED_CUDA_CHECK: torch.cuda.is_available()
+# asks NVML instead of initialising the driver, so the worker can keep forking CUDA-capable run children
+# (fork_safety.py).
+WORKER_ENVIRONMENT = {"PYTORCH_NVML_BASED_CUDA_CHECK": "1"}
+
 @dataclass(frozen=True)
 class ProfileRequest:
     run_id: int

@@ -5,7 +5,8 @@
 
 Why a zygote: importing torch costs seconds; forking a pre-imported process costs milliseconds, and each
 child starts from a clean interpreter state, so the user's edited modules are always loaded fresh.  The
-worker never initialises CUDA itself, so every child may (forking after CUDA init would break it).
+worker never initialises CUDA itself, so every child may (forking after CUDA init would break it): see
+fork_safety.py.
 
 The worker relays only complete messages from a child, so a child killed mid-write (timeout, cancel,
 segfault, ``os._exit``) cannot corrupt the channel; its death becomes an error report instead, pointing at
@@ -32,6 +33,7 @@ from typing import Optional
 
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker import stacks
+from skyline_tui.worker.fork_safety import cuda_fork_problem
 from skyline_tui.worker.output import RunOutput
 
 POLL_S = 0.05
@@ -107,6 +109,10 @@ class Worker:
 
     # ---- a run -----------------------------------------------------------------------------------
     def _start_run(self, request: p.ProfileRequest) -> None:
+        problem = cuda_fork_problem()
+        if problem is not None:
+            self._refuse(request, problem)
+            return
         msg_r, msg_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
@@ -126,6 +132,14 @@ class Worker:
             self.selector.register(fd, selectors.EVENT_READ, "child")
         self.run = run
         self.send(p.RunStarted(run_id=request.run_id))
+
+    def _refuse(self, request: p.ProfileRequest, message: str) -> None:
+        from skyline_tui.report import ErrorInfo, Report
+
+        error = ErrorInfo(kind="internal", message=message)
+        self.send(p.RunStarted(run_id=request.run_id))
+        self.send(p.RunReport(run_id=request.run_id, phase="error", final=True, report=Report(
+            entry_point=request.entry, project_root=request.root or "", error=error)))
 
     def _read_child(self, fd: int) -> None:
         if self.run is not None and not self._read_chunk(self.run, fd):
