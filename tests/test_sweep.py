@@ -91,7 +91,7 @@ def test_a_spec_key_no_provider_takes_but_a_built_in_knob_is_accepted(tmp_path):
     result = run_sweep(spec, "--json", str(out), env=sweep_env(tmp_path / "trials.log"))
     assert result.returncode == 0, result.stderr[-3000:]
     trials = json.loads(out.read_text())["trials"]
-    for trial, batch in zip(trials, (2, 6)):
+    for trial, batch in zip(trials, (2, 6), strict=True):
         assert trial["samples_per_second"] == pytest.approx(batch * 1000.0 / trial["iteration_ms"])
 
 

@@ -39,7 +39,7 @@ class SweepBackend(ABC):
     def run(self, entry: str, root: Optional[str], trials: list[Trial], on_result: OnResult,
             on_start: Optional[OnStart] = None) -> None: ...
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 - an optional hook: most backends can always run
         """Raise BackendError if this backend cannot run here (called before any trial)."""
 
     def describe(self) -> str:

@@ -93,7 +93,7 @@ def sweep_document(sweep_id: str, entry: str, results: list[TrialResult]) -> dic
     ordered = sorted(results, key=lambda r: r.trial.index)
     flags = pareto_flags(ordered)
     trials = []
-    for result, pareto in zip(ordered, flags):
+    for result, pareto in zip(ordered, flags, strict=True):
         error = result.error
         trials.append({
             "config": dict(result.trial.knobs),

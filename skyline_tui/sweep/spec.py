@@ -40,7 +40,8 @@ class SweepSpec:
     def trials(self) -> list[dict[str, Any]]:
         """Every combination, each a dict holding every knob (constants included)."""
         names = self.knobs
-        return [dict(zip(names, combo)) for combo in itertools.product(*(values for _n, values in self.axes))]
+        grids = (values for _name, values in self.axes)
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*grids)]
 
 
 def load_spec(spec_path: str, entry_path: str) -> SweepSpec:

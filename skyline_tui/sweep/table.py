@@ -73,7 +73,7 @@ class SweepProgress:
 def final_table(results: list[TrialResult]) -> Table:
     """Successful trials by samples/s (fastest first), then the failed ones with their error kind.
     ``*`` marks the Pareto-optimal trials: no other trial is both faster and smaller in peak memory."""
-    flags = dict(zip((id(r) for r in results), pareto_flags(results)))
+    flags = dict(zip((id(r) for r in results), pareto_flags(results), strict=True))
     table = Table(title="sweep results (* = Pareto-optimal: no trial both faster and smaller)")
     # torch.compile's first iteration, kept out of samples/s: its own column when a trial compiled.
     compiled = any(r.report.compile_ms is not None for r in results)
