@@ -3,6 +3,7 @@ load_workload in this process with real torch."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -73,7 +74,7 @@ def test_bad_precision_is_refused_at_the_boundary():
 
 @pytest.mark.slow
 def test_compile_time_is_reported_apart_from_the_throughput():
-    config = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, compile=True)
+    config = ProfileConfig.quick(breakdown=False, memory=False, health=False, predictions=False, compile=True)
     started = time.perf_counter()
     report = profile(str(MLP), None, config)
     wall_ms = (time.perf_counter() - started) * 1000.0
@@ -84,3 +85,15 @@ def test_compile_time_is_reported_apart_from_the_throughput():
     assert report.throughput is not None
     assert report.throughput.iteration_ms * 4 < report.compile_ms
     assert profile(str(MLP), None, config.replace(compile=False)).compile_ms is None
+
+
+def test_the_health_phase_rebuilds_the_model_with_the_same_knobs(tmp_path, monkeypatch):
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("SWEEP_TRIAL_LOG", str(log))
+    config = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=True,
+                                 health_iterations=2, knobs={"hidden": 5})
+    report = profile(str(FIXTURES / "sweep" / "logged_mlp.py"), None, config)
+    assert report.error is None, report.error
+    assert report.health is not None
+    calls = [json.loads(line)["hidden"] for line in log.read_text().splitlines()]
+    assert calls == [5, 5]  # the profiled model, then health's fresh one: both built with the knob

@@ -174,7 +174,7 @@ def test_with_two_devices_each_serves_trials_through_its_own_worker(tmp_path):
 
     log = tmp_path / "trials.log"
     trials = make_trials([{"hidden": h} for h in (4, 8, 12, 16)],
-                         ProfileConfig.quick(breakdown=False, predictions=False))
+                         ProfileConfig.quick(breakdown=False, health=False, predictions=False))
     slots = [{"SWEEP_TRIAL_LOG": str(log)}, {"SWEEP_TRIAL_LOG": str(log)}]  # only the slots carry the log
     results = []
     LocalBackend(slots=slots).run(str(LOGGED), None, trials, results.append)
