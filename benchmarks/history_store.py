@@ -50,7 +50,7 @@ def bench_recording(folder: Path, rounds: int) -> None:
         with History(store) as history:
             history.record(report)  # creates the file and schema: a one-off, not per run
             for _ in range(rounds):
-                record_ms.append(1000 * timed(lambda: history.record(report)))
+                record_ms.append(1000 * timed(lambda report=report: history.record(report)))
                 git_ms.append(1000 * timed(lambda: subprocess.run(["git", "-C", str(root), "status", "--porcelain"],
                                                                   capture_output=True, check=False)))
         print(f"record {path.stem:<18} median {statistics.median(record_ms):6.1f} ms  (max {max(record_ms):6.1f}),"
@@ -90,7 +90,8 @@ def bench_listing(path: Path) -> None:
     best = {name: float("inf") for name in commands}
     for _ in range(5):  # interleaved, best of 5
         for name, argv in commands.items():
-            best[name] = min(best[name], timed(lambda: subprocess.run(argv, env=env, capture_output=True, check=True)))
+            best[name] = min(best[name], timed(
+                lambda argv=argv: subprocess.run(argv, env=env, capture_output=True, check=True)))
     for name, seconds in best.items():
         print(f"{name:<28} {seconds:6.3f} s  ({seconds / best['python -c pass']:.1f}x a bare interpreter)")
     print("target: history on 10,000 runs <= 0.5 s including the interpreter")

@@ -106,7 +106,8 @@ def main() -> int:
         timing.time = types.SimpleNamespace(perf_counter_ns=time.process_time_ns, monotonic=time.monotonic)
     config = ProfileConfig()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
-          f"predictions budget {config.predictions_budget_s}s, tolerance 15% (2x/4x) and 10% (3x/6x), reference: median of {args.repeat} "
+          f"predictions budget {config.predictions_budget_s}s, tolerance 15% (2x/4x) and 10% (3x/6x), "
+          f"reference: median of {args.repeat} "
           f"plain profiles")
     worst, worst_held_out = {}, {}
     for name in args.samples.split(","):

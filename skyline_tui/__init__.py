@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from skyline_tui.version import TOOL_NAME, __version__
+from skyline_tui.version import TOOL_NAME, __version__  # noqa: F401 - TOOL_NAME: kept for importers
 
 __all__ = ["profile", "Report", "__version__"]
 

@@ -22,7 +22,8 @@ def current_and_baseline():
     current = load_report("mlp_cpu").replace(entry_point=str(MLP_ENTRY), project_root=str(MLP_ENTRY.parent))
     assert current.throughput is not None and current.breakdown is not None
     lines = {ln.line: ln for ln in current.breakdown.lines}
-    assert (lines[20].total_ms, round(lines[19].total_ms, 6)) == (12.0, 3.9)  # the fixture's numbers this test relies on
+    # the fixture's numbers this test relies on
+    assert (lines[20].total_ms, round(lines[19].total_ms, 6)) == (12.0, 3.9)
     old_lines = tuple(LineTiming(ln.file, ln.line, ln.code, 2.0, 2.0) if ln.line == 20 else ln
                       for ln in current.breakdown.lines if ln.line != 40)
     baseline = current.replace(

@@ -94,9 +94,10 @@ def live_app(monkeypatch, write_entry):
 
 async def all_runs_ended(pilot, app: SkylineApp, clients: RecordingClients) -> None:
     """Wait until every burst the watcher reported became a request, and every request has its final report."""
-    if app._watcher is not None:
-        await asyncio.to_thread(settle, app._watcher, app.project_root)
-        await wait_until(pilot, lambda: app.saves_seen == app._watcher.changes_reported, timeout=RUN_TIMEOUT)
+    if app.save_watcher.watcher is not None:
+        await asyncio.to_thread(settle, app.save_watcher.watcher, app.project_root)
+        watcher = app.save_watcher.watcher
+        await wait_until(pilot, lambda: app.state.saves_seen == watcher.changes_reported, timeout=RUN_TIMEOUT)
 
     def ended() -> bool:
         submitting = any(w.group == "submit" and not w.is_finished for w in app.workers)
@@ -107,7 +108,7 @@ async def all_runs_ended(pilot, app: SkylineApp, clients: RecordingClients) -> N
 
 
 async def first_profile(pilot, app: SkylineApp, clients: RecordingClients) -> p.RunReport:
-    await wait_until(pilot, lambda: 1 in clients.finals() and app.watching, timeout=RUN_TIMEOUT)
+    await wait_until(pilot, lambda: 1 in clients.finals() and app.save_watcher.watching, timeout=RUN_TIMEOUT)
     first = clients.finals()[1]
     assert first.report.error is None, first.report.error
     return first
@@ -177,7 +178,7 @@ async def test_a_save_by_rename_and_an_edited_sibling_module_reprofile_fresh_cod
         assert len(edited) == 1 and edited[0].report.error is None
         logs = clients.logs(edited[0].run_id)
         assert "second version" in logs and "first version" not in logs
-        assert app.saves_seen == 2
+        assert app.state.saves_seen == 2
 
 
 async def test_ignored_files_do_not_reprofile(live_app):
@@ -193,7 +194,7 @@ async def test_ignored_files_do_not_reprofile(live_app):
         entry.read_text()
         await all_runs_ended(pilot, app, clients)
         assert clients.submitted == [1]
-        assert app.saves_seen == 0
+        assert app.state.saves_seen == 0
 
 
 async def test_s_turns_profile_on_save_off_and_on(live_app, tmp_path):
@@ -204,7 +205,7 @@ async def test_s_turns_profile_on_save_off_and_on(live_app, tmp_path):
         await first_profile(pilot, app, clients)
         assert "on save ✓" in text_of(app.query_one(StatusBar))
         await pilot.press("s")
-        await wait_until(pilot, lambda: not app.watching and app._watcher is None)
+        await wait_until(pilot, lambda: not app.save_watcher.watching and app.save_watcher.watcher is None)
         assert "on save ✗" in text_of(app.query_one(StatusBar))
         # A second watcher tells when the save has surely been seen; the app's must not act on it.
         probe = ProjectWatcher(str(entry.parent), lambda paths: None, debounce_s=0.05)
@@ -217,9 +218,9 @@ async def test_s_turns_profile_on_save_off_and_on(live_app, tmp_path):
             probe.stop()
         for _ in range(5):
             await pilot.pause()
-        assert clients.submitted == [1] and app.saves_seen == 0
+        assert clients.submitted == [1] and app.state.saves_seen == 0
         await pilot.press("s")  # back on: the next save profiles again
-        await wait_until(pilot, lambda: app.watching)
+        await wait_until(pilot, lambda: app.save_watcher.watching)
         entry.write_text(entry_text(12))
         await all_runs_ended(pilot, app, clients)
         assert [f.report.batch_size for f in completed_runs(clients, after=1)] == [12]
@@ -229,7 +230,7 @@ async def test_no_watch_means_saves_do_nothing(live_app):
     app, clients, entry = live_app(watch=False)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: 1 in clients.finals(), timeout=RUN_TIMEOUT)
-        assert app._watcher is None and not app.watching
+        assert app.save_watcher.watcher is None and not app.save_watcher.watching
         entry.write_text(entry_text(13))
         for _ in range(5):
             await pilot.pause(0.05)

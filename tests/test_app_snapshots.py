@@ -53,3 +53,18 @@ def test_failed_run_beside_the_last_good_report_100x30(snap_compare):
         await wait_until(pilot, lambda: pilot.app.query_one(SourceView).highlighted)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+async def module_tree(pilot) -> None:
+    await until_idle(pilot)
+    await pilot.press("tab", "m")  # the breakdown pane, as the module tree
+
+
+def test_module_tree_80x24(snap_compare):
+    app = app_with("transformer_cuda", TRANSFORMER_ENTRY)
+    assert snap_compare(app, terminal_size=(80, 24), run_before=module_tree)
+
+
+def test_module_tree_160x48(snap_compare):
+    app = app_with("transformer_cuda", TRANSFORMER_ENTRY)
+    assert snap_compare(app, terminal_size=(160, 48), run_before=module_tree)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.attribution import EventPool, HostClock, Ledger
+from skyline_tui.profiler.attribution import EventPool, HostClock
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.breakdown import InstrumentedIterations
 from skyline_tui.profiler.entry import load_entry_point
@@ -195,7 +195,8 @@ def two_gpu_nvml(mig_of: str | None = None) -> types.SimpleNamespace:
         nvmlDeviceGetHandleByUUID=by_uuid,
         nvmlDeviceGetDeviceHandleFromMigDeviceHandle=lambda h: mig_of if h == "mig" else None,
         nvmlDeviceGetName=lambda h: names[h], nvmlDeviceGetUtilizationRates=lambda h: types.SimpleNamespace(gpu=5),
-        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=1, total=2), nvmlDeviceGetTemperature=lambda h, s: 40,
+        nvmlDeviceGetMemoryInfo=lambda h: types.SimpleNamespace(used=1, total=2),
+        nvmlDeviceGetTemperature=lambda h, s: 40,
     )
 
 
@@ -259,7 +260,8 @@ def test_the_worker_runs_with_the_nvml_based_cuda_check(tmp_path):
     client = WorkerClient(lambda event: None)
     client.start()
     try:
-        environ = open(f"/proc/{client.pid}/environ", "rb").read().split(b"\0")
+        with open(f"/proc/{client.pid}/environ", "rb") as fh:
+            environ = fh.read().split(b"\0")
     finally:
         client.close()
     assert b"PYTORCH_NVML_BASED_CUDA_CHECK=1" in environ

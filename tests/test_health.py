@@ -10,7 +10,6 @@ import importlib.util
 import json
 import math
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest

@@ -274,5 +274,6 @@ def test_dataframe_without_pandas_names_the_extra(tmp_path):
     script = ("import sys; sys.modules['pandas'] = None\n"
               "from skyline_tui.history import History\n"
               f"History({str(tmp_path / 'h.db')!r}).dataframe()")
-    result = subprocess.run([sys.executable, "-c", script], check=False, env=cli_env(), capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", script], check=False, env=cli_env(), capture_output=True,
+                            text=True, timeout=60)
     assert result.returncode == 1 and "skyline-tui[pandas]" in result.stderr.splitlines()[-1]

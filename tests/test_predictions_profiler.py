@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import pytest
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import MIN_R2_FOR_MAX, iteration_ms_at
+from skyline_tui.fits import iteration_ms_at
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler import timing
 from skyline_tui.profiler.batch_scaling import measure_predictions
@@ -81,13 +82,78 @@ def test_samples_around_the_profiled_batch_and_fits_them(tmp_path):
     assert {4, 8, 16, 32}.issubset(batches)  # b/2, b, 2b, 4b
     assert pred.run_time_ms is not None and pred.oom_batch_size is None
     assert all(s.iteration_ms > 0 for s in pred.samples)
+    # What the maximum throughput is, on hand-computed times: test_max_throughput_*.
+
+
+# Each iteration of these entry points takes a known time, SLOPE_MS per sample + BIAS_MS: either on a
+# clock the test reads instead of the real one (exact times, so the branch logic is checked on exact
+# numbers) or as a real sleep (bounds only).
+CLOCKED = "CLOCK_NS = [0]\n"
+ADVANCE_CLOCK = "        CLOCK_NS[0] += round(({slope} * x.shape[0] + {bias}) * 1e6)\n"
+SLEEP = "        time.sleep(({slope} * x.shape[0] + {bias}) / 1000)\n"
+
+
+def write_timed_entry(tmp_path, advance: str, *, slope: float, bias: float, guard: str = "") -> str:
+    path = write_entry(tmp_path, guard=guard)
+    text = Path(path).read_text().replace("        opt.step()\n",
+                                          "        opt.step()\n" + advance.format(slope=slope, bias=bias))
+    Path(path).write_text("import time\n" + CLOCKED + text)
+    return path
+
+
+def one_mb_per_sample_over_10_mb(w, inputs):
+    return inputs[0].shape[0] * 1_000_000 + 10 * 1_000_000, "test"
+
+
+@pytest.mark.parametrize("capacity_mb, guard, max_batch_size, expected", [
+    # Memory bounds the batch: (40 MB - 10 MB) / 1 MB = batch 30, at 2·30 + 50 = 110 ms an iteration:
+    # 30 · 1000 / 110 = 272.7 samples/s.  The fit's limit, 1000 / 2 = 500, is never reached.
+    (40, "", 30, 30 * 1000 / 110),
+    # Nothing bounds the batch (no capacity, no OOM): the limit as the batch grows, 1000 / 2 ms.
+    (None, "", None, 500.0),
+    # No capacity, but batches above 16 run out of memory: 16 is the largest known to run, at
+    # 2·16 + 50 = 82 ms: 16 · 1000 / 82 = 195.1 samples/s.
+    (None, "if batch_size > 16:\n    raise torch.OutOfMemoryError('CUDA out of memory.')", 16, 16 * 1000 / 82),
+])
+def test_max_throughput_is_at_the_largest_batch_known_to_fit_on_exact_times(tmp_path, monkeypatch, capacity_mb,
+                                                                           guard, max_batch_size, expected):
+    path = write_timed_entry(tmp_path, ADVANCE_CLOCK, slope=2, bias=50, guard=guard)
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(
+        perf_counter_ns=lambda: sys.modules["__skyline_entry__"].CLOCK_NS[0], monotonic=time.monotonic))
+    config = ProfileConfig.quick(predictions_budget_s=30.0)
+    ep, work, report = prepare(path, config)
+    device = dataclasses.replace(report.device, memory_capacity_bytes=None if capacity_mb is None
+                                 else capacity_mb * 1_000_000)
+    pred = measure_predictions(work, config, dataclasses.replace(report, device=device),
+                               measure_peak=one_mb_per_sample_over_10_mb)
+    assert [s.iteration_ms for s in pred.samples] == [2 * s.batch_size + 50 for s in pred.samples]
     fit = pred.run_time_ms
-    if fit.slope > 0 and fit.r2 >= MIN_R2_FOR_MAX:
-        expected = 1000.0 / fit.slope if pred.max_batch_size is None or fit.bias <= 0 else \
-            pred.max_batch_size * 1000.0 / (fit.slope * pred.max_batch_size + fit.bias)
-        assert pred.predicted_max_samples_per_second == pytest.approx(expected)
-    else:
-        assert pred.predicted_max_samples_per_second is None
+    assert fit is not None and (fit.slope, fit.bias, fit.r2) == pytest.approx((2, 50, 1))
+    assert pred.max_batch_size == max_batch_size
+    assert pred.predicted_max_samples_per_second == pytest.approx(expected)
+
+
+def test_max_throughput_on_real_sleeps_is_bounded_by_the_largest_batch_that_fits(tmp_path):
+    """End to end on the real clock, bounds only: each iteration sleeps 4 ms per sample + 40 ms, and memory
+    (1 MB per sample over 10 MB, of 22 MB) lets batch 12 fit: at least 88 ms an iteration there, so at
+    most 12 · 1000 / 88 = 136 samples/s.  The fit's limit as the batch grows would be 1000 / 4 = 250."""
+    path = write_timed_entry(tmp_path, SLEEP, slope=4, bias=40)
+    config = ProfileConfig.quick(predictions_budget_s=3.0)
+    # One intra-op thread: on a loaded 2-core machine a second one that is not scheduled makes every
+    # parallel op wait for it (batch 8 of this tiny model took 80-250 ms with two threads, 73 ms with one).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ep, work, report = prepare(path, config, capacity=22 * 1_000_000)
+        pred = measure_predictions(work, config, report, measure_peak=one_mb_per_sample_over_10_mb)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(s.iteration_ms >= 4 * s.batch_size + 40 for s in pred.samples)  # a sleep never underruns
+    assert pred.max_batch_size == 12
+    at_most = 12 * 1000 / (4 * 12 + 40)
+    predicted = pred.predicted_max_samples_per_second
+    # Loose: the line is extrapolated from batches up to 8 on a machine whose sleeps overrun.
+    assert predicted is not None and at_most / 3 < predicted < 1.5 * at_most, (predicted, pred)
 
 
 def test_peak_memory_is_fitted_and_gives_the_largest_batch_that_fits(tmp_path):

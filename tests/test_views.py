@@ -13,7 +13,7 @@ from skyline_tui.report import ErrorInfo, LinearFit, Report
 from skyline_tui.tui.targets import fine_step, step_batch_size, target_prediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
-from skyline_tui.tui.views.rows import ROW_MODULE, activation_rows, breakdown_rows, rows_at
+from skyline_tui.tui.views.rows import activation_rows, breakdown_rows, rows_at
 from skyline_tui.tui.views.source import lex_file
 
 MLP = load_report("mlp_cpu")
@@ -119,15 +119,6 @@ def test_row_shares_add_up_to_the_attributed_part_of_the_iteration():
     shares = sum(row.forward_share + row.backward_share + row.other_share for row in rows)
     attributed = sum(row.total_ms for row in rows) / MLP.breakdown.profiled_iteration_ms
     assert shares == pytest.approx(attributed)
-
-
-def test_module_rows_use_self_time_and_skip_empty_containers():
-    rows = breakdown_rows(TRANSFORMER.breakdown, by=ROW_MODULE)
-    labels = [row.label for row in rows]
-    assert "blocks" not in labels  # a ModuleList does no work of its own
-    attn = next(row for row in rows if row.label == "blocks.0.attn")
-    assert attn.forward_ms == 8.7 and attn.detail == "SelfAttention"
-    assert (attn.file, attn.line) == ("model.py", 37)
 
 
 def test_activation_rows_and_rows_at_a_line():

@@ -53,7 +53,8 @@ def _open(path: Path) -> History:
 # -- history --------------------------------------------------------------------------------------------
 
 def history_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="skyline-tui history", description="List recorded profile runs, newest first.")
+    parser = argparse.ArgumentParser(prog="skyline-tui history",
+                                     description="List recorded profile runs, newest first.")
     parser.add_argument("entry", nargs="?", help="only the runs of this entry point")
     parser.add_argument("--history", metavar="PATH", help="the history store (default: the nearest "
                                                           ".skyline-tui/history.db, or $SKYLINE_TUI_HISTORY)")
@@ -212,8 +213,11 @@ def diff_text(result: Diff) -> str:
 
 def _columns(rows: Sequence[tuple[str, ...]], right: set[int]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
-            for row in rows]
+    def line(row: tuple[str, ...]) -> str:
+        cells = (cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        return "  ".join(cells).rstrip()
+
+    return [line(row) for row in rows]
 
 
 def _short_path(path: str) -> str:

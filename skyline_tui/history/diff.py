@@ -151,7 +151,8 @@ def match_lines(before: Sequence[LineTiming], after: Sequence[LineTiming]
         by_text_after[(ln.file, ln.code.strip())].append(j)
     # 1. Same file and code text; between repeats of one text, the nearest line numbers pair first.
     for key, olds in by_text_before.items():
-        candidates = sorted((abs(before[i].line - after[j].line), i, j) for i in olds for j in by_text_after.get(key, ()))
+        candidates = sorted((abs(before[i].line - after[j].line), i, j)
+                            for i in olds for j in by_text_after.get(key, ()))
         for _distance, i, j in candidates:
             if i not in used_before and j not in used_after:
                 used_before.add(i)

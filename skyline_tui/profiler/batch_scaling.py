@@ -41,34 +41,28 @@ so a pass stays interleaved) are re-timed, pass after pass, until they settle or
 from __future__ import annotations
 
 import dataclasses
-import gc
 import statistics
 import time
 from typing import Any, Callable, Optional
 
-import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second,
                               points_off_the_line)
-from skyline_tui.profiler.errors import ProfileError, is_oom
-from skyline_tui.profiler.memory import memory_capacity
+from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
+                                           release_after_oom)
+from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
 
+__all__ = ["CUDA_HEADROOM", "measure_predictions"]
+
 MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
 
 PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, denominator)
 MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
-# Batches are attempted only when predicted to need at most this share of the capacity: the peak counts
-# tensors, not the CUDA context or fragmentation, and on CPU running out means the kernel's OOM killer.
-ATTEMPT_FRACTION = 0.9
-# The share of CUDA capacity max_batch_size keeps free: the fitted peak is max_memory_allocated, which
-# leaves out the caching allocator's fragmentation and cached blocks (reserved minus allocated).  CPU
-# peaks are the allocator's own events against system RAM: no headroom.
-CUDA_HEADROOM = 0.10
 MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
 # A line through 3 points has one degree of freedom left to show a bend; with 4 a curve is plain to see.
@@ -101,9 +95,9 @@ class _Sampler:
         self.config = config
         self.report = report
         self.measure_peak = measure_peak
-        self.capacity, capacity_source = _capacity(work, report)
+        self.capacity, capacity_source = capacity_for(work, report)
         self.headroom = CUDA_HEADROOM if work.device.type == "cuda" else 0.0
-        self.fits_rule = _fits_rule(self.headroom, capacity_source)
+        self.fits_rule = fits_rule(self.headroom, capacity_source)
         self.deadline = time.monotonic() + max(0.0, config.predictions_budget_s)
         self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
@@ -290,12 +284,12 @@ class _Sampler:
             self.first_error[batch] = known_error
         except BaseException as exc:  # noqa: BLE001 - sorted out below
             inputs = None
-            if _is_oom_error(exc):
-                _release(exc, work.device)
+            if is_oom_error(exc):
+                release_after_oom(exc, work.device)
                 raise _OutOfMemory() from None
             if isinstance(exc, ProfileError) and exc.info.kind == "user_code" and batch != work.batch_size:
                 # This batch size does not work for this model (e.g. BatchNorm needs >1 sample): skip it.
-                _release(exc, work.device)
+                release_after_oom(exc, work.device)
                 return
             raise
         finally:
@@ -313,8 +307,8 @@ class _Sampler:
             self.rounds[batch].append(statistics.fmean(round_ms))
         except BaseException as exc:  # noqa: BLE001
             inputs = None
-            if _is_oom_error(exc):
-                _release(exc, work.device)
+            if is_oom_error(exc):
+                release_after_oom(exc, work.device)
                 raise _OutOfMemory() from None
             raise
         finally:
@@ -382,41 +376,3 @@ class _Sampler:
 
 def _standard_error(stdev_ms: float, count: int) -> float:
     return stdev_ms / count ** 0.5 if count > 0 else 0.0
-
-
-def _capacity(work: Workload, report: Report) -> tuple[Optional[int], str]:
-    """On CUDA what this process can get now (free + torch's reserve); elsewhere the report's device."""
-    if work.device.type == "cuda":
-        return memory_capacity(work.device)
-    capacity = report.device.memory_capacity_bytes if report.device is not None else None
-    return capacity, "system RAM"
-
-
-def _fits_rule(headroom: float, capacity_source: str) -> str:
-    share = f"{100 * (1 - headroom):g} % of " if headroom else ""
-    kept = (f" ({100 * headroom:g} % kept free for the caching allocator's fragmentation and cached blocks, "
-            "which max_memory_allocated leaves out)" if headroom else "")
-    return (f"the largest batch whose fitted peak is at most {share}the capacity: {capacity_source}{kept}; "
-            "after an out-of-memory error, the largest batch that ran below it")
-
-
-def _is_oom_error(exc: BaseException) -> bool:
-    if isinstance(exc, ProfileError):
-        return exc.info.kind == "oom"
-    return is_oom(exc)
-
-
-def _release(exc: BaseException, device: torch.device) -> None:
-    """Drop what a failed iteration still holds (tracebacks keep its frames and tensors alive)."""
-    seen: set[int] = set()
-    current: Optional[BaseException] = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        nxt = current.__cause__ or current.__context__
-        current.__traceback__ = None
-        current.__cause__ = None
-        current.__context__ = None
-        current = nxt
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()

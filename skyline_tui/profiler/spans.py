@@ -10,8 +10,9 @@ the memory counter is sampled at module, step and iteration boundaries.
 With ``--trace`` the breakdown itself is measured through this clock (keeping a record costs a list append
 next to the instruments' microseconds per call), and of its measured iterations the one whose length is
 closest to their mean is exported: the trace shows a typical iteration of the very run the breakdown
-averages, so its spans agree with the breakdown's rows (exactly, with ``breakdown_iterations=1``).  On CUDA the spans are device times (events, resolved after the iteration) laid
-on the host clock from the iteration's first event; memory samples are host times.
+averages, so its spans agree with the breakdown's rows (exactly, with ``breakdown_iterations=1``).  On CUDA
+the spans are device times (events, resolved after the iteration) laid on the host clock from the
+iteration's first event; memory samples are host times.
 """
 
 from __future__ import annotations

@@ -1,74 +1,52 @@
 """The Textual app: source beside live panes, keyboard from chart to code, batch size on the keys.
 
 Wiring only.  Profiler events arrive on the source's thread and are posted to the UI as messages; every
-report is folded into a :class:`~skyline_tui.tui.state.LiveState`, and the panes are handed plain values to
-render.  Predictions at the target batch size come from :mod:`skyline_tui.tui.targets`.  This module (and
-everything it imports) never imports torch: the profiler lives in the worker process.
+event, key and save becomes a pure transition of the one :class:`~skyline_tui.tui.state.AppState` the app
+holds, and the screen is re-rendered from it (:class:`~skyline_tui.tui.views.main.MainView`).  This module
+(and everything it imports) never imports torch: the profiler lives in the worker process.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional
 
 from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer
 
-from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfilerEvent
 from skyline_tui.config import ProfileConfig
+from skyline_tui.project import display_path, project_root
+from skyline_tui.report import ErrorInfo
+from skyline_tui.rewrite import RewriteError, write_batch_size
+from skyline_tui.tui import state as transitions
+from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfileSource, ProfilerEvent, SourceFactory
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.tui.history_actions import HistoryActions
 from skyline_tui.tui.history_sink import HistorySink
-from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note, predictions_are_old
-from skyline_tui.project import display_path, project_root
-from skyline_tui.tui.profile_on_save import ProfileOnSave
-from skyline_tui.report import ErrorInfo
-from skyline_tui.tui.targets import step_batch_size, target_prediction
-from skyline_tui.tui.views.batch import BatchControl
+from skyline_tui.tui.profile_on_save import FilesSaved, ProfileOnSave, WatchingChanged, describe_saves
+from skyline_tui.tui.state import AppState, LiveState, RunState
+from skyline_tui.tui.targets import step_batch_size
 from skyline_tui.tui.views.breakdown import BreakdownTable
-from skyline_tui.tui.views.errors import ErrorPane
 from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
-from skyline_tui.tui.views.memory import ActivationTable, MemoryPane
-from skyline_tui.tui.views.messages import JumpToSource, PreviewSource
-from skyline_tui.tui.views.pane import show_freshness
-from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE, activation_rows, breakdown_rows
+from skyline_tui.tui.views.main import MainView, open_modules
+from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
+from skyline_tui.tui.views.module_tree import toggled
 from skyline_tui.tui.views.source import SourceView
-from skyline_tui.tui.views.status import RunState, StatusBar
-from skyline_tui.tui.views.throughput import ThroughputPane
-from skyline_tui.worker.protocol import Event, RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
+from skyline_tui.tui.views.status import StatusBar
+from skyline_tui.worker.protocol import RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
 
 GPU_POLL_SECONDS = 1.5
 
 
-class ProfileSource(Protocol):
-    """Where reports come from: the worker client in real use, a replaying fake in tests.
-
-    It is built by a factory that receives the callback, ``factory(on_event)``; ``on_event`` may be called
-    on any thread.  ``WorkerClient`` itself is such a factory.  ``start`` must be idempotent: the app
-    calls it again before a submit, which brings a worker that went away back.
-    """
-
-    def start(self) -> None: ...
-
-    def submit(self, entry: str, root: Optional[str], config: ProfileConfig) -> int: ...
-
-    def cancel(self) -> None: ...
-
-    def close(self) -> None: ...
-
-
-SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
-
-
-class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
+class SkylineApp(HistoryActions, App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -109,7 +87,8 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self.config = config or ProfileConfig()
         self.project_root = project_root(entry, root)  # the profiler child resolves the same one
         self.sub_title = f"project root {self.project_root}"
-        self._init_profile_on_save(watch)  # a settled burst of saves calls request_profile
+        self.state = AppState(profile_on_save=watch)  # the one home of what the screen shows
+        self.save_watcher = ProfileOnSave(self.project_root, self.post_message)
         self._source_factory = source
         self._source: Optional[ProfileSource] = None
         self._source_ready = threading.Event()
@@ -117,31 +96,35 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self._gpu_sample: GpuSample = NOT_AVAILABLE
         self._clock = clock
         self._profile_on_start = profile_on_start
-
-        self.live = LiveState()
-        self.current_run: Optional[int] = None
-        self.run_state = RunState()
         self.monotonic = time.monotonic  # the run's elapsed time in the status bar (tests may replace it)
-        self._run_started_at: Optional[float] = None
-        self.target_batch_size: Optional[int] = None  # None: the profiled batch size
-        self.breakdown_by = ROW_LINE
         self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
         self._init_history(history)  # None: nothing recorded (tests, --no-history)
 
-    # ---- layout ---------------------------------------------------------------------------------
+    # Views of the state, for tests and the history mixin (which swaps in a past run's reports).
+    @property
+    def live(self) -> LiveState:
+        return self.state.live
+
+    @live.setter
+    def live(self, live: LiveState) -> None:
+        self.state = replace(self.state, live=live)
+
+    @property
+    def run_state(self) -> RunState:
+        return self.state.run
+
+    @property  # HistoryActions declares it as a plain attribute; it only reads it
+    def current_run(self) -> Optional[int]:  # type: ignore[override]
+        return self.state.current_run
+
+    @property
+    def target_batch_size(self) -> Optional[int]:
+        return self.state.target_batch_size
+
+    # ---- layout and lifecycle ---------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="main"):
-            with Vertical(id="left"):
-                yield SourceView(id="source")
-                yield LogPane(id="log")
-            with Vertical(id="right"):
-                yield ThroughputPane(id="throughput")
-                yield BatchControl(id="batch")
-                yield ErrorPane(id="error")
-                yield BreakdownTable(id="breakdown")
-                yield MemoryPane(id="memory")
-                yield HealthPane(id="health")
+        yield MainView(self.project_root, id="main")
         yield StatusBar(id="status")
         yield Footer()
 
@@ -153,7 +136,7 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self._render_report()
         self._source = self._source_factory(self._bridge)
         self._start_source()
-        if self.profile_on_save:
+        if self.state.profile_on_save:
             self._apply_profile_on_save()
 
     def on_ready(self) -> None:
@@ -162,13 +145,23 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self._poll_gpu()
 
     def on_unmount(self) -> None:
-        self._stop_watching()
+        self.save_watcher.close()
         if self._source is not None:
             try:
                 self._source.close()
             except Exception:  # closing a dead worker must not turn quitting into a crash
                 pass
         self._gpu.close()
+
+    def _set(self, state: AppState, render: str = "report") -> None:
+        """Take the new state and re-render what it changes: "report" (every pane), "target", "status"."""
+        self.state = state
+        if render == "report":
+            self._render_report()
+        elif render == "target":
+            self.query_one(MainView).show_target(state, self.shown_comparison(), self.comparison_label())
+        else:
+            self._render_status()
 
     # ---- the profiler source (background threads) -----------------------------------------------
 
@@ -185,11 +178,10 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
             self.call_from_thread(self.request_profile, "start")
 
     def request_profile(self, reason: str) -> None:
-        """Profile the entry point now (cancelling a run under way).  The file watcher calls this too."""
+        """Profile the entry point now (cancelling a run under way).  A settled save calls this too."""
         self.leave_past_run()  # a past run on screen gives way to the run being asked for
-        self.run_state = RunState("queued", self.current_run, self.run_state.last_report_at, self.run_state.failed)
-        self._render_status()
-        self._profiled_source = _read_bytes(self.entry)  # what `w` may rewrite: the code these numbers describe
+        # What `w` may rewrite: the code these numbers describe.
+        self._set(transitions.run_queued(self.state, _read_bytes(self.entry)), "status")
         self._submit(reason)
 
     @work(thread=True, group="submit", exit_on_error=False)
@@ -205,9 +197,12 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self.call_from_thread(self._run_submitted, run_id)
 
     def _run_submitted(self, run_id: int) -> None:
-        if self.current_run is None or run_id > self.current_run:
-            self.current_run = run_id
-            self._render_report()
+        state = transitions.run_submitted(self.state, run_id)
+        if state is not self.state:
+            self._set(state)
+
+    def _fail(self, error: ErrorInfo) -> None:
+        self._set(transitions.run_failed(self.state, error))
 
     # ---- events, on the UI thread -----------------------------------------------------------------
 
@@ -219,115 +214,68 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         if isinstance(event, WorkerReady):
             return
         if isinstance(event, WorkerGone):
-            # A run under way when the process went fails with it; an idle worker's last run stands.
-            failed = self.run_state.failed or self.run_state.phase is not None
-            self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed,
-                                      profiler_ended=True)
-            if self.live.error is not None and self.live.error_run == self.current_run:
-                self._render_status()  # the run it was serving already said why it ended
-                return
-            self.live = fail_run(self.live, self.current_run,
-                                 ErrorInfo("crash", f"the profiler process ended ({event.message}); r starts it again"))
-            self._render_report()
+            self._set(transitions.profiler_gone(self.state, event.message))
             return
-        if self.current_run is not None and event.run_id < self.current_run:
+        if self.state.current_run is not None and event.run_id < self.state.current_run:
             return  # a cancelled run still draining
         if isinstance(event, RunReport) and event.final and event.report.error is not None \
                 and event.report.error.kind == "cancelled":
             return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
-        self.current_run = event.run_id
         if isinstance(event, RunStarted):
             self.leave_past_run()
-            self._run_started_at = self.monotonic()
-            self.run_state = RunState("starting", event.run_id, self.run_state.last_report_at, self.run_state.failed)
             self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
-            self._render_report()
+            self._set(transitions.run_started(self.state, event.run_id, self.monotonic()))
         elif isinstance(event, RunProgress):
-            self.run_state = RunState(event.phase, event.run_id, self.run_state.last_report_at, self.run_state.failed)
-            self._render_status()
+            self._set(transitions.run_progressed(self.state, event.run_id, event.phase), "status")
         elif isinstance(event, RunReport):
             self._take_report(event)
 
     def _take_report(self, event: RunReport) -> None:
-        had_error = self.live.error is not None
-        self.live = apply_report(self.live, event.run_id, event.report)
-        failed = event.report.error is not None
-        phase = None if event.final else self.run_state.phase
-        self.run_state = RunState(phase, event.run_id, self._clock().strftime("%H:%M:%S"), failed)
-        self._render_report()
+        had_error = self.state.live.error is not None
+        at = self._clock().strftime("%H:%M:%S")
+        self._set(transitions.report_received(self.state, event.run_id, event.report, event.final, at))
         if event.final:
             self._history_take_final(event.report)
-        if failed and (event.final or not had_error):
+        if event.report.error is not None and (event.final or not had_error):
             self.action_show_error()
 
-    def _fail(self, error: ErrorInfo) -> None:
-        self.live = fail_run(self.live, self.current_run, error)
-        self.run_state = RunState(None, self.current_run, self.run_state.last_report_at, failed=True)
-        self._render_report()
+    def on_files_saved(self, message: FilesSaved) -> None:
+        if not self.state.profile_on_save:
+            return  # turned off while this burst was settling
+        self.state = transitions.save_seen(self.state)
+        source = self.query_one(SourceView)
+        if source.file is not None:
+            shown = self.project_root / source.file
+            if any(Path(path) == shown.resolve() for path in message.paths):
+                source.show_file(shown, source.file)  # re-read: it changed on disk; the cursor stays
+        self.request_profile(describe_saves(message.paths, self.project_root))
 
-    # ---- rendering: hand each pane its values -------------------------------------------------------
+    def on_watching_changed(self, message: WatchingChanged) -> None:
+        if message.problem is not None:
+            self.notify(f"cannot watch the project: {message.problem}", title="Profile on save is off",
+                        severity="warning")
+            self.state = transitions.profile_on_save_set(self.state, False)
+        self._render_status()
+
+    @work(thread=True, group="watch", exit_on_error=False)
+    def _apply_profile_on_save(self) -> None:
+        self.save_watcher.apply(self.state.profile_on_save)
+
+    # ---- rendering --------------------------------------------------------------------------------
 
     def _render_report(self) -> None:
-        with self.batch_update():
-            shown = self.live.shown
-            breakdown = shown.breakdown if shown else None
-            rows = breakdown_rows(breakdown, self.breakdown_by) if breakdown else None
-            table = self.query_one(BreakdownTable)
-            table.show(rows, self.breakdown_by, self.shown_comparison())
-            by = "per line" if self.breakdown_by == ROW_LINE else "per module"
-            show_freshness(table, f"Run time {by}", self._note("breakdown"))
-            memory = shown.memory if shown else None
-            self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
-            health_pane = self.query_one(HealthPane)
-            health_pane.show_report(shown.health if shown else None, breakdown)
-            show_freshness(health_pane, "Health", self._note("health"))
-            error_run = self.live.error_run
-            older = any(run != error_run for _, run in self.live.section_runs)
-            self.query_one(ErrorPane).show(self.live.error, kept_previous=older)
-            source = self.query_one(SourceView)
-            error = self.live.error
-            source.set_error_line(error.line if error is not None and error.file == source.file else None)
-            self._render_target()
-            self._render_status()
-
-    def _render_target(self) -> None:
-        shown = self.live.shown
-        target = None
-        if shown is not None and shown.batch_size is not None:
-            target = target_prediction(shown, self.target_batch_size or shown.batch_size)
-        predicted = target is not None and not target.measured  # rows evaluated from the fits
-        throughput = self.query_one(ThroughputPane)
-        comparison, against = self.shown_comparison(), self.comparison_label()
-        throughput.show(
-            shown.throughput if shown else None, shown.predictions if shown else None,
-            shown.batch_size if shown else None, target,
-            change=comparison.throughput if comparison else None, against=against,
-        )
-        show_freshness(throughput, "Throughput", self._note("throughput", shows_fit=True))
-        self.query_one(BatchControl).show(shown.batch_size if shown else None, target, fit_is_old=self._fit_is_old())
-        memory_pane = self.query_one(MemoryPane)
-        memory_pane.show_summary(shown.memory if shown else None, target,
-                                 change=comparison.peak if comparison else None, against=against)
-        show_freshness(memory_pane, "Memory", self._note("memory", shows_fit=predicted))
+        self.query_one(MainView).show(self.state, self.shown_comparison(), self.comparison_label())
+        self._render_status()
 
     def _render_status(self) -> None:
-        shown = self.live.shown
+        shown = self.state.live.shown
         device = shown.device if shown else None
         name = f"{device.type.upper()} · {device.name}" if device else None
         on_cpu = device is not None and device.type == "cpu"
-        elapsed = None
-        if self.run_state.phase is not None and self._run_started_at is not None:
-            elapsed = self.monotonic() - self._run_started_at
-        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, self.run_state, on_save=self.profile_on_save,
+        run = self.state.run
+        elapsed = self.monotonic() - run.started_at if run.phase is not None and run.started_at is not None else None
+        self.query_one(StatusBar).show(name, on_cpu, self._gpu_sample, run, on_save=self.state.profile_on_save,
                                        elapsed_s=elapsed, timeout_s=self.config.timeout_s)
-
-    def _note(self, section: str, shows_fit: bool = False) -> Optional[str]:
-        """The note a pane's title carries: None (fresh), 'previous run', 'measuring…', 'not measured',
-        or 'fit from previous run' where ``shows_fit`` and only the predictions are older."""
-        return pane_note(self.live, section, self.current_run, self.run_state.phase is not None, shows_fit)
-
-    def _fit_is_old(self) -> bool:
-        return predictions_are_old(self.live, self.current_run)
 
     # ---- GPU readings ---------------------------------------------------------------------------------
 
@@ -349,28 +297,15 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
             self.notify(problem, title="GPU readings unavailable", severity="warning")
         self._render_status()
 
-    # ---- source pane <-> tables -------------------------------------------------------------------
+    # ---- the module tree (the source pane and the tables talk inside MainView) ---------------------
 
-    def _path_of(self, file: str) -> Path:
-        return self.project_root / file
+    def on_toggle_module(self, message: ToggleModule) -> None:
+        expanded = open_modules(self.state, self.query_one(BreakdownTable).tree_rows)
+        self._set(transitions.modules_expanded(self.state, toggled(expanded, message.path, message.expand)))
 
-    def on_jump_to_source(self, message: JumpToSource) -> None:
-        if message.file is None:
-            self.notify("This row is not tied to a line of your code.", timeout=3)
-            return
-        source = self.query_one(SourceView)
-        source.show_file(self._path_of(message.file), message.file, message.line)
-        source.set_marked({message.line} if message.line else set())
-        error = self.live.error
-        source.set_error_line(error.line if error is not None and error.file == message.file else None)
-
-    def on_preview_source(self, message: PreviewSource) -> None:
-        source = self.query_one(SourceView)
-        source.set_marked({message.line} if message.file == source.file and message.line else set())
-
-    def on_source_view_cursor_moved(self, message: SourceView.CursorMoved) -> None:
-        self.query_one(BreakdownTable).mark_location(message.file, message.line)
-        self.query_one(ActivationTable).mark_location(message.file, message.line)
+    def on_tree_room_changed(self, _: TreeRoomChanged) -> None:
+        if self.state.expanded_modules is None:  # the user has not chosen: open the levels that fit now
+            self._render_report()
 
     # ---- actions ----------------------------------------------------------------------------------
 
@@ -380,8 +315,14 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
     def action_reprofile(self) -> None:
         self.request_profile("key r")
 
+    def action_toggle_profile_on_save(self) -> None:
+        self.state = transitions.profile_on_save_set(self.state, not self.state.profile_on_save)
+        self.notify(f"Profile on save: {'on' if self.state.profile_on_save else 'off'}", timeout=2)
+        self._render_status()
+        self._apply_profile_on_save()
+
     def _base_batch_size(self) -> Optional[int]:
-        shown = self.live.shown
+        shown = self.state.live.shown
         return shown.batch_size if shown is not None else None
 
     def _move_target(self, direction: int, coarse: bool) -> None:
@@ -389,8 +330,8 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         if base is None:
             self.notify("No profile yet: the batch size is not known.", timeout=3)
             return
-        self.target_batch_size = step_batch_size(self.target_batch_size or base, direction, coarse)
-        self._render_target()
+        moved = step_batch_size(self.state.target_batch_size or base, direction, coarse)
+        self._set(transitions.target_set(self.state, moved), "target")
 
     def action_batch_up(self) -> None:
         self._move_target(1, coarse=False)
@@ -405,20 +346,16 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
         self._move_target(-1, coarse=True)
 
     def action_batch_reset(self) -> None:
-        self.target_batch_size = None
-        self._render_target()
+        self._set(transitions.target_set(self.state, None), "target")
 
     def action_write_batch_size(self) -> None:
-        target = self.target_batch_size
+        target = self.state.target_batch_size
         if target is None or target == self._base_batch_size():
             self.notify("Move the target batch size with + - [ ] first.", timeout=3)
             return
         path = Path(self.entry)
         try:
             self._write_batch_size(path, target)
-        except NotImplementedError:
-            self.notify("Writing the batch size is not available in this build yet.", severity="warning")
-            return
         except Exception as exc:  # refused (file changed, default not a literal...): say why, keep going
             self.notify(str(exc), title="Batch size not written", severity="error")
             return
@@ -427,9 +364,7 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
 
     def _write_batch_size(self, path: Path, batch_size: int) -> None:
         """The one seam to skyline_tui.rewrite: only the default literal changes, atomically."""
-        from skyline_tui.rewrite import RewriteError, write_batch_size
-
-        expected = getattr(self, "_profiled_source", None)
+        expected = self.state.profiled_source
         try:
             write_batch_size(path, batch_size, expected_source=expected)
         except RewriteError:
@@ -439,28 +374,17 @@ class SkylineApp(ProfileOnSave, HistoryActions, App[int]):
             raise
 
     def action_toggle_breakdown(self) -> None:
-        self.breakdown_by = ROW_MODULE if self.breakdown_by == ROW_LINE else ROW_LINE
-        self._render_report()
+        self._set(transitions.breakdown_toggled(self.state))
 
     def action_toggle_health(self) -> None:
-        """The Health pane takes the run-time table's place (it shows each module's share of the time)."""
-        health = self.query_one(HealthPane)
-        health.display = not health.display
-        self.query_one(BreakdownTable).display = not health.display
-        if health.display:
-            health.focus()
+        self.query_one(MainView).toggle_health()
 
     def action_toggle_log(self) -> None:
         log = self.query_one(LogPane)
         log.display = not log.display
 
     def action_show_error(self) -> None:
-        error = self.live.error
-        if error is None or error.file is None:
-            return
-        source = self.query_one(SourceView)
-        source.show_file(self._path_of(error.file), error.file, error.line)
-        source.set_error_line(error.line)
+        self.query_one(MainView).show_error_line(self.state.live.error)
 
 
 def _read_bytes(path: "str | Path") -> Optional[bytes]:

@@ -1,4 +1,4 @@
-"""Carries profiler events from the source's thread to the app, as Textual messages.
+"""The profiler source as the app sees it, and its events carried to the app as Textual messages.
 
 ``post_message`` is thread-safe, so every event becomes one message, except log lines: a user's print
 loop can emit thousands per second, so they are buffered (newest kept, bounded) and announced by a single
@@ -9,11 +9,32 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable
+from typing import Callable, Optional, Protocol
 
 from textual.message import Message
 
+from skyline_tui.config import ProfileConfig
 from skyline_tui.worker.protocol import Event, RunLog
+
+
+class ProfileSource(Protocol):
+    """Where reports come from: the worker client in real use, a replaying fake in tests.
+
+    It is built by a factory that receives the callback, ``factory(on_event)``; ``on_event`` may be called
+    on any thread.  ``WorkerClient`` itself is such a factory.  ``start`` must be idempotent: the app
+    calls it again before a submit, which brings a worker that went away back.
+    """
+
+    def start(self) -> None: ...
+
+    def submit(self, entry: str, root: Optional[str], config: ProfileConfig) -> int: ...
+
+    def cancel(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
 
 
 class ProfilerEvent(Message):

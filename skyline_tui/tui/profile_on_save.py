@@ -1,20 +1,20 @@
-"""Profile on save, the app's side: a :class:`~skyline_tui.tui.watch.ProjectWatcher` whose settled bursts of
-saves become ``request_profile`` calls, and the ``s`` key that turns it on and off.
+"""Profile on save, the app's side: an object the app owns that watches the project and posts messages.
 
-A mixin rather than more of app.py: it only needs ``project_root``, ``request_profile`` and the status
-bar.  The watcher's thread never touches the UI: it posts a :class:`FilesSaved` message (thread-safe and
-non-blocking, so stopping the watcher while the app shuts down cannot deadlock).  The request itself
-cancels a run under way (the worker cancels on every new submit), so a save mid-profile restarts it on
-the new content, and a burst of saves ends in one profile.
+Messages up, attributes down: the app tells it whether to watch (:meth:`ProfileOnSave.apply`, off the UI
+thread: the first snapshot of a big project and the inotify set-up take a moment) and it answers with
+messages only: :class:`FilesSaved` for each settled burst of saves and :class:`WatchingChanged` once the
+watcher has started or stopped (or could not start).  ``post`` is the app's ``post_message``: thread-safe
+and non-blocking, so stopping the watcher while the app shuts down cannot deadlock.  The profile a save
+asks for cancels a run under way (the worker cancels on every new submit), so a save mid-profile restarts
+it on the new content, and a burst of saves ends in one profile.
 """
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from textual import work
 from textual.message import Message
 
 from skyline_tui.tui.watch import DEFAULT_DEBOUNCE_S, ProjectWatcher
@@ -26,6 +26,15 @@ class FilesSaved(Message):
     def __init__(self, paths: list[str]) -> None:
         super().__init__()
         self.paths = paths
+
+
+class WatchingChanged(Message):
+    """The watcher started or stopped; ``problem`` says why it could not start (then it is off)."""
+
+    def __init__(self, watching: bool, problem: Optional[str] = None) -> None:
+        super().__init__()
+        self.watching = watching
+        self.problem = problem
 
 
 def describe_saves(paths: list[str], root: Path) -> str:
@@ -40,17 +49,19 @@ def describe_saves(paths: list[str], root: Path) -> str:
 
 
 class ProfileOnSave:
-    """Mixed into SkylineApp.  Call ``_init_profile_on_save`` in ``__init__``, ``_apply_profile_on_save``
-    once mounted, and ``_stop_watching`` on unmount."""
+    """Watches ``root`` while asked to; reports through ``post`` only."""
 
-    SAVE_DEBOUNCE_S = DEFAULT_DEBOUNCE_S
-
-    def _init_profile_on_save(self, enabled: bool) -> None:
-        self.profile_on_save = enabled
-        self.saves_seen = 0  # settled bursts of saves that asked for a profile
+    def __init__(self, root: Path, post: Callable[[Message], object], debounce_s: float = DEFAULT_DEBOUNCE_S) -> None:
+        self.root = root
+        self.debounce_s = debounce_s
+        self._post = post
         self._watcher: Optional[ProjectWatcher] = None
-        self._watcher_lock = threading.Lock()
-        self._watching_over = False  # the app is unmounting: never start a watcher again
+        self._lock = threading.Lock()
+        self._closed = False  # the app is unmounting: never start a watcher again
+
+    @property
+    def watcher(self) -> Optional[ProjectWatcher]:
+        return self._watcher
 
     @property
     def watching(self) -> bool:
@@ -58,63 +69,34 @@ class ProfileOnSave:
         watcher = self._watcher
         return watcher is not None and watcher.running
 
-    def action_toggle_profile_on_save(self) -> None:
-        self.profile_on_save = not self.profile_on_save
-        self.notify(f"Profile on save: {'on' if self.profile_on_save else 'off'}", timeout=2)
-        self._render_status()  # type: ignore[attr-defined]
-        self._apply_profile_on_save()
-
-    @work(thread=True, group="watch", exit_on_error=False)
-    def _apply_profile_on_save(self) -> None:
-        """Start or stop the watcher to match ``profile_on_save`` (off the UI thread: the first snapshot
-        of a big project and the inotify set-up take a moment)."""
-        problem: Optional[Exception] = None
-        with self._watcher_lock:  # never wait on the UI thread in here: unmounting takes this lock
-            if self._watching_over:
+    def apply(self, enabled: bool) -> None:
+        """Start or stop watching to match ``enabled``; blocks, so call it from a worker thread."""
+        problem: Optional[str] = None
+        with self._lock:  # never called on the UI thread: closing takes this lock
+            if self._closed:
                 return
-            if self.profile_on_save and self._watcher is None:
-                watcher = ProjectWatcher(str(self.project_root), self._files_changed,  # type: ignore[attr-defined]
-                                         debounce_s=self.SAVE_DEBOUNCE_S)
+            if enabled and self._watcher is None:
+                watcher = ProjectWatcher(str(self.root), self._files_changed, debounce_s=self.debounce_s)
                 try:
                     watcher.start()
                 except Exception as exc:  # noqa: BLE001 - e.g. the inotify watch limit: say so, keep going
-                    problem = exc
-                    self.profile_on_save = False
+                    problem = str(exc)
                     watcher.stop()
                 else:
                     self._watcher = watcher
-            elif not self.profile_on_save and self._watcher is not None:
+            elif not enabled and self._watcher is not None:
                 watcher, self._watcher = self._watcher, None
                 watcher.stop()
-        if problem is not None:
-            self.call_from_thread(self.notify, f"cannot watch the project: {problem}",  # type: ignore[attr-defined]
-                                  title="Profile on save is off", severity="warning")
-        self.call_from_thread(self._render_status)  # type: ignore[attr-defined]
+            watching = self._watcher is not None
+        self._post(WatchingChanged(watching, problem))
 
-    def _stop_watching(self) -> None:
-        with self._watcher_lock:
-            self._watching_over = True
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
             watcher, self._watcher = self._watcher, None
         if watcher is not None:
             watcher.stop()
 
     def _files_changed(self, paths: list[str]) -> None:
         """On the watcher's thread."""
-        self.post_message(FilesSaved(paths))  # type: ignore[attr-defined]
-
-    def on_files_saved(self, message: FilesSaved) -> None:
-        if not self.profile_on_save:
-            return  # turned off while this burst was settling
-        self.saves_seen += 1
-        self._reload_shown_source(message.paths)
-        self.request_profile(describe_saves(message.paths, self.project_root))  # type: ignore[attr-defined]
-
-    def _reload_shown_source(self, paths: list[str]) -> None:
-        from skyline_tui.tui.views.source import SourceView
-
-        source = self.query_one(SourceView)  # type: ignore[attr-defined]
-        if source.file is None:
-            return
-        shown = self.project_root / source.file  # type: ignore[attr-defined]
-        if any(Path(path) == shown.resolve() for path in paths):
-            source.show_file(shown, source.file)  # re-read: it changed on disk; the cursor stays
+        self._post(FilesSaved(paths))

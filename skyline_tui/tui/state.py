@@ -3,7 +3,12 @@
 A run sends partial reports (throughput first, breakdown later...) and may fail half-way.  The panes keep
 the last good value of each section until a newer run replaces it, so a failed or half-finished run never
 blanks the screen; ``section_runs`` records which run each section came from, so a pane can say it is
-showing an older run.  Pure: the app holds one :class:`LiveState` and replaces it on every report.
+showing an older run.
+
+:class:`AppState` is the app's one state: the :class:`LiveState`, the run under way (:class:`RunState`),
+the target batch size, the breakdown's view and the module tree's open nodes.  Pure: the app holds one
+:class:`AppState`, replaces it through the transition functions below on every event and key, and
+re-renders from it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Optional
 
 from skyline_tui.report import SECTIONS, ErrorInfo, Report
+from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE
 
 PREVIOUS_RUN = "previous run"
 FIT_FROM_PREVIOUS_RUN = "fit from previous run"
@@ -104,3 +110,103 @@ def apply_report(state: LiveState, run_id: int, report: Report) -> LiveState:
 def fail_run(state: LiveState, run_id: Optional[int], error: ErrorInfo) -> LiveState:
     """The worker itself went away: an error without a report; everything shown stays."""
     return replace(state, error=error, error_run=run_id if run_id is not None else state.error_run or 0)
+
+
+# ---- the app's state: one frozen value, replaced by pure transitions ------------------------------------
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What the profiler is doing, as the status bar tells it."""
+
+    phase: Optional[str] = None  # None: idle; "queued", "starting" or one of PHASES while a run is on
+    run_id: Optional[int] = None
+    last_report_at: Optional[str] = None  # already formatted (the app owns the clock)
+    failed: bool = False  # the last run ended in an error
+    profiler_ended: bool = False  # the profiler process is gone (until r or a save starts it again)
+    started_at: Optional[float] = None  # monotonic seconds when the run under way started
+
+
+@dataclass(frozen=True)
+class AppState:
+    """Everything the screen shows, in one place: the app holds one and re-renders from it.
+
+    One field per concern, so a new pane (health, history) adds its own field and transitions beside these.
+    """
+
+    live: LiveState = LiveState()  # the reports, section by section
+    run: RunState = RunState()  # the run under way, for the status bar
+    current_run: Optional[int] = None  # the newest run asked for; older runs' events are dropped
+    target_batch_size: Optional[int] = None  # None: the profiled batch size
+    breakdown_by: str = ROW_LINE
+    expanded_modules: Optional[frozenset[str]] = None  # the module tree's open nodes; None: what fits
+    profile_on_save: bool = False
+    saves_seen: int = 0  # settled bursts of saves that asked for a profile
+    profiled_source: Optional[bytes] = None  # the entry point's bytes when last profiled: what `w` may rewrite
+
+
+def run_queued(state: AppState, profiled_source: Optional[bytes]) -> AppState:
+    return replace(state, run=replace(state.run, phase="queued", run_id=state.current_run, profiler_ended=False),
+                   profiled_source=profiled_source)
+
+
+def run_submitted(state: AppState, run_id: int) -> AppState:
+    if state.current_run is not None and run_id <= state.current_run:
+        return state
+    return replace(state, current_run=run_id)
+
+
+def run_started(state: AppState, run_id: int, now: float) -> AppState:
+    run = RunState("starting", run_id, state.run.last_report_at, state.run.failed, started_at=now)
+    return replace(state, current_run=run_id, run=run)
+
+
+def run_progressed(state: AppState, run_id: int, phase: str) -> AppState:
+    return replace(state, current_run=run_id, run=replace(state.run, phase=phase, run_id=run_id))
+
+
+def report_received(state: AppState, run_id: int, report: Report, final: bool, at: str) -> AppState:
+    """A run's partial (``final`` False) or last report; ``at`` is the time it arrived, formatted."""
+    failed = report.error is not None
+    run = RunState(None if final else state.run.phase, run_id, at, failed,
+                   started_at=None if final else state.run.started_at)
+    return replace(state, live=apply_report(state.live, run_id, report), current_run=run_id, run=run)
+
+
+def run_failed(state: AppState, error: ErrorInfo) -> AppState:
+    """The profiler could not be started or asked: an error without a report."""
+    return replace(state, live=fail_run(state.live, state.current_run, error),
+                   run=RunState(None, state.current_run, state.run.last_report_at, failed=True))
+
+
+def profiler_gone(state: AppState, message: str) -> AppState:
+    """The worker process ended.  A run under way fails with it; an idle worker's last run stands, and an
+    error its run already reported is not replaced by this less precise one."""
+    failed = state.run.failed or state.run.phase is not None
+    run = RunState(None, state.current_run, state.run.last_report_at, failed, profiler_ended=True)
+    live = state.live
+    if live.error is None or live.error_run != state.current_run:
+        live = fail_run(live, state.current_run,
+                        ErrorInfo("crash", f"the profiler process ended ({message}); r starts it again"))
+    return replace(state, live=live, run=run)
+
+
+def target_set(state: AppState, batch_size: Optional[int]) -> AppState:
+    return replace(state, target_batch_size=batch_size)
+
+
+def breakdown_toggled(state: AppState) -> AppState:
+    by = ROW_MODULE if state.breakdown_by == ROW_LINE else ROW_LINE
+    return replace(state, breakdown_by=by)
+
+
+def modules_expanded(state: AppState, expanded: frozenset[str]) -> AppState:
+    return replace(state, expanded_modules=expanded)
+
+
+def profile_on_save_set(state: AppState, enabled: bool) -> AppState:
+    return replace(state, profile_on_save=enabled)
+
+
+def save_seen(state: AppState) -> AppState:
+    return replace(state, saves_seen=state.saves_seen + 1)

@@ -18,10 +18,8 @@ The worker's lifetime is tied to the parent by the request pipe: EOF there means
 
 from __future__ import annotations
 
-import ctypes
 import fcntl
 import os
-import resource
 import selectors
 import signal
 import struct
@@ -33,6 +31,7 @@ from typing import Optional
 
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker import stacks
+from skyline_tui.worker.child import child_main, preload
 from skyline_tui.worker.fork_safety import cuda_fork_problem
 from skyline_tui.worker.output import RunOutput
 
@@ -78,7 +77,7 @@ class Worker:
     def serve(self) -> None:
         import torch
 
-        _preload()
+        preload()
         self.send(p.WorkerReady(pid=os.getpid(), torch_version=torch.__version__))
         while True:
             for key, _ in self.selector.select(timeout=POLL_S):
@@ -121,7 +120,7 @@ class Worker:
         if pid == 0:  # the run child: never returns
             for fd in (msg_r, out_r, err_r, stack_r):
                 os.close(fd)
-            _child_main(request, msg_w, out_w, err_w, stack_w, close=(self.requests_fd, self.events_fd))
+            child_main(request, msg_w, out_w, err_w, stack_w, close=(self.requests_fd, self.events_fd))
         for fd in (msg_w, out_w, err_w, stack_w):
             os.close(fd)
         streams = {out_r: "stdout", err_r: "stderr"}
@@ -264,22 +263,6 @@ class Worker:
         run.finished = True
 
 
-# What every run needs, imported once in the worker so each forked child starts warm.  torch._dynamo: every
-# optimizer's add_param_group imports it (torch._compile's disable wrapper), which costs a second or two in
-# each run child unless the zygote already has it.  Imports only: no CUDA.  A test imports each name, so a
-# rename cannot silently turn an entry into a no-op.
-PRELOAD_MODULES = ("torch.nn", "torch.nn.functional", "torch.optim", "torch.autograd", "torch.utils.data",
-                   "torch._dynamo", "skyline_tui.profiler.run")
-
-
-def _preload() -> None:
-    """Import what every run needs, once, so each forked child starts warm."""
-    import importlib
-
-    for name in PRELOAD_MODULES:
-        importlib.import_module(name)
-
-
 def _pending_bytes(fd: int) -> int:
     """Bytes waiting in a pipe (Linux FIONREAD); a closed or unreadable pipe counts as empty."""
     try:
@@ -329,72 +312,6 @@ def _kill_group(pid: int) -> None:
             target()
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this process when its parent (the single-threaded worker) exits."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def _child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int, stack_fd: int,
-                close: tuple[int, ...]) -> None:
-    code = 0
-    try:
-        os.setpgid(0, 0)  # its own group: a cancel also kills whatever the user's code spawned
-        _die_with_parent()
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash must not leave a core file in the project
-        stacks.arm(stack_fd)
-        for fd in close:
-            os.close(fd)
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)  # user code must never read the terminal the UI is drawing on
-        os.close(devnull)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        os.close(out_fd)
-        os.close(err_fd)
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fd 0 lives as long as the process
-        sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if request.root:
-            os.chdir(request.root)
-        elif os.path.isfile(request.entry):
-            os.chdir(os.path.dirname(os.path.abspath(request.entry)))
-
-        from skyline_tui.profiler.run import profile
-
-        def send(message: object) -> None:
-            data = memoryview(p.encode(message))
-            while data:
-                data = data[os.write(msg_fd, data):]
-
-        def emit(report: object, phase: str) -> None:
-            send(p.RunReport(run_id=request.run_id, report=report, phase=phase, final=False))  # type: ignore[arg-type]
-
-        report = profile(request.entry, request.root, request.config, emit,
-                         on_phase=lambda phase: send(p.RunProgress(run_id=request.run_id, phase=phase)))
-        send(p.RunReport(run_id=request.run_id, report=report, phase="error" if report.error else "done", final=True))
-    except BaseException:  # noqa: BLE001 - the parent turns a silent death into an error report
-        code = 70
-        try:
-            import traceback
-
-            traceback.print_exc()
-        except BaseException:  # noqa: BLE001
-            pass
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001
-            pass
-        stacks.REAL_EXIT(code)
 
 
 def main(argv: list[str]) -> int:

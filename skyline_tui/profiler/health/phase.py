@@ -44,11 +44,12 @@ def measure_health(work: Workload, config: ProfileConfig, report: Optional[Repor
     subscribers = work.run_user(lambda: load_subscribers(work.entry), "skyline_health_subscribers")
     with seeded(work.device):
         # The same knobs as the profiled workload (a sweep's trial); never recompiled: hooks need the module.
-        fresh = load_workload(work.entry, work.batch_size, config.replace(compile=False))
+        # A list, so the finally can drop the model.
+        fresh = [load_workload(work.entry, work.batch_size, config.replace(compile=False))]
         try:
-            return work.run_user(lambda: _run(fresh, config, subscribers), "iteration")
+            return work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
         finally:
-            del fresh
+            fresh.clear()
             gc.collect()
             if work.device.type == "cuda":
                 torch.cuda.empty_cache()

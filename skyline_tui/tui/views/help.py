@@ -26,7 +26,9 @@ KEYS = (
         ("w", "write the target into the entry point, re-profile"),
     )),
     ("Views", (
-        ("m", "run time per line ⇄ per module"),
+        ("m", "run time per line ⇄ module tree (total and self)"),
+        ("→ / ←", "module tree: open / close (← on a closed one: parent)"),
+        ("space", "module tree: open or close (enter too, but a leaf jumps)"),
         ("l", "show / hide the output of your code"),
         ("H", "health per layer ⇄ run time (enter: its line; e: first NaN)"),
         ("e", "jump to the error's line"),

@@ -55,7 +55,8 @@ class HistoryScreen(ModalScreen[HistoryChoice]):
         for run in self.runs:
             mark = " (baseline)" if run["id"] == self.pinned else ""
             table.add_row(
-                Text(f"#{run['id']}{mark}"), (run["created_at"] or "")[:19].replace("T", " "), str(run["batch_size"] or "-"),
+                Text(f"#{run['id']}{mark}"), (run["created_at"] or "")[:19].replace("T", " "),
+                str(run["batch_size"] or "-"),
                 Text(fmt.rate(run["samples_per_second"]) if run["samples_per_second"] else "-", justify="right"),
                 Text(fmt.ms(run["iteration_ms"]), justify="right"), Text(fmt.size(run["peak_bytes"]), justify="right"),
                 run["status"], key=str(run["id"]),

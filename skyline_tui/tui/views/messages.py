@@ -20,3 +20,16 @@ class JumpToSource(SourceLocationMessage):
 
 class PreviewSource(SourceLocationMessage):
     """The cursor is on a row: mark its line in the source pane if that file is open."""
+
+
+class ToggleModule(Message):
+    """Open (``expand`` True), close (False) or flip (None) a node of the module tree."""
+
+    def __init__(self, path: str, expand: Optional[bool] = None) -> None:
+        super().__init__()
+        self.path = path
+        self.expand = expand
+
+
+class TreeRoomChanged(Message):
+    """The breakdown pane changed height: the module tree's default levels may fit differently now."""

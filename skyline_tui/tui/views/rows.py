@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from skyline_tui.report import Breakdown, MemoryBreakdown
+from skyline_tui.tui.views.module_tree import visible_modules
 
 ROW_LINE = "line"
 ROW_MODULE = "module"
@@ -33,6 +34,13 @@ class BreakdownRow:
     # Time that is neither a forward nor a backward pass (the optimizer step, unattributed work).
     other_ms: float = 0.0
     other_share: float = 0.0
+    # Module rows only: forward/backward are inclusive (children counted), ``self_ms`` the module's own.
+    self_ms: Optional[float] = None
+    depth: int = 0
+    path: Optional[str] = None  # the module's dotted path
+    parent: Optional[str] = None  # the parent module's path (None at the top)
+    has_children: bool = False
+    expanded: bool = False
 
     @property
     def total_ms(self) -> float:
@@ -49,8 +57,10 @@ class MemoryRow:
     line: Optional[int] = None
 
 
-def breakdown_rows(breakdown: Breakdown, by: str = ROW_LINE) -> list[BreakdownRow]:
-    """Per-line (``by="line"``) or per-module rows plus optimizer and other, most expensive first."""
+def breakdown_rows(breakdown: Breakdown, by: str = ROW_LINE,
+                   expanded: frozenset[str] = frozenset()) -> list[BreakdownRow]:
+    """Per-line rows most expensive first (``by="line"``), or the module tree with ``expanded`` nodes open
+    (``by="module"``, depth first, siblings costliest first); then the optimizer and other rows."""
     total = breakdown.profiled_iteration_ms or 1.0
     rows: list[BreakdownRow] = []
 
@@ -60,26 +70,41 @@ def breakdown_rows(breakdown: Breakdown, by: str = ROW_LINE) -> list[BreakdownRo
                             backward_ms=backward_ms, forward_share=forward_ms / total,
                             backward_share=backward_ms / total, file=file, line=line)
 
-    if by == ROW_MODULE:
-        # Self times: a parent's total includes its children, so only self times add up without
-        # counting the same work twice.  Pure containers (self time zero) would be empty rows.
-        for module in breakdown.modules:
-            if module.self_forward_ms + module.self_backward_ms <= 0:
-                continue
-            rows.append(timed(f"module:{module.path}", ROW_MODULE, module.path or f"({module.type})", module.type,
-                              module.self_forward_ms, module.self_backward_ms, module.file, module.line))
-    else:
+    if by != ROW_MODULE:
         for timing in breakdown.lines:
             rows.append(timed(f"line:{timing.file}:{timing.line}", ROW_LINE, f"{timing.file}:{timing.line}",
                               timing.code.strip(), timing.forward_ms, timing.backward_ms, timing.file, timing.line))
-    for kind, label, detail, value in (
-        (ROW_OPTIMIZER, "optimizer step", "optimizer.step()", breakdown.optimizer_ms),
-        (ROW_OTHER, "other", "not attributed to a project line", breakdown.other_ms),
-    ):
-        rows.append(
-            BreakdownRow(kind, kind, label, detail, 0.0, 0.0, 0.0, 0.0, other_ms=value, other_share=value / total)
+    specials = [
+        BreakdownRow(kind, kind, label, detail, 0.0, 0.0, 0.0, 0.0, other_ms=value, other_share=value / total)
+        for kind, label, detail, value in (
+            (ROW_OPTIMIZER, "optimizer step", "optimizer.step()", breakdown.optimizer_ms),
+            (ROW_OTHER, "other", "not attributed to a project line", breakdown.other_ms),
         )
+    ]
+    if by == ROW_MODULE:
+        # A tree keeps its shape (a parent above its children), so the rows are not re-sorted; the
+        # optimizer and other rows, not modules, come after it.
+        return module_rows(breakdown, expanded) + sorted(specials, key=lambda row: row.total_ms, reverse=True)
+    rows.extend(specials)
     rows.sort(key=lambda row: row.total_ms, reverse=True)
+    return rows
+
+
+def module_rows(breakdown: Breakdown, expanded: frozenset[str]) -> list[BreakdownRow]:
+    """The visible nodes of the module tree: bars and times inclusive, ``self_ms`` the module's own."""
+    total = breakdown.profiled_iteration_ms or 1.0
+    rows = []
+    for node in visible_modules(breakdown.modules, expanded):
+        module = node.module
+        name = module.path.rsplit(".", 1)[-1] if module.path else module.type
+        rows.append(BreakdownRow(
+            key=f"module:{module.path}", kind=ROW_MODULE, label=name, detail=module.type,
+            forward_ms=module.forward_ms, backward_ms=module.backward_ms,
+            forward_share=module.forward_ms / total, backward_share=module.backward_ms / total,
+            file=module.file, line=module.line, self_ms=module.self_forward_ms + module.self_backward_ms,
+            depth=node.depth, path=module.path, parent=node.parent, has_children=node.has_children,
+            expanded=node.expanded,
+        ))
     return rows
 
 

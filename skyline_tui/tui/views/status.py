@@ -2,30 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from skyline_tui.tui.gpu import GpuSample
 from skyline_tui.report import PHASES
+from skyline_tui.tui.gpu import GpuSample
+from skyline_tui.tui.state import RunState
 from skyline_tui.tui.views import format as fmt
 
 ELAPSED_SHOWN_S = 3  # a run's elapsed time appears once it is noticeably long...
 TIMEOUT_SHOWN_S = 10  # ...and, past this, the timeout that will stop it (an infinite loop, say)
-
-
-@dataclass(frozen=True)
-class RunState:
-    """What the profiler is doing, as the status bar tells it."""
-
-    phase: Optional[str] = None  # None: idle; "queued", "starting" or one of PHASES while a run is on
-    run_id: Optional[int] = None
-    last_report_at: Optional[str] = None  # already formatted (the app owns the clock)
-    failed: bool = False  # the last run ended in an error
-    profiler_ended: bool = False  # the profiler process is gone (until r or a save starts it again)
 
 
 class StatusBar(Static):

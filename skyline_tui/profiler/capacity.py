@@ -1,0 +1,60 @@
+"""How much memory a batch may use, and what an out-of-memory error leaves to clean up: the rules the
+batch-size predictions apply when they choose which batches to try and which one fits."""
+
+from __future__ import annotations
+
+import gc
+from typing import Optional
+
+import torch
+
+from skyline_tui.profiler.errors import ProfileError, is_oom
+from skyline_tui.profiler.memory import memory_capacity
+from skyline_tui.profiler.workload import Workload
+from skyline_tui.report import Report
+
+# Batches are attempted only when predicted to need at most this share of the capacity: the peak counts
+# tensors, not the CUDA context or fragmentation, and on CPU running out means the kernel's OOM killer.
+ATTEMPT_FRACTION = 0.9
+# The share of CUDA capacity max_batch_size keeps free: the fitted peak is max_memory_allocated, which
+# leaves out the caching allocator's fragmentation and cached blocks (reserved minus allocated).  CPU
+# peaks are the allocator's own events against system RAM: no headroom.
+CUDA_HEADROOM = 0.10
+
+
+def capacity_for(work: Workload, report: Report) -> tuple[Optional[int], str]:
+    """On CUDA what this process can get now (free + torch's reserve); elsewhere the report's device."""
+    if work.device.type == "cuda":
+        return memory_capacity(work.device)
+    capacity = report.device.memory_capacity_bytes if report.device is not None else None
+    return capacity, "system RAM"
+
+
+def fits_rule(headroom: float, capacity_source: str) -> str:
+    share = f"{100 * (1 - headroom):g} % of " if headroom else ""
+    kept = (f" ({100 * headroom:g} % kept free for the caching allocator's fragmentation and cached blocks, "
+            "which max_memory_allocated leaves out)" if headroom else "")
+    return (f"the largest batch whose fitted peak is at most {share}the capacity: {capacity_source}{kept}; "
+            "after an out-of-memory error, the largest batch that ran below it")
+
+
+def is_oom_error(exc: BaseException) -> bool:
+    if isinstance(exc, ProfileError):
+        return exc.info.kind == "oom"
+    return is_oom(exc)
+
+
+def release_after_oom(exc: BaseException, device: torch.device) -> None:
+    """Drop what a failed iteration still holds (tracebacks keep its frames and tensors alive)."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        nxt = current.__cause__ or current.__context__
+        current.__traceback__ = None
+        current.__cause__ = None
+        current.__context__ = None
+        current = nxt
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
