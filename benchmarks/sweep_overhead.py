@@ -34,7 +34,7 @@ IN_PROCESS = """
 import os, sys, time
 started = time.perf_counter()
 import importlib
-from skyline_tui.worker.server import PRELOAD_MODULES
+from skyline_tui.worker.child import PRELOAD_MODULES
 for name in PRELOAD_MODULES:  # what the worker imports once (torch and the modules every run needs)
     importlib.import_module(name)
 from skyline_tui.config import ProfileConfig
