@@ -15,7 +15,7 @@ PACKAGE = REPO / "skyline_tui"
 MAX_LINES = 400
 # Over the limit today and being reshaped on another branch (app state in one home, ProfileOnSave as an
 # object): allowed its current size so it cannot grow; drop the entry once it is split.
-GRANDFATHERED = {"skyline_tui/tui/app.py": 440}
+GRANDFATHERED: dict[str, int] = {}  # none left: every module is under the limit
 
 
 def module_name(path: Path, top: Path) -> str:
