@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence, TextIO
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
+from skyline_tui.export.report_json import write_text
 from skyline_tui.sweep.backend import BackendError, SweepBackend, backend_named
 from skyline_tui.sweep.results import (
     TrialResult,
@@ -207,10 +208,12 @@ def run_sweep(args: argparse.Namespace, spec: SweepSpec, backend: SweepBackend,
 
 def _write_json(document: dict[str, object], destination: str, err: TextIO) -> int:
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    if destination == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return 0
+    try:
+        write_text(text, destination, sys.stdout)  # atomic for a file; through a device (/dev/null) or FIFO
+    except OSError as exc:
+        print(f"skyline-tui sweep: cannot write {destination}: {exc.strerror or exc}", file=err)
+        return EXIT_NO_TRIAL_SUCCEEDED
+    return 0
     try:
         tmp = f"{destination}.tmp-{os.getpid()}"
         with open(tmp, "w", encoding="utf-8") as fh:
