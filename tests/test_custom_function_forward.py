@@ -97,3 +97,36 @@ def test_torch_calls_inside_a_custom_forward_are_charged_once(one_thread):
     assert 0.5 < library_apply.forward_ms / project_matmul.forward_ms < 2.0, breakdown.lines
     attributed = sum(r.total_ms for r in breakdown.lines) + breakdown.optimizer_ms
     assert attributed <= breakdown.profiled_iteration_ms
+
+
+def test_the_trace_nests_a_library_apply_s_matmuls_inside_its_span_and_its_self_time_is_the_row(
+        one_thread, tmp_path):
+    import json
+
+    import skyline_tui
+
+    from .test_trace import assert_nested_per_thread
+
+    path = tmp_path / "trace.json"
+    report = skyline_tui.profile(str(MATMULS), config=ProfileConfig.quick(breakdown_iterations=1), memory=False,
+                                 predictions=False, trace=str(path))
+    assert report.error is None and report.breakdown is not None, report.error
+    complete = [e for e in json.loads(path.read_text())["traceEvents"] if e["ph"] == "X"]
+    assert_nested_per_thread(complete)
+    library_line = line_of(MATMULS, "# LIBRARY_APPLY_LINE")
+    forwards = [e for e in complete if e["cat"] == "forward" and e.get("args", {}).get("line") == library_line]
+
+    def holds(outer: dict, inner: dict) -> bool:
+        return outer is not inner and outer["ts"] <= inner["ts"] and \
+            inner["ts"] + inner["dur"] <= outer["ts"] + outer["dur"] + 1e-3
+
+    (apply_span,) = [e for e in forwards if any(holds(e, other) for other in forwards)]
+    matmuls = 4  # library_kernels.MATMULS (the run was in the worker: its modules are not here)
+    assert sum(holds(apply_span, e) for e in forwards) == matmuls  # its matmuls, inside it
+    # Spans carry durations with their children (as a module's does); the breakdown charges each line
+    # its spans' self time, so the matmuls are counted once.
+    self_ms = sum(e["dur"] for e in forwards if e is not apply_span) / 1000 + \
+        (apply_span["dur"] - sum(e["dur"] for e in forwards if holds(apply_span, e))) / 1000
+    (row,) = [r for r in report.breakdown.lines if (r.file, r.line) == (MATMULS.name, library_line)]
+    assert self_ms == pytest.approx(row.forward_ms, rel=0.10, abs=1e-3)
+    assert apply_span["dur"] / 1000 < 1.1 * row.forward_ms  # not the matmuls again on top

@@ -44,6 +44,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
+from skyline_tui.profiler.custom_functions import CustomFunctions
 from skyline_tui.profiler.frames import ProjectFiles
 
 Location = Optional[tuple[str, int]]  # (project-relative file, line)
@@ -247,18 +248,18 @@ class LineAttributionMode(TorchFunctionMode):
         self._applies.clear()
 
     def __enter__(self) -> "LineAttributionMode":
-        _CustomFunctions.install(self)
+        CustomFunctions.install(self)
         try:
             return super().__enter__()
         except BaseException:
-            _CustomFunctions.uninstall()
+            CustomFunctions.uninstall()
             raise
 
     def __exit__(self, *exc: Any) -> None:
         try:
             super().__exit__(*exc)
         finally:
-            _CustomFunctions.uninstall()
+            CustomFunctions.uninstall()
 
     def _on_torch_function_stack(self) -> bool:
         """False while a torch call this mode times is running (the stack is emptied for it), during an
@@ -360,41 +361,6 @@ class LineAttributionMode(TorchFunctionMode):
 
         node.register_prehook(before)
         node.register_hook(after)
-
-
-class _CustomFunctions:
-    """Wraps ``torch.autograd.Function.apply`` while a :class:`LineAttributionMode` is active."""
-
-    _mode: Optional[LineAttributionMode] = None
-    # Function.__dict__["apply"] while installed.  In a list: a classmethod kept as a class attribute
-    # here would be bound to this class on every read.
-    _original: list[Any] = []
-
-    @classmethod
-    def install(cls, mode: LineAttributionMode) -> None:
-        cls._mode = mode
-        if cls._original:
-            return
-        function = torch.autograd.Function
-        original = function.__dict__.get("apply")
-        if not isinstance(original, classmethod):
-            return  # an unknown torch layout: custom Functions stay unattributed rather than break
-        apply = original.__func__
-
-        def timing_apply(klass: Any, *args: Any, **kwargs: Any) -> Any:
-            mode = cls._mode
-            if mode is None:
-                return apply(klass, *args, **kwargs)
-            return mode.apply_custom_function(apply, klass, args, kwargs, sys._getframe(1))
-
-        cls._original.append(original)
-        function.apply = classmethod(timing_apply)  # type: ignore[method-assign, assignment]
-
-    @classmethod
-    def uninstall(cls) -> None:
-        if cls._original:
-            torch.autograd.Function.apply = cls._original.pop()  # type: ignore[method-assign]
-        cls._mode = None
 
 
 def clock_for(device: torch.device, ledger: Ledger) -> Any:
