@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Sparkline
 from skyline_tui.history import History
 from skyline_tui.report import LineTiming
 from skyline_tui.tui.history_sink import HistorySink
+from skyline_tui.tui.state import shown_comparison
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.history_screen import DiffScreen, HistoryScreen
 from skyline_tui.tui.views.throughput import ThroughputPane
@@ -34,6 +35,11 @@ def current_and_baseline():
     return current, baseline
 
 
+def past_run_of(app):
+    past = app.state.history.past
+    return past.run_id if past is not None else None
+
+
 async def run_with_history(tmp_path):
     current, baseline = current_and_baseline()
     store = tmp_path / "history.db"
@@ -46,7 +52,7 @@ async def run_with_history(tmp_path):
 async def test_a_finished_run_is_recorded_and_shows_its_change_against_the_previous_run(tmp_path):
     app, store = await run_with_history(tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: finished(app) and app.shown_comparison() is not None)
+        await wait_until(pilot, lambda: finished(app) and shown_comparison(app.state) is not None)
         throughput = text_of(app.query_one(ThroughputPane))
         assert "▲ 33 % faster vs previous run #1" in throughput, throughput
         table = app.query_one(BreakdownTable)
@@ -62,14 +68,14 @@ async def test_a_finished_run_is_recorded_and_shows_its_change_against_the_previ
 async def test_the_history_screen_lists_past_runs_pins_diffs_and_shows_a_past_run(tmp_path):
     app, _store = await run_with_history(tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: finished(app) and app.shown_comparison() is not None)
+        await wait_until(pilot, lambda: finished(app) and shown_comparison(app.state) is not None)
         await pilot.press("h")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         assert app.screen.query_one(DataTable).row_count == 2
         assert list(app.screen.query_one(Sparkline).data) == [2560.0, 3413.3]  # oldest to newest
         await pilot.press("down", "b")  # pin run #1 as the Δ baseline
         await wait_until(pilot, lambda: not isinstance(app.screen, HistoryScreen))
-        assert app.history.pinned == 1 and "vs pinned run #1" in text_of(app.query_one(ThroughputPane))
+        assert app.state.history.pinned == 1 and "vs pinned run #1" in text_of(app.query_one(ThroughputPane))
         await pilot.press("h")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("down", "d")
@@ -79,7 +85,7 @@ async def test_the_history_screen_lists_past_runs_pins_diffs_and_shows_a_past_ru
         await pilot.press("escape", "h")
         await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
         await pilot.press("down", "enter")
-        await wait_until(pilot, lambda: app.past_run == 1)
+        await wait_until(pilot, lambda: past_run_of(app) == 1)
         assert "PAST RUN #1" in app.sub_title
         assert "2,560 samples/s" in text_of(app.query_one(ThroughputPane))
-        assert app.shown_comparison() is None  # no Δ on a past run
+        assert shown_comparison(app.state) is None  # no Δ on a past run
