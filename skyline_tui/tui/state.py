@@ -23,6 +23,7 @@ from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE
 
 PREVIOUS_RUN = "previous run"
 FIT_FROM_PREVIOUS_RUN = "fit from previous run"
+PAST_RUN = "past run"  # a pane showing a run from the history: "past run #3"
 
 
 @dataclass(frozen=True)

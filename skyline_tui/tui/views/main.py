@@ -18,6 +18,7 @@ from textual.widget import Widget
 from skyline_tui.history.compare import RunComparison
 from skyline_tui.report import ErrorInfo, Report
 from skyline_tui.tui.state import (
+    PAST_RUN,
     AppState,
     comparison_label,
     on_screen,
@@ -141,7 +142,7 @@ class MainView(Horizontal):
         from the history, 'past run #N'."""
         note = pane_note(state.live, section, state.current_run, state.run.phase is not None, shows_fit)
         past = state.history.past
-        return note or (f"past run #{past.run_id}" if past is not None else None)
+        return note or (f"{PAST_RUN} #{past.run_id}" if past is not None else None)
 
     # ---- the source pane and the tables ----------------------------------------------------------
 
