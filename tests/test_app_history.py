@@ -4,9 +4,11 @@ runs with a sparkline, enter shows one as a past run, d diffs it against the lat
 
 from __future__ import annotations
 
-from app_support import MLP_ENTRY, finished, load_report, make_app, text_of, wait_until
+import pytest
+from app_support import MLP_ENTRY, REPO, FakeGpu, describe_app, finished, load_report, make_app, text_of, wait_until
 from textual.widgets import DataTable, Sparkline
 
+from skyline_tui.config import ProfileConfig
 from skyline_tui.history import History
 from skyline_tui.report import LineTiming
 from skyline_tui.tui.history_sink import HistorySink
@@ -147,3 +149,33 @@ async def test_a_pinned_baseline_is_what_the_next_run_is_compared_with(tmp_path)
         assert "▲ 33 % faster vs pinned run #1" in text_of(app.query_one(ThroughputPane))
     with History(store) as history:
         assert [run["id"] for run in history.runs()] == [3, 2, 1]
+
+
+HEALTHY_ENTRY = REPO / "tests" / "fixtures" / "faults" / "healthy.py"  # a 8-16-2 MLP, batch_size=4
+
+
+@pytest.mark.slow
+async def test_the_real_app_path_records_each_finished_run_in_the_store(tmp_path):
+    """The real worker (torch in a child process) profiles a tiny entry point; the run lands in the store
+    the app was given, as `skyline-tui history` would list it."""
+    from skyline_tui.tui.app import SkylineApp
+    from skyline_tui.worker.client import WorkerClient
+
+    store = tmp_path / "history.db"
+    app = SkylineApp(str(HEALTHY_ENTRY), config=ProfileConfig.quick(predictions=False), source=WorkerClient,
+                     gpu=FakeGpu(), history=HistorySink(store))
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: finished(app) and app.state.history.latest_run is not None,
+                         timeout=180, explain=lambda: describe_app(app))  # importing torch on a busy machine
+        assert app.live.error is None, app.live.error
+        shown = app.live.shown
+    with History(store) as history:
+        runs = history.runs()
+        assert [run["id"] for run in runs] == [app.state.history.latest_run] == [1]
+        (run,) = runs
+        assert run["entry_point"] == shown.entry_point and run["entry_point"].endswith("healthy.py")
+        assert run["batch_size"] == 4  # the fixture's default
+        assert shown.device.type == "cpu" and run["device"] == shown.device.name  # it never moves to a GPU
+        assert run["error_kind"] is None and run["status"] == "ok"
+        assert run["samples_per_second"] == shown.throughput.samples_per_second > 0
+        assert history.report(1).breakdown == shown.breakdown  # the full report, not only the summary
