@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -79,7 +80,9 @@ class BreakdownTable(SourceRowTable):
     def show(self, rows: Optional[list[BreakdownRow]], by: str, deltas: Optional[RunComparison] = None) -> None:
         """Render rows (None: nothing measured yet); ``by`` is "line" or "module".  ``deltas``: the change of
         each line or module against the baseline run; the Δ column appears once there is one."""
-        style = lambda name: self.get_component_rich_style(f"breakdown--{name}", partial=True)  # noqa: E731
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(f"breakdown--{name}", partial=True)
+
         forward, backward, other, special = style("forward"), style("backward"), style("other"), style("special")
         track = (" ", style("track"))
         with_delta = deltas is not None
