@@ -43,7 +43,9 @@ def seeded(device: torch.device) -> Iterator[None]:
 def measure_health(work: Workload, config: ProfileConfig, report: Optional[Report] = None) -> Health:
     subscribers = work.run_user(lambda: load_subscribers(work.entry), "skyline_health_subscribers")
     with seeded(work.device):
-        fresh = [load_workload(work.entry, work.batch_size)]  # a list, so the finally can drop the model
+        # The same knobs as the profiled workload (a sweep's trial); never recompiled: hooks need the module.
+        # A list, so the finally can drop the model.
+        fresh = [load_workload(work.entry, work.batch_size, config.replace(compile=False))]
         try:
             return work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
         finally:
@@ -73,7 +75,7 @@ def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> 
             if not publisher.outside_finite or _any_non_finite(values):
                 non_finite_at = i  # what follows a NaN is NaN: stop here, and find where it came from
                 break
-    non_finite = _locate(fresh, non_finite_at) if non_finite_at is not None else None
+    non_finite = _locate(fresh, non_finite_at, config) if non_finite_at is not None else None
     return Health(iterations=len(history), modules=_modules(publisher, history, custom, subscribers, non_finite),
                   non_finite=non_finite, errors=tuple(subscribers.errors))
 
@@ -82,10 +84,10 @@ def _any_non_finite(values: IterationValues) -> bool:
     return any(v != v or v in (float("inf"), float("-inf")) for metrics in values.values() for v in metrics.values())
 
 
-def _locate(fresh: Workload, iteration: int) -> NonFinite:
+def _locate(fresh: Workload, iteration: int, config: ProfileConfig) -> NonFinite:
     """Rebuild from the same seed, run up to ``iteration`` plainly, then that one under the checks."""
     with seeded(fresh.device):
-        replay = load_workload(fresh.entry, fresh.batch_size)
+        replay = load_workload(fresh.entry, fresh.batch_size, config.replace(compile=False))
         for _ in range(iteration):
             replay.run()
         found = locate(replay.model, replay.run, fresh.entry.files, iteration)
