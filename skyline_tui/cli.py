@@ -29,6 +29,7 @@ EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 VERBS: dict[str, tuple[str, str, str]] = {
     "history": ("skyline_tui.history.commands", "history_main", "list recorded profile runs, newest first"),
     "diff": ("skyline_tui.history.commands", "diff_main", "what changed between two runs, line by line"),
+    "sweep": ("skyline_tui.sweep.commands", "main", "profile a grid of configurations"),
 }
 
 

@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 INTERACTIVE_WARMUP_S = 0.1
 INTERACTIVE_THROUGHPUT_BUDGET_S = 1.0
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ class ProfileConfig:
     # Where the run child writes one profiled iteration as a Chrome trace (an absolute path), or None.
     trace_path: Optional[str] = None
 
+    # Knobs (a sweep sets them; the default is the entry point as written).  ``knobs`` are provider keyword
+    # arguments by name, each passed to every provider that declares it; the rest are built in.
+    knobs: Optional[dict[str, Any]] = None
+    precision: str = "fp32"  # fp32 | bf16 | fp16: bf16/fp16 run the iteration under torch.autocast
+    channels_last: bool = False  # the model and 4-D inputs in the channels-last memory format
+    compile: bool = False  # torch.compile the model; the compile time is reported apart (Report.compile_ms)
+
     def replace(self, **changes: Any) -> "ProfileConfig":
         return dataclasses.replace(self, **changes)
 
@@ -67,7 +75,10 @@ class ProfileConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown profile options: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        config = cls(**data)
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (it is {config.precision!r})")
+        return config
 
     @classmethod
     def interactive(cls, **changes: Any) -> "ProfileConfig":

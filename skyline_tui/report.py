@@ -291,6 +291,7 @@ class Report:
     baseline: Optional[BaselineComparison] = None  # --baseline, compared after the run
     error: Optional[ErrorInfo] = None
     created_at: Optional[str] = None  # ISO 8601, UTC
+    compile_ms: Optional[float] = None  # ProfileConfig.compile: the first, compiling iteration (not in throughput)
     schema_version: int = SCHEMA_VERSION
     tool: ToolInfo = field(default_factory=lambda: _tool_info())
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from skyline_tui.baseline import BaselineError, compare, load_baseline
+from skyline_tui.checks.baseline import BaselineError, compare, load_baseline
 from skyline_tui.history import History
 from skyline_tui.report import MemoryBreakdown, Report, Throughput
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skyline_tui.budgets import BudgetError, parse_budget
+from skyline_tui.checks.budgets import BudgetError, parse_budget
 from skyline_tui.report import MemoryBreakdown, Predictions, Report, Throughput
 
 GIB = 1024 ** 3

@@ -114,9 +114,9 @@ def test_every_module_the_worker_preloads_imports():
 
 def test_the_worker_preload_fails_loudly_on_a_missing_module():
     """The list is used as is: a name that does not import stops the worker's start instead of being skipped."""
-    probe = ("import skyline_tui.worker.server as s\n"
-             "s.PRELOAD_MODULES = s.PRELOAD_MODULES + ('skyline_tui.profiler.no_such_module',)\n"
-             "s._preload()\n")
+    probe = ("import skyline_tui.worker.child as c\n"
+             "c.PRELOAD_MODULES = c.PRELOAD_MODULES + ('skyline_tui.profiler.no_such_module',)\n"
+             "c.preload()\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=cli_env(), capture_output=True,
                             text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, result.stderr[-2000:]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skyline_tui.history.diff import FlagChange, LineChange, diff_reports
+from skyline_tui.history.diff import FlagChange, LineChange, ModuleChange, diff_reports
 from skyline_tui.report import Report
 
 _ARROWS = {"faster": "▲", "slower": "▼", "more": "▲", "less": "▼"}
@@ -41,10 +41,14 @@ class RunComparison:
     throughput: Change | None
     peak: Change | None
     lines: dict[tuple[str, int], LineChange] = field(default_factory=dict)  # by the current run's (file, line)
+    modules: dict[str, ModuleChange] = field(default_factory=dict)  # by module path ("" is the whole model)
     flags: tuple[FlagChange, ...] = ()  # health flags that appeared or went away since the baseline
 
     def line(self, file: str, line: int) -> LineChange | None:
         return self.lines.get((file, line))
+
+    def module(self, path: str) -> ModuleChange | None:
+        return self.modules.get(path)
 
     def new_flags(self, module: str) -> frozenset[str]:
         """The kinds of the flags on ``module`` that the baseline run did not raise."""
@@ -59,6 +63,8 @@ def compare_runs(baseline: Report, current: Report, baseline_id: int | None = No
         throughput=_change(result.throughput, up="faster", down="slower"),
         peak=_change(result.peak, up="more", down="less"),
         lines={(c.file, c.line): c for c in result.lines if c.verdict != "gone"},
+        # The diff compares modules anyway (by path and type); a module gone from the current run has no row.
+        modules={c.module: c for c in result.modules if c.verdict != "gone"},
         flags=result.flags,
     )
 

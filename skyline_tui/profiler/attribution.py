@@ -11,17 +11,24 @@ Three instruments run together while the user's iteration runs unchanged:
   timed as the engine runs it and charged to the forward line that created it.
 - Global module forward hooks keep a stack of the model's module paths and note where each module is
   called from.
-- A custom ``torch.autograd.Function`` (and ``checkpoint``, which is one) is not a torch call: the ops in
-  its ``forward`` are charged to their own lines by the mode, and while the mode is active
-  ``Function.apply`` is wrapped so that the node it creates is tagged with the line that called
-  ``apply``.  Without that, its backward would be adopted by the next line that uses its output.
+- A custom ``torch.autograd.Function`` (and ``checkpoint``, which is one) is not a torch call, so while
+  the mode is active ``Function.apply`` is wrapped: the node it creates is tagged with the line that
+  called ``apply`` (without that, its backward would be adopted by the next line that uses its output),
+  and the whole call is timed as forward work of that line.  Only its *self* time is charged there: the
+  torch calls inside its ``forward`` are charged where the mode finds them (their own lines when the
+  Function is project code, which is where a user looks for a slow op of their own kernel; the apply
+  line when it is a library's), and each such charge is taken off the enclosing apply's.  What remains
+  on the apply line is the forward's own Python (a sleep, numpy, loops), which would otherwise be
+  "other".  Nested applies work the same way: each charge is taken off the innermost open apply only.
 
 What must not be charged to a line's forward: ``loss.backward()`` (``Tensor.backward`` goes through
 ``__torch_function__``; its work is the nodes') and the optimizer's internals (they are the optimizer's
 row, timed by ``OptimizerWatch``).  Those calls pass straight through.
 
 Times come from a ``HostClock`` (``perf_counter_ns``; CPU work is synchronous) or a ``CudaEventClock``
-(event pairs resolved after one synchronisation: CUDA work is timed on the device).
+(event pairs resolved after one synchronisation: CUDA work is timed on the device).  Every clock's
+``stop(started, key, enclosing=None)`` charges the interval to ``key`` and, when ``enclosing`` is given,
+takes it off that key (the self time of the interval it lies in), once the interval is known.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
+from skyline_tui.profiler.custom_functions import CustomFunctions
 from skyline_tui.profiler.frames import ProjectFiles
 
 Location = Optional[tuple[str, int]]  # (project-relative file, line)
@@ -71,6 +79,12 @@ class Ledger:
     def add(self, key: ChargeKey, ms: float) -> None:
         self.ms[key] += ms
 
+    def charge(self, key: ChargeKey, ms: float, enclosing: Optional[ChargeKey]) -> None:
+        """``ms`` to ``key``; taken off ``enclosing``, an interval this one lies in (its self time)."""
+        self.ms[key] += ms
+        if enclosing is not None:
+            self.ms[enclosing] -= ms
+
     def clear(self) -> None:
         self.ms.clear()
 
@@ -84,8 +98,8 @@ class HostClock:
     def start(self) -> Any:
         return time.perf_counter_ns()
 
-    def stop(self, started: Any, key: ChargeKey) -> None:
-        self._ledger.add(key, (time.perf_counter_ns() - started) / 1e6)
+    def stop(self, started: Any, key: ChargeKey, enclosing: Optional[ChargeKey] = None) -> None:
+        self._ledger.charge(key, (time.perf_counter_ns() - started) / 1e6, enclosing)
 
     def flush(self) -> None:
         pass
@@ -145,7 +159,8 @@ class CudaEventClock:
         self._ledger = ledger
         self._device = torch.device("cuda", cuda_device_index(device))
         self._pool = event_pool(self._device.index or 0)
-        self._pending: list[tuple[Any, Any, ChargeKey]] = []  # list.append is atomic: both threads add
+        # list.append is atomic: both threads add
+        self._pending: list[tuple[Any, Any, ChargeKey, Optional[ChargeKey]]] = []
 
     def _recorded(self) -> Any:
         event = self._pool.take()
@@ -155,16 +170,16 @@ class CudaEventClock:
     def start(self) -> Any:
         return self._recorded()
 
-    def stop(self, started: Any, key: ChargeKey) -> None:
-        self._pending.append((started, self._recorded(), key))
+    def stop(self, started: Any, key: ChargeKey, enclosing: Optional[ChargeKey] = None) -> None:
+        self._pending.append((started, self._recorded(), key, enclosing))
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
         # If this raises (a sticky CUDA error) the pending events are dropped with it, not reused.
         torch.cuda.synchronize(self._device)
-        for start, end, key in pending:
-            self._ledger.add(key, start.elapsed_time(end))
-        self._pool.give_back(event for start, end, _ in pending for event in (start, end))
+        for start, end, key, enclosing in pending:
+            self._ledger.charge(key, start.elapsed_time(end), enclosing)
+        self._pool.give_back(event for start, end, _, _ in pending for event in (start, end))
 
 
 class ModuleTracker:
@@ -223,31 +238,64 @@ class LineAttributionMode(TorchFunctionMode):
         # Nodes tagged during this iteration.  Holding them keeps their ids unique until reset(); the
         # engine frees their saved tensors after backward, so only the small node objects are kept.
         self._tagged: dict[int, Any] = {}
+        # Forward keys of the custom Function applies under way, innermost last: a charge made while one
+        # is open is taken off it.  Only the thread running the forward pushes; backward hooks (autograd's
+        # device thread on CUDA) only read it, and it is empty then unless a forward called into autograd.
+        self._applies: list[ChargeKey] = []
 
     def reset(self) -> None:
         self._tagged.clear()
+        self._applies.clear()
 
     def __enter__(self) -> "LineAttributionMode":
-        _CustomFunctions.install(self)
+        CustomFunctions.install(self)
         try:
             return super().__enter__()
         except BaseException:
-            _CustomFunctions.uninstall()
+            CustomFunctions.uninstall()
             raise
 
     def __exit__(self, *exc: Any) -> None:
         try:
             super().__exit__(*exc)
         finally:
-            _CustomFunctions.uninstall()
+            CustomFunctions.uninstall()
 
-    def tag_custom_function(self, out: Any, caller: Any) -> None:
-        """``out`` came from a custom autograd Function applied at ``caller`` (a frame)."""
+    def _on_torch_function_stack(self) -> bool:
+        """False while a torch call this mode times is running (the stack is emptied for it), during an
+        optimizer step (taken off) and in backward (started from a pass-through call)."""
+        stack_at = torch._C._get_function_stack_at
+        return any(stack_at(i) is self for i in range(torch._C._len_torch_function_stack()))
+
+    def apply_custom_function(self, apply: Callable[..., Any], klass: Any, args: Any, kwargs: Any,
+                              caller: Any) -> Any:
+        """Runs ``klass.apply(*args, **kwargs)``, called at ``caller`` (a frame): its self time is forward
+        work of the caller's line, and the node it creates is that line's backward work."""
         if self.paused:
-            return
+            return apply(klass, *args, **kwargs)
         where = self._innermost(caller)
+        module = self._modules.stack[-1]
+        if not self._on_torch_function_stack():
+            # Inside a torch call this mode already times (or in backward, timed by its nodes): timing
+            # the apply as well would count its milliseconds twice.
+            out = apply(klass, *args, **kwargs)
+        else:
+            key: ChargeKey = (FORWARD, where, module)
+            applies = self._applies
+            enclosing = applies[-1] if applies else None
+            clock = self._clock
+            applies.append(key)
+            started = clock.start()
+            try:
+                out = apply(klass, *args, **kwargs)
+            finally:
+                applies.pop()
+            # Not in the finally: after a sticky CUDA error, recording an event would raise again and
+            # hide the user's own error.
+            clock.stop(started, key, enclosing)
         if where is not None:
-            self._tag_outputs(out, (BACKWARD, where, self._modules.stack[-1]))
+            self._tag_outputs(out, (BACKWARD, where, module))
+        return out
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if kwargs is None:
@@ -261,10 +309,10 @@ class LineAttributionMode(TorchFunctionMode):
             # readings (two CUDA events).  A view's autograd node still belongs to this line.
             out = func(*args, **kwargs)
         else:
-            clock = self._clock
+            clock, applies = self._clock, self._applies
             started = clock.start()
             out = func(*args, **kwargs)
-            clock.stop(started, (FORWARD, where, module))
+            clock.stop(started, (FORWARD, where, module), applies[-1] if applies else None)
         if where is not None:
             # x[i] = y returns None but gives x a new node (CopySlices): that node is this line's work.
             target = args[0] if out is None and args else out
@@ -298,7 +346,7 @@ class LineAttributionMode(TorchFunctionMode):
                     todo.append(parent)
 
     def _time_node(self, node: Any, key: ChargeKey) -> None:
-        clock = self._clock
+        clock, applies = self._clock, self._applies
         started: list[Any] = [None]
 
         def before(grad_outputs: Any) -> None:
@@ -306,47 +354,13 @@ class LineAttributionMode(TorchFunctionMode):
 
         def after(grad_inputs: Any, grad_outputs: Any) -> None:
             if started[0] is not None:
-                clock.stop(started[0], key)
+                # An apply is open only if a custom forward ran autograd (torch.autograd.grad): the node's
+                # time is its own line's backward, not also that forward's.
+                clock.stop(started[0], key, applies[-1] if applies else None)
                 started[0] = None
 
         node.register_prehook(before)
         node.register_hook(after)
-
-
-class _CustomFunctions:
-    """Wraps ``torch.autograd.Function.apply`` while a :class:`LineAttributionMode` is active."""
-
-    _mode: Optional[LineAttributionMode] = None
-    # Function.__dict__["apply"] while installed.  In a list: a classmethod kept as a class attribute
-    # here would be bound to this class on every read.
-    _original: list[Any] = []
-
-    @classmethod
-    def install(cls, mode: LineAttributionMode) -> None:
-        cls._mode = mode
-        if cls._original:
-            return
-        function = torch.autograd.Function
-        original = function.__dict__.get("apply")
-        if not isinstance(original, classmethod):
-            return  # an unknown torch layout: custom Functions stay unattributed rather than break
-        apply = original.__func__
-
-        def tagging_apply(klass: Any, *args: Any, **kwargs: Any) -> Any:
-            out = apply(klass, *args, **kwargs)
-            mode = cls._mode
-            if mode is not None:
-                mode.tag_custom_function(out, sys._getframe(1))
-            return out
-
-        cls._original.append(original)
-        function.apply = classmethod(tagging_apply)  # type: ignore[method-assign, assignment]
-
-    @classmethod
-    def uninstall(cls) -> None:
-        if cls._original:
-            torch.autograd.Function.apply = cls._original.pop()  # type: ignore[method-assign]
-        cls._mode = None
 
 
 def clock_for(device: torch.device, ledger: Ledger) -> Any:

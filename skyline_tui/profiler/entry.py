@@ -5,6 +5,10 @@ The contract (kept from Skyline so existing projects run unchanged):
 - ``skyline_model_provider()`` returns the model (an ``nn.Module`` on the device to use);
 - ``skyline_input_provider(batch_size=32)`` returns a tuple/list of positional inputs; its default is the
   batch size profiled;
+
+Each provider may also take knobs: keyword parameters with defaults beyond the contract's own
+(``skyline_model_provider(hidden=256)``, ``skyline_input_provider(batch_size=32, seq_len=128)``), which a
+sweep sets by name.
 - ``skyline_iteration_provider(model)`` returns ``iteration(*inputs)``, one full training iteration.
 
 DeepView's ``deepview_*`` names are accepted as aliases.  Every violation raises a ProfileError whose
@@ -154,10 +158,15 @@ def _check_signatures(ep: EntryPoint) -> int:
 
     input_sig = check(ep.input_provider)
     params = list(input_sig.parameters.values())
-    if len(params) != 1 or params[0].name != "batch_size":
+    if not params or params[0].name != "batch_size":
         names = ", ".join(p.name for p in params) or "nothing"
         raise _signature_error(ep, ep.input_provider,
-                               f"must take exactly one parameter named batch_size (it takes {names})")
+                               f"must take exactly one parameter named batch_size, then optional knobs with "
+                               f"defaults (it takes {names})")
+    for knob in params[1:]:
+        if knob.default is inspect.Parameter.empty and knob.kind not in (knob.VAR_POSITIONAL, knob.VAR_KEYWORD):
+            raise _signature_error(ep, ep.input_provider,
+                                   f"takes {knob.name} after batch_size: a knob needs a default ({knob.name}=...)")
     default = params[0].default
     if default is inspect.Parameter.empty or isinstance(default, bool) or not isinstance(default, int):
         raise _signature_error(ep, ep.input_provider,
@@ -192,14 +201,25 @@ def call_provider(ep: EntryPoint, func: Callable[..., Any], *args: Any, **kwargs
         raise ProfileError(info) from None
 
 
-def make_inputs(ep: EntryPoint, batch_size: int) -> tuple[Any, ...]:
-    """Call the input provider at ``batch_size`` however its one parameter is declared
-    (``batch_size=32``, ``*, batch_size=32`` or ``batch_size=32, /``), and check what it returns."""
-    (param,) = inspect.signature(ep.input_provider).parameters.values()
+def knobs_for(func: Callable[..., Any], knobs: Optional[dict[str, Any]]) -> dict[str, Any]:
+    """The knobs ``func`` declares as keyword parameters (each knob goes to every provider that takes it)."""
+    if not knobs:
+        return {}
+    params = inspect.signature(func).parameters
+    return {name: value for name, value in knobs.items() if name in params
+            and params[name].kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def make_inputs(ep: EntryPoint, batch_size: int, knobs: Optional[dict[str, Any]] = None) -> tuple[Any, ...]:
+    """Call the input provider at ``batch_size`` however its first parameter is declared
+    (``batch_size=32``, ``*, batch_size=32`` or ``batch_size=32, /``), with the knobs it declares, and
+    check what it returns."""
+    param = next(iter(inspect.signature(ep.input_provider).parameters.values()))
+    extra = knobs_for(ep.input_provider, {k: v for k, v in (knobs or {}).items() if k != "batch_size"})
     if param.kind is inspect.Parameter.KEYWORD_ONLY:
-        raw = call_provider(ep, ep.input_provider, batch_size=batch_size)
+        raw = call_provider(ep, ep.input_provider, batch_size=batch_size, **extra)
     else:
-        raw = call_provider(ep, ep.input_provider, batch_size)
+        raw = call_provider(ep, ep.input_provider, batch_size, **extra)
     return check_inputs(ep, raw)
 
 

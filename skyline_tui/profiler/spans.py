@@ -7,6 +7,10 @@ iteration.  ``SpanClock`` is that clock, plugged in through ``InstrumentedIterat
 module forwards are added by a pair of global module hooks (``ModuleSpans``) timed by the same clock, and
 the memory counter is sampled at module, step and iteration boundaries.
 
+A custom autograd Function's apply is one span around the torch calls inside its forward, as a module's
+is: the trace shows durations with their children (Perfetto's "self time" is what the breakdown charges
+the apply line), while the ledger gets the self time directly (``enclosing`` in ``stop``).
+
 With ``--trace`` the breakdown itself is measured through this clock (keeping a record costs a list append
 next to the instruments' microseconds per call), and of its measured iterations the one whose length is
 closest to their mean is exported: the trace shows a typical iteration of the very run the breakdown
@@ -80,7 +84,7 @@ class SpanClock:
         self.probe = probe
         self.records: list[Record] = []
         self.samples: list[tuple[int, int]] = []  # (host ns, bytes)
-        self._pending: list[tuple[Any, Any, ChargeKey, int]] = []
+        self._pending: list[tuple[Any, Any, ChargeKey, Optional[ChargeKey], int]] = []
         self._reference: Optional[tuple[Any, int]] = None  # CUDA: (first event, host ns when recorded)
         self._begun = False
 
@@ -101,15 +105,15 @@ class SpanClock:
             self._reference = (event, time.perf_counter_ns())
         return event
 
-    def stop(self, started: Any, key: ChargeKey) -> None:
+    def stop(self, started: Any, key: ChargeKey, enclosing: Optional[ChargeKey] = None) -> None:
         tid = threading.get_native_id()
         if self._cuda:
             end = torch.cuda.Event(enable_timing=True)
             end.record()
-            self._pending.append((started, end, key, tid))
+            self._pending.append((started, end, key, enclosing, tid))
         else:
             now = time.perf_counter_ns()
-            self._ledger.add(key, (now - started) / 1e6)
+            self._ledger.charge(key, (now - started) / 1e6, enclosing)
             self.records.append((started, now, key, tid))
         if key[0] in (OPTIMIZER, ITERATION):
             self.sample()
@@ -120,9 +124,9 @@ class SpanClock:
         torch.cuda.synchronize(self._device)
         if self._reference is not None:
             first, host_ns = self._reference
-            for start, end, key, tid in self._pending:
+            for start, end, key, enclosing, tid in self._pending:
                 begin_ms, end_ms = first.elapsed_time(start), first.elapsed_time(end)
-                self._ledger.add(key, end_ms - begin_ms)
+                self._ledger.charge(key, end_ms - begin_ms, enclosing)
                 self.records.append((host_ns + int(begin_ms * 1e6), host_ns + int(end_ms * 1e6), key, tid))
         self._pending.clear()
         self._reference = None

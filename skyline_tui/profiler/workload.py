@@ -5,6 +5,7 @@ Every phase measures a :class:`Workload`; nothing here measures anything.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import uuid
@@ -13,6 +14,7 @@ from typing import Any, Callable, Optional
 
 import torch
 
+from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.errors import ProfileError, from_exception
@@ -29,6 +31,8 @@ class Workload:
     batch_size: int
     inputs: tuple[Any, ...]
     device: torch.device
+    knobs: dict[str, Any] = field(default_factory=dict)  # provider keyword arguments (ProfileConfig.knobs)
+    channels_last: bool = False
     _inputs_by_batch: dict[int, tuple[Any, ...]] = field(default_factory=dict)
 
     def run(self) -> Any:
@@ -38,7 +42,7 @@ class Workload:
         """Inputs at another batch size (through the user's input provider)."""
         if batch_size == self.batch_size:
             return self.inputs
-        return entry_mod.make_inputs(self.entry, batch_size)
+        return _formatted(entry_mod.make_inputs(self.entry, batch_size, self.knobs), self.channels_last)
 
     def run_user(self, func: Callable[[], Any], what: str) -> Any:
         """Run user code, turning its exceptions into errors that point at the user's frame."""
@@ -104,10 +108,44 @@ def _system_memory() -> Optional[int]:
         return None
 
 
-def load_workload(ep: EntryPoint, batch_size: int) -> Workload:
-    model = entry_mod.check_model(ep, entry_mod.call_provider(ep, ep.model_provider))
-    iteration = entry_mod.check_iteration(ep, entry_mod.call_provider(ep, ep.iteration_provider, model))
-    inputs = entry_mod.make_inputs(ep, batch_size)
+def load_workload(ep: EntryPoint, batch_size: int, config: Optional[ProfileConfig] = None) -> Workload:
+    """Build the model, its iteration and inputs, with the config's knobs applied (none by default)."""
+    config = config or ProfileConfig()
+    knobs = dict(config.knobs or {})
+    model = entry_mod.check_model(ep, entry_mod.call_provider(
+        ep, ep.model_provider, **entry_mod.knobs_for(ep.model_provider, knobs)))
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if config.compile:
+        # Compiling happens on the first call; run.py times that call apart from the throughput.
+        model = torch.compile(model)
+    iteration = entry_mod.check_iteration(ep, entry_mod.call_provider(
+        ep, ep.iteration_provider, model, **entry_mod.knobs_for(ep.iteration_provider, knobs)))
+    inputs = _formatted(entry_mod.make_inputs(ep, batch_size, knobs), config.channels_last)
     entry_mod.check_arity(ep, iteration, inputs)
+    device = detect_device(model, inputs)
+    if config.precision != "fp32":
+        iteration = _autocast(iteration, device, AUTOCAST_DTYPES[config.precision])
     return Workload(entry=ep, model=model, iteration=iteration, batch_size=batch_size, inputs=inputs,
-                    device=detect_device(model, inputs))
+                    device=device, knobs=knobs, channels_last=config.channels_last)
+
+
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(iteration: Callable[..., Any], device: torch.device, dtype: torch.dtype) -> Callable[..., Any]:
+    """The user's iteration under torch.autocast on the model's device type.  A wrapper rather than a
+    context around the measuring code, so every phase (timing, breakdown, memory, predictions) sees it."""
+    @functools.wraps(iteration)
+    def iteration_under_autocast(*inputs: Any) -> Any:
+        with torch.autocast(device_type=device.type, dtype=dtype):
+            return iteration(*inputs)
+
+    return iteration_under_autocast
+
+
+def _formatted(inputs: tuple[Any, ...], channels_last: bool) -> tuple[Any, ...]:
+    if not channels_last:
+        return inputs
+    return tuple(item.contiguous(memory_format=torch.channels_last)
+                 if isinstance(item, torch.Tensor) and item.dim() == 4 else item for item in inputs)

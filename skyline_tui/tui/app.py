@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Optional
@@ -27,10 +26,10 @@ from skyline_tui.rewrite import RewriteError, write_batch_size
 from skyline_tui.tui import state as transitions
 from skyline_tui.tui.bridge import EventBridge, LogsWaiting, ProfileSource, ProfilerEvent, SourceFactory
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
-from skyline_tui.tui.history_actions import HistoryActions
+from skyline_tui.tui.history_actions import AppHistory
 from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.profile_on_save import FilesSaved, ProfileOnSave, WatchingChanged, describe_saves
-from skyline_tui.tui.state import AppState, LiveState, RunState
+from skyline_tui.tui.state import AppState, LiveState, RunState, past_run_title
 from skyline_tui.tui.targets import step_batch_size
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.health import HealthPane
@@ -46,7 +45,7 @@ from skyline_tui.worker.protocol import RunProgress, RunReport, RunStarted, Work
 GPU_POLL_SECONDS = 1.5
 
 
-class SkylineApp(HistoryActions, App[int]):
+class SkylineApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")  # absolute: subclasses live elsewhere (tests)
     TITLE = "skyline-tui"
     VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
@@ -64,6 +63,7 @@ class SkylineApp(HistoryActions, App[int]):
         Binding("m", "toggle_breakdown", "Lines/modules"),
         Binding("l", "toggle_log", "Log"),
         Binding("h", "history", "History", show=False),  # in the ? screen; the footer is full at 80 columns
+        Binding("escape", "live_run", "Live run", show=False),  # from a past run (enter on the h screen)
         Binding("H", "toggle_health", "Health", show=False),
         Binding("e", "show_error", "Error line", show=False),
     ]
@@ -98,23 +98,21 @@ class SkylineApp(HistoryActions, App[int]):
         self._profile_on_start = profile_on_start
         self.monotonic = time.monotonic  # the run's elapsed time in the status bar (tests may replace it)
         self._bridge = EventBridge(self.post_message, MAX_LOG_LINES)
-        self._init_history(history)  # None: nothing recorded (tests, --no-history)
+        # None: nothing recorded (tests, --no-history)
+        self.history = AppHistory(self, history or HistorySink(None), lambda: self.state, self._set)
 
-    # Views of the state, for tests and the history mixin (which swaps in a past run's reports).
+    # Views of the state, for tests.
     @property
     def live(self) -> LiveState:
+        """The live run's reports (also while a past run is on screen)."""
         return self.state.live
-
-    @live.setter
-    def live(self, live: LiveState) -> None:
-        self.state = replace(self.state, live=live)
 
     @property
     def run_state(self) -> RunState:
         return self.state.run
 
-    @property  # HistoryActions declares it as a plain attribute; it only reads it
-    def current_run(self) -> Optional[int]:  # type: ignore[override]
+    @property
+    def current_run(self) -> Optional[int]:
         return self.state.current_run
 
     @property
@@ -159,7 +157,7 @@ class SkylineApp(HistoryActions, App[int]):
         if render == "report":
             self._render_report()
         elif render == "target":
-            self.query_one(MainView).show_target(state, self.shown_comparison(), self.comparison_label())
+            self.query_one(MainView).show_target(state)
         else:
             self._render_status()
 
@@ -178,9 +176,8 @@ class SkylineApp(HistoryActions, App[int]):
             self.call_from_thread(self.request_profile, "start")
 
     def request_profile(self, reason: str) -> None:
-        """Profile the entry point now (cancelling a run under way).  A settled save calls this too."""
-        self.leave_past_run()  # a past run on screen gives way to the run being asked for
-        # What `w` may rewrite: the code these numbers describe.
+        """Profile the entry point now (cancelling a run under way).  A settled save calls this too.
+        A past run on screen gives way to the run asked for; `w` may rewrite the code these numbers describe."""
         self._set(transitions.run_queued(self.state, _read_bytes(self.entry)), "status")
         self._submit(reason)
 
@@ -222,7 +219,6 @@ class SkylineApp(HistoryActions, App[int]):
                 and event.report.error.kind == "cancelled":
             return  # superseded by a newer request (a save mid-run) or the worker closing: nothing to show
         if isinstance(event, RunStarted):
-            self.leave_past_run()
             self.query_one(SourceView).reload()  # the code being profiled, not what was on disk before
             self._set(transitions.run_started(self.state, event.run_id, self.monotonic()))
         elif isinstance(event, RunProgress):
@@ -235,7 +231,7 @@ class SkylineApp(HistoryActions, App[int]):
         at = self._clock().strftime("%H:%M:%S")
         self._set(transitions.report_received(self.state, event.run_id, event.report, event.final, at))
         if event.final:
-            self._history_take_final(event.report)
+            self.history.record(event.report, self.config)  # cancelled runs never get here
         if event.report.error is not None and (event.final or not had_error):
             self.action_show_error()
 
@@ -264,7 +260,8 @@ class SkylineApp(HistoryActions, App[int]):
     # ---- rendering --------------------------------------------------------------------------------
 
     def _render_report(self) -> None:
-        self.query_one(MainView).show(self.state, self.shown_comparison(), self.comparison_label())
+        self.query_one(MainView).show(self.state)
+        self.sub_title = past_run_title(self.state) or f"project root {self.project_root}"
         self._render_status()
 
     def _render_status(self) -> None:
@@ -314,6 +311,12 @@ class SkylineApp(HistoryActions, App[int]):
 
     def action_reprofile(self) -> None:
         self.request_profile("key r")
+
+    def action_history(self) -> None:
+        self.history.open(self.entry)
+
+    def action_live_run(self) -> None:
+        self._set(transitions.past_run_left(self.state))
 
     def action_toggle_profile_on_save(self) -> None:
         self.state = transitions.profile_on_save_set(self.state, not self.state.profile_on_save)

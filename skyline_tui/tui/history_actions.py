@@ -1,147 +1,83 @@
-"""The app's history: record each finished run, show its change against a baseline, and the `h` screen.
+"""The app's history keys and recording, as an object the app owns (:class:`AppHistory`).
 
-A mixin rather than more of app.py (like profile-on-save): it needs ``entry``, ``config``, ``live``,
-``current_run`` and the two render methods.  Recording and comparing run in a worker thread (SQLite and
-git, never torch); the result comes back with ``call_from_thread`` and the panes are re-rendered.
+What changes on screen is a pure transition of the app's :class:`~skyline_tui.tui.state.AppState`
+(``run_recorded``, ``past_run_shown``, ``baseline_pinned``...); this object only does what a transition
+cannot: the store's I/O (through :class:`~skyline_tui.tui.history_sink.HistorySink`), the worker thread
+that records a finished run, the `h` and diff screens and the notices.  It reads and replaces the state
+through the two callables the app hands it, so it needs nothing else of the app.
 """
 
 from __future__ import annotations
 
-from textual import work
+from functools import partial
+from typing import Any, Callable
+
+from textual.app import App
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.history.commands import diff_text
-from skyline_tui.history.compare import RunComparison, compare_runs
-from skyline_tui.history.diff import diff_reports, label
 from skyline_tui.report import Report
-from skyline_tui.tui.history_sink import HistorySink
-from skyline_tui.tui.state import LiveState, apply_report
-from skyline_tui.tui.views.history_screen import (
-    DiffScreen,
-    HistoryChoice,
-    HistoryScreen,
-)
+from skyline_tui.tui import state as transitions
+from skyline_tui.tui.history_sink import HistorySink, Recorded
+from skyline_tui.tui.state import AppState
+from skyline_tui.tui.views.history_screen import DiffScreen, HistoryChoice, HistoryScreen
 
 
-class HistoryActions:
-    # The app's, declared for the type checker (annotations only: nothing is set on the class).
-    entry: str
-    config: ProfileConfig
-    live: LiveState
-    current_run: int | None
+class AppHistory:
+    def __init__(self, app: App[Any], sink: HistorySink, read_state: Callable[[], AppState],
+                 write_state: Callable[[AppState], None]) -> None:
+        self.sink = sink
+        self._app = app  # for its worker threads, screens and notices only
+        self._read_state = read_state
+        self._write_state = write_state  # replaces the app's state and re-renders the panes
 
-    history: HistorySink | None
-    comparison: RunComparison | None
-    past_run: int | None  # the past run shown in the panes, None when they show the live one
+    # -- recording (a worker thread: SQLite and git) ---------------------------------------------------
 
-    def _init_history(self, sink: HistorySink | None) -> None:
-        self.history = sink
-        self.comparison = None
-        self._compared: tuple[str, str | None] | None = None  # (entry, created_at) the comparison is of
-        self.past_run = None
-        self._live_before_past: LiveState | None = None
-
-    # -- recording ---------------------------------------------------------------------------------------
-
-    def _history_take_final(self, report: Report) -> None:
-        if self.history is not None and self.history.path is not None:  # cancelled runs never get here
-            self._record_in_history(report)
-
-    @work(thread=True, group="history", exit_on_error=False)
-    def _record_in_history(self, report: Report) -> None:
-        sink = self.history
-        assert sink is not None
-        run_id = sink.record(report, self.config.to_dict())
-        comparison = sink.comparison(report, run_id) if report.error is None else None
-        self.call_from_thread(self._history_compared, report, comparison)  # type: ignore[attr-defined]
-
-    def _history_compared(self, report: Report, comparison: RunComparison | None) -> None:
-        sink = self.history
-        if sink is not None and sink.warning:
-            self.notify(sink.warning, title="History", severity="warning")  # type: ignore[attr-defined]
-            sink.warning = None
-        if report.error is None:
-            self.comparison, self._compared = comparison, (report.entry_point, report.created_at)
-        self._render_report()  # type: ignore[attr-defined]
-
-    def shown_comparison(self) -> RunComparison | None:
-        """The comparison for what the panes show now (none for a past run, or an older report)."""
-        shown = self.live.shown
-        if self.past_run is not None or shown is None or self._compared != (shown.entry_point, shown.created_at):
-            return None
-        return self.comparison
-
-    def comparison_label(self) -> str:
-        comparison = self.comparison
-        if comparison is None or comparison.baseline_id is None:
-            return "previous run"
-        return f"{'pinned' if comparison.pinned else 'previous'} run #{comparison.baseline_id}"
-
-    # -- the h screen --------------------------------------------------------------------------------------
-
-    def action_history(self) -> None:
-        if self.history is None or self.history.path is None:
-            self.notify("History is off (--no-history).", timeout=3)  # type: ignore[attr-defined]
+    def record(self, report: Report, config: ProfileConfig) -> None:
+        """Record a finished run (not a cancelled one) and compare it with its baseline, off the UI thread."""
+        if not self.sink.enabled:
             return
-        runs = self.history.runs(self._history_entry())
+        pinned = self._read_state().history.pinned  # read here, on the UI thread: the state is the app's
+        work = partial(self._record, report, config.to_dict(), pinned)
+        self._app.run_worker(work, thread=True, group="history", exit_on_error=False)
+
+    def _record(self, report: Report, config: dict[str, Any], pinned: int | None) -> None:
+        recorded = self.sink.record(report, config, pinned)
+        self._app.call_from_thread(self._recorded, report, recorded)
+
+    def _recorded(self, report: Report, recorded: Recorded) -> None:
+        if recorded.warning:
+            self._app.notify(recorded.warning, title="History", severity="warning")
+        self._write_state(transitions.run_recorded(self._read_state(), report, recorded.run_id,
+                                                   recorded.comparison))
+
+    # -- the h screen ------------------------------------------------------------------------------------
+
+    def open(self, entry: str) -> None:
+        """The `h` screen: ``entry``'s past runs (the entry point as the reports name it, once there is one)."""
+        if not self.sink.enabled:
+            self._app.notify("History is off (--no-history).", timeout=3)
+            return
+        shown = self._read_state().live.shown
+        runs = self.sink.runs(shown.entry_point if shown is not None else entry)
         if not runs:
-            self.notify("No recorded runs of this entry point yet.", timeout=3)  # type: ignore[attr-defined]
+            self._app.notify("No recorded runs of this entry point yet.", timeout=3)
             return
-        screen = HistoryScreen(runs, f"History of {self.entry}", self.history.pinned)
-        self.push_screen(screen, self._history_chosen)  # type: ignore[attr-defined]
+        screen = HistoryScreen(runs, f"History of {entry}", self._read_state().history.pinned)
+        self._app.push_screen(screen, partial(self._chosen, newest=runs[0]["id"]))
 
-    def _history_entry(self) -> str:
-        shown = self.live.shown
-        return shown.entry_point if shown is not None else str(self.entry)
-
-    def _history_chosen(self, choice: HistoryChoice) -> None:
-        if choice is None or self.history is None:
+    def _chosen(self, choice: HistoryChoice, newest: int) -> None:
+        if choice is None:
             return
         action, run_id = choice
+        state = self._read_state()
         if action == "show":
-            self.show_past_run(run_id)
-        elif action == "diff":
-            self._show_diff(run_id)
+            self._write_state(transitions.past_run_shown(state, run_id, self.sink.report(run_id)))
         elif action == "pin":
-            self._pin_baseline(run_id)
-
-    def show_past_run(self, run_id: int) -> None:
-        assert self.history is not None
-        report = self.history.report(run_id)
-        if self._live_before_past is None:
-            self._live_before_past = self.live
-        self.past_run = run_id
-        self.live = apply_report(LiveState(), self.current_run or 0, report)
-        self.sub_title = f"PAST RUN #{run_id} · {report.created_at or ''} · r re-profiles"  # type: ignore[attr-defined]
-        self._render_report()  # type: ignore[attr-defined]
-
-    def leave_past_run(self) -> None:
-        """Back to the live run's panes (a new profile event, or r)."""
-        if self._live_before_past is not None:
-            self.live = self._live_before_past
-            self._live_before_past = None
-        self.past_run = None
-        self.sub_title = ""  # type: ignore[attr-defined]
-
-    def _show_diff(self, run_id: int) -> None:
-        assert self.history is not None
-        latest = self.history.latest
-        runs = self.history.runs(self._history_entry())
-        latest_id = latest[0] if latest is not None else (runs[0]["id"] if runs else None)
-        if latest_id is None or latest_id == run_id:
-            self.notify("That is the latest run: pick an older one to diff.", timeout=3)  # type: ignore[attr-defined]
-            return
-        before, after = self.history.report(run_id), self.history.report(latest_id)
-        result = diff_reports(before, after, label(before, f"run {run_id}", run_id),
-                              label(after, f"run {latest_id}", latest_id))
-        self.push_screen(DiffScreen(diff_text(result), f"Run #{run_id} → latest #{latest_id}"))  # type: ignore[attr-defined]
-
-    def _pin_baseline(self, run_id: int) -> None:
-        assert self.history is not None
-        self.history.pinned = run_id
-        shown = self.live.shown
-        if shown is not None and self.past_run is None and shown.throughput is not None:
-            self.comparison = compare_runs(self.history.report(run_id), shown, run_id, pinned=True)
-            self._compared = (shown.entry_point, shown.created_at)
-        self.notify(f"Δ now compares with run #{run_id}", timeout=3)  # type: ignore[attr-defined]
-        self._render_report()  # type: ignore[attr-defined]
+            self._write_state(transitions.baseline_pinned(state, run_id, self.sink.report(run_id)))
+            self._app.notify(f"Δ now compares with run #{run_id}", timeout=3)
+        elif action == "diff":
+            latest = state.history.latest_run or newest
+            if latest == run_id:
+                self._app.notify("That is the latest run: pick an older one to diff.", timeout=3)
+                return
+            self._app.push_screen(DiffScreen(self.sink.diff(run_id, latest), f"Run #{run_id} → latest #{latest}"))

@@ -1,55 +1,72 @@
-"""The app's link to the history store: record each finished run, find what to compare it with.
+"""The app's link to the history store: record each finished run, find what to compare it with, read past runs.
 
-Owned by the app, called from a worker thread (SQLite and git, never torch).  A store that cannot be used
-costs one warning (kept in :attr:`HistorySink.warning` for the app to show once), never a profile.
+Owned by the app; :meth:`HistorySink.record` runs on a worker thread (SQLite and git, never torch), so it
+keeps no state between calls: what it needs from the app (the pinned baseline) comes in as an argument and
+what the app must know (the run's id, its comparison, a warning) comes back in :class:`Recorded`.  A store
+that cannot be used costs one warning, never a profile.
 """
 
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from skyline_tui.history import History, HistoryError, record_safely
+from skyline_tui.history.commands import diff_text
 from skyline_tui.history.compare import RunComparison, compare_runs
+from skyline_tui.history.diff import diff_reports, label
 from skyline_tui.report import Report
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What recording one finished run gave: its id in the store (None: not recorded), its change against
+    the baseline (None: a failed run, or nothing to compare with), and a warning to show once."""
+
+    run_id: int | None
+    comparison: RunComparison | None = None
+    warning: str | None = None
 
 
 class HistorySink:
     def __init__(self, path: Path | None) -> None:
         self.path = path  # None: --no-history, nothing is recorded or compared
-        self.pinned: int | None = None  # the run the user chose as the Δ baseline (b on the history screen)
-        self.warning: str | None = None
-        self.latest: tuple[int, Report] | None = None  # the newest run recorded by this app
 
-    def record(self, report: Report, config: dict[str, Any] | None = None) -> int | None:
+    @property
+    def enabled(self) -> bool:
+        return self.path is not None
+
+    def record(self, report: Report, config: dict[str, Any] | None = None, pinned: int | None = None) -> Recorded:
+        """Record ``report`` and compare it with run ``pinned``, else the previous successful run of the same
+        entry point and batch size.  Blocks: call it off the UI thread."""
         if self.path is None:
-            return None
+            return Recorded(None)
         warnings = io.StringIO()
         run_id = record_safely(report, self.path, config=config, stream=warnings)
-        if run_id is None:
-            self.warning = warnings.getvalue().strip() or None
-        else:
-            self.latest = (run_id, report)
-        return run_id
+        warning = None if run_id is not None else warnings.getvalue().strip() or None
+        comparison = None
+        if report.error is None:
+            try:
+                comparison = self._comparison(report, run_id, pinned)
+            except HistoryError as exc:
+                warning = warning or f"skyline-tui: history not read: {exc}"
+        return Recorded(run_id, comparison, warning)
 
-    def comparison(self, report: Report, run_id: int | None) -> RunComparison | None:
-        """``report`` (run ``run_id``) against the pinned run, else the previous successful run of the same
-        entry point and batch size; None when there is none."""
+    def _comparison(self, report: Report, run_id: int | None, pinned: int | None) -> RunComparison | None:
         if self.path is None or not self.path.is_file():
             return None
-        try:
-            with History(self.path, create=False) as history:
-                if self.pinned is not None and self.pinned != run_id:
-                    return compare_runs(history.report(self.pinned), report, self.pinned, pinned=True)
-                for run in history.runs(report.entry_point, limit=50, batch_size=report.batch_size):
-                    if run["error_kind"] is None and (run_id is None or run["id"] < run_id):
-                        return compare_runs(history.report(run["id"]), report, run["id"])
-        except HistoryError as exc:
-            self.warning = f"skyline-tui: history not read: {exc}"
+        with History(self.path, create=False) as history:
+            if pinned is not None and pinned != run_id:
+                return compare_runs(history.report(pinned), report, pinned, pinned=True)
+            for run in history.runs(report.entry_point, limit=50, batch_size=report.batch_size):
+                if run["error_kind"] is None and (run_id is None or run["id"] < run_id):
+                    return compare_runs(history.report(run["id"]), report, run["id"])
         return None
 
     def runs(self, entry: str) -> list[dict[str, Any]]:
+        """``entry``'s recorded runs, newest first."""
         if self.path is None or not self.path.is_file():
             return []
         with History(self.path, create=False) as history:
@@ -59,3 +76,9 @@ class HistorySink:
         assert self.path is not None
         with History(self.path, create=False) as history:
             return history.report(run_id)
+
+    def diff(self, before_id: int, after_id: int) -> str:
+        """``skyline-tui diff before_id after_id`` as text: the same judging as the command line."""
+        before, after = self.report(before_id), self.report(after_id)
+        return diff_text(diff_reports(before, after, label(before, f"run {before_id}", before_id),
+                                      label(after, f"run {after_id}", after_id)))

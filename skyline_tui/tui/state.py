@@ -6,7 +6,8 @@ blanks the screen; ``section_runs`` records which run each section came from, so
 showing an older run.
 
 :class:`AppState` is the app's one state: the :class:`LiveState`, the run under way (:class:`RunState`),
-the target batch size, the breakdown's view and the module tree's open nodes.  Pure: the app holds one
+the target batch size, the breakdown's view, the module tree's open nodes and the history (the change
+against a baseline run, the pinned baseline, a past run on screen).  Pure: the app holds one
 :class:`AppState`, replaces it through the transition functions below on every event and key, and
 re-renders from it.
 """
@@ -16,11 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
+from skyline_tui.history.compare import RunComparison, compare_runs
 from skyline_tui.report import SECTIONS, ErrorInfo, Report
 from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE
 
 PREVIOUS_RUN = "previous run"
 FIT_FROM_PREVIOUS_RUN = "fit from previous run"
+PAST_RUN = "past run"  # a pane showing a run from the history: "past run #3"
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,27 @@ class RunState:
 
 
 @dataclass(frozen=True)
+class PastRun:
+    """A run from the history store shown in the panes instead of the live one (enter on the h screen)."""
+
+    run_id: int  # its id in the store
+    live: LiveState  # its report, folded as if it had just arrived
+    created_at: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class HistoryState:
+    """The history's part of the screen: the live run's change against its baseline, the baseline the user
+    pinned, the newest run this app recorded, and a past run shown instead of the live one."""
+
+    comparison: Optional[RunComparison] = None  # the newest finished run against its baseline
+    compared: Optional[tuple[str, Optional[str]]] = None  # (entry point, created_at) of the run compared
+    pinned: Optional[int] = None  # the run the Δ compares with (b on the h screen); None: the previous run
+    latest_run: Optional[int] = None  # the newest run recorded by this app: what `d` diffs against
+    past: Optional[PastRun] = None
+
+
+@dataclass(frozen=True)
 class AppState:
     """Everything the screen shows, in one place: the app holds one and re-renders from it.
 
@@ -143,10 +167,13 @@ class AppState:
     profile_on_save: bool = False
     saves_seen: int = 0  # settled bursts of saves that asked for a profile
     profiled_source: Optional[bytes] = None  # the entry point's bytes when last profiled: what `w` may rewrite
+    history: HistoryState = HistoryState()
 
 
 def run_queued(state: AppState, profiled_source: Optional[bytes]) -> AppState:
-    return replace(state, run=replace(state.run, phase="queued", run_id=state.current_run, profiler_ended=False),
+    """A profile was asked for (r, a save, a written batch size): a past run on screen gives way to it."""
+    return replace(past_run_left(state),
+                   run=replace(state.run, phase="queued", run_id=state.current_run, profiler_ended=False),
                    profiled_source=profiled_source)
 
 
@@ -158,7 +185,7 @@ def run_submitted(state: AppState, run_id: int) -> AppState:
 
 def run_started(state: AppState, run_id: int, now: float) -> AppState:
     run = RunState("starting", run_id, state.run.last_report_at, state.run.failed, started_at=now)
-    return replace(state, current_run=run_id, run=run)
+    return replace(past_run_left(state), current_run=run_id, run=run)
 
 
 def run_progressed(state: AppState, run_id: int, phase: str) -> AppState:
@@ -210,3 +237,76 @@ def profile_on_save_set(state: AppState, enabled: bool) -> AppState:
 
 def save_seen(state: AppState) -> AppState:
     return replace(state, saves_seen=state.saves_seen + 1)
+
+
+# ---- the history: the change against a baseline, the pinned baseline, a past run ---------------------
+
+
+def run_recorded(state: AppState, report: Report, run_id: Optional[int],
+                 comparison: Optional[RunComparison]) -> AppState:
+    """A finished run was recorded as ``run_id`` (None: the store could not take it) and compared with its
+    baseline.  A failed run keeps the last comparison: it describes the numbers still on screen."""
+    history = state.history
+    if run_id is not None:
+        history = replace(history, latest_run=run_id)
+    if report.error is None:
+        history = replace(history, comparison=comparison, compared=(report.entry_point, report.created_at))
+    return replace(state, history=history)
+
+
+def baseline_pinned(state: AppState, run_id: int, baseline: Report) -> AppState:
+    """Run ``run_id`` (whose report is ``baseline``) becomes what the Δ compares with, from now on and for
+    the live run already on screen."""
+    history = replace(state.history, pinned=run_id)
+    shown = state.live.shown
+    if shown is not None and shown.throughput is not None:
+        history = replace(history, comparison=compare_runs(baseline, shown, run_id, pinned=True),
+                          compared=(shown.entry_point, shown.created_at))
+    return replace(state, history=history)
+
+
+def past_run_shown(state: AppState, run_id: int, report: Report) -> AppState:
+    """The panes show run ``run_id`` from the store; the live run goes on underneath, untouched."""
+    past = PastRun(run_id, apply_report(LiveState(), run_id, report), report.created_at)
+    return replace(state, history=replace(state.history, past=past))
+
+
+def past_run_left(state: AppState) -> AppState:
+    """Back to the live run (escape, r, a new run starting)."""
+    if state.history.past is None:
+        return state
+    return replace(state, history=replace(state.history, past=None))
+
+
+def on_screen(state: AppState) -> AppState:
+    """The state the panes render: the past run in place of the live one while one is shown (idle, as its
+    own current run, so no pane calls its sections old), else ``state`` itself."""
+    past = state.history.past
+    if past is None:
+        return state
+    return replace(state, live=past.live, run=RunState(), current_run=past.run_id)
+
+
+def shown_comparison(state: AppState) -> Optional[RunComparison]:
+    """The comparison for what the panes show now: none for a past run, nor for a report other than the
+    one compared (a run under way, a failed run)."""
+    shown, history = state.live.shown, state.history
+    if history.past is not None or shown is None or history.compared != (shown.entry_point, shown.created_at):
+        return None
+    return history.comparison
+
+
+def comparison_label(state: AppState) -> str:
+    """What the change is against, as the panes say it: 'previous run #3', 'pinned run #1'."""
+    comparison = state.history.comparison
+    if comparison is None or comparison.baseline_id is None:
+        return "previous run"
+    return f"{'pinned' if comparison.pinned else 'previous'} run #{comparison.baseline_id}"
+
+
+def past_run_title(state: AppState) -> Optional[str]:
+    """The mark of a past run on screen (the app's subtitle), None while the live run is shown."""
+    past = state.history.past
+    if past is None:
+        return None
+    return f"PAST RUN #{past.run_id} · {past.created_at or ''} · escape or r: back to the live run"

@@ -29,9 +29,11 @@ class WorkerClient:
     (then its error is a "crash").  Submitting while a run is going cancels that run.
     """
 
-    def __init__(self, on_event: EventHandler, *, python: str = sys.executable):
+    def __init__(self, on_event: EventHandler, *, python: str = sys.executable,
+                 env: Optional[dict[str, str]] = None):
         self._on_event = on_event
         self._python = python
+        self._extra_env = dict(env or {})  # e.g. CUDA_VISIBLE_DEVICES: a sweep gives each GPU its worker
         self._lock = threading.Lock()
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._requests_fd: Optional[int] = None
@@ -60,7 +62,7 @@ class WorkerClient:
                 self._requests_fd = None
             requests_r, requests_w = os.pipe()
             events_r, events_w = os.pipe()
-            env = dict(os.environ)
+            env = {**os.environ, **self._extra_env}
             # The worker must import *this* skyline_tui, wherever the parent found it.
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_PARENT, env.get("PYTHONPATH")]))
             env.setdefault("PYTHONUNBUFFERED", "1")

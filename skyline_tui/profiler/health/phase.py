@@ -53,7 +53,8 @@ def measure_health(work: Workload, config: ProfileConfig, report: Optional[Repor
     fresh: list[Workload] = []  # a list, so the finally can drop the model
     try:
         with seeded(work.device):
-            fresh.append(load_workload(work.entry, work.batch_size))
+            # The same knobs as the profiled workload (a sweep's trial); never recompiled: hooks need the module.
+            fresh.append(load_workload(work.entry, work.batch_size, config.replace(compile=False)))
             health: Health = work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
             return health
     except Exception as exc:  # noqa: BLE001 - only an out-of-memory error is handled here
@@ -97,7 +98,7 @@ def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> 
             if not publisher.outside_finite or _any_non_finite(values):
                 non_finite_at = i  # what follows a NaN is NaN: stop here, and find where it came from
                 break
-    non_finite = _locate(fresh, non_finite_at) if non_finite_at is not None else None
+    non_finite = _locate(fresh, non_finite_at, config) if non_finite_at is not None else None
     return Health(iterations=len(history), modules=_modules(publisher, history, custom, subscribers, non_finite),
                   non_finite=non_finite, errors=tuple(subscribers.errors))
 
@@ -106,10 +107,10 @@ def _any_non_finite(values: IterationValues) -> bool:
     return any(v != v or v in (float("inf"), float("-inf")) for metrics in values.values() for v in metrics.values())
 
 
-def _locate(fresh: Workload, iteration: int) -> NonFinite:
+def _locate(fresh: Workload, iteration: int, config: ProfileConfig) -> NonFinite:
     """Rebuild from the same seed, run up to ``iteration`` plainly, then that one under the checks."""
     with seeded(fresh.device):
-        replay = load_workload(fresh.entry, fresh.batch_size)
+        replay = load_workload(fresh.entry, fresh.batch_size, config.replace(compile=False))
         for _ in range(iteration):
             replay.run()
         found = locate(replay.model, replay.run, fresh.entry.files, iteration)

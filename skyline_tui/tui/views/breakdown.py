@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Optional
 
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from skyline_tui.history.compare import RunComparison
+from skyline_tui.history.diff import LineChange, ModuleChange
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 from skyline_tui.tui.views.delta import delta_cell
@@ -35,6 +37,16 @@ def tree_label(row: BreakdownRow) -> str:
     """A module row's label: indented by depth, with ▾ (open), ▸ (closed) or a blank (leaf)."""
     glyph = (OPEN_GLYPH if row.expanded else CLOSED_GLYPH) if row.has_children else LEAF_GLYPH
     return f"{' ' * (INDENT * row.depth)}{glyph} {row.label}"
+
+
+def _change_of(row: BreakdownRow, deltas: Optional[RunComparison]) -> LineChange | ModuleChange | None:
+    """A row's change against the baseline: a module's by its path, a line's by file and line; the
+    optimizer and "other" rows have none."""
+    if deltas is None:
+        return None
+    if row.kind == ROW_MODULE:
+        return deltas.module(row.path) if row.path is not None else None
+    return deltas.line(row.file, row.line) if row.kind == ROW_LINE and row.file and row.line else None
 
 
 class BreakdownTable(SourceRowTable):
@@ -67,11 +79,13 @@ class BreakdownTable(SourceRowTable):
 
     def show(self, rows: Optional[list[BreakdownRow]], by: str, deltas: Optional[RunComparison] = None) -> None:
         """Render rows (None: nothing measured yet); ``by`` is "line" or "module".  ``deltas``: the change of
-        each line against the baseline run; the Δ column appears once there is one."""
-        style = lambda name: self.get_component_rich_style(f"breakdown--{name}", partial=True)  # noqa: E731
+        each line or module against the baseline run; the Δ column appears once there is one."""
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(f"breakdown--{name}", partial=True)
+
         forward, backward, other, special = style("forward"), style("backward"), style("other"), style("special")
         track = (" ", style("track"))
-        with_delta = deltas is not None and by == ROW_LINE  # the history compares lines, not modules
+        with_delta = deltas is not None
         if (by, with_delta) != self._layout:
             self.clear(columns=True)
             self._layout = (by, with_delta)
@@ -119,7 +133,7 @@ class BreakdownTable(SourceRowTable):
                 cells = [label, total, own, bar]
             cells += [Text(f"{100 * share:.0f}", justify="right"), Text(row.detail, style("detail"))]
             if with_delta:
-                change = deltas.line(row.file, row.line) if deltas and row.file and row.line else None
+                change = _change_of(row, deltas)
                 cells.append(delta_cell(change, style("slower"), style("faster"), style("new"), style("detail")))
             table_rows.append((row.key, row.file, row.line, cells))
         self.set_rows(table_rows)

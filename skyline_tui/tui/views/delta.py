@@ -1,5 +1,6 @@
 """How a change against the baseline run reads in a pane: ``▲ 12 % faster`` coloured only outside the
-noise band (dim within it), and the breakdown's Δ cell.  The judging is done before (history.compare)."""
+noise band (dim within it), and the breakdown's Δ cell (a line's or a module's).  The judging is done
+before (history.compare)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from rich.style import Style
 from rich.text import Text
 
 from skyline_tui.history.compare import Change
-from skyline_tui.history.diff import LineChange
+from skyline_tui.history.diff import LineChange, ModuleChange
 
 BETTER = {"faster", "less"}  # the direction a user wants: more throughput, less memory
 
@@ -22,7 +23,8 @@ def change_text(change: Change, better: Style, worse: Style, muted: Style, again
     return Text.assemble((change.text, style), (f"{note} vs {against}", muted))
 
 
-def delta_cell(change: LineChange | None, slower: Style, faster: Style, new: Style, muted: Style) -> Text:
+def delta_cell(change: LineChange | ModuleChange | None, slower: Style, faster: Style, new: Style,
+               muted: Style) -> Text:
     if change is None:
         return Text("")
     if change.verdict == "new":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 from rich.text import Text
+from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -28,7 +29,7 @@ ERROR_TITLES = {
 class ErrorPane(VerticalScroll, can_focus=True):
     """Hidden while there is no error.  ``kept_previous`` says the other panes still show an older run."""
 
-    def compose(self):
+    def compose(self) -> ComposeResult:
         yield Static(id="error-text")
 
     def show(self, error: Optional[ErrorInfo], kept_previous: bool) -> None:

@@ -17,7 +17,15 @@ from textual.widget import Widget
 
 from skyline_tui.history.compare import RunComparison
 from skyline_tui.report import ErrorInfo, Report
-from skyline_tui.tui.state import AppState, pane_note, predictions_are_old
+from skyline_tui.tui.state import (
+    PAST_RUN,
+    AppState,
+    comparison_label,
+    on_screen,
+    pane_note,
+    predictions_are_old,
+    shown_comparison,
+)
 from skyline_tui.tui.targets import TargetPrediction, target_prediction
 from skyline_tui.tui.views.batch import BatchControl
 from skyline_tui.tui.views.breakdown import BreakdownTable
@@ -79,9 +87,10 @@ class MainView(Horizontal):
             for pane, pane_id in RIGHT_PANES:
                 yield pane(id=pane_id)
 
-    def show(self, state: AppState, comparison: Optional[RunComparison] = None,
-             against: str = "previous run") -> None:
-        """Every pane from ``state``; ``comparison`` is the shown run's change against ``against`` (history)."""
+    def show(self, state: AppState) -> None:
+        """Every pane from ``state`` (a past run in place of the live one while one is shown)."""
+        comparison = shown_comparison(state)
+        state = on_screen(state)
         with self.app.batch_update():
             live = state.live
             shown = live.shown
@@ -102,11 +111,13 @@ class MainView(Horizontal):
             source = self.query_one(SourceView)
             error = self._error = live.error
             source.set_error_line(error.line if error is not None and error.file == source.file else None)
-            self.show_target(state, comparison, against)
+            self._show_target(state, comparison, comparison_label(state))
 
-    def show_target(self, state: AppState, comparison: Optional[RunComparison] = None,
-                    against: str = "previous run") -> None:
+    def show_target(self, state: AppState) -> None:
         """The panes that follow the target batch size."""
+        self._show_target(on_screen(state), shown_comparison(state), comparison_label(state))
+
+    def _show_target(self, state: AppState, comparison: Optional[RunComparison], against: str) -> None:
         shown: Optional[Report] = state.live.shown
         target = target_of(state)
         predicted = target is not None and not target.measured  # rows evaluated from the fits
@@ -127,8 +138,11 @@ class MainView(Horizontal):
     @staticmethod
     def _note(state: AppState, section: str, shows_fit: bool = False) -> Optional[str]:
         """The note a pane's title carries: None (fresh), 'previous run', 'measuring…', 'not measured',
-        or 'fit from previous run' where ``shows_fit`` and only the predictions are older."""
-        return pane_note(state.live, section, state.current_run, state.run.phase is not None, shows_fit)
+        or 'fit from previous run' where ``shows_fit`` and only the predictions are older; on a past run
+        from the history, 'past run #N'."""
+        note = pane_note(state.live, section, state.current_run, state.run.phase is not None, shows_fit)
+        past = state.history.past
+        return note or (f"{PAST_RUN} #{past.run_id}" if past is not None else None)
 
     # ---- the source pane and the tables ----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -25,7 +26,9 @@ class StatusBar(Static):
              timeout_s: Optional[float] = None) -> None:
         """``on_save``: whether saving a file re-profiles (None: not shown).  ``elapsed_s``: how long the
         run under way has taken; shown past a couple of seconds, with the timeout once it is long."""
-        style = lambda name: self.get_component_rich_style(f"status--{name}", partial=True)  # noqa: E731
+        def style(name: str) -> Style:
+            return self.get_component_rich_style(f"status--{name}", partial=True)
+
         muted = style("muted")
         left = Text(no_wrap=True, overflow="ellipsis")
         left.append(device or "device N/A", style("device"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from rich.text import Text
 from textual.binding import Binding
@@ -11,7 +11,7 @@ from textual.widgets import DataTable
 from skyline_tui.tui.views.messages import JumpToSource, PreviewSource
 
 
-class SourceRowTable(DataTable):
+class SourceRowTable(DataTable[Any]):  # cells are rich Text, bars and plain strings
     """Rows keyed by a stable key; each row may point at ``file:line``.
 
     ``enter`` (or a click on the highlighted row) posts :class:`JumpToSource`; moving the cursor posts

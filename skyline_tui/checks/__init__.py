@@ -11,8 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from skyline_tui.baseline import DEFAULT_MAX_REGRESSION_PCT, BaselineError, compare, failure_lines, load_baseline
-from skyline_tui.budgets import Budget, BudgetError, evaluate, format_quantity, parse_budgets, sections_needed
+from skyline_tui.checks.baseline import DEFAULT_MAX_REGRESSION_PCT, BaselineError, compare, failure_lines, load_baseline
+from skyline_tui.checks.budgets import Budget, BudgetError, evaluate, format_quantity, parse_budgets, sections_needed
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
 
