@@ -73,6 +73,7 @@ def test_the_health_rows_mark_the_flags_new_since_the_baseline(tmp_path):
 
 async def test_the_pane_marks_a_flag_the_previous_run_did_not_raise(tmp_path):
     from skyline_tui.tui.history_sink import HistorySink
+    from skyline_tui.tui.state import shown_comparison
     from skyline_tui.tui.views.health import HealthPane
 
     current = load_report("mlp_cpu").replace(entry_point=str(MLP_ENTRY), project_root=str(MLP_ENTRY.parent))
@@ -81,7 +82,7 @@ async def test_the_pane_marks_a_flag_the_previous_run_did_not_raise(tmp_path):
         history.record(current.replace(created_at="2025-01-14T09:00:00Z", health=BEFORE))
     app, _ = make_app([(current.replace(health=AFTER), True)], history=HistorySink(store))
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: finished(app) and app.shown_comparison() is not None)
+        await wait_until(pilot, lambda: finished(app) and shown_comparison(app.state) is not None)
         await pilot.press("H")
         pane = app.query_one(HealthPane)
         await wait_until(pilot, lambda: "+no_gradient" in "\n".join(text_of(w) for w in pane.query("Static")))
