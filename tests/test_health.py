@@ -114,6 +114,15 @@ def test_the_log_of_a_negative_number_is_located_at_its_line_in_forward():
     assert health.iterations == 1  # what follows a NaN is NaN
 
 
+def test_a_meant_minus_inf_mask_does_not_hide_a_later_nan():
+    health = health_of("masked_then_nan")
+    found = health.non_finite
+    assert found is not None
+    assert (found.file, found.line, found.phase) == (
+        "masked_then_nan.py", marked_line("masked_then_nan", "NON-FINITE HERE"), "forward")
+    assert "log" in found.message
+
+
 def test_an_infinite_gradient_is_located_at_the_forward_line_that_made_it():
     health = health_of("sqrt_zero")
     found = health.non_finite

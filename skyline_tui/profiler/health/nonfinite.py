@@ -35,6 +35,22 @@ def has_non_finite(value: Any) -> bool:
     return False
 
 
+def has_nan(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        if not (value.is_floating_point() or value.is_complex()) or value.numel() == 0:
+            return False
+        return bool(torch.isnan(value).any())
+    if isinstance(value, (tuple, list)):
+        return any(has_nan(item) for item in value)
+    return False
+
+
+# Calls whose infinities are usually meant: an attention mask filled with -inf, a tensor built full of inf.
+# Their Inf is recorded only as a last resort (when nothing else goes wrong), never before a NaN.
+INTENDED_INF_CALLS = frozenset({"masked_fill", "masked_fill_", "fill_", "full", "full_like", "new_full", "where",
+                                "tensor", "as_tensor"})
+
+
 class NonFiniteLocator(TorchFunctionMode):
     """Records the first call (forward) or autograd node (backward) whose output is not finite."""
 
@@ -43,13 +59,26 @@ class NonFiniteLocator(TorchFunctionMode):
         self._files = files
         self._modules = modules
         self._iteration = iteration
-        self.found: Optional[NonFinite] = None
+        # A NaN made from finite values decides (a NaN is never meant).  Else the first Inf made from finite
+        # values (exp overflowing, log(0)) is the root of what follows, then a NaN made from infinities (a
+        # fully masked softmax row), and an Inf from a fill-like call (an attention mask) only when nothing
+        # else is found.
+        self.first_nan: Optional[NonFinite] = None
+        self.nan_from_finite = False
+        self.first_inf: Optional[NonFinite] = None
+        self.first_intended_inf: Optional[NonFinite] = None
         self.paused = False  # the optimizer's step is checked as a whole afterwards
         self._tagged: dict[int, Any] = {}
 
+    @property
+    def found(self) -> Optional[NonFinite]:
+        if self.first_nan is not None and self.nan_from_finite:
+            return self.first_nan
+        return self.first_inf or self.first_nan or self.first_intended_inf
+
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         out = func(*args, **(kwargs or {}))
-        if self.paused or self.found is not None or func in _PASS_THROUGH:
+        if self.paused or self.nan_from_finite or func in _PASS_THROUGH:
             return out
         where = self._files.innermost(sys._getframe(1))
         module = self._modules.current
@@ -57,9 +86,9 @@ class NonFiniteLocator(TorchFunctionMode):
         if has_non_finite(out):
             inputs = "its inputs already held NaN/Inf" if has_non_finite((args, list((kwargs or {}).values()))) \
                 else "from finite inputs"
-            self._record(module, "forward", where, f"{name} produced NaN/Inf {inputs}")
-        else:
-            self._tag(out, module, where, name)
+            self._record(module, "forward", where, f"{name} produced NaN/Inf {inputs}", nan=has_nan(out),
+                         from_finite=inputs == "from finite inputs", intended=name in INTENDED_INF_CALLS)
+        self._tag(out, module, where, name)
         return out
 
     def _tag(self, out: Any, module: Optional[str], where: Location, name: str) -> None:
@@ -76,16 +105,25 @@ class NonFiniteLocator(TorchFunctionMode):
 
     def _backward_check(self, module: Optional[str], where: Location, what: str) -> Callable[..., None]:
         def check(grad_inputs: Any, grad_outputs: Any) -> None:
-            if self.found is None and has_non_finite(grad_inputs):
+            if not self.nan_from_finite and has_non_finite(grad_inputs):
                 cause = "its incoming gradient already held NaN/Inf" if has_non_finite(grad_outputs) \
                     else "from a finite incoming gradient"
-                self._record(module, "backward", where, f"{what} is NaN/Inf, {cause}")
+                self._record(module, "backward", where, f"{what} is NaN/Inf, {cause}", nan=has_nan(grad_inputs),
+                             from_finite=not has_non_finite(grad_outputs))
         return check
 
-    def _record(self, module: Optional[str], phase: str, where: Location, message: str) -> None:
+    def _record(self, module: Optional[str], phase: str, where: Location, message: str, nan: bool,
+                from_finite: bool, intended: bool = False) -> None:
         file, line = where if where is not None else (None, None)
-        self.found = NonFinite(module=module, phase=phase, file=file, line=line, iteration=self._iteration,
-                               message=message)
+        found = NonFinite(module=module, phase=phase, file=file, line=line, iteration=self._iteration,
+                          message=message)
+        if nan:
+            if self.first_nan is None:
+                self.first_nan, self.nan_from_finite = found, from_finite
+        elif intended:
+            self.first_intended_inf = self.first_intended_inf or found
+        else:
+            self.first_inf = self.first_inf or found
 
     def reset(self) -> None:
         self._tagged.clear()
