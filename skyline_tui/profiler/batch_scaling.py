@@ -38,7 +38,7 @@ Time goes only where the fit is uncertain: once there are enough points to tell 
 error of its measurement, at least ``MIN_TOLERANCE`` and at most ``MAX_TOLERANCE`` of its time), sampling
 stops and the rest of the budget is not spent.  Otherwise only the points off the line (and a neighbour,
 so a pass stays interleaved) are re-timed, pass after pass, until they settle or the budget runs out; the
-passes together get at most ``REFINE_SHARE`` of the time the first timings took (a budget in iterations,
+passes together get at most ``REFINE_SHARE`` times the time the first timings took (a budget in iterations,
 so a 4 ms model does not spend 8 s re-measuring a loaded machine's bursts).
 """
 
@@ -75,7 +75,7 @@ LINE_OR_CURVE_POINTS = 4
 # iterations rather than seconds, so a fast model is done in a fraction of ``predictions_budget_s`` even when
 # load keeps its points from settling (more passes then mostly re-measure the load), and a slow one keeps
 # the seconds it needs.
-REFINE_SHARE = 0.5
+REFINE_SHARE = 1.0
 POINT_ROUNDS = 4  # a new batch's first timing: at most this many rounds (more only re-measure the noise)
 NOISE_SIGMAS = 2.0  # a point is on the line when its residual is within this many standard errors...
 MIN_TOLERANCE = 0.01  # ...but never asked to be closer than 1 % of its time (timer and allocator jitter)
