@@ -6,7 +6,10 @@ iterations with ``with_stack=True, profile_memory=True`` and build ``key_average
 pairs of alternating order (A B, B A, ...), and the medians are printed per bundled sample with their
 ratio.  Not a test: the machine is shared and noisy, so only the ratio within one run means anything.
 
-    python benchmarks/vs_torch_profiler.py [--samples mlp,lstm] [--pairs N]
+    python benchmarks/vs_torch_profiler.py [--samples mlp,lstm] [--pairs N] [--before /path/to/other/checkout]
+
+``--before`` adds a third process per round, ``skyline-tui --json`` run from another checkout (e.g. main), in
+the same rotation, so before/after figures come from one run on the same machine load.
 """
 
 from __future__ import annotations
@@ -51,44 +54,55 @@ print(prof.key_averages(group_by_stack_n=5).table(sort_by="self_cpu_time_total",
 """.format(warmup=WARMUP_ITERATIONS, profiled=PROFILED_ITERATIONS)
 
 
-def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+def _env(repo: Path = REPO) -> dict[str, str]:
+    # Only ``repo`` on the path: the skyline-tui imported (by this process and by its worker) is that checkout's.
+    return {**os.environ, "PYTHONPATH": str(repo)}
 
 
-def time_process(args: list[str]) -> float:
+def time_process(args: list[str], repo: Path = REPO) -> float:
     began = time.perf_counter()
-    subprocess.run(args, check=True, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(args, check=True, cwd=repo, env=_env(repo), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - began
 
 
-def compare(sample: str, pairs: int, out_dir: str) -> tuple[float, float]:
+def compare(sample: str, pairs: int, out_dir: str, before: Path | None = None) -> dict[str, float]:
+    """Median whole-process seconds per contestant; the order rotates every round."""
     entry = str(REPO / "samples" / sample / "entry.py")
     out = os.path.join(out_dir, f"{sample}.json")
-    torch_profiler = [sys.executable, "-c", TORCH_PROFILER_SCRIPT, entry]
     skyline = [sys.executable, "-m", "skyline_tui", entry, "--json", out, "--quiet"]
-    times: dict[str, list[float]] = {"torch.profiler": [], "skyline-tui": []}
+    contestants = [("torch.profiler", [sys.executable, "-c", TORCH_PROFILER_SCRIPT, entry], REPO),
+                   ("skyline-tui", skyline, REPO)]
+    if before is not None:
+        contestants.append(("before", skyline, before))
+    times: dict[str, list[float]] = {name: [] for name, _, _ in contestants}
     for number in range(pairs):
-        order = [("torch.profiler", torch_profiler), ("skyline-tui", skyline)]
+        shift = number % len(contestants)
+        order = contestants[shift:] + contestants[:shift]
         if number % 2 == 1:
             order.reverse()
-        for name, args in order:
-            times[name].append(time_process(args))
-    return statistics.median(times["torch.profiler"]), statistics.median(times["skyline-tui"])
+        for name, args, repo in order:
+            times[name].append(time_process(args, repo))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", default=",".join(SAMPLES))
     parser.add_argument("--pairs", type=int, default=4, help="alternating pairs per sample (median of each side)")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="another checkout whose --json run is timed in the same rotation (before/after)")
     args = parser.parse_args()
     print(f"whole processes, median of {args.pairs} alternating pairs; ratio = skyline-tui --json / torch.profiler")
     ratios = {}
     with tempfile.TemporaryDirectory() as out_dir:
         for sample in args.samples.split(","):
-            reference, ours = compare(sample, args.pairs, out_dir)
+            medians = compare(sample, args.pairs, out_dir, args.before)
+            reference, ours = medians["torch.profiler"], medians["skyline-tui"]
             ratios[sample] = ours / reference
+            before = "" if "before" not in medians else \
+                f"   before {medians['before']:6.2f} s ratio {medians['before'] / reference:.2f}x"
             print(f"{sample:12s} torch.profiler {reference:6.2f} s   skyline-tui --json {ours:6.2f} s   "
-                  f"ratio {ratios[sample]:.2f}x", flush=True)
+                  f"ratio {ratios[sample]:.2f}x{before}", flush=True)
     print("ratios: " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items()))
     return 0 if all(ratio <= 1.0 for ratio in ratios.values()) else 1
 

@@ -13,6 +13,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Optional, Sequence, TextIO
 
@@ -186,6 +187,7 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     from skyline_tui.worker import protocol as p
     from skyline_tui.worker.client import profile_once
 
+    began = time.monotonic()
     checks = checks or RunChecks()
     err = sys.stderr
     write_errors: list[OSError] = []
@@ -206,7 +208,8 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
                 err.write(event.text)
                 err.flush()
             elif isinstance(event, p.RunReport) and not event.final and not quiet:
-                err.write(f"skyline-tui: {event.phase} done\n")
+                # The time since the command began: where the wall clock of a run goes, phase by phase.
+                err.write(f"skyline-tui: {event.phase} done at {time.monotonic() - began:.2f} s\n")
                 err.flush()
 
         checked: list[Report] = []

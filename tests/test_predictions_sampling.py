@@ -91,3 +91,59 @@ def test_points_off_the_line_keep_being_re_timed(tmp_path):
     pred, retimes = sample(tmp_path, "1 + b * b / 100", config)
     assert len(pred.samples) >= LINE_OR_CURVE_POINTS
     assert sum(retimes.values()) >= 2, retimes
+
+
+UNSETTLED = """
+import time
+import torch
+import torch.nn.functional as F
+
+CALLS = []  # (batch size, its iterations so far) each time the inputs of a measurement are made
+ITERATIONS = {}
+
+def skyline_model_provider():
+    return torch.nn.Linear(4, 2)
+
+def skyline_input_provider(batch_size=8):
+    CALLS.append((batch_size, ITERATIONS.get(batch_size, 0)))
+    return torch.randn(batch_size, 4), torch.randint(0, 2, (batch_size,))
+
+def skyline_iteration_provider(model):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    def iteration(x, y):
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        b = x.shape[0]
+        n = ITERATIONS.get(b, 0)
+        ITERATIONS[b] = n + 1
+        # After one warm-up iteration, rounds of two alternate fast and 30 % slower: never two agree.
+        slow = n > 0 and ((n - 1) // 2) % 2 == 1
+        until = time.process_time() + (4 + 0.5 * b) * (1.3 if slow else 1.0) / 1000.0
+        while time.process_time() < until:
+            pass
+    return iteration
+"""
+
+
+def test_a_new_batch_that_never_settles_is_timed_for_a_few_rounds_not_its_whole_budget(tmp_path):
+    from skyline_tui.profiler.batch_scaling import POINT_ROUNDS
+
+    # A budget of 3 s per point would be 3000 / (2 * 20 ms) = 75 rounds at b=32; POINT_ROUNDS caps it.
+    config = CONFIG.replace(throughput_budget_s=3.0, predictions_budget_s=60.0)
+    path = tmp_path / "entry.py"
+    path.write_text(UNSETTLED)
+    ep = entry_mod.load_entry_point(str(path))
+    work = load_workload(ep, ep.default_batch_size)
+    report = Report(entry_point=str(path), project_root=str(tmp_path), batch_size=work.batch_size,
+                    device=device_info(work.device), throughput=measure_throughput(work, config))
+    ep.module.CALLS.clear()
+    pred = measure_predictions(work, config, report, measure_peak=None)
+    assert len(pred.samples) >= LINE_OR_CURVE_POINTS
+    calls = ep.module.CALLS
+    for batch in {s.batch_size for s in pred.samples} - {8}:
+        marks = [done for b, done in calls if b == batch] + [ep.module.ITERATIONS[batch]]
+        first_timing = marks[1] - marks[0]
+        # Warm-up, then the rounds; one more round than POINT_ROUNDS for a fit that under-predicts the time.
+        most = config.warmup_iterations + (POINT_ROUNDS + 1) * config.round_iterations
+        assert config.min_rounds * config.round_iterations < first_timing <= most, (batch, first_timing)

@@ -24,8 +24,10 @@ A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch w
 not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
 cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
 
-Each new batch is first timed like the headline throughput (``run.measure_throughput``): a short warm-up,
-then rounds until two agree (the profiled batch reuses the throughput already in the report).  Then the
+Each new batch is first timed like the headline throughput (``run.measure_throughput``): its warm-up
+iterations (no warm-up seconds: the model and allocator are warm from the phases before), then rounds
+until two agree, at most ``POINT_ROUNDS`` of them (the profiled batch reuses the throughput already in the
+report).  Then the
 batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and one round
 each, alternating ascending and descending order), and a batch's time is the median of its round means.
 On a shared machine load comes in bursts of seconds: measured one after another, one batch can land in a
@@ -35,7 +37,9 @@ Time goes only where the fit is uncertain: once there are enough points to tell 
 (``LINE_OR_CURVE_POINTS``) and every point lies on the fitted line within its own noise (the standard
 error of its measurement, at least ``MIN_TOLERANCE`` and at most ``MAX_TOLERANCE`` of its time), sampling
 stops and the rest of the budget is not spent.  Otherwise only the points off the line (and a neighbour,
-so a pass stays interleaved) are re-timed, pass after pass, until they settle or the budget runs out.
+so a pass stays interleaved) are re-timed, pass after pass, until they settle or the budget runs out; the
+passes together get at most ``REFINE_SHARE`` times the time the first timings took (a budget in iterations,
+so a 4 ms model does not spend 8 s re-measuring a loaded machine's bursts).
 """
 
 from __future__ import annotations
@@ -67,6 +71,12 @@ MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
 # A line through 3 points has one degree of freedom left to show a bend; with 4 a curve is plain to see.
 LINE_OR_CURVE_POINTS = 4
+# Re-timing passes get at most this share of what timing every batch the first time took: a budget in
+# iterations rather than seconds, so a fast model is done in a fraction of ``predictions_budget_s`` even when
+# load keeps its points from settling (more passes then mostly re-measure the load), and a slow one keeps
+# the seconds it needs.
+REFINE_SHARE = 1.0
+POINT_ROUNDS = 4  # a new batch's first timing: at most this many rounds (more only re-measure the noise)
 NOISE_SIGMAS = 2.0  # a point is on the line when its residual is within this many standard errors...
 MIN_TOLERANCE = 0.01  # ...but never asked to be closer than 1 % of its time (timer and allocator jitter)
 MAX_TOLERANCE = 0.04  # ...nor let off by more than 4 %: a burst-inflated spread must not pass a bent point
@@ -99,6 +109,7 @@ class _Sampler:
         self.headroom = CUDA_HEADROOM if work.device.type == "cuda" else 0.0
         self.fits_rule = fits_rule(self.headroom, capacity_source)
         self.deadline = time.monotonic() + max(0.0, config.predictions_budget_s)
+        self.refine_deadline = self.deadline  # set when the first timing of every batch is in
         self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
         self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
@@ -127,6 +138,7 @@ class _Sampler:
         except _OutOfMemory:
             # The profiled batch ran before; an OOM now is extra memory from a measurement.  Carry on below it.
             self._record_oom(b)
+        exploring_since = time.monotonic()
         while True:
             batch = self._next_candidate()
             if batch is None:
@@ -137,6 +149,8 @@ class _Sampler:
                 self._record_oom(batch)
             else:
                 self._narrow()  # a batch that ran below the failing one: keep bisecting the gap
+        now = time.monotonic()
+        self.refine_deadline = min(self.deadline, now + REFINE_SHARE * (now - exploring_since))
         self._refine()
 
     def _refine(self) -> None:
@@ -147,7 +161,7 @@ class _Sampler:
                 return
             order = sorted(uncertain, reverse=number % 2 == 1)
             cost = sum(self._pass_cost_s(b) for b in order)
-            if len(order) < 2 or time.monotonic() + cost > self.deadline:
+            if len(order) < 2 or time.monotonic() + cost > self.refine_deadline:
                 return
             for batch in order:
                 try:
@@ -273,7 +287,7 @@ class _Sampler:
         try:
             inputs = work.make_inputs(batch)
             if known_ms is None:
-                known_ms, known_error = self._time(inputs)
+                known_ms, known_error = self._time(batch, inputs)
             peak = None
             if self.measure_peak is not None:
                 measure_peak = self.measure_peak
@@ -314,15 +328,18 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _time(self, inputs: tuple) -> tuple[float, float]:
+    def _time(self, batch: int, inputs: tuple) -> tuple[float, float]:
         """The batch's mean iteration time and its standard error, both in ms."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
         remaining = self.deadline - time.monotonic()
-        point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending))
-        work.run_user(lambda: warm_up(run, work.device, config.warmup_iterations,
-                                      min(config.warmup_s, point_budget / 4)), "iteration")
+        rounds_s = POINT_ROUNDS * max(1, config.round_iterations) * self._predicted_ms(batch) / 1000.0
+        point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
+                                    rounds_s or config.throughput_budget_s))
+        # Iterations only, no warm-up seconds: the model, its optimizer state and the allocator are warm
+        # from the phases before; a new batch size needs just its first iterations (new shapes).
+        work.run_user(lambda: warm_up(run, work.device, config.warmup_iterations, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
             tolerance=config.stability_tolerance, budget_s=point_budget), "iteration")
