@@ -144,3 +144,14 @@ def test_a_trial_measures_throughput_and_memory_and_the_breakdown_only_when_aske
     assert (plain.memory, plain.breakdown, plain.predictions, plain.health) == (True, False, False, False)
     asked = trial_config(build_parser().parse_args(["e.py", "s.yaml", "--breakdown", "--throughput-budget", "0.5"]))
     assert (asked.memory, asked.breakdown, asked.predictions, asked.throughput_budget_s) == (True, True, False, 0.5)
+
+
+def test_the_bundled_sample_sweep_file_is_a_valid_grid_of_six_trials():
+    from skyline_tui.sweep.spec import load_spec
+
+    from .conftest import REPO
+
+    spec = load_spec(str(REPO / "samples" / "mlp" / "sweep.yaml"), str(REPO / "samples" / "mlp" / "entry.py"))
+    assert len(spec.trials()) == 6
+    assert {(t["batch_size"], t["precision"]) for t in spec.trials()} == {
+        (b, p) for b in (32, 64, 128) for p in ("fp32", "bf16")}
