@@ -24,10 +24,12 @@ A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch w
 not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
 cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
 
-Each new batch is first timed like the headline throughput (``run.measure_throughput``): its warm-up
-iterations (no warm-up seconds: the model and allocator are warm from the phases before), then rounds
+Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the new shapes' first
+iterations and count as warm-up.  Then it is timed like the headline throughput (``run.measure_throughput``):
+the warm-up iterations still missing (no warm-up seconds: the model and allocator are warm from the phases
+before), then rounds
 until two agree, at most ``POINT_ROUNDS`` of them (the profiled batch reuses the throughput already in the
-report).  Then the
+report, and its peak is the memory phase's, measured alike).  Then the
 batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and one round
 each, alternating ascending and descending order), and a batch's time is the median of its round means.
 On a shared machine load comes in bursts of seconds: measured one after another, one batch can land in a
@@ -56,6 +58,7 @@ from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
                                            release_after_oom)
 from skyline_tui.profiler.errors import ProfileError
+from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
 from skyline_tui.profiler.workload import Workload
@@ -269,8 +272,10 @@ class _Sampler:
 
     def _iterations_per_point(self) -> int:
         config = self.config
-        return (max(1, config.warmup_iterations) + max(2, config.min_rounds) * max(1, config.round_iterations)
-                + (1 if self.measure_peak is not None else 0))
+        warm = max(1, config.warmup_iterations)
+        if self.measure_peak is _measure_peak:  # its iterations come first and are the warm-up (see _sample)
+            warm = max(warm, PEAK_ITERATIONS)
+        return warm + max(2, config.min_rounds) * max(1, config.round_iterations)
 
     def _estimated_cost_s(self, batch: int) -> float:
         return self._predicted_ms(batch) * self._iterations_per_point() / 1000.0
@@ -286,12 +291,14 @@ class _Sampler:
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
-            if known_ms is None:
-                known_ms, known_error = self._time(batch, inputs)
-            peak = None
-            if self.measure_peak is not None:
+            peak = self._known_peak(batch)
+            if peak is None and self.measure_peak is not None:
+                # Before the timing: the peak's iterations are the new shapes' first ones, so they stand in
+                # for the timing's warm-up iterations instead of adding to them.
                 measure_peak = self.measure_peak
                 peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+            if known_ms is None:
+                known_ms, known_error = self._time(batch, inputs, warmed=self.measure_peak is _measure_peak)
             self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
                                               peak_bytes=None if peak is None else int(peak))
             self.rounds[batch] = [float(known_ms)]
@@ -308,6 +315,14 @@ class _Sampler:
             raise
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
+
+    def _known_peak(self, batch: int) -> Optional[int]:
+        """The memory phase's peak when it measured this very batch with the same function: measuring it
+        again would run the same two iterations for the same number."""
+        memory = self.report.memory
+        if batch != self.work.batch_size or memory is None or self.measure_peak is not _measure_peak:
+            return None
+        return memory.peak_bytes
 
     def _retime(self, batch: int) -> None:
         work, config = self.work, self.config
@@ -328,8 +343,9 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _time(self, batch: int, inputs: tuple) -> tuple[float, float]:
-        """The batch's mean iteration time and its standard error, both in ms."""
+    def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float]:
+        """The batch's mean iteration time and its standard error, both in ms.  ``warmed``: the peak's
+        ``PEAK_ITERATIONS`` just ran at this batch, and count as that many warm-up iterations."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
@@ -339,7 +355,8 @@ class _Sampler:
                                     rounds_s or config.throughput_budget_s))
         # Iterations only, no warm-up seconds: the model, its optimizer state and the allocator are warm
         # from the phases before; a new batch size needs just its first iterations (new shapes).
-        work.run_user(lambda: warm_up(run, work.device, config.warmup_iterations, 0.0), "iteration")
+        warm = max(0, config.warmup_iterations - (PEAK_ITERATIONS if warmed else 0))
+        work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
             tolerance=config.stability_tolerance, budget_s=point_budget), "iteration")
