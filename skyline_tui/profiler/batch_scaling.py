@@ -26,7 +26,7 @@ cheapest remaining candidate is measured even when over budget (fewer points wou
 
 Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the new shapes' first
 iterations and count as warm-up.  Then it is timed like the headline throughput (``run.measure_throughput``):
-the warm-up iterations still missing (no warm-up seconds: the model and allocator are warm from the phases
+the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the model and allocator are warm from the phases
 before), then rounds
 until two agree, at most ``POINT_ROUNDS`` of them (the profiled batch reuses the throughput already in the
 report, and its peak is the memory phase's, measured alike).  Then the
@@ -274,7 +274,7 @@ class _Sampler:
         config = self.config
         warm = max(1, config.warmup_iterations)
         if self.measure_peak is _measure_peak:  # its iterations come first and are the warm-up (see _sample)
-            warm = max(warm, PEAK_ITERATIONS)
+            warm = max(warm - PEAK_ITERATIONS, 1) + PEAK_ITERATIONS
         return warm + max(2, config.min_rounds) * max(1, config.round_iterations)
 
     def _estimated_cost_s(self, batch: int) -> float:
@@ -345,7 +345,7 @@ class _Sampler:
 
     def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float]:
         """The batch's mean iteration time and its standard error, both in ms.  ``warmed``: the peak's
-        ``PEAK_ITERATIONS`` just ran at this batch, and count as that many warm-up iterations."""
+        ``PEAK_ITERATIONS`` just ran at this batch, and count as warm-up iterations but the last."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
@@ -355,7 +355,9 @@ class _Sampler:
                                     rounds_s or config.throughput_budget_s))
         # Iterations only, no warm-up seconds: the model, its optimizer state and the allocator are warm
         # from the phases before; a new batch size needs just its first iterations (new shapes).
-        warm = max(0, config.warmup_iterations - (PEAK_ITERATIONS if warmed else 0))
+        # After the peak, still one plain iteration: the first one after the profiler stops runs slow on
+        # some models (the lstm sample's first rounds came out 20-40 % high without it).
+        warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
         work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
