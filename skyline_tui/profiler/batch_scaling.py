@@ -26,10 +26,10 @@ cheapest remaining candidate is measured even when over budget (fewer points wou
 
 Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the new shapes' first
 iterations and count as warm-up.  Then it is timed like the headline throughput (``run.measure_throughput``):
-the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the model and allocator are warm from the phases
-before), then rounds
-until two agree, at most ``POINT_ROUNDS`` of them (the profiled batch reuses the throughput already in the
-report, and its peak is the memory phase's, measured alike).  Then the
+the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the
+model and allocator are warm from the phases before), then rounds until two agree, at most ``POINT_ROUNDS``
+of them (the profiled batch reuses the throughput already in the report, and its peak is the memory
+phase's, measured alike).  Then the
 batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and one round
 each, alternating ascending and descending order), and a batch's time is the median of its round means.
 On a shared machine load comes in bursts of seconds: measured one after another, one batch can land in a
