@@ -28,12 +28,11 @@ Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the 
 iterations and count as warm-up.  Then it is timed like the headline throughput (``run.measure_throughput``):
 the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the
 model and allocator are warm from the phases before), then rounds until two agree, at most ``POINT_ROUNDS``
-of them (the profiled batch reuses the throughput already in the report, and its peak is the memory
-phase's, measured alike).  Then the
-batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and one round
-each, alternating ascending and descending order), and a batch's time is the median of its round means.
-On a shared machine load comes in bursts of seconds: measured one after another, one batch can land in a
-burst and bend the whole line; interleaved, the batches see the same mix of quiet and busy.
+of them (the profiled batch reuses the report's throughput, and the memory phase's peak, measured alike).
+Then the batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and
+one round each, alternating ascending and descending order), and a batch's time is the median of its round
+means.  On a shared machine load comes in bursts of seconds: measured one after another, one batch can land
+in a burst and bend the whole line; interleaved, the batches see the same mix of quiet and busy.
 
 Time goes only where the fit is uncertain: once there are enough points to tell a line from a curve
 (``LINE_OR_CURVE_POINTS``) and every point lies on the fitted line within its own noise (the standard
@@ -50,7 +49,6 @@ import dataclasses
 import statistics
 import time
 from typing import Any, Callable, Optional
-
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second,
@@ -272,9 +270,8 @@ class _Sampler:
 
     def _iterations_per_point(self) -> int:
         config = self.config
-        warm = max(1, config.warmup_iterations)
-        if self.measure_peak is _measure_peak:  # its iterations come first and are the warm-up (see _sample)
-            warm = max(warm - PEAK_ITERATIONS, 1) + PEAK_ITERATIONS
+        peak_first = self.measure_peak is _measure_peak  # see _time: the peak's iterations are warm-up
+        warm = max(1, config.warmup_iterations - (PEAK_ITERATIONS if peak_first else 0)) + PEAK_ITERATIONS * peak_first
         return warm + max(2, config.min_rounds) * max(1, config.round_iterations)
 
     def _estimated_cost_s(self, batch: int) -> float:
@@ -291,10 +288,10 @@ class _Sampler:
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
-            peak = self._known_peak(batch)
+            memory = self.report.memory if batch == work.batch_size and self.measure_peak is _measure_peak else None
+            peak = memory.peak_bytes if memory is not None else None  # measured alike: the same 2 iterations
             if peak is None and self.measure_peak is not None:
-                # Before the timing: the peak's iterations are the new shapes' first ones, so they stand in
-                # for the timing's warm-up iterations instead of adding to them.
+                # Before the timing: its iterations are the new shapes' first ones, and stand in for warm-up.
                 measure_peak = self.measure_peak
                 peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
             if known_ms is None:
@@ -316,14 +313,6 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _known_peak(self, batch: int) -> Optional[int]:
-        """The memory phase's peak when it measured this very batch with the same function: measuring it
-        again would run the same two iterations for the same number."""
-        memory = self.report.memory
-        if batch != self.work.batch_size or memory is None or self.measure_peak is not _measure_peak:
-            return None
-        return memory.peak_bytes
-
     def _retime(self, batch: int) -> None:
         work, config = self.work, self.config
         inputs: Any = None
@@ -344,8 +333,7 @@ class _Sampler:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
     def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float]:
-        """The batch's mean iteration time and its standard error, both in ms.  ``warmed``: the peak's
-        ``PEAK_ITERATIONS`` just ran at this batch, and count as warm-up iterations but the last."""
+        """The batch's mean iteration time and its standard error, both in ms (``warmed``: after its peak)."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
@@ -353,10 +341,8 @@ class _Sampler:
         rounds_s = POINT_ROUNDS * max(1, config.round_iterations) * self._predicted_ms(batch) / 1000.0
         point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
                                     rounds_s or config.throughput_budget_s))
-        # Iterations only, no warm-up seconds: the model, its optimizer state and the allocator are warm
-        # from the phases before; a new batch size needs just its first iterations (new shapes).
-        # After the peak, still one plain iteration: the first one after the profiler stops runs slow on
-        # some models (the lstm sample's first rounds came out 20-40 % high without it).
+        # Iterations only: the model and allocator are warm, new shapes need just their first iterations; after
+        # the peak still one plain iteration (the lstm's first rounds after the profiler ran 20-40 % high).
         warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
         work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
