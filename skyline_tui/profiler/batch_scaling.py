@@ -24,14 +24,15 @@ A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch w
 not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
 cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
 
-Each new batch is first timed like the headline throughput (``run.measure_throughput``): its warm-up
-iterations (no warm-up seconds: the model and allocator are warm from the phases before), then rounds
-until two agree, at most ``POINT_ROUNDS`` of them (the profiled batch reuses the throughput already in the
-report).  Then the
-batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and one round
-each, alternating ascending and descending order), and a batch's time is the median of its round means.
-On a shared machine load comes in bursts of seconds: measured one after another, one batch can land in a
-burst and bend the whole line; interleaved, the batches see the same mix of quiet and busy.
+Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the new shapes' first
+iterations and count as warm-up.  Then it is timed like the headline throughput (``run.measure_throughput``):
+the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the
+model and allocator are warm from the phases before), then rounds until two agree, at most ``POINT_ROUNDS``
+of them (the profiled batch reuses the report's throughput, and the memory phase's peak, measured alike).
+Then the batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and
+one round each, alternating ascending and descending order), and a batch's time is the median of its round
+means.  On a shared machine load comes in bursts of seconds: measured one after another, one batch can land
+in a burst and bend the whole line; interleaved, the batches see the same mix of quiet and busy.
 
 Time goes only where the fit is uncertain: once there are enough points to tell a line from a curve
 (``LINE_OR_CURVE_POINTS``) and every point lies on the fitted line within its own noise (the standard
@@ -49,13 +50,13 @@ import statistics
 import time
 from typing import Any, Callable, Optional
 
-
 from skyline_tui.config import ProfileConfig
 from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second,
                               points_off_the_line)
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
                                            release_after_oom)
 from skyline_tui.profiler.errors import ProfileError
+from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
 from skyline_tui.profiler.workload import Workload
@@ -269,8 +270,9 @@ class _Sampler:
 
     def _iterations_per_point(self) -> int:
         config = self.config
-        return (max(1, config.warmup_iterations) + max(2, config.min_rounds) * max(1, config.round_iterations)
-                + (1 if self.measure_peak is not None else 0))
+        peak_first = self.measure_peak is _measure_peak  # see _time: the peak's iterations are warm-up
+        warm = max(1, config.warmup_iterations - (PEAK_ITERATIONS if peak_first else 0)) + PEAK_ITERATIONS * peak_first
+        return warm + max(2, config.min_rounds) * max(1, config.round_iterations)
 
     def _estimated_cost_s(self, batch: int) -> float:
         return self._predicted_ms(batch) * self._iterations_per_point() / 1000.0
@@ -286,12 +288,14 @@ class _Sampler:
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
-            if known_ms is None:
-                known_ms, known_error = self._time(batch, inputs)
-            peak = None
-            if self.measure_peak is not None:
+            memory = self.report.memory if batch == work.batch_size and self.measure_peak is _measure_peak else None
+            peak = memory.peak_bytes if memory is not None else None  # measured alike: the same 2 iterations
+            if peak is None and self.measure_peak is not None:
+                # Before the timing: its iterations are the new shapes' first ones, and stand in for warm-up.
                 measure_peak = self.measure_peak
                 peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+            if known_ms is None:
+                known_ms, known_error = self._time(batch, inputs, warmed=self.measure_peak is _measure_peak)
             self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
                                               peak_bytes=None if peak is None else int(peak))
             self.rounds[batch] = [float(known_ms)]
@@ -328,8 +332,8 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _time(self, batch: int, inputs: tuple) -> tuple[float, float]:
-        """The batch's mean iteration time and its standard error, both in ms."""
+    def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float]:
+        """The batch's mean iteration time and its standard error, both in ms (``warmed``: after its peak)."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
@@ -337,9 +341,10 @@ class _Sampler:
         rounds_s = POINT_ROUNDS * max(1, config.round_iterations) * self._predicted_ms(batch) / 1000.0
         point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
                                     rounds_s or config.throughput_budget_s))
-        # Iterations only, no warm-up seconds: the model, its optimizer state and the allocator are warm
-        # from the phases before; a new batch size needs just its first iterations (new shapes).
-        work.run_user(lambda: warm_up(run, work.device, config.warmup_iterations, 0.0), "iteration")
+        # Iterations only: the model and allocator are warm, new shapes need just their first iterations; after
+        # the peak still one plain iteration (the lstm's first rounds after the profiler ran 20-40 % high).
+        warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
+        work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
             tolerance=config.stability_tolerance, budget_s=point_budget), "iteration")

@@ -37,6 +37,7 @@ CUDA_PEAK_SOURCE = "torch.cuda.max_memory_allocated"
 CPU_PEAK_SOURCE = ("torch.profiler CPU allocator events (profile_memory=True): resident weights, gradients, "
                    "optimizer state and inputs + the highest running total of one iteration's allocations")
 _MEASURED_MARK = "skyline::measured_iteration"
+PEAK_ITERATIONS = 2  # what measure_peak runs: one to settle, one measured (CUDA and CPU alike)
 
 StorageKey = tuple[str, int, int]
 
@@ -108,7 +109,7 @@ def measure_peak(work: Workload, inputs: tuple[Any, ...]) -> tuple[int, str]:
     """Peak bytes of one training iteration of ``work`` at ``inputs``, and how it was measured.
 
     User exceptions (an out-of-memory error above all) propagate unchanged: callers narrow the batch size
-    on OOM.  Runs two iterations.
+    on OOM.  Runs ``PEAK_ITERATIONS`` iterations.
     """
     if work.device.type == "cuda":
         return _cuda_peak(work, inputs), CUDA_PEAK_SOURCE

@@ -22,10 +22,15 @@ PRELOAD_MODULES = ("torch.nn", "torch.nn.functional", "torch.optim", "torch.auto
 
 def preload() -> None:
     """Import what every run needs, once, so each forked child starts warm."""
+    import gc
     import importlib
 
     for name in PRELOAD_MODULES:
         importlib.import_module(name)
+    # What is imported now lives as long as the worker: out of the collector's sight, a child's full
+    # collection (the health phase's release before its second model) walks only what the run made,
+    # ~0.15 s less each on the mlp sample, and no collection writes to the shared pages (copy-on-write).
+    gc.freeze()
 
 
 def die_with_parent() -> None:
