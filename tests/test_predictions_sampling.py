@@ -128,6 +128,7 @@ def skyline_iteration_provider(model):
 
 def test_a_new_batch_that_never_settles_is_timed_for_a_few_rounds_not_its_whole_budget(tmp_path):
     from skyline_tui.profiler.batch_scaling import POINT_ROUNDS
+    from skyline_tui.profiler.memory import PEAK_ITERATIONS
 
     # A budget of 3 s per point would be 3000 / (2 * 20 ms) = 75 rounds at b=32; POINT_ROUNDS caps it.
     config = CONFIG.replace(throughput_budget_s=3.0, predictions_budget_s=60.0)
@@ -144,6 +145,8 @@ def test_a_new_batch_that_never_settles_is_timed_for_a_few_rounds_not_its_whole_
     for batch in {s.batch_size for s in pred.samples} - {8}:
         marks = [done for b, done in calls if b == batch] + [ep.module.ITERATIONS[batch]]
         first_timing = marks[1] - marks[0]
-        # Warm-up, then the rounds; one more round than POINT_ROUNDS for a fit that under-predicts the time.
-        most = config.warmup_iterations + (POINT_ROUNDS + 1) * config.round_iterations
+        # The peak's profiled iterations (they warm the new shapes), the plain warm-up still missing (at
+        # least one), then at most POINT_ROUNDS rounds, whatever the time budget estimated for them.
+        warm = PEAK_ITERATIONS + max(1, config.warmup_iterations - PEAK_ITERATIONS)
+        most = warm + POINT_ROUNDS * config.round_iterations
         assert config.min_rounds * config.round_iterations < first_timing <= most, (batch, first_timing)

@@ -347,7 +347,7 @@ class _Sampler:
         work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
-            tolerance=config.stability_tolerance, budget_s=point_budget), "iteration")
+            tolerance=config.stability_tolerance, budget_s=point_budget, max_rounds=POINT_ROUNDS), "iteration")
         return result.mean_ms, _standard_error(result.stdev_ms, len(result.samples_ms))
 
     # -- the result --------------------------------------------------------------------------------------

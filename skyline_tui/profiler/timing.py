@@ -62,12 +62,14 @@ def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_s
 
 def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_iterations: int,
                          min_rounds: int, tolerance: float, budget_s: float,
-                         on_unsettled: Optional[Callable[[TimingResult], None]] = None) -> TimingResult:
+                         on_unsettled: Optional[Callable[[TimingResult], None]] = None,
+                         max_rounds: Optional[int] = None) -> TimingResult:
     """Time rounds of iterations until two consecutive round means agree, or the budget is spent.
 
     At least ``min_rounds`` rounds always run, so a result has a spread even on a slow model.
     ``on_unsettled(result)`` is called once, when those rounds are in but do not agree yet: a number to
-    show now (``stable`` false), while the search goes on.
+    show now (``stable`` false), while the search goes on.  ``max_rounds`` caps the rounds whatever the
+    budget says (a budget estimated from a prediction can be generous on a machine that slowed down).
     """
     deadline = time.monotonic() + budget_s
     samples: list[float] = []
@@ -82,7 +84,8 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
             if abs(latest - previous) <= tolerance * max(previous, latest, 1e-9):
                 stable = True
                 break
-        if len(means) >= min_rounds and time.monotonic() >= deadline:
+        if len(means) >= min_rounds and (time.monotonic() >= deadline or
+                                         (max_rounds is not None and len(means) >= max_rounds)):
             break
         if on_unsettled is not None and len(means) >= max(2, min_rounds):
             on_unsettled(summarize(samples, False))
