@@ -19,6 +19,7 @@ from typing import Optional, Sequence, TextIO
 
 from skyline_tui.version import __version__
 from skyline_tui.checks import CheckError, RunChecks, prepare_checks
+from skyline_tui.argtypes import positive_float, positive_int
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report
 from skyline_tui.report import ErrorInfo, Report
@@ -48,15 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "code (default: the nearest folder up from the entry "
                                                       "point holding .git, pyproject.toml, setup.py or "
                                                       "setup.cfg, not above your home; else the entry's folder)")
-    parser.add_argument("--batch-size", type=_positive_int, metavar="N",
+    parser.add_argument("--batch-size", type=positive_int, metavar="N",
                         help="profile at this batch size instead of the input provider's default")
-    parser.add_argument("--timeout", type=_positive_float, default=ProfileConfig.timeout_s, metavar="S",
+    parser.add_argument("--timeout", type=positive_float, default=ProfileConfig.timeout_s, metavar="S",
                         help="stop a run that takes longer than S seconds (default: %(default)g)")
-    parser.add_argument("--throughput-budget", type=_positive_float, metavar="S",
+    parser.add_argument("--throughput-budget", type=positive_float, metavar="S",
                         help="time spent measuring throughput at most (default: "
                              f"{ProfileConfig.throughput_budget_s:g} with --json, "
                              f"{INTERACTIVE_THROUGHPUT_BUDGET_S:g} in the app, where a save re-profiles)")
-    parser.add_argument("--predictions-budget", type=_positive_float,
+    parser.add_argument("--predictions-budget", type=positive_float,
                         default=ProfileConfig.predictions_budget_s, metavar="S",
                         help="time spent measuring other batch sizes at most (default: %(default)g)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the run-time breakdown")
@@ -64,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-health", action="store_true",
                         help="skip the training-health phase (per-layer gradients, updates, activations)")
     parser.add_argument("--no-predictions", action="store_true", help="skip the batch-size predictions")
-    parser.add_argument("--write-batch-size", type=_positive_int, metavar="N",
+    parser.add_argument("--write-batch-size", type=positive_int, metavar="N",
                         help="set the input provider's default batch size to N in the entry point, then exit")
     parser.add_argument("--no-watch", action="store_true", help="app: do not re-profile when a file is saved")
     parser.add_argument("--fail-if", action="append", default=[], metavar="EXPR",
@@ -92,26 +93,6 @@ def _verbs_epilog() -> str:
     width = max(len(name) for name in VERBS)
     rows = [f"  skyline-tui {name:<{width}}  {summary}" for name, (_m, _f, summary) in VERBS.items()]
     return "other commands (each has its own --help):\n" + "\n".join(rows)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
 
 
 def config_from_args(args: argparse.Namespace, interactive: bool = False) -> ProfileConfig:

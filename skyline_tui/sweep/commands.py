@@ -14,6 +14,7 @@ import sys
 import uuid
 from typing import Any, Optional, Sequence, TextIO
 
+from skyline_tui.argtypes import non_negative_float, positive_float, positive_int
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
 from skyline_tui.export.report_json import write_text
@@ -57,14 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="run each trial as a Ray task: join the cluster at ADDRESS (or $RAY_ADDRESS), "
                              "else start a local one and shut it down at the end.  Ray opens network ports; "
                              "needs pip install 'skyline-tui[ray]'.  Put --ray after ENTRY and SPEC")
-    parser.add_argument("--ray-cpus", type=_positive_int, metavar="N",
+    parser.add_argument("--ray-cpus", type=positive_int, metavar="N",
                         help="CPUs of the local Ray cluster (default: all of them)")
-    parser.add_argument("--timeout", type=_positive_float, default=ProfileConfig.timeout_s, metavar="S",
+    parser.add_argument("--timeout", type=positive_float, default=ProfileConfig.timeout_s, metavar="S",
                         help="stop a trial that takes longer than S seconds (default: %(default)g)")
-    parser.add_argument("--throughput-budget", type=_positive_float, default=ProfileConfig.throughput_budget_s,
+    parser.add_argument("--throughput-budget", type=positive_float, default=ProfileConfig.throughput_budget_s,
                         metavar="S", help="time spent measuring each trial's throughput at most "
                                           "(default: %(default)g)")
-    parser.add_argument("--warmup", type=_non_negative_float, default=ProfileConfig.warmup_s, metavar="S",
+    parser.add_argument("--warmup", type=non_negative_float, default=ProfileConfig.warmup_s, metavar="S",
                         help="warm-up time before each trial's measurement (default: %(default)g)")
     parser.add_argument("--history", metavar="PATH", help="record each trial (with the sweep id and its knobs) in "
                         "this history store (default: $SKYLINE_TUI_HISTORY, else "
@@ -72,37 +73,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="no live table on stderr")
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
-    return value
-
-
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-
-
-def _positive_float(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive: {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _number(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value
 
 
 def trial_config(args: argparse.Namespace) -> ProfileConfig:
