@@ -15,6 +15,7 @@ from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.state import shown_comparison
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.history_screen import DiffScreen, HistoryScreen
+from skyline_tui.tui.views.memory import MemorySummary
 from skyline_tui.tui.views.throughput import ThroughputPane
 
 
@@ -179,3 +180,15 @@ async def test_the_real_app_path_records_each_finished_run_in_the_store(tmp_path
         assert run["error_kind"] is None and run["status"] == "ok"
         assert run["samples_per_second"] == shown.throughput.samples_per_second > 0
         assert history.report(1).breakdown == shown.breakdown  # the full report, not only the summary
+
+
+async def test_at_80_columns_a_long_change_line_is_cut_and_the_labels_stay_whole(tmp_path):
+    app, _store = await run_with_history(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_until(pilot, lambda: compared(app))
+        lines = text_of(app.query_one(ThroughputPane)).splitlines()
+        memory = text_of(app.query_one(MemorySummary)).splitlines()
+        assert any(line.strip().startswith("throughput ") for line in lines), lines
+        assert any(line.strip().startswith("change ") and line.rstrip().endswith("…") for line in lines), lines
+        assert any(line.strip().startswith("peak ") for line in memory), memory
+        assert any(line.strip().startswith("change ") for line in memory), memory

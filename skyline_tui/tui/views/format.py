@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from rich.text import Text
+
 NA = "N/A"
 
 
@@ -50,3 +52,10 @@ def location(file: Optional[str], line: Optional[int]) -> str:
     if file is None:
         return ""
     return f"{file}:{line}" if line is not None else file
+
+
+def cell(text: Text) -> Text:
+    """A table value that is cut with an ellipsis when its column is narrow, never wrapped onto more lines."""
+    text.no_wrap = True
+    text.overflow = "ellipsis"
+    return text

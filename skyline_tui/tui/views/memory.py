@@ -50,14 +50,16 @@ class _SummaryRenderable:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(width=LABEL_WIDTH - 1, no_wrap=True, style=styles["label"])
         grid.add_column(no_wrap=True)
-        grid.add_column(no_wrap=True, overflow="ellipsis")
+        # Wrappable, so the last column gives way before the label and the gauge; each value is itself cut
+        # with an ellipsis (fmt.cell), never wrapped.
+        grid.add_column(no_wrap=False, overflow="ellipsis")
         capacity = memory.capacity_bytes
         grid.add_row("peak", self._gauge(memory.peak_bytes, capacity, gauge_width, styles["used"]),
-                     Text.assemble(fmt.size(memory.peak_bytes),
-                                   (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"])))
+                     fmt.cell(Text.assemble(fmt.size(memory.peak_bytes),
+                                            (f" of {fmt.size(capacity)}" if capacity else "", styles["muted"]))))
         if self.change is not None:
-            grid.add_row("change", "", change_text(self.change, styles["better"], styles["worse"], styles["muted"],
-                                                   self.against))
+            grid.add_row("change", "", fmt.cell(change_text(self.change, styles["better"], styles["worse"],
+                                                            styles["muted"], self.against)))
         target = self.target
         if target is not None and not target.measured:
             fits = target.fits is not False
@@ -67,13 +69,14 @@ class _SummaryRenderable:
             else:
                 verdict = ("✓ fits", styles["fits"]) if target.fits else ("✗ does not fit", styles["overflow"])
             grid.add_row(f"at {target.batch_size}", self._gauge(target.peak_bytes, capacity, gauge_width, style),
-                         Text.assemble((fmt.size(target.peak_bytes), style), " ", verdict))
+                         fmt.cell(Text.assemble((fmt.size(target.peak_bytes), style), " ", verdict)))
         # Parts that overlap in time add up past the peak: the bar then spans their sum, and says so.
         whole = (memory.peak_bytes + memory.overlap_bytes) or 1
         parts = [(getattr(memory, attr) / whole, glyph, styles[css]) for attr, _, glyph, css in MEMORY_PARTS]
         note = f"of {fmt.size(memory.peak_bytes)}" if not memory.overlap_bytes else \
             f"of {fmt.size(memory.peak_bytes)} + {fmt.size(memory.overlap_bytes)} not alive at once"
-        grid.add_row("parts", split_bar(parts, gauge_width, (" ", styles["track"])), Text(note, styles["muted"]))
+        grid.add_row("parts", split_bar(parts, gauge_width, (" ", styles["track"])),
+                     fmt.cell(Text(note, styles["muted"])))
         yield grid
         # The legend as a grid, as many parts per row as fit, so no entry is ever split over two lines.
         entries = [

@@ -35,13 +35,15 @@ class ThroughputPane(Static):
 
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, style=label)
-        grid.add_column(no_wrap=True, overflow="ellipsis")
+        # Wrappable, so a long value (the change line) gives way before the labels do; each value is itself
+        # no-wrap with an ellipsis (fmt.cell), so it is cut rather than wrapped.
+        grid.add_column(no_wrap=False, overflow="ellipsis")
         if throughput is None:
-            grid.add_row("throughput", Text("no measurement yet", muted))
+            _add(grid, "throughput", Text("no measurement yet", muted))
             self.update(grid)
             return
-        grid.add_row("throughput", Text.assemble((fmt.rate(throughput.samples_per_second), value), " samples/s"))
-        grid.add_row(
+        _add(grid, "throughput", Text.assemble((fmt.rate(throughput.samples_per_second), value), " samples/s"))
+        _add(grid,
             "iteration",
             Text.assemble(
                 (fmt.ms(throughput.iteration_ms), value),
@@ -52,10 +54,10 @@ class ThroughputPane(Static):
         if change is not None:
             better = self.get_component_rich_style("throughput--better", partial=True)
             worse = self.get_component_rich_style("throughput--worse", partial=True)
-            grid.add_row("change", change_text(change, better, worse, muted, against))
+            _add(grid, "change", change_text(change, better, worse, muted, against))
         if predictions is not None and predictions.predicted_max_samples_per_second is not None:
             fit = predictions.run_time_ms
-            grid.add_row(
+            _add(grid,
                 "max (fit)",
                 Text.assemble(
                     (fmt.rate(predictions.predicted_max_samples_per_second), predicted),
@@ -64,9 +66,9 @@ class ThroughputPane(Static):
                 ),
             )
         else:
-            grid.add_row("max (fit)", Text(fmt.NA, muted))
+            _add(grid, "max (fit)", Text(fmt.NA, muted))
         if target is not None and not target.measured:
-            grid.add_row(
+            _add(grid,
                 f"at batch {target.batch_size}",
                 Text.assemble(
                     (fmt.rate(target.samples_per_second), predicted),
@@ -76,5 +78,9 @@ class ThroughputPane(Static):
             )
         else:
             measured = f"measured · {throughput.iterations_measured} iterations timed"
-            grid.add_row(f"at batch {batch_size}", Text(measured, muted))
+            _add(grid, f"at batch {batch_size}", Text(measured, muted))
         self.update(grid)
+
+
+def _add(grid: Table, label: str, value: Text) -> None:
+    grid.add_row(label, fmt.cell(value))
