@@ -1,8 +1,9 @@
 """The app's first number comes before the throughput settles: with ``provisional_throughput`` the run
 reports the first rounds (marked unsettled), then the settled throughput; the ``--json`` default does not.
 
-The entry point's iterations get slower and slower (a known CPU-time spin, 10 % longer with every call, timed in
-process CPU time), so consecutive rounds never agree within the tolerance early on, whatever the load."""
+The entry point's iterations get slower and slower, on a clock the test reads instead of the real one: each
+iteration advances it by 2 ms, 10 % more with every call (up to call 40, then steady), so the first rounds
+never agree whatever the machine does, and later ones do."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from skyline_tui.profiler.run import profile
 from skyline_tui.report import Report
 
 SLOWING = """
-import time
 import torch
 import torch.nn.functional as F
 
 CALLS = [0]
+CLOCK_NS = [0]  # the clock the timing reads in this test: the iterations advance it
 
 def skyline_model_provider():
     return torch.nn.Linear(4, 2)
@@ -37,9 +38,7 @@ def skyline_iteration_provider(model):
         F.cross_entropy(model(x), y).backward()
         opt.step()
         CALLS[0] += 1
-        until = time.process_time() + 0.0001 * 1.1 ** CALLS[0]  # 10 % longer with every call
-        while time.process_time() < until:
-            pass
+        CLOCK_NS[0] += round(2e6 * 1.1 ** min(CALLS[0], 40))  # 10 % longer with every call, then steady
     return iteration
 """
 
@@ -48,7 +47,10 @@ CONFIG = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, t
 
 @pytest.fixture(autouse=True)
 def _cpu_clock_and_fresh_entry(monkeypatch):
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=time.process_time_ns,
+    def entry_clock_ns() -> int:
+        return sys.modules["__skyline_entry__"].CLOCK_NS[0]
+
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=entry_clock_ns,
                                                                monotonic=time.monotonic))
     yield
     sys.modules.pop("__skyline_entry__", None)
