@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from skyline_tui.checks import prepare_checks
+from skyline_tui.project import project_root
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
 
@@ -50,7 +51,7 @@ def _history_to_read(entry: str, root: Optional[str]) -> Optional[Path]:
     """Where ``baseline=RUN_ID`` is looked up: the project's history store (or $SKYLINE_TUI_HISTORY)."""
     from skyline_tui.history import resolve_history_path
 
-    return resolve_history_path(None, False, root or os.path.dirname(os.path.abspath(entry)))
+    return resolve_history_path(None, False, project_root(entry, root))
 
 
 def _profile_or_error(entry: str, root: Optional[str], config: ProfileConfig) -> Report:

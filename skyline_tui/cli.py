@@ -20,6 +20,7 @@ from typing import Optional, Sequence, TextIO
 from skyline_tui.version import __version__
 from skyline_tui.checks import CheckError, RunChecks, prepare_checks
 from skyline_tui.argtypes import positive_float, positive_int
+from skyline_tui.project import project_root
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report
 from skyline_tui.report import ErrorInfo, Report
@@ -146,9 +147,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     from skyline_tui.history import resolve_history_path
 
-    project_root = os.path.abspath(args.root) if args.root else os.path.dirname(os.path.abspath(args.entry))
+    root = project_root(args.entry, args.root)  # the store the --json runs of this entry record into too
     return run_app(args.entry, args.root, config_from_args(args, interactive=True), watch=not args.no_watch,
-                   history_path=resolve_history_path(args.history, args.no_history, project_root))
+                   history_path=resolve_history_path(args.history, args.no_history, root))
 
 
 def _check_entry(entry: str, root: Optional[str]) -> Optional[ErrorInfo]:
@@ -234,8 +235,7 @@ def _history_to_read(args: argparse.Namespace) -> Optional[Path]:
     stops the recording)."""
     from skyline_tui.history import resolve_history_path
 
-    root = args.root or os.path.dirname(os.path.abspath(args.entry))
-    return resolve_history_path(args.history, False, root)
+    return resolve_history_path(args.history, False, project_root(args.entry, args.root))
 
 
 def format_error(error: ErrorInfo) -> str:
