@@ -38,9 +38,10 @@ def _runs(entry: str, batch_size: int) -> bool:
         work.run()
         torch.cuda.synchronize()
         return True
-    except Exception as exc:  # noqa: BLE001 - only an OOM is an answer; anything else is reported
+    except Exception as exc:  # noqa: BLE001 - an OOM is the answer; anything else is reported and ends the search
         if not is_oom(exc):
-            raise
+            # e.g. a cuDNN "not supported" at a huge batch: this batch does not run, for a reason worth seeing.
+            print(f"batch {batch_size}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}", file=sys.stderr)
         return False
     finally:
         work = None
@@ -54,7 +55,10 @@ def measure_one(entry: str, steps: int) -> dict[str, Any]:
     from skyline_tui.config import ProfileConfig
     from skyline_tui.profiler.run import profile
 
-    report = profile(entry, None, ProfileConfig(breakdown=False))
+    # Short budgets: this runs on a lent GPU whose minutes are counted; the figures need the memory phase
+    # and the predictions' max_batch_size only.
+    report = profile(entry, None, ProfileConfig(breakdown=False, health=False, throughput_budget_s=1.0,
+                                                predictions_budget_s=4.0))
     if report.error is not None:
         return {"error": report.error.message}
     assert report.memory is not None and report.predictions is not None

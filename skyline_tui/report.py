@@ -52,8 +52,8 @@ class DeviceInfo:
     type: str  # "cpu" | "cuda"
     name: str
     memory_capacity_bytes: Optional[int]  # the device's total memory (see MemoryBreakdown.capacity_bytes)
-    # CUDA: the device's UUID as torch reports it ("GPU-…" or, under MIG, "MIG-…"); a status bar finds the
-    # same GPU in NVML by it (NVML counts in PCI order and ignores CUDA_VISIBLE_DEVICES).
+    # CUDA: the device's UUID in hex groups, without NVML's "GPU-"/"MIG-" prefix; a status bar finds the same
+    # GPU in NVML by it, trying both prefixes (NVML counts in PCI order and ignores CUDA_VISIBLE_DEVICES).
     uuid: Optional[str] = None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -89,9 +90,18 @@ def test_throughput_of_a_gpu_sleep_is_at_least_the_sleep(write_entry):
     entry = write_entry(SLEEP_ENTRY.format(cycles=sleep_cycles_for(sleep_ms)))
     work = workload(entry)
     throughput = measure_throughput(work, ProfileConfig.quick())
-    # Host timing would read the launch (microseconds).  0.8: the GPU's clock may boost between the
-    # calibration and the measurement.
-    assert throughput.iteration_ms >= 0.8 * sleep_ms, throughput
+    # The reference: host clock around each synchronised iteration (the sleep's real length now, whatever
+    # the GPU's clock did since the calibration).  Host timing without the synchronisation would read the
+    # launch (microseconds).
+    host_ms = []
+    for _ in range(5):
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        work.run()
+        torch.cuda.synchronize()
+        host_ms.append((time.perf_counter() - started) * 1000.0)
+    assert statistics.median(host_ms) >= 0.5 * sleep_ms, host_ms  # the calibration held
+    assert throughput.iteration_ms >= 0.8 * statistics.median(host_ms), (throughput, host_ms)
 
 
 # ---- breakdown -------------------------------------------------------------------------------------------------
@@ -237,7 +247,8 @@ def test_two_cuda_runs_through_one_warm_worker_and_the_worker_never_maps_libcuda
         maps = Path(f"/proc/{client.pid}/maps").read_text()
     finally:
         client.close()
-    assert "libcuda" not in maps  # the worker itself never initialised CUDA: its children could
+    # The driver (libcuda.so) is loaded by the first CUDA call; libcudart is mapped by every `import torch`.
+    assert "/libcuda.so" not in maps  # the worker itself never initialised CUDA: its children could
 
 
 def test_the_fork_guard_refuses_once_cuda_is_initialised():

@@ -25,6 +25,7 @@ from skyline_tui.profiler.run import load_workload, profile
 from skyline_tui.report import Report
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
 from skyline_tui.tui.targets import target_prediction
+from skyline_tui.worker.fork_safety import cuda_fork_problem
 
 from .conftest import TINY_ENTRY, cli_env
 
@@ -276,3 +277,17 @@ def test_the_fork_guard_allows_a_worker_without_cuda():
                             timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "None"]
+
+
+def test_the_fork_guard_refuses_once_the_cuda_driver_is_mapped(tmp_path):
+    # A process map as Linux writes it, once with the runtime only (every `import torch` of a CUDA build maps
+    # it) and once with the driver that the first CUDA call loads: only the driver means CUDA was touched.
+    runtime = "7f1c2a000000-7f1c2a200000 r-xp 00000000 08:01 42 /usr/lib/python3/torch/lib/libcudart.so.12\n"
+    driver = "7f1c3b000000-7f1c3b900000 r-xp 00000000 08:01 43 /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15\n"
+    without, with_driver = tmp_path / "maps_runtime", tmp_path / "maps_driver"
+    without.write_text(runtime)
+    with_driver.write_text(runtime + driver)
+    assert cuda_fork_problem(str(without)) is None
+    problem = cuda_fork_problem(str(with_driver))
+    assert problem is not None and "initialised CUDA" in problem
+    assert cuda_fork_problem(str(tmp_path / "missing")) is None  # no process map (not Linux): no verdict
