@@ -39,14 +39,15 @@ from skyline_tui.report import Report  # noqa: E402
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")
 
 
-def plain_ms(ep: entry_mod.EntryPoint, batch_size: int, config: ProfileConfig, repeat: int) -> float:
-    """The iteration time a profile at ``batch_size`` would report (median of ``repeat`` runs)."""
+def plain_ms(ep: entry_mod.EntryPoint, batch_size: int, config: ProfileConfig, repeat: int) -> list[float]:
+    """The iteration times ``repeat`` profiles at ``batch_size`` would report (the reference is their median;
+    their spread is the reference's own noise, printed beside each error)."""
     values = []
     for _ in range(repeat):
         work = load_workload(ep, batch_size)
         values.append(measure_throughput(work, config).iteration_ms)
         del work
-    return statistics.median(values)
+    return values
 
 
 def run_sample(name: str, config: ProfileConfig, repeat: int) -> list[float]:
@@ -76,7 +77,9 @@ def run_sample(name: str, config: ProfileConfig, repeat: int) -> list[float]:
         held_out = batch not in sampled
         kind = "held out" if held_out else "sampled "
         predicted = iteration_ms_at(pred, batch)
-        measured = plain_ms(ep, batch, config, repeat)
+        runs = plain_ms(ep, batch, config, repeat)
+        measured = statistics.median(runs)
+        spread = f"(its runs {min(runs):.2f}..{max(runs):.2f})"
         if predicted is None:
             print(f"{'':12s} {factor}x (b={batch}, {kind}): no prediction, measured {measured:.1f} ms")
             (held_out_errors if factor in (3, 6) else errors).append(float("inf"))
@@ -84,7 +87,7 @@ def run_sample(name: str, config: ProfileConfig, repeat: int) -> list[float]:
         error = (predicted - measured) / measured * 100.0
         (held_out_errors if factor in (3, 6) else errors).append(abs(error))
         print(f"{'':12s} {factor}x (b={batch}, {kind}): predicted {predicted:8.2f} ms  measured {measured:8.2f} ms  "
-              f"error {error:+6.1f}%")
+              f"error {error:+6.1f}%  {spread}")
     # Forget the sample's sibling modules so the next sample imports its own `model`.
     sys.modules.pop("model", None)
     while str(entry.parent) in sys.path:

@@ -24,7 +24,10 @@ class ProfileConfig:
     # Throughput: warm up, then time rounds of iterations until two consecutive round means agree
     # within stability_tolerance, or the budget is spent.
     warmup_iterations: int = 2
-    warmup_s: float = 0.3  # keep warming up (past warmup_iterations) until this much time has passed
+    # Keep warming up (past warmup_iterations) until this much time has passed.  Through the real worker
+    # (forked child per run), 0.1 s and 0.3 s gave the same headline on every sample (6 alternating runs
+    # each; medians within the run-to-run spread), 0.0 s read convnet 6 % slower: 0.1 s.
+    warmup_s: float = 0.1
     round_iterations: int = 3
     min_rounds: int = 2
     stability_tolerance: float = 0.05
@@ -38,8 +41,9 @@ class ProfileConfig:
     # Instrumented warm-up before those: at least one iteration, and until this much time has passed.  A
     # run child is forked from the warm worker, and its first passes through the instruments' Python code
     # pay for copy-on-write page faults (the mlp sample's profiled iteration fell from 3.9 to 2.5 ms over
-    # its first ~20 instrumented iterations in a forked child).
-    breakdown_warmup_s: float = 0.3
+    # its first ~20 instrumented iterations in a forked child; over 5 alternating runs the overhead was
+    # 1.19x after 0.3 s of warm-up, 1.26x after 0.1 s and 1.66x after none).
+    breakdown_warmup_s: float = 0.2
 
     memory: bool = True
 

@@ -1,8 +1,16 @@
-"""Batch-size predictions from the linear fits in a report: pure arithmetic, no torch.
+"""Batch-size predictions from a report's measured batch sizes and linear fits: pure arithmetic, no torch.
 
-The profiler fits ``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over a few
-measured batch sizes (:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks
-this module what follows from it, and the largest batch predicted to fit in memory.
+The profiler measures the iteration time and peak memory at a few batch sizes and fits
+``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over them
+(:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks this module what
+follows from it, and the largest batch predicted to fit in memory.
+
+Iteration time is not a straight line on real hardware: once a batch's activations outgrow a cache, or a
+kernel switches algorithm, the time per sample steps up (the bundled lstm takes 3x the time for 2x the batch
+between 64 and 128 on a 2-core CPU).  One line through every point then misses both ends.  So time is
+predicted *between* measured batch sizes by joining the neighbouring measurements, and *beyond* them by
+continuing the nearest segment (the local slope, not the global one); the fitted line stays in the report
+as the summary (slope = ms per extra sample).  Memory does grow linearly with the batch, so it uses the line.
 
 Every function returns ``None`` when the answer is unknown (no fit, no capacity) or meaningless (a
 non-positive time slope has no maximum throughput).
@@ -19,11 +27,11 @@ __all__ = [
     "fit_linear",
     "evaluate",
     "iteration_ms_at",
+    "interpolated",
     "peak_bytes_at",
     "max_samples_per_second",
     "MIN_R2_FOR_MAX",
     "largest_batch_that_fits",
-    "points_off_the_line",
 ]
 
 
@@ -71,11 +79,33 @@ def evaluate(fit: Optional[LinearFit], x: float) -> Optional[float]:
     return fit.slope * x + fit.bias
 
 
+def interpolated(points: Sequence[tuple[float, float]], x: float) -> Optional[float]:
+    """``y`` at ``x`` on the polyline through ``points`` (``(x, y)`` pairs, any order, distinct x's):
+    exact at a point, joined linearly between neighbours, and continued along the nearest end segment
+    beyond them (when that segment rises; a flat or falling end, i.e. noise, says nothing about the
+    trend).  ``None`` with fewer than two points, or beyond the ends without a rising segment.
+    """
+    ordered = sorted((float(px), float(py)) for px, py in points)
+    if len(ordered) < 2 or len({px for px, _ in ordered}) != len(ordered):
+        return None
+    for (x0, y0), (x1, y1) in zip(ordered, ordered[1:]):
+        if x0 <= x <= x1:
+            return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    (x0, y0), (x1, y1) = ordered[-2:] if x > ordered[-1][0] else ordered[:2]
+    if not y1 > y0:
+        return None
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
 def iteration_ms_at(pred: Predictions, batch_size: int) -> Optional[float]:
-    """Predicted iteration time at ``batch_size``; ``None`` without a fit or if it is not positive."""
+    """Predicted iteration time at ``batch_size`` from the measured batch sizes (see the module docstring),
+    falling back to the fitted line where they say nothing; ``None`` without either, or if not positive."""
     if batch_size < 1:
         return None
-    ms = evaluate(pred.run_time_ms, batch_size)
+    points = [(s.batch_size, s.iteration_ms) for s in pred.samples if s.iteration_ms > 0.0]
+    ms = interpolated(points, batch_size)
+    if ms is None:
+        ms = evaluate(pred.run_time_ms, batch_size)
     if ms is None or not ms > 0.0:
         return None
     return ms
@@ -94,10 +124,12 @@ def peak_bytes_at(pred: Predictions, batch_size: int) -> Optional[int]:
 MIN_R2_FOR_MAX = 0.5  # below this the line explains less than half of what was measured
 
 
-def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[int] = None) -> Optional[float]:
+def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[int] = None,
+                           ms_at_max: Optional[float] = None) -> Optional[float]:
     """The most throughput the time fit predicts: at ``max_batch_size`` when the largest batch that fits
     is known (throughput grows with the batch, so that is the best one can run), else the limit the fit
-    tends to as the batch grows, ``1000 / slope``.
+    tends to as the batch grows, ``1000 / slope``.  ``ms_at_max``, when given, is the iteration time predicted
+    at ``max_batch_size`` from the measurements (:func:`iteration_ms_at`); without it the line's.
 
     ``None`` when the fit is meaningless: a slope that is not positive (time not growing with the batch:
     noise or a too-narrow range, and an "infinite" maximum would mislead) or R² below
@@ -106,6 +138,8 @@ def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[in
     if fit is None or not fit.slope > 0.0 or not math.isfinite(fit.slope) or fit.r2 < MIN_R2_FOR_MAX:
         return None
     limit = 1000.0 / fit.slope
+    if max_batch_size is not None and max_batch_size >= 1 and ms_at_max is not None and ms_at_max > 0.0:
+        return max_batch_size * 1000.0 / ms_at_max
     if max_batch_size is None or max_batch_size < 1 or fit.bias <= 0.0:
         return limit
     return max_batch_size * 1000.0 / (fit.slope * max_batch_size + fit.bias)
@@ -131,20 +165,3 @@ def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[f
     if limit is not None:
         largest = min(largest, max(0, int(limit)))
     return largest
-
-
-def points_off_the_line(fit: Optional[LinearFit], xs: Sequence[float], ys: Sequence[float],
-                        tolerances: Sequence[float]) -> Optional[list[int]]:
-    """The indices of the points farther from ``fit`` than their own tolerance (e.g. their measured noise).
-
-    An empty list means every point lies on the line within its noise: more measurements would not move
-    the fit much.  ``None`` when there is no fit to judge against or the inputs do not line up.
-    """
-    if fit is None or not len(xs) == len(ys) == len(tolerances):
-        return None
-    off = []
-    for index, (x, y, tolerance) in enumerate(zip(xs, ys, tolerances, strict=False)):
-        predicted = evaluate(fit, x)
-        if predicted is None or abs(y - predicted) > tolerance:
-            off.append(index)
-    return off

@@ -10,13 +10,13 @@ import pytest
 
 from skyline_tui.fits import (
     fit_linear,
+    interpolated,
     iteration_ms_at,
     largest_batch_that_fits,
     max_samples_per_second,
     peak_bytes_at,
-    points_off_the_line,
 )
-from skyline_tui.report import LinearFit, Predictions
+from skyline_tui.report import BatchSample, LinearFit, Predictions
 
 
 def make(time_fit=None, mem_fit=None, max_batch_size=None) -> Predictions:
@@ -143,10 +143,42 @@ def test_the_ui_side_modules_import_no_torch():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_points_off_the_line_are_those_beyond_their_own_tolerance():
-    line = LinearFit(slope=2.0, bias=10.0, r2=1.0)  # 12, 14, 18 at x = 1, 2, 4
-    # Residuals 0.5, -1.0, 0.0; the second point's tolerance is 0.9, so it alone is off.
-    assert points_off_the_line(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 0.9, 0.1]) == [1]
-    assert points_off_the_line(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 1.0, 0.1]) == []
-    assert points_off_the_line(None, [1, 2], [12, 14], [1, 1]) is None
-    assert points_off_the_line(line, [1, 2], [12, 14], [1]) is None
+def test_interpolated_joins_the_points_and_continues_the_end_segments():
+    # (10, 20), (20, 30), (40, 90): slopes 1 then 3 ms per sample (a kink, as when a cache overflows).
+    points = [(40, 90.0), (10, 20.0), (20, 30.0)]  # any order
+    assert interpolated(points, 20) == pytest.approx(30.0)  # a measured point is itself
+    assert interpolated(points, 15) == pytest.approx(25.0)  # halfway along the first segment
+    assert interpolated(points, 30) == pytest.approx(60.0)  # halfway along the second: 30 + 3 * 10
+    assert interpolated(points, 50) == pytest.approx(120.0)  # beyond: the last segment's slope, 90 + 3 * 10
+    assert interpolated(points, 5) == pytest.approx(15.0)  # below: the first segment's slope, 20 - 1 * 5
+    # A falling end segment (noise) says nothing about the trend beyond it; inside, it is still joined.
+    falling = [(10, 20.0), (20, 30.0), (40, 28.0)]
+    assert interpolated(falling, 50) is None and interpolated(falling, 30) == pytest.approx(29.0)
+    assert interpolated([(10, 20.0)], 10) is None  # one point: no curve
+    assert interpolated([(10, 20.0), (10, 21.0)], 10) is None  # one distinct batch size
+
+
+def test_iteration_ms_follows_the_measured_points_where_a_line_cannot():
+    # A kinked curve (1, then 5 ms per extra sample): the least-squares line through it misses between the
+    # points; the prediction does not.
+    samples = tuple(BatchSample(batch_size=b, iteration_ms=ms, peak_bytes=None)
+                    for b, ms in ((10, 20.0), (20, 30.0), (40, 130.0)))
+    line = fit_linear([10, 20, 40], [20.0, 30.0, 130.0])
+    pred = Predictions(samples=samples, run_time_ms=line, peak_memory_bytes=None,
+                       predicted_max_samples_per_second=None, max_batch_size=None)
+    assert iteration_ms_at(pred, 15) == pytest.approx(25.0)
+    assert abs(line.slope * 15 + line.bias - 25.0) > 0.1 * 25.0  # the line alone: more than 10 % off
+    assert iteration_ms_at(pred, 30) == pytest.approx(80.0)
+    assert iteration_ms_at(pred, 80) == pytest.approx(330.0)  # 130 + 5 * 40
+    # Where the points say nothing (a falling end), the line answers.
+    noisy = Predictions(samples=samples[:2] + (BatchSample(batch_size=40, iteration_ms=28.0, peak_bytes=None),),
+                        run_time_ms=LinearFit(slope=0.5, bias=10.0, r2=0.9), peak_memory_bytes=None,
+                        predicted_max_samples_per_second=None, max_batch_size=None)
+    assert iteration_ms_at(noisy, 100) == pytest.approx(60.0)
+
+
+def test_the_most_throughput_is_taken_at_the_largest_batch_from_the_measured_time_there():
+    fit = LinearFit(slope=2.0, bias=10.0, r2=1.0)
+    # 40 samples in 100 ms (what the points say at batch 40) -> 400 samples/s; the line would say 40/90 ms.
+    assert max_samples_per_second(fit, max_batch_size=40, ms_at_max=100.0) == pytest.approx(400.0)
+    assert max_samples_per_second(fit, max_batch_size=40) == pytest.approx(40 * 1000.0 / 90.0)

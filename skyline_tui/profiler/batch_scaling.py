@@ -1,24 +1,18 @@
-"""Batch-size predictions: time and peak memory measured at a few batch sizes, fitted by least squares.
+"""Batch-size predictions: time and peak memory measured at a few batch sizes, and fitted.
 
 The batch sizes are chosen around the profiled one ``b``, in the order that helps the predictions most for
 their cost: ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an
-OOM).  The points at 2b and 4b are what the UI asks about first ("what if I double the batch?"), so they
-come first and the fit is anchored where it is used.  The time fit weights each point by ``1/ms²``: it
-fits relative errors, so the largest batch does not dominate the line (timing noise, and the cache
-effects that bend the curve, grow with the time) and the line stays close at the profiled batch, where
-it must agree with the throughput pane.
+OOM).  2b and 4b are what the UI asks about first ("what if I double the batch?"), so they come first.  The
+summary line of time against batch weights each point by ``1/ms²`` (relative errors: the largest batch
+does not dominate it); the predictions themselves join the points (``fits.iteration_ms_at``).
 
-Never past device memory:
-
-- before a batch is tried, its peak is predicted (from the memory fit, or proportionally from the one
-  point measured so far) and a batch predicted to need more than 90 % of the capacity is never attempted
-  (on CUDA the capacity is what this process can get: free memory + what torch already holds);
-- ``max_batch_size`` is the largest batch whose fitted peak fits the capacity less a stated headroom on
-  CUDA (``Predictions.fits_rule`` says which rule was used);
-- an out-of-memory error is recovered from (tensors dropped, ``gc``, ``torch.cuda.empty_cache``), recorded
-  as ``oom_batch_size``, drops every larger candidate, and the range between the largest batch that ran
-  and the one that failed is bisected while the budget lasts; ``max_batch_size`` is then the largest
-  batch that ran (the fit was wrong about the failing one, so it is not trusted near it).
+Never past device memory: a batch whose predicted peak (memory fit, or proportional from one point) needs
+more than 90 % of the capacity is never tried (on CUDA the capacity is what this process can get: free
+memory + what torch already holds); ``max_batch_size`` is the largest batch whose fitted peak fits the
+capacity, less a stated headroom on CUDA (``Predictions.fits_rule``); an out-of-memory error is recovered
+from, recorded as ``oom_batch_size``, drops every larger candidate, and the gap between the largest batch
+that ran and the one that failed is bisected while the budget lasts (``max_batch_size`` is then the largest
+batch that ran: the fit was wrong about the failing one, so it is not trusted near it).
 
 A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch whose predicted cost does
 not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
@@ -29,30 +23,32 @@ iterations and count as warm-up.  Then it is timed like the headline throughput 
 the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the
 model and allocator are warm from the phases before), then rounds until two agree, at most ``POINT_ROUNDS``
 of them (the profiled batch reuses the report's throughput, and the memory phase's peak, measured alike).
-Then the batches whose time is uncertain are timed again in interleaved passes (one warm-up iteration and
-one round each, alternating ascending and descending order), and a batch's time is the median of its round
-means.  On a shared machine load comes in bursts of seconds: measured one after another, one batch can land
-in a burst and bend the whole line; interleaved, the batches see the same mix of quiet and busy.
+A round lasts about as long as one of the profiled batch's rounds: a batch 8x as slow is timed one
+iteration a round, not three (its time is as well known from one; the cost of the phase is its largest
+batches).
 
-Time goes only where the fit is uncertain: once there are enough points to tell a line from a curve
-(``LINE_OR_CURVE_POINTS``) and every point lies on the fitted line within its own noise (the standard
-error of its measurement, at least ``MIN_TOLERANCE`` and at most ``MAX_TOLERANCE`` of its time), sampling
-stops and the rest of the budget is not spent.  Otherwise only the points off the line (and a neighbour,
-so a pass stays interleaved) are re-timed, pass after pass, until they settle or the budget runs out; the
-passes together get at most ``REFINE_SHARE`` times the time the first timings took (a budget in iterations,
-so a 4 ms model does not spend 8 s re-measuring a loaded machine's bursts).
+Time goes only where a time is uncertain.  The predictions join the measured points (``fits.interpolated``:
+real curves bend where a cache overflows, so no single line is the model), so what decides their accuracy is
+how well each point is known, not how close it lies to a line.  A point is known once its rounds agreed and
+its standard error is within ``POINT_TOLERANCE`` of its time (``NOISE_SIGMAS`` standard errors); then
+sampling stops and the rest of the budget is not spent.  The points not known yet are timed again in
+interleaved passes (one warm-up iteration and one round each, alternating ascending and descending order),
+and a batch's time is the median of its round means.  On a shared machine load comes in bursts of seconds:
+interleaved, the batches see the same mix of quiet and busy.  The passes together get at most
+``REFINE_SHARE`` times the time the first timings took (a budget in iterations, so a 4 ms model does not
+spend 8 s re-measuring a loaded machine's bursts).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import statistics
 import time
 from typing import Any, Callable, Optional
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import (evaluate, fit_linear, largest_batch_that_fits, max_samples_per_second,
-                              points_off_the_line)
+from skyline_tui.fits import evaluate, fit_linear, interpolated, largest_batch_that_fits, max_samples_per_second
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
                                            release_after_oom)
 from skyline_tui.profiler.errors import ProfileError
@@ -70,17 +66,13 @@ PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, den
 MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
 MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
-# A line through 3 points has one degree of freedom left to show a bend; with 4 a curve is plain to see.
-LINE_OR_CURVE_POINTS = 4
-# Re-timing passes get at most this share of what timing every batch the first time took: a budget in
-# iterations rather than seconds, so a fast model is done in a fraction of ``predictions_budget_s`` even when
-# load keeps its points from settling (more passes then mostly re-measure the load), and a slow one keeps
-# the seconds it needs.
-REFINE_SHARE = 1.0
+# Re-timing passes get at most this share of what timing every batch the first time took (a budget in
+# iterations, not seconds: under load more passes mostly re-measure the load; 1.0 before issue 16).
+REFINE_SHARE = 0.5
 POINT_ROUNDS = 4  # a new batch's first timing: at most this many rounds (more only re-measure the noise)
-NOISE_SIGMAS = 2.0  # a point is on the line when its residual is within this many standard errors...
-MIN_TOLERANCE = 0.01  # ...but never asked to be closer than 1 % of its time (timer and allocator jitter)
-MAX_TOLERANCE = 0.04  # ...nor let off by more than 4 %: a burst-inflated spread must not pass a bent point
+NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
+POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
+ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
 
 
 class _OutOfMemory(Exception):
@@ -114,6 +106,7 @@ class _Sampler:
         self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
         self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
+        self.settled: dict[int, bool] = {}  # whether the first measurement's rounds agreed
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -135,7 +128,7 @@ class _Sampler:
         reuse = throughput.iteration_ms if throughput is not None else None
         error = _standard_error(throughput.iteration_ms_stdev, throughput.iterations_measured) if throughput else 0.0
         try:
-            self._sample(b, known_ms=reuse, known_error=error)
+            self._sample(b, known_ms=reuse, known_error=error, known_settled=throughput is None or throughput.stable)
         except _OutOfMemory:
             # The profiled batch ran before; an OOM now is extra memory from a measurement.  Carry on below it.
             self._record_oom(b)
@@ -161,8 +154,7 @@ class _Sampler:
             if not uncertain:
                 return
             order = sorted(uncertain, reverse=number % 2 == 1)
-            cost = sum(self._pass_cost_s(b) for b in order)
-            if len(order) < 2 or time.monotonic() + cost > self.refine_deadline:
+            if time.monotonic() + sum(self._pass_cost_s(b) for b in order) > self.refine_deadline:
                 return
             for batch in order:
                 try:
@@ -176,30 +168,20 @@ class _Sampler:
                     break
 
     def uncertain_batches(self) -> list[int]:
-        """The sampled batches worth timing again: none once every point lies on the line within its noise
-        (and there are enough points to see a curve); else those off the line, with their nearest neighbour
-        when only one is, so that a pass still interleaves."""
-        batches = sorted(b for b in self.samples if self._time_of(b) > 0)
-        if len(batches) < LINE_OR_CURVE_POINTS:
-            return batches
-        ms = [self._time_of(b) for b in batches]
-        off = points_off_the_line(self.time_fit(), batches, ms, [self._tolerance_ms(b) for b in batches])
-        if off is None:
-            return batches
-        chosen = {batches[i] for i in off}
-        if len(chosen) == 1:
-            (lone,) = chosen
-            chosen.add(min((b for b in batches if b != lone), key=lambda b: abs(b - lone)))
-        return sorted(chosen)
+        """The sampled batches whose time is not known within its noise yet (see the module docstring).  Never
+        the profiled batch: its time is the throughput phase's, the headline the predictions must agree with."""
+        return sorted(b for b in self.samples
+                      if b != self.work.batch_size and self._time_of(b) > 0 and not self._known(b))
 
-    def _tolerance_ms(self, batch: int) -> float:
-        """How far from the line this batch's time may lie and still count as on it."""
+    def _known(self, batch: int) -> bool:
         ms = self._time_of(batch)
         rounds = self.rounds.get(batch, [])
         error = self.first_error.get(batch, 0.0)
         if len(rounds) >= 2:  # repeated: the spread of its round means says how well the median is known
             error = max(error, statistics.stdev(rounds) / len(rounds) ** 0.5)
-        return min(MAX_TOLERANCE * ms, max(MIN_TOLERANCE * ms, NOISE_SIGMAS * error))
+        elif not self.settled.get(batch, True):
+            return False
+        return NOISE_SIGMAS * error <= POINT_TOLERANCE * ms
 
     def _next_candidate(self) -> Optional[int]:
         need_more = len(self.samples) < max(1, self.config.min_prediction_points)
@@ -268,21 +250,33 @@ class _Sampler:
             return self._time_of(b) * max(1.0, batch / b)
         return 0.0
 
-    def _iterations_per_point(self) -> int:
+    def _round_iterations(self, batch: int) -> int:
+        """Iterations in one timed round at ``batch``: enough for the round to last about as long as one of
+        the profiled batch's rounds (``config.round_iterations`` iterations), at least one."""
+        configured = max(1, self.config.round_iterations)
+        throughput = self.report.throughput
+        ms = self._time_of(batch) if batch in self.samples else self._predicted_ms(batch)
+        if throughput is None or not throughput.iteration_ms > 0 or not ms > 0:
+            return configured
+        wanted = math.ceil(configured * throughput.iteration_ms / ms - 1e-9)
+        return max(1, min(ROUND_SCALE_LIMIT * configured, wanted))
+
+    def _iterations_per_point(self, batch: int) -> int:
         config = self.config
         peak_first = self.measure_peak is _measure_peak  # see _time: the peak's iterations are warm-up
         warm = max(1, config.warmup_iterations - (PEAK_ITERATIONS if peak_first else 0)) + PEAK_ITERATIONS * peak_first
-        return warm + max(2, config.min_rounds) * max(1, config.round_iterations)
+        return warm + max(2, config.min_rounds) * self._round_iterations(batch)
 
     def _estimated_cost_s(self, batch: int) -> float:
-        return self._predicted_ms(batch) * self._iterations_per_point() / 1000.0
+        return self._predicted_ms(batch) * self._iterations_per_point(batch) / 1000.0
 
     def _pass_cost_s(self, batch: int) -> float:
-        return self._time_of(batch) * (1 + max(1, self.config.round_iterations)) / 1000.0
+        return self._time_of(batch) * (1 + self._round_iterations(batch)) / 1000.0
 
     # -- measuring one batch size ------------------------------------------------------------------------
 
-    def _sample(self, batch: int, known_ms: Optional[float] = None, known_error: float = 0.0) -> None:
+    def _sample(self, batch: int, known_ms: Optional[float] = None, known_error: float = 0.0,
+                known_settled: bool = True) -> None:
         self.tried.add(batch)
         work = self.work
         inputs: Any = None
@@ -295,11 +289,13 @@ class _Sampler:
                 measure_peak = self.measure_peak
                 peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
             if known_ms is None:
-                known_ms, known_error = self._time(batch, inputs, warmed=self.measure_peak is _measure_peak)
+                known_ms, known_error, known_settled = self._time(batch, inputs,
+                                                                  warmed=self.measure_peak is _measure_peak)
             self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
                                               peak_bytes=None if peak is None else int(peak))
             self.rounds[batch] = [float(known_ms)]
             self.first_error[batch] = known_error
+            self.settled[batch] = known_settled
         except BaseException as exc:  # noqa: BLE001 - sorted out below
             inputs = None
             if is_oom_error(exc):
@@ -314,15 +310,14 @@ class _Sampler:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
     def _retime(self, batch: int) -> None:
-        work, config = self.work, self.config
+        work, count = self.work, self._round_iterations(batch)
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
             run = lambda: work.iteration(*inputs)  # noqa: E731
             work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
-            round_ms = work.run_user(lambda: time_iterations(run, work.device, max(1, config.round_iterations)),
-                                     "iteration")
-            self.rounds[batch].append(statistics.fmean(round_ms))
+            self.rounds[batch].append(statistics.fmean(work.run_user(
+                lambda: time_iterations(run, work.device, count), "iteration")))
         except BaseException as exc:  # noqa: BLE001
             inputs = None
             if is_oom_error(exc):
@@ -332,13 +327,15 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float]:
-        """The batch's mean iteration time and its standard error, both in ms (``warmed``: after its peak)."""
+    def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float, bool]:
+        """The batch's mean iteration time and its standard error, both in ms, and whether two rounds agreed
+        (``warmed``: after its peak)."""
         work, config = self.work, self.config
         run = lambda: work.iteration(*inputs)  # noqa: E731
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
         remaining = self.deadline - time.monotonic()
-        rounds_s = POINT_ROUNDS * max(1, config.round_iterations) * self._predicted_ms(batch) / 1000.0
+        per_round = self._round_iterations(batch)
+        rounds_s = POINT_ROUNDS * per_round * self._predicted_ms(batch) / 1000.0
         point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
                                     rounds_s or config.throughput_budget_s))
         # Iterations only: the model and allocator are warm, new shapes need just their first iterations; after
@@ -346,9 +343,9 @@ class _Sampler:
         warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
         work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
         result = work.run_user(lambda: measure_until_stable(
-            run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
+            run, work.device, round_iterations=per_round, min_rounds=config.min_rounds,
             tolerance=config.stability_tolerance, budget_s=point_budget, max_rounds=POINT_ROUNDS), "iteration")
-        return result.mean_ms, _standard_error(result.stdev_ms, len(result.samples_ms))
+        return result.mean_ms, _standard_error(result.stdev_ms, len(result.samples_ms)), result.stable
 
     # -- the result --------------------------------------------------------------------------------------
 
@@ -371,11 +368,13 @@ class _Sampler:
         samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b))
                         for b in sorted(self.samples))
         max_batch_size = self._max_batch_size(memory_fit)
+        ms_at_max = None if max_batch_size is None else \
+            interpolated([(s.batch_size, s.iteration_ms) for s in samples if s.iteration_ms > 0], max_batch_size)
         return Predictions(
             samples=samples,
             run_time_ms=time_fit,
             peak_memory_bytes=memory_fit,
-            predicted_max_samples_per_second=max_samples_per_second(time_fit, max_batch_size),
+            predicted_max_samples_per_second=max_samples_per_second(time_fit, max_batch_size, ms_at_max),
             max_batch_size=max_batch_size,
             oom_batch_size=self.oom,
             capacity_bytes=self.capacity,
