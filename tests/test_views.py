@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import types
 
 import pytest
@@ -44,12 +46,14 @@ def test_at_the_profiled_batch_size_the_numbers_are_measured():
     assert target.fits is True
 
 
-def test_other_batch_sizes_evaluate_the_linear_fits():
+def test_other_batch_sizes_read_the_measured_times_and_the_memory_line():
+    # mlp_cpu.json measured 32: 10.1, 64: 18.8 and 128: 36.0 ms.  128 is one of them; 96 lies halfway between
+    # 64 and 128: (18.8 + 36.0) / 2 = 27.4 ms, by hand.
     target = target_prediction(MLP, 128)
-    fit = MLP.predictions.run_time_ms
     assert not target.measured
-    assert target.iteration_ms == pytest.approx(fit.slope * 128 + fit.bias)
-    assert target.samples_per_second == pytest.approx(128_000 / (fit.slope * 128 + fit.bias))
+    assert target.iteration_ms == pytest.approx(36.0)
+    assert target.samples_per_second == pytest.approx(128_000 / 36.0)
+    assert target_prediction(MLP, 96).iteration_ms == pytest.approx(27.4)
     memory_fit = MLP.predictions.peak_memory_bytes
     assert target.peak_bytes == round(memory_fit.slope * 128 + memory_fit.bias)
 
@@ -72,9 +76,15 @@ def test_without_fits_the_prediction_is_unknown_not_wrong():
     assert (target.iteration_ms, target.samples_per_second, target.peak_bytes, target.fits) == (None, None, None, None)
 
 
-def test_a_fit_extrapolated_below_zero_gives_no_time():
-    predictions = MLP.predictions.__class__(**{**MLP.predictions.__dict__, "run_time_ms": LinearFit(1.0, -50.0, 0.9)})
-    assert target_prediction(MLP.replace(predictions=predictions), 8).iteration_ms is None
+def test_a_time_extrapolated_below_zero_gives_no_time():
+    line_only = MLP.predictions.__class__(**{**MLP.predictions.__dict__, "samples": (),
+                                             "run_time_ms": LinearFit(1.0, -50.0, 0.9)})
+    assert target_prediction(MLP.replace(predictions=line_only), 8).iteration_ms is None
+    # The first segment (32: 10.1 ms, 64: 40.1 ms) continued down to 8: 10.1 - 24 * 30 / 32 < 0.
+    steep = tuple(dataclasses.replace(s, iteration_ms=40.1) if s.batch_size == 64 else s
+                  for s in MLP.predictions.samples)
+    points = MLP.predictions.__class__(**{**MLP.predictions.__dict__, "samples": steep})
+    assert target_prediction(MLP.replace(predictions=points), 8).iteration_ms is None
 
 
 def test_fine_steps_scale_with_the_batch_size():
