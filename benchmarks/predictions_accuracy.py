@@ -8,16 +8,25 @@ Not a test: this machine is noisy, so the figures
 are printed, not asserted.
 
     python benchmarks/predictions_accuracy.py [--samples mlp,lstm] [--threads N] [--repeat K] [--clock cpu]
+                                              [--steady-malloc]
 
 ``--clock cpu`` times CPU iterations with the process's CPU time instead of the wall clock (use it with
 ``--threads 1``): on a shared machine other processes' load comes in bursts that inflate wall-clock times
 by 2-10x at random, which says nothing about the predictions; CPU time is what a quiet machine would see.
+
+``--steady-malloc`` runs the whole benchmark with ``MALLOC_TOP_PAD_`` set (512 MiB), so glibc keeps freed
+memory instead of giving it back to the system and faulting it in again.  On CPU, a batch size's iteration
+time otherwise depends on the process's allocation history: the bundled lstm at 96 ran 21 ms in one run of
+this benchmark and 13.7 ms in the next (each reference's own three runs within 2 %), which no prediction
+can be within 10 % of.  With the pad, the references are what the predictor can be judged against.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
 import sys
 import time
 import types
@@ -101,7 +110,12 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--repeat", type=int, default=3, help="plain measurements per batch (median)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
+    parser.add_argument("--steady-malloc", action="store_true", help="run with MALLOC_TOP_PAD_ (see above)")
     args = parser.parse_args()
+    if args.steady_malloc and "MALLOC_TOP_PAD_" not in os.environ:
+        # glibc reads it at start-up: run again with it set.
+        env = {**os.environ, "MALLOC_TOP_PAD_": str(512 << 20)}
+        return subprocess.run([sys.executable, *sys.argv], env=env).returncode
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.clock == "cpu":
@@ -109,6 +123,7 @@ def main() -> int:
         timing.time = types.SimpleNamespace(perf_counter_ns=time.process_time_ns, monotonic=time.monotonic)
     config = ProfileConfig()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, "
+          f"MALLOC_TOP_PAD_={os.environ.get('MALLOC_TOP_PAD_', 'unset')}, "
           f"predictions budget {config.predictions_budget_s}s, tolerance 15% (2x/4x) and 10% (3x/6x), "
           f"reference: median of {args.repeat} "
           f"plain profiles")

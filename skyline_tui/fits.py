@@ -5,12 +5,13 @@ The profiler measures the iteration time and peak memory at a few batch sizes an
 (:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks this module what
 follows from it, and the largest batch predicted to fit in memory.
 
-Iteration time is not a straight line on real hardware: once a batch's activations outgrow a cache, or a
-kernel switches algorithm, the time per sample steps up (the bundled lstm takes 3x the time for 2x the batch
-between 64 and 128 on a 2-core CPU).  One line through every point then misses both ends.  So time is
-predicted *between* measured batch sizes by joining the neighbouring measurements, and *beyond* them by
-continuing the nearest segment (the local slope, not the global one); the fitted line stays in the report
-as the summary (slope = ms per extra sample).  Memory does grow linearly with the batch, so it uses the line.
+Iteration time is not always a straight line: on a GPU a small batch leaves it idle (the time barely grows
+until the batch fills it), a batch whose activations outgrow a cache steps up, and on CPU glibc's malloc
+can make one batch size 2x slower than its neighbours.  So the profiler checks the line against its own
+measurements (:func:`time_model`): where it passes within their noise of every point, the line predicts
+(it averages the points' noise); where it does not, time is read off the measured points instead, joined
+between neighbours and continued along the nearest segment beyond them (:func:`interpolated`).  The report
+says which (``Predictions.time_model``).  Memory grows linearly with the batch, so it always uses the line.
 
 Every function returns ``None`` when the answer is unknown (no fit, no capacity) or meaningless (a
 non-positive time slope has no maximum throughput).
@@ -28,6 +29,8 @@ __all__ = [
     "evaluate",
     "iteration_ms_at",
     "interpolated",
+    "time_model",
+    "TIME_MODELS",
     "peak_bytes_at",
     "max_samples_per_second",
     "MIN_R2_FOR_MAX",
@@ -97,13 +100,32 @@ def interpolated(points: Sequence[tuple[float, float]], x: float) -> Optional[fl
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
+TIME_MODELS = ("line", "points")
+
+
+def time_model(fit: Optional[LinearFit], xs: Sequence[float], ys: Sequence[float],
+               tolerances: Sequence[float]) -> str:
+    """``"line"`` when ``fit`` lies within each point's own tolerance (its noise) of every point, else
+    ``"points"`` (also without a fit, or when the inputs do not line up)."""
+    if fit is None or not len(xs) == len(ys) == len(tolerances):
+        return "points"
+    for x, y, tolerance in zip(xs, ys, tolerances, strict=True):
+        predicted = evaluate(fit, x)
+        if predicted is None or abs(y - predicted) > tolerance:
+            return "points"
+    return "line"
+
+
 def iteration_ms_at(pred: Predictions, batch_size: int) -> Optional[float]:
-    """Predicted iteration time at ``batch_size`` from the measured batch sizes (see the module docstring),
-    falling back to the fitted line where they say nothing; ``None`` without either, or if not positive."""
+    """Predicted iteration time at ``batch_size`` by the report's ``time_model`` (see the module docstring):
+    the fitted line, or the measured points (the line where they say nothing); ``None`` without either, or
+    if not positive."""
     if batch_size < 1:
         return None
-    points = [(s.batch_size, s.iteration_ms) for s in pred.samples if s.iteration_ms > 0.0]
-    ms = interpolated(points, batch_size)
+    ms = None
+    if pred.time_model == "points":
+        ms = interpolated([(s.batch_size, s.iteration_ms) for s in pred.samples if s.iteration_ms > 0.0],
+                          batch_size)
     if ms is None:
         ms = evaluate(pred.run_time_ms, batch_size)
     if ms is None or not ms > 0.0:
@@ -129,7 +151,8 @@ def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[in
     """The most throughput the time fit predicts: at ``max_batch_size`` when the largest batch that fits
     is known (throughput grows with the batch, so that is the best one can run), else the limit the fit
     tends to as the batch grows, ``1000 / slope``.  ``ms_at_max``, when given, is the iteration time predicted
-    at ``max_batch_size`` from the measurements (:func:`iteration_ms_at`); without it the line's.
+    at ``max_batch_size`` (:func:`iteration_ms_at`, which may read it off the measured points); without it
+    the line's.
 
     ``None`` when the fit is meaningless: a slope that is not positive (time not growing with the batch:
     noise or a too-narrow range, and an "infinite" maximum would mislead) or R² below

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,7 @@ from skyline_tui.fits import (
     largest_batch_that_fits,
     max_samples_per_second,
     peak_bytes_at,
+    time_model,
 )
 from skyline_tui.report import BatchSample, LinearFit, Predictions
 
@@ -165,7 +168,7 @@ def test_iteration_ms_follows_the_measured_points_where_a_line_cannot():
                     for b, ms in ((10, 20.0), (20, 30.0), (40, 130.0)))
     line = fit_linear([10, 20, 40], [20.0, 30.0, 130.0])
     pred = Predictions(samples=samples, run_time_ms=line, peak_memory_bytes=None,
-                       predicted_max_samples_per_second=None, max_batch_size=None)
+                       predicted_max_samples_per_second=None, max_batch_size=None, time_model="points")
     assert iteration_ms_at(pred, 15) == pytest.approx(25.0)
     assert abs(line.slope * 15 + line.bias - 25.0) > 0.1 * 25.0  # the line alone: more than 10 % off
     assert iteration_ms_at(pred, 30) == pytest.approx(80.0)
@@ -173,8 +176,11 @@ def test_iteration_ms_follows_the_measured_points_where_a_line_cannot():
     # Where the points say nothing (a falling end), the line answers.
     noisy = Predictions(samples=samples[:2] + (BatchSample(batch_size=40, iteration_ms=28.0, peak_bytes=None),),
                         run_time_ms=LinearFit(slope=0.5, bias=10.0, r2=0.9), peak_memory_bytes=None,
-                        predicted_max_samples_per_second=None, max_batch_size=None)
+                        predicted_max_samples_per_second=None, max_batch_size=None, time_model="points")
     assert iteration_ms_at(noisy, 100) == pytest.approx(60.0)
+    # With the "line" model the same report answers from the line everywhere, measured batches included.
+    as_line = dataclasses.replace(pred, time_model="line")
+    assert iteration_ms_at(as_line, 20) == pytest.approx(line.slope * 20 + line.bias)
 
 
 def test_the_most_throughput_is_taken_at_the_largest_batch_from_the_measured_time_there():
@@ -182,3 +188,12 @@ def test_the_most_throughput_is_taken_at_the_largest_batch_from_the_measured_tim
     # 40 samples in 100 ms (what the points say at batch 40) -> 400 samples/s; the line would say 40/90 ms.
     assert max_samples_per_second(fit, max_batch_size=40, ms_at_max=100.0) == pytest.approx(400.0)
     assert max_samples_per_second(fit, max_batch_size=40) == pytest.approx(40 * 1000.0 / 90.0)
+
+
+def test_the_line_is_the_model_only_where_it_passes_within_every_points_noise():
+    line = LinearFit(slope=2.0, bias=10.0, r2=1.0)  # 12, 14, 18 at x = 1, 2, 4
+    # Residuals 0.5, -1.0, 0.0: the second point's tolerance 0.9 is exceeded; with 1.0 every point is on it.
+    assert time_model(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 0.9, 0.1]) == "points"
+    assert time_model(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 1.0, 0.1]) == "line"
+    assert time_model(None, [1, 2], [12, 14], [1, 1]) == "points"
+    assert time_model(line, [1, 2], [12, 14], [1]) == "points"  # inputs that do not line up

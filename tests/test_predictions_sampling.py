@@ -85,6 +85,7 @@ def test_points_on_a_line_stop_the_sampling_long_before_the_budget(tmp_path):
     pred, retimes = sample(tmp_path, "10 + 0.5 * b")  # 12 ms at b=4 ... 42 ms at b=64: a line
     assert len(pred.samples) >= 4
     assert pred.run_time_ms is not None and pred.run_time_ms.slope == pytest.approx(0.5, rel=0.1)
+    assert pred.time_model == "line"  # it passes within 5 % of every point: it predicts, averaging their noise
     # A pass re-times every point; allow two passes' worth for a point that a burst of load pushed off.
     assert sum(retimes.values()) <= 2 * len(retimes), retimes
     assert sum(retimes.values()) < MAX_PASSES * len(retimes)
@@ -101,6 +102,7 @@ def test_a_kinked_curve_is_predicted_between_its_points_without_re_timing_them(t
     pred, retimes = sample(tmp_path, curve, config)
     assert {4, 8, 16, 32, 64} <= {s.batch_size for s in pred.samples}, pred.samples
     assert sum(retimes.values()) == 0, retimes
+    assert pred.time_model == "points"  # no line passes near every point
     for batch, truth in ((24, 6 + 0.75 * 24), (48, 30 + 3.0 * 16)):
         assert iteration_ms_at(pred, batch) == pytest.approx(truth, rel=0.06), (batch, pred.samples)
     line = fit_linear([s.batch_size for s in pred.samples], [s.iteration_ms for s in pred.samples])

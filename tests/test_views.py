@@ -46,16 +46,30 @@ def test_at_the_profiled_batch_size_the_numbers_are_measured():
     assert target.fits is True
 
 
-def test_other_batch_sizes_read_the_measured_times_and_the_memory_line():
-    # mlp_cpu.json measured 32: 10.1, 64: 18.8 and 128: 36.0 ms.  128 is one of them; 96 lies halfway between
-    # 64 and 128: (18.8 + 36.0) / 2 = 27.4 ms, by hand.
+def test_other_batch_sizes_evaluate_the_linear_fits():
     target = target_prediction(MLP, 128)
+    fit = MLP.predictions.run_time_ms
     assert not target.measured
-    assert target.iteration_ms == pytest.approx(36.0)
-    assert target.samples_per_second == pytest.approx(128_000 / 36.0)
-    assert target_prediction(MLP, 96).iteration_ms == pytest.approx(27.4)
+    assert target.iteration_ms == pytest.approx(fit.slope * 128 + fit.bias)
+    assert target.samples_per_second == pytest.approx(128_000 / (fit.slope * 128 + fit.bias))
     memory_fit = MLP.predictions.peak_memory_bytes
     assert target.peak_bytes == round(memory_fit.slope * 128 + memory_fit.bias)
+
+
+def test_where_the_curve_bends_other_batch_sizes_read_the_measured_times():
+    # The same report with time_model "points" (what the profiler says when no line passes near every
+    # point): mlp_cpu.json measured 32: 10.1, 64: 18.8 and 128: 36.0 ms.  At 128, the measurement; 96 lies
+    # halfway between 64 and 128: (18.8 + 36.0) / 2 = 27.4 ms; 144, beyond, continues the last segment:
+    # 36.0 + 16 * 17.2 / 64 = 40.3 ms (by hand).
+    points = MLP.replace(predictions=dataclasses.replace(MLP.predictions, time_model="points"))
+    assert target_prediction(points, 128).iteration_ms == pytest.approx(36.0)
+    assert target_prediction(points, 96).iteration_ms == pytest.approx(27.4)
+    assert target_prediction(points, 144).iteration_ms == pytest.approx(40.3)
+    # The first segment (32: 10.1 ms, 64: 40.1 ms) continued down to 8 is below zero: no time.
+    steep = tuple(dataclasses.replace(s, iteration_ms=40.1) if s.batch_size == 64 else s
+                  for s in MLP.predictions.samples)
+    steep_report = points.replace(predictions=dataclasses.replace(points.predictions, samples=steep))
+    assert target_prediction(steep_report, 8).iteration_ms is None
 
 
 def test_a_predicted_peak_above_capacity_does_not_fit():
@@ -76,15 +90,9 @@ def test_without_fits_the_prediction_is_unknown_not_wrong():
     assert (target.iteration_ms, target.samples_per_second, target.peak_bytes, target.fits) == (None, None, None, None)
 
 
-def test_a_time_extrapolated_below_zero_gives_no_time():
-    line_only = MLP.predictions.__class__(**{**MLP.predictions.__dict__, "samples": (),
-                                             "run_time_ms": LinearFit(1.0, -50.0, 0.9)})
-    assert target_prediction(MLP.replace(predictions=line_only), 8).iteration_ms is None
-    # The first segment (32: 10.1 ms, 64: 40.1 ms) continued down to 8: 10.1 - 24 * 30 / 32 < 0.
-    steep = tuple(dataclasses.replace(s, iteration_ms=40.1) if s.batch_size == 64 else s
-                  for s in MLP.predictions.samples)
-    points = MLP.predictions.__class__(**{**MLP.predictions.__dict__, "samples": steep})
-    assert target_prediction(MLP.replace(predictions=points), 8).iteration_ms is None
+def test_a_fit_extrapolated_below_zero_gives_no_time():
+    predictions = MLP.predictions.__class__(**{**MLP.predictions.__dict__, "run_time_ms": LinearFit(1.0, -50.0, 0.9)})
+    assert target_prediction(MLP.replace(predictions=predictions), 8).iteration_ms is None
 
 
 def test_fine_steps_scale_with_the_batch_size():

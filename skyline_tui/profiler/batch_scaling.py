@@ -3,8 +3,9 @@
 The batch sizes are chosen around the profiled one ``b``, in the order that helps the predictions most for
 their cost: ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an
 OOM).  2b and 4b are what the UI asks about first ("what if I double the batch?"), so they come first.  The
-summary line of time against batch weights each point by ``1/ms²`` (relative errors: the largest batch
-does not dominate it); the predictions themselves join the points (``fits.iteration_ms_at``).
+line of time against batch weights each point by ``1/ms²`` (relative errors).  It predicts when it passes
+within ``LINE_TOLERANCE`` (or the point's noise) of every measured point; else the points do, joined
+(``Predictions.time_model``, ``fits.iteration_ms_at``: curves bend where a GPU fills up or a cache overflows).
 
 Never past device memory: a batch whose predicted peak (memory fit, or proportional from one point) needs
 more than 90 % of the capacity is never tried (on CUDA the capacity is what this process can get: free
@@ -27,16 +28,13 @@ A round lasts about as long as one of the profiled batch's rounds: a batch 8x as
 iteration a round, not three (its time is as well known from one; the cost of the phase is its largest
 batches).
 
-Time goes only where a time is uncertain.  The predictions join the measured points (``fits.interpolated``:
-real curves bend where a cache overflows, so no single line is the model), so what decides their accuracy is
-how well each point is known, not how close it lies to a line.  A point is known once its rounds agreed and
-its standard error is within ``POINT_TOLERANCE`` of its time (``NOISE_SIGMAS`` standard errors); then
-sampling stops and the rest of the budget is not spent.  The points not known yet are timed again in
-interleaved passes (one warm-up iteration and one round each, alternating ascending and descending order),
-and a batch's time is the median of its round means.  On a shared machine load comes in bursts of seconds:
-interleaved, the batches see the same mix of quiet and busy.  The passes together get at most
-``REFINE_SHARE`` times the time the first timings took (a budget in iterations, so a 4 ms model does not
-spend 8 s re-measuring a loaded machine's bursts).
+Time goes only where a time is uncertain: how well each point is known, not how close it lies to a line
+(a bent curve is read off its points).  A point is known once its rounds agreed and ``NOISE_SIGMAS`` of its
+standard errors are within ``POINT_TOLERANCE`` of its time; then sampling stops and the rest of the budget
+is not spent.  The points not known yet are timed again in interleaved passes (one warm-up iteration and
+one round each, alternating ascending and descending order), and a batch's time is the median of its round
+means: on a shared machine load comes in bursts, and interleaved, the batches see the same mix of quiet and
+busy.  The passes together get at most ``REFINE_SHARE`` times the time the first timings took.
 """
 
 from __future__ import annotations
@@ -48,7 +46,8 @@ import time
 from typing import Any, Callable, Optional
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import evaluate, fit_linear, interpolated, largest_batch_that_fits, max_samples_per_second
+from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, largest_batch_that_fits, max_samples_per_second,
+                              time_model)
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
                                            release_after_oom)
 from skyline_tui.profiler.errors import ProfileError
@@ -72,6 +71,7 @@ REFINE_SHARE = 0.5
 POINT_ROUNDS = 4  # a new batch's first timing: at most this many rounds (more only re-measure the noise)
 NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
 POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
+LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
 
 
@@ -174,14 +174,16 @@ class _Sampler:
                       if b != self.work.batch_size and self._time_of(b) > 0 and not self._known(b))
 
     def _known(self, batch: int) -> bool:
-        ms = self._time_of(batch)
+        if len(self.rounds.get(batch, [])) < 2 and not self.settled.get(batch, True):
+            return False
+        return NOISE_SIGMAS * self._error(batch) <= POINT_TOLERANCE * self._time_of(batch)
+
+    def _error(self, batch: int) -> float:
+        """The standard error (ms) of the batch's time: its first measurement's, or the spread of its round
+        means once repeated (how well their median is known), whichever is larger."""
         rounds = self.rounds.get(batch, [])
         error = self.first_error.get(batch, 0.0)
-        if len(rounds) >= 2:  # repeated: the spread of its round means says how well the median is known
-            error = max(error, statistics.stdev(rounds) / len(rounds) ** 0.5)
-        elif not self.settled.get(batch, True):
-            return False
-        return NOISE_SIGMAS * error <= POINT_TOLERANCE * ms
+        return max(error, statistics.stdev(rounds) / len(rounds) ** 0.5) if len(rounds) >= 2 else error
 
     def _next_candidate(self) -> Optional[int]:
         need_more = len(self.samples) < max(1, self.config.min_prediction_points)
@@ -367,20 +369,17 @@ class _Sampler:
         memory_fit = self.memory_fit()
         samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b))
                         for b in sorted(self.samples))
-        max_batch_size = self._max_batch_size(memory_fit)
-        ms_at_max = None if max_batch_size is None else \
-            interpolated([(s.batch_size, s.iteration_ms) for s in samples if s.iteration_ms > 0], max_batch_size)
-        return Predictions(
-            samples=samples,
-            run_time_ms=time_fit,
-            peak_memory_bytes=memory_fit,
-            predicted_max_samples_per_second=max_samples_per_second(time_fit, max_batch_size, ms_at_max),
-            max_batch_size=max_batch_size,
-            oom_batch_size=self.oom,
-            capacity_bytes=self.capacity,
-            memory_headroom=self.headroom,
-            fits_rule=self.fits_rule,
-        )
+        batches = [s.batch_size for s in samples if s.iteration_ms > 0]
+        model = time_model(time_fit, batches, [self._time_of(b) for b in batches],
+                           [max(LINE_TOLERANCE * self._time_of(b), NOISE_SIGMAS * self._error(b)) for b in batches])
+        prediction = Predictions(samples=samples, run_time_ms=time_fit, peak_memory_bytes=memory_fit,
+                                 predicted_max_samples_per_second=None, max_batch_size=self._max_batch_size(memory_fit),
+                                 oom_batch_size=self.oom, capacity_bytes=self.capacity, memory_headroom=self.headroom,
+                                 fits_rule=self.fits_rule, time_model=model)
+        largest = prediction.max_batch_size
+        ms_at_max = None if largest is None else iteration_ms_at(prediction, largest)
+        return dataclasses.replace(prediction, predicted_max_samples_per_second=max_samples_per_second(
+            time_fit, largest, ms_at_max))
 
     def _max_batch_size(self, memory_fit: Optional[LinearFit]) -> Optional[int]:
         if self.oom is not None:
