@@ -76,7 +76,7 @@ def run_sample(name: str, config: ProfileConfig, repeat: int) -> list[float]:
     print(f"{name:12s} b={b:<4d} predictions took {spent:4.1f}s  samples(b:ms) {points}")
     if fit is not None:
         print(f"{'':12s} fit t(b) = {fit.slope:.4f}*b + {fit.bias:.2f} ms  R²={fit.r2:.3f}  "
-              f"max {pred.predicted_max_samples_per_second or 0:.0f} samples/s")
+              f"max {pred.predicted_max_samples_per_second or 0:.0f} samples/s  time model: {pred.time_model}")
     errors, held_out_errors = [], []
     sampled = {s.batch_size for s in pred.samples}
     # 2x and 4x are what the issue asks for; the sampler usually measures those batch sizes itself, so 3x
