@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import types
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
+from skyline_tui.profiler import timing
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.run import device_info, load_workload, measure_throughput
@@ -21,6 +24,8 @@ from skyline_tui.report import Report
 REPO = Path(__file__).resolve().parent.parent
 
 LOGGING_ENTRY = """
+import time
+
 import torch
 import torch.nn.functional as F
 
@@ -40,6 +45,9 @@ def skyline_iteration_provider(model):
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
+        until = time.process_time() + x.shape[0] / 1000.0  # 1 ms of CPU time per sample
+        while time.process_time() < until:
+            pass
     return iteration
 """
 
@@ -50,10 +58,22 @@ def _forget_entry_modules():
     sys.modules.pop("__skyline_entry__", None)
 
 
-def test_new_batches_start_with_their_peak_and_the_profiled_batch_reuses_the_memory_phase(tmp_path):
+@pytest.fixture
+def cpu_clock(monkeypatch):
+    """Iterations timed in this process's CPU time on one thread: the entry's spin makes each batch take a
+    known time however loaded the machine is, so the sampler's round lengths are known in advance."""
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=time.process_time_ns,
+                                                               monotonic=time.monotonic))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_new_batches_start_with_their_peak_and_the_profiled_batch_reuses_the_memory_phase(tmp_path, cpu_clock):
     path = tmp_path / "entry.py"
     path.write_text(LOGGING_ENTRY)
-    config = ProfileConfig.quick(warmup_iterations=2, round_iterations=3, predictions_budget_s=1.0)
+    config = ProfileConfig.quick(warmup_iterations=2, round_iterations=3, predictions_budget_s=5.0)
     ep = entry_mod.load_entry_point(str(path))
     work = load_workload(ep, ep.default_batch_size)
     report = Report(entry_point=str(path), project_root=str(ep.files.root), batch_size=work.batch_size,
@@ -69,13 +89,19 @@ def test_new_batches_start_with_their_peak_and_the_profiled_batch_reuses_the_mem
         # Two profiled iterations (the peak) come first; no plain warm-up iteration precedes them.
         assert at_batch[:2] == [True, True], (batch, at_batch[:4])
         assert not any(at_batch[2:]), (batch, at_batch)
-        # The first visit's plain iterations are one warm-up iteration and whole timed rounds of 3: of the
-        # two warm-up iterations the config asks for, the peak's stood in for one (the full plain warm-up
-        # would leave a remainder of 2).
+        # The first visit's plain iterations are one warm-up iteration and whole timed rounds: of the two
+        # warm-up iterations the config asks for, the peak's stood in for one (the full plain warm-up would
+        # leave a remainder of 2).  A round lasts about one of the profiled batch's rounds (3 iterations of
+        # 8 ms): 2 iterations at 16 (3 * 8 / 16 = 1.5, rounded up), 1 at 32 and 64.  (At 4 it would be 6:
+        # too close to an integer ratio to pin.)
         start = next(i for i, (size, _) in enumerate(log) if size == batch)
         end = next((i for i in range(start, len(log)) if log[i][0] != batch), len(log))
         plain = end - start - 2
-        assert plain > 1 and plain % config.round_iterations == 1, (batch, plain)
+        if batch > work.batch_size:
+            per_round = 2 if batch == 2 * work.batch_size else 1
+            assert plain > config.min_rounds * per_round and (plain - 1) % per_round == 0, (batch, plain)
+            if per_round == 2:
+                assert plain % 2 == 1, (batch, plain)  # one warm-up, not two
     # The profiled batch: its time is the throughput's and its peak the memory phase's, so nothing at that
     # batch runs under the profiler here.
     assert not any(profiled for size, profiled in log if size == work.batch_size)
