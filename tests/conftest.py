@@ -65,6 +65,26 @@ def write_entry(tmp_path):
 
 
 @pytest.fixture
+def cpu_clock(monkeypatch):
+    """Iterations timed in this process's CPU time, on one intra-op thread: an entry that spins for a known
+    CPU time per iteration then takes that time however loaded the machine is (on a shared box other jobs
+    inflate wall-clock times, and even sleeps, by 2-10x in bursts).  Budgets stay on the wall clock."""
+    import time
+    import types
+
+    import torch
+
+    from skyline_tui.profiler import timing
+
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=time.process_time_ns,
+                                                               monotonic=time.monotonic))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
 def quick_config() -> ProfileConfig:
     return ProfileConfig.quick(breakdown=False, memory=False, predictions=False)
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import types
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,6 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
-from skyline_tui.profiler import timing
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.run import device_info, load_workload, measure_throughput
@@ -57,17 +54,6 @@ def _forget_entry_modules():
     yield
     sys.modules.pop("__skyline_entry__", None)
 
-
-@pytest.fixture
-def cpu_clock(monkeypatch):
-    """Iterations timed in this process's CPU time on one thread: the entry's spin makes each batch take a
-    known time however loaded the machine is, so the sampler's round lengths are known in advance."""
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=time.process_time_ns,
-                                                               monotonic=time.monotonic))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_new_batches_start_with_their_peak_and_the_profiled_batch_reuses_the_memory_phase(tmp_path, cpu_clock):

@@ -239,7 +239,7 @@ def test_profile_fills_predictions(tmp_path):
     assert report.predictions.run_time_ms is not None
 
 
-def test_prediction_at_a_batch_never_sampled_is_close_to_a_measurement(tmp_path, monkeypatch):
+def test_prediction_at_a_batch_never_sampled_is_close_to_a_measurement(tmp_path, cpu_clock):
     """A loose bound (35 %) on one small model; benchmarks/predictions_accuracy.py measures the real figures.
     3x the batch: the sampler runs b/2, 2b, 4b and 8b, so this is the fit's prediction, not a measurement
     it already made.
@@ -247,20 +247,13 @@ def test_prediction_at_a_batch_never_sampled_is_close_to_a_measurement(tmp_path,
     This checks the predictions, not the machine: iterations are timed in process CPU time on one thread,
     because on a shared CI box other jobs inflate wall-clock times by 2-10x in bursts.
     """
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=time.process_time_ns,
-                                                               monotonic=time.monotonic))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        config = ProfileConfig.quick(predictions_budget_s=2.0)
-        path = write_entry(tmp_path, batch=64, features=256, width=512)
-        ep, work, report = prepare(path, config)
-        pred = measure_predictions(work, config, report, measure_peak=None)
-        assert 192 not in {s.batch_size for s in pred.samples}
-        predicted = iteration_ms_at(pred, 192)
-        measured = statistics.median(measure_throughput(load_workload(ep, 192), config).iteration_ms
-                                     for _ in range(3))
-    finally:
-        torch.set_num_threads(threads)
+    config = ProfileConfig.quick(predictions_budget_s=2.0)
+    path = write_entry(tmp_path, batch=64, features=256, width=512)
+    ep, work, report = prepare(path, config)
+    pred = measure_predictions(work, config, report, measure_peak=None)
+    assert 192 not in {s.batch_size for s in pred.samples}
+    predicted = iteration_ms_at(pred, 192)
+    measured = statistics.median(measure_throughput(load_workload(ep, 192), config).iteration_ms
+                                 for _ in range(3))
     assert predicted is not None
     assert abs(predicted - measured) / measured < 0.35, (predicted, measured, pred.samples)

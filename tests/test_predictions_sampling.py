@@ -10,15 +10,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-import time
-import types
 
 import pytest
-import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
-from skyline_tui.profiler import timing
 from skyline_tui.fits import fit_linear, iteration_ms_at
 from skyline_tui.profiler.batch_scaling import MAX_PASSES, POINT_ROUNDS, ROUND_SCALE_LIMIT, measure_predictions
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
@@ -57,13 +53,8 @@ CONFIG = ProfileConfig.quick(predictions_budget_s=30.0)
 
 
 @pytest.fixture(autouse=True)
-def _cpu_clock_one_thread_and_fresh_entry(monkeypatch):
-    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter_ns=time.process_time_ns,
-                                                               monotonic=time.monotonic))
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _cpu_clock_one_thread_and_fresh_entry(cpu_clock):
     yield
-    torch.set_num_threads(threads)
     sys.modules.pop("__skyline_entry__", None)
 
 
