@@ -147,12 +147,14 @@ MIN_R2_FOR_MAX = 0.5  # below this the line explains less than half of what was 
 
 
 def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[int] = None,
-                           ms_at_max: Optional[float] = None) -> Optional[float]:
+                           ms_at_max: Optional[float] = None,
+                           measured: Sequence[tuple[int, float]] = ()) -> Optional[float]:
     """The most throughput the time fit predicts: at ``max_batch_size`` when the largest batch that fits
-    is known (throughput grows with the batch, so that is the best one can run), else the limit the fit
-    tends to as the batch grows, ``1000 / slope``.  ``ms_at_max``, when given, is the iteration time predicted
-    at ``max_batch_size`` (:func:`iteration_ms_at`, which may read it off the measured points); without it
-    the line's.
+    is known (on a line with a positive bias throughput grows with the batch, so that is the best one can
+    run), else the limit the fit tends to as the batch grows, ``1000 / slope``.  ``ms_at_max``, when given, is
+    the iteration time predicted at ``max_batch_size`` (:func:`iteration_ms_at`, which may read it off the
+    measured points); without it the line's.  ``measured`` (batch, ms) pairs count too, up to
+    ``max_batch_size``: on a bent curve a middle batch can beat the largest one.
 
     ``None`` when the fit is meaningless: a slope that is not positive (time not growing with the batch:
     noise or a too-narrow range, and an "infinite" maximum would mislead) or R² below
@@ -162,10 +164,13 @@ def max_samples_per_second(fit: Optional[LinearFit], max_batch_size: Optional[in
         return None
     limit = 1000.0 / fit.slope
     if max_batch_size is not None and max_batch_size >= 1 and ms_at_max is not None and ms_at_max > 0.0:
-        return max_batch_size * 1000.0 / ms_at_max
-    if max_batch_size is None or max_batch_size < 1 or fit.bias <= 0.0:
-        return limit
-    return max_batch_size * 1000.0 / (fit.slope * max_batch_size + fit.bias)
+        best = max_batch_size * 1000.0 / ms_at_max
+    elif max_batch_size is None or max_batch_size < 1 or fit.bias <= 0.0:
+        best = limit
+    else:
+        best = max_batch_size * 1000.0 / (fit.slope * max_batch_size + fit.bias)
+    ran = [b * 1000.0 / ms for b, ms in measured if ms > 0.0 and (max_batch_size is None or b <= max_batch_size)]
+    return max([best, *ran])
 
 
 def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[float],

@@ -197,3 +197,13 @@ def test_the_line_is_the_model_only_where_it_passes_within_every_points_noise():
     assert time_model(line, [1, 2, 4], [12.5, 13.0, 18.0], [0.5, 1.0, 0.1]) == "line"
     assert time_model(None, [1, 2], [12, 14], [1, 1]) == "points"
     assert time_model(line, [1, 2], [12, 14], [1]) == "points"  # inputs that do not line up
+
+
+def test_on_a_bent_curve_the_most_throughput_can_be_at_a_measured_middle_batch():
+    fit = LinearFit(slope=2.0, bias=10.0, r2=0.9)
+    # Measured: 64 samples in 8 ms (8,000/s) beats the largest batch that fits, 512 in 100 ms (5,120/s);
+    # 1024 samples in 50 ms would be more, but it does not fit (max_batch_size 512).
+    measured = [(32, 10.0), (64, 8.0), (1024, 50.0)]
+    assert max_samples_per_second(fit, max_batch_size=512, ms_at_max=100.0, measured=measured) == \
+        pytest.approx(8000.0)
+    assert max_samples_per_second(fit, max_batch_size=512, ms_at_max=100.0) == pytest.approx(5120.0)

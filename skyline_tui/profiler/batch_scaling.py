@@ -378,8 +378,9 @@ class _Sampler:
                                  fits_rule=self.fits_rule, time_model=model)
         largest = prediction.max_batch_size
         ms_at_max = None if largest is None else iteration_ms_at(prediction, largest)
+        measured = [(s.batch_size, s.iteration_ms) for s in samples] if model == "points" else []
         return dataclasses.replace(prediction, predicted_max_samples_per_second=max_samples_per_second(
-            time_fit, largest, ms_at_max))
+            time_fit, largest, ms_at_max, measured))
 
     def _max_batch_size(self, memory_fit: Optional[LinearFit]) -> Optional[int]:
         if self.oom is not None:
