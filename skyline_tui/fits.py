@@ -30,7 +30,6 @@ __all__ = [
     "iteration_ms_at",
     "interpolated",
     "time_model",
-    "TIME_MODELS",
     "peak_bytes_at",
     "max_samples_per_second",
     "MIN_R2_FOR_MAX",
@@ -98,9 +97,6 @@ def interpolated(points: Sequence[tuple[float, float]], x: float) -> Optional[fl
     if not y1 > y0:
         return None
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-
-
-TIME_MODELS = ("line", "points")
 
 
 def time_model(fit: Optional[LinearFit], xs: Sequence[float], ys: Sequence[float],

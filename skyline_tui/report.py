@@ -178,7 +178,7 @@ class Predictions:
     capacity_bytes: Optional[int] = None
     memory_headroom: float = 0.0
     fits_rule: str = ""
-    # How iteration times at other batch sizes are predicted (skyline_tui.fits.TIME_MODELS): "line", the
+    # How iteration times at other batch sizes are predicted (skyline_tui.fits.time_model): "line", the
     # run_time_ms fit, when it passes within their noise of every measured point (it then averages their
     # noise); "points", the measured points joined, when the curve bends away from any line.
     time_model: str = "line"
