@@ -22,7 +22,7 @@ from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
 from skyline_tui.profiler.health import measure_health
 from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.spans import measure_breakdown_with_trace
-from skyline_tui.profiler.timing import TimingResult, measure_until_stable, warm_up
+from skyline_tui.profiler.timing import ContentionClock, TimingResult, measure_until_stable, warm_up
 from skyline_tui.profiler.workload import Workload, device_info, load_workload
 from skyline_tui.report import PHASES, Breakdown, ErrorInfo, Report, Throughput
 
@@ -35,19 +35,22 @@ def measure_throughput(work: Workload, config: ProfileConfig,
     """Warm up, then time rounds until two agree.  ``on_first_number`` gets an unsettled throughput as soon
     as the first rounds are in, when they do not agree yet (the app shows it while the search goes on)."""
     work.run_user(lambda: warm_up(work.run, work.device, config.warmup_iterations, config.warmup_s), "iteration")
+    contention = ContentionClock()
+    contention.start()
     on_unsettled = None if on_first_number is None else \
-        (lambda result: on_first_number(_throughput(work, result)))  # noqa: E731
+        (lambda result: on_first_number(_throughput(work, result, contention.share())))  # noqa: E731
     result = work.run_user(lambda: measure_until_stable(
         work.run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
         tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s, on_unsettled=on_unsettled),
         "iteration")
-    return _throughput(work, result)
+    return _throughput(work, result, contention.share())
 
 
-def _throughput(work: Workload, result: TimingResult) -> Throughput:
+def _throughput(work: Workload, result: TimingResult, cpu_contention: Optional[float]) -> Throughput:
     return Throughput(samples_per_second=work.batch_size * 1000.0 / result.mean_ms if result.mean_ms > 0 else 0.0,
                       iteration_ms=result.mean_ms, iteration_ms_stdev=result.stdev_ms,
-                      iterations_measured=len(result.samples_ms), stable=result.stable)
+                      iterations_measured=len(result.samples_ms), stable=result.stable,
+                      cpu_contention=cpu_contention)
 
 
 def compile_first_iteration(work: Workload) -> float:

@@ -42,6 +42,41 @@ def time_iterations(run: Callable[[], Any], device: torch.device, count: int) ->
     return out
 
 
+PRESSURE_FILE = "/proc/pressure/cpu"
+
+
+def cpu_stall_us(path: str = PRESSURE_FILE) -> Optional[int]:
+    """Microseconds (since boot) during which some runnable task waited for a CPU: the ``total`` of the
+    ``some`` line of Linux's pressure stall information; ``None`` where the kernel has none."""
+    try:
+        with open(path, encoding="ascii") as pressure:
+            for line in pressure:
+                if line.startswith("some "):
+                    fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+                    return int(fields["total"])
+    except (OSError, KeyError, ValueError):
+        return None
+    return None
+
+
+class ContentionClock:
+    """The share of wall time, from ``start()`` to ``share()``, during which some task waited for a CPU."""
+
+    def __init__(self, path: str = PRESSURE_FILE) -> None:
+        self._path = path
+        self._stall: Optional[int] = None
+        self._wall = 0.0
+
+    def start(self) -> None:
+        self._stall, self._wall = cpu_stall_us(self._path), time.monotonic()
+
+    def share(self) -> Optional[float]:
+        stall, wall = cpu_stall_us(self._path), time.monotonic()
+        if self._stall is None or stall is None or wall <= self._wall:
+            return None
+        return min(1.0, max(0.0, (stall - self._stall) / 1e6 / (wall - self._wall)))
+
+
 @dataclass(frozen=True)
 class TimingResult:
     mean_ms: float

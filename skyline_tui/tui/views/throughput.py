@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from skyline_tui.history.compare import Change
-from skyline_tui.report import Predictions, Throughput
+from skyline_tui.report import CONTENDED, Predictions, Throughput
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.delta import change_text
@@ -32,6 +32,7 @@ class ThroughputPane(Static):
         value = self.get_component_rich_style("throughput--value", partial=True)
         predicted = self.get_component_rich_style("throughput--predicted", partial=True)
         muted = self.get_component_rich_style("throughput--muted", partial=True)
+        worse = self.get_component_rich_style("throughput--worse", partial=True)
 
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True, style=label)
@@ -49,11 +50,12 @@ class ThroughputPane(Static):
                 (fmt.ms(throughput.iteration_ms), value),
                 (f" ± {fmt.ms(throughput.iteration_ms_stdev)}", muted),
                 ("" if throughput.stable else " · not settled", muted),
+                (f" · busy CPU {throughput.cpu_contention:.0%}", worse)
+                if throughput.cpu_contention is not None and throughput.cpu_contention >= CONTENDED else "",
             ),
         )
         if change is not None:
             better = self.get_component_rich_style("throughput--better", partial=True)
-            worse = self.get_component_rich_style("throughput--worse", partial=True)
             _add(grid, "change", change_text(change, better, worse, muted, against))
         if predictions is not None and predictions.predicted_max_samples_per_second is not None:
             fit = predictions.run_time_ms
