@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 
@@ -375,3 +376,16 @@ async def test_clicking_a_breakdown_row_jumps_the_source_to_its_line():
         await pilot.click(BreakdownTable, offset=(3, 3))  # a click on the highlighted row selects it
         await wait_until(pilot, lambda: app.query_one(SourceView).cursor == 19)
         assert table.cursor_row == 1
+
+
+async def test_the_max_says_what_it_was_read_from():
+    # The line's R² while the line is the model (mlp_cpu.json: 0.998); "from the measured points" when the
+    # curve bent away from every line, where an R² would describe a line nobody used.
+    for model, words in (("line", "R² 0.998"), ("points", "from the measured points")):
+        report = MLP.replace(predictions=dataclasses.replace(MLP.predictions, time_model=model))
+        app, _ = make_app([(report, True)])
+        async with app.run_test(size=(120, 30)) as pilot:
+            await wait_until(pilot, lambda app=app: finished(app))
+            shown = text_of(app.query_one(ThroughputPane))
+        assert words in shown, (model, shown)
+        assert ("R²" in shown) is (model == "line"), (model, shown)

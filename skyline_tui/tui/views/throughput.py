@@ -59,12 +59,15 @@ class ThroughputPane(Static):
             _add(grid, "change", change_text(change, better, worse, muted, against))
         if predictions is not None and predictions.predicted_max_samples_per_second is not None:
             fit = predictions.run_time_ms
+            # The line's R² says how well it explains the points, but only while the line is the model.
+            basis = " · from the measured points" if predictions.time_model == "points" else \
+                (f" · R² {fit.r2:.3f}" if fit is not None else "")
             _add(grid,
                 "max (fit)",
                 Text.assemble(
                     (fmt.rate(predictions.predicted_max_samples_per_second), predicted),
                     " samples/s",
-                    (f" · R² {fit.r2:.3f}" if fit is not None else "", muted),
+                    (basis, muted),
                 ),
             )
         else:
