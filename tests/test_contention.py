@@ -13,7 +13,7 @@ import types
 import pytest
 
 from app_support import finished, load_report, make_app, text_of, wait_until
-from conftest import QUICK_FLAGS, run_cli
+from conftest import QUICK_FLAGS, TINY_ENTRY, run_cli
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import timing
 from skyline_tui.profiler.entry import load_entry_point
@@ -47,18 +47,35 @@ def test_the_contention_share_is_stalled_time_over_wall_time(tmp_path, monkeypat
     assert clock.share() == pytest.approx(0.75)
 
 
-def _busy_processes() -> list[subprocess.Popen[bytes]]:
-    return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range((os.cpu_count() or 1) + 1)]
+BUSY = "import sys\nprint('spinning', flush=True)\nwhile True:\n    pass\n"
+
+
+def _busy_processes() -> list[subprocess.Popen[str]]:
+    """One spinning process per core and one more, each already spinning when this returns."""
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY], stdout=subprocess.PIPE, text=True)
+            for _ in range((os.cpu_count() or 1) + 1)]
+    for process in busy:
+        assert process.stdout is not None and process.stdout.readline().strip() == "spinning"
+    return busy
+
+
+# The tiny entry point, with 5 ms of spinning per iteration: rounds long enough for the others to run in.
+SPINNING_ENTRY = TINY_ENTRY.replace("import torch\n", "import time\n\nimport torch\n", 1).replace(
+    "        optimizer.step()\n",
+    "        optimizer.step()\n        until = time.perf_counter() + 0.005\n"
+    "        while time.perf_counter() < until:\n            pass\n")
 
 
 @pytest.mark.skipif(not HAS_PSI, reason="the kernel has no /proc/pressure/cpu")
 def test_a_measurement_beside_busy_processes_says_the_cpu_was_contended(write_entry):
-    entry = load_entry_point(write_entry())
+    path = write_entry(SPINNING_ENTRY)
+    assert "perf_counter() + 0.005" in path.read_text()
+    entry = load_entry_point(path)
     work = load_workload(entry, entry.default_batch_size)
     busy = _busy_processes()
     try:
         throughput = measure_throughput(work, ProfileConfig.quick(throughput_budget_s=1.0))
-        result = run_cli(str(write_entry()), "--json", "-", "--no-breakdown", "--no-memory", "--no-health",
+        result = run_cli(str(path), "--json", "-", "--no-breakdown", "--no-memory", "--no-health",
                          "--no-predictions", "--no-history", *QUICK_FLAGS)
     finally:
         for process in busy:
