@@ -23,7 +23,7 @@ from skyline_tui.argtypes import positive_float, positive_int
 from skyline_tui.project import project_root
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report
-from skyline_tui.report import CONTENDED, ErrorInfo, Report
+from skyline_tui.report import ErrorInfo, Report, contended
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
@@ -208,10 +208,10 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
     _record_in_history(report, config, history, no_history, err)
-    contention = report.throughput.cpu_contention if report.throughput is not None else None
-    if contention is not None and contention >= CONTENDED:
-        print(f"skyline-tui: warning: other tasks waited for a CPU during {contention:.0%} of the throughput "
-              "measurement: the machine was busy and the times are inflated; profile on a quiet machine",
+    if report.throughput is not None and contended(report.throughput):
+        print(f"skyline-tui: warning: other tasks waited for a CPU during {report.throughput.cpu_contention:.0%} "
+              "of the throughput measurement: the machine was busy and the times are inflated; profile on a "
+              "quiet machine",
               file=err)
     if report.error is not None:
         print(format_error(report.error), file=err)

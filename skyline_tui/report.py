@@ -76,6 +76,12 @@ class Throughput:
 CONTENDED = 0.25  # cpu_contention from which the CLI and the app warn that the times are inflated
 
 
+def contended(throughput: Optional[Throughput]) -> bool:
+    """Whether other processes competed for the CPU enough (``CONTENDED``) to inflate the measured times."""
+    share = throughput.cpu_contention if throughput is not None else None
+    return share is not None and share >= CONTENDED
+
+
 @dataclass(frozen=True)
 class ErrorInfo:
     kind: str  # one of ERROR_KINDS

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from skyline_tui.history.compare import Change
-from skyline_tui.report import CONTENDED, Predictions, Throughput
+from skyline_tui.report import Predictions, Throughput, contended
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.delta import change_text
@@ -50,8 +50,7 @@ class ThroughputPane(Static):
                 (fmt.ms(throughput.iteration_ms), value),
                 (f" ± {fmt.ms(throughput.iteration_ms_stdev)}", muted),
                 ("" if throughput.stable else " · not settled", muted),
-                (f" · busy CPU {throughput.cpu_contention:.0%}", worse)
-                if throughput.cpu_contention is not None and throughput.cpu_contention >= CONTENDED else "",
+                (f" · busy CPU {throughput.cpu_contention:.0%}", worse) if contended(throughput) else "",
             ),
         )
         if change is not None:
