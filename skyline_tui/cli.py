@@ -23,7 +23,7 @@ from skyline_tui.argtypes import positive_float, positive_int
 from skyline_tui.project import project_root
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report
-from skyline_tui.report import ErrorInfo, Report, contended
+from skyline_tui.report import STEADY_MALLOC_TOP_PAD, ErrorInfo, Report, contended, faulting
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
@@ -213,6 +213,9 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
               "of the throughput measurement: the machine was busy and the times are inflated; profile on a "
               "quiet machine",
               file=err)
+    if report.throughput is not None and faulting(report.throughput):
+        print(fault_warning(report.throughput.page_faults_per_iteration or 0.0, report.throughput.page_fault_ms or 0.0,
+                            report.throughput.iteration_ms), file=err)
     if report.error is not None:
         print(format_error(report.error), file=err)
         return EXIT_PROFILE_ERROR
@@ -224,6 +227,13 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     for line in failures:
         print(line, file=err)
     return EXIT_CHECK_FAILED if failures else EXIT_OK
+
+
+def fault_warning(faults: float, fault_ms: float, iteration_ms: float) -> str:
+    return (f"skyline-tui: warning: each measured iteration took {faults:,.0f} page faults, about {fault_ms:.1f} ms "
+            f"of its {iteration_ms:.1f} ms: the allocator gives freed memory back to the system and faults it in "
+            "again, and whether it does depends on what ran before (CPU times then vary from run to run); "
+            f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc or tcmalloc, keeps it")
 
 
 def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,

@@ -71,9 +71,29 @@ class Throughput:
     # High means other processes competed for the cores and the times are inflated: a 1.5 ms MLP
     # iteration measured 186 ms beside two busy processes on 2 cores, with this at 0.81 (quiet: 0.01).
     cpu_contention: Optional[float] = None
+    # Minor page faults per measured iteration (every thread of the run), and their estimated time: the
+    # faults times what one fault costs this process, measured on fresh pages (profiler/faults.py).  High
+    # when the allocator gives memory back to the system and faults it in again every iteration: the lstm
+    # sample at 32 ran 10.1 ms with 3,789 faults an iteration, 5.8 ms with none.  Null where not counted.
+    page_faults_per_iteration: Optional[float] = None
+    page_fault_ms: Optional[float] = None
 
 
 CONTENDED = 0.25  # cpu_contention from which the CLI and the app warn that the times are inflated
+FAULTING = 0.1  # the share of the iteration spent on page faults from which the CLI and the app name it...
+FAULTING_MIN = 256  # ...when there are at least this many an iteration (the tiny test model takes ~9 in 0.1 ms)
+# What the warnings suggest (bytes): glibc then keeps this much freed memory instead of returning it, and
+# the bundled samples took no faults in steady state (lstm at 32: 3,622 faults and 11.2 ms, then 9 and 5.0 ms).
+STEADY_MALLOC_TOP_PAD = 512 << 20
+
+
+def faulting(throughput: Optional[Throughput]) -> bool:
+    """Whether the iteration spent ``FAULTING`` of its time or more faulting in memory from the system (and
+    took at least ``FAULTING_MIN`` faults)."""
+    if throughput is None or throughput.page_fault_ms is None or throughput.page_faults_per_iteration is None:
+        return False
+    return throughput.page_faults_per_iteration >= FAULTING_MIN and \
+        throughput.page_fault_ms >= FAULTING * throughput.iteration_ms > 0
 
 
 def contended(throughput: Optional[Throughput]) -> bool:

@@ -7,6 +7,7 @@ work is synchronous and ``perf_counter_ns`` is the right clock.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 import time
@@ -83,6 +84,7 @@ class TimingResult:
     stdev_ms: float
     samples_ms: tuple[float, ...]
     stable: bool  # two consecutive round means agreed within the tolerance
+    iterations_run: int = 0  # every iteration timed, kept or not (the rounds' window: its faults, its stalls)
 
 
 def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_seconds: float) -> None:
@@ -133,7 +135,7 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
         kept = samples[per_round:]
     else:
         kept = samples
-    return summarize(kept, stable)
+    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples))
 
 
 def summarize(samples_ms: Sequence[float], stable: bool = True) -> TimingResult:

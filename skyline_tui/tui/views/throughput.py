@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from skyline_tui.history.compare import Change
-from skyline_tui.report import Predictions, Throughput, contended
+from skyline_tui.report import Predictions, Throughput, contended, faulting
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.delta import change_text
@@ -51,6 +51,7 @@ class ThroughputPane(Static):
                 (f" ± {fmt.ms(throughput.iteration_ms_stdev)}", muted),
                 ("" if throughput.stable else " · not settled", muted),
                 (f" · busy CPU {throughput.cpu_contention:.0%}", worse) if contended(throughput) else "",
+                (f" · page faults ≈ {fmt.ms(throughput.page_fault_ms or 0.0)}", worse) if faulting(throughput) else "",
             ),
         )
         if change is not None:

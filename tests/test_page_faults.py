@@ -1,0 +1,100 @@
+"""Page faults per iteration are counted and costed, and a run that spends its time on them says so.
+
+Against known allocations: fresh anonymous pages touched one byte each fault once per page, so an entry
+point that maps and touches 1,024 new pages every iteration takes at least 1,024 faults an iteration."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import mmap
+
+import pytest
+import torch
+
+from app_support import finished, load_report, make_app, text_of, wait_until
+from conftest import QUICK_FLAGS, TINY_ENTRY, run_cli
+from skyline_tui.profiler.faults import FaultCounter, fault_cost_us, minor_faults
+from skyline_tui.profiler.timing import measure_until_stable
+from skyline_tui.report import STEADY_MALLOC_TOP_PAD
+from skyline_tui.tui.views.throughput import ThroughputPane
+
+PAGES = 1024
+COUNTED = minor_faults() is not None
+
+
+def _touch_fresh_pages(pages: int) -> None:
+    region = mmap.mmap(-1, pages * mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    with region:
+        for offset in range(0, pages * mmap.PAGESIZE, mmap.PAGESIZE):
+            region[offset] = 1
+
+
+@pytest.mark.skipif(not COUNTED, reason="this OS reports no page faults")
+def test_the_counter_sees_each_fresh_page_fault_once():
+    counter = FaultCounter()
+    counter.start()
+    _touch_fresh_pages(PAGES)
+    faults = counter.count()
+    assert faults is not None and PAGES <= faults < PAGES + 200, faults
+    cost = fault_cost_us()
+    assert cost is not None and cost > 0.0
+
+
+# The tiny entry point, mapping and touching 1,024 fresh pages (4 MiB) in every iteration.
+FAULTING_ENTRY = TINY_ENTRY.replace("import torch\n", "import mmap\n\nimport torch\n", 1).replace(
+    "        optimizer.step()\n",
+    "        optimizer.step()\n"
+    f"        region = mmap.mmap(-1, {PAGES} * mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\n"
+    f"        for offset in range(0, {PAGES} * mmap.PAGESIZE, mmap.PAGESIZE):\n"
+    "            region[offset] = 1\n"
+    "        region.close()\n")
+
+
+def _throughput_only(path) -> tuple[dict, str]:
+    result = run_cli(str(path), "--json", "-", "--no-breakdown", "--no-memory", "--no-health", "--no-predictions",
+                     "--no-history", *QUICK_FLAGS)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["throughput"], result.stderr
+
+
+@pytest.mark.skipif(not COUNTED, reason="this OS reports no page faults")
+def test_an_iteration_that_faults_in_fresh_memory_is_counted_costed_and_named(write_entry):
+    path = write_entry(FAULTING_ENTRY)
+    assert "region[offset] = 1" in path.read_text()
+    throughput, stderr = _throughput_only(path)
+    faults, cost_ms = throughput["page_faults_per_iteration"], throughput["page_fault_ms"]
+    assert PAGES <= faults < PAGES * 1.25, throughput
+    # The iteration does little besides faulting: its faults are a large share of its time.
+    assert cost_ms >= 0.1 * throughput["iteration_ms"], throughput
+    assert "page faults" in stderr and f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD}" in stderr, stderr
+
+
+@pytest.mark.skipif(not COUNTED, reason="this OS reports no page faults")
+def test_an_iteration_that_reuses_its_memory_takes_no_faults_and_no_warning(write_entry):
+    throughput, stderr = _throughput_only(write_entry(TINY_ENTRY))
+    assert throughput["page_faults_per_iteration"] < 16, throughput
+    assert "page faults" not in stderr, stderr
+
+
+async def test_the_throughput_pane_names_faulting_only_when_it_costs_a_tenth_of_the_iteration():
+    mlp = load_report("mlp_cpu")
+    iteration_ms = mlp.throughput.iteration_ms
+    for share, expected in ((0.5, True), (0.05, False), (None, False)):
+        cost = None if share is None else share * iteration_ms
+        report = mlp.replace(throughput=dataclasses.replace(mlp.throughput, page_faults_per_iteration=1000.0,
+                                                            page_fault_ms=cost))
+        app, _ = make_app([(report, True)])
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda app=app: finished(app))
+            shown = text_of(app.query_one(ThroughputPane))
+        assert ("page faults ≈" in shown) is expected, (share, shown)
+
+
+def test_the_fault_window_counts_every_iteration_timed_not_only_those_kept():
+    # Rounds that never agree (tolerance below zero): 4 rounds of 1 run, the first dropped from the result,
+    # all 4 inside the window whose faults are divided by the iterations.
+    calls = []
+    result = measure_until_stable(lambda: calls.append(1), torch.device("cpu"), round_iterations=1, min_rounds=2,
+                                  tolerance=-1.0, budget_s=60.0, max_rounds=4)
+    assert len(calls) == 4 and result.iterations_run == 4 and len(result.samples_ms) == 3
