@@ -70,7 +70,12 @@ def test_new_batches_start_with_their_peak_and_the_profiled_batch_reuses_the_mem
     pred = measure_predictions(work, config, report)
     new_batches = [s.batch_size for s in pred.samples if s.batch_size != work.batch_size]
     assert new_batches
-    for batch in new_batches:
+    # 1 ms a sample is a line: once b/2, b, 2b and 4b lie on it, 8b is probed, not measured in full (below).
+    probed = [s.batch_size for s in pred.samples if s.peak_bytes is None]
+    assert probed == [8 * work.batch_size] and pred.time_model == "line", pred
+    for batch in probed:
+        assert [profiled for size, profiled in log if size == batch] == [False, False], (batch, log)  # 1 + 1
+    for batch in (b for b in new_batches if b not in probed):
         at_batch = [profiled for size, profiled in log if size == batch]
         # Two profiled iterations (the peak) come first; no plain warm-up iteration precedes them.
         assert at_batch[:2] == [True, True], (batch, at_batch[:4])

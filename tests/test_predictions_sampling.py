@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 CALLS = []  # batch sizes the input provider was asked for: one per first measurement or re-timing
+RUNS = []  # the batch size of every iteration
 
 def skyline_model_provider():
     return torch.nn.Linear(4, 2)
@@ -38,6 +39,7 @@ def skyline_input_provider(batch_size=8):
 def skyline_iteration_provider(model):
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     def iteration(x, y):
+        RUNS.append(x.shape[0])
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
@@ -66,17 +68,22 @@ def sample(tmp_path, milliseconds: str, config: ProfileConfig = CONFIG):
     report = Report(entry_point=str(path), project_root=str(tmp_path), batch_size=work.batch_size,
                     device=device_info(work.device), throughput=measure_throughput(work, config))
     ep.module.CALLS.clear()
+    ep.module.RUNS.clear()
     pred = measure_predictions(work, config, report, measure_peak=None)
     # Every other batch's inputs are made once per measurement (the profiled batch reuses its own: not counted).
     retimes = {s.batch_size: ep.module.CALLS.count(s.batch_size) - 1 for s in pred.samples if s.batch_size != 8}
-    return pred, retimes
+    return pred, retimes, list(ep.module.RUNS)  # runs: the batch size of every iteration
 
 
 def test_points_on_a_line_stop_the_sampling_long_before_the_budget(tmp_path):
-    pred, retimes = sample(tmp_path, "10 + 0.5 * b")  # 12 ms at b=4 ... 42 ms at b=64: a line
+    pred, retimes, runs = sample(tmp_path, "10 + 0.5 * b")  # 12 ms at b=4 ... 42 ms at b=64: a line
     assert len(pred.samples) >= 4
     assert pred.run_time_ms is not None and pred.run_time_ms.slope == pytest.approx(0.5, rel=0.1)
     assert pred.time_model == "line"  # it passes within 5 % of every point: it predicts, averaging their noise
+    # b/2, b, 2b and 4b on the line: 8b is probed, one warm-up iteration and one round of one (42 ms is over
+    # 4x the headline's 14 ms a round), its peak not measured, and it is never re-timed.
+    eight = next(s for s in pred.samples if s.batch_size == 64)
+    assert runs.count(64) == 2 and eight.peak_bytes is None and retimes[64] == 0, (runs, pred)
     # A pass re-times every point; allow two passes' worth for a point that a burst of load pushed off.
     assert sum(retimes.values()) <= 2 * len(retimes), retimes
     assert sum(retimes.values()) < MAX_PASSES * len(retimes)
@@ -90,8 +97,11 @@ def test_a_kinked_curve_is_predicted_between_its_points_without_re_timing_them(t
     # (The spin comes on top of the iteration's own work, a fraction of a millisecond: hence 6 %.)
     curve = "(6 + 0.75 * b) if b <= 32 else (30 + 3.0 * (b - 32))"
     config = CONFIG.replace(predictions_budget_s=6.0)
-    pred, retimes = sample(tmp_path, curve, config)
+    pred, retimes, runs = sample(tmp_path, curve, config)
     assert {4, 8, 16, 32, 64} <= {s.batch_size for s in pred.samples}, pred.samples
+    # 4..32 lie on one line: 64 was probed, found far off it (126 ms, not 54) and timed in full after the probe
+    # (1 + 1 iterations, then one more warm-up and at least two rounds of one).
+    assert runs.count(64) >= 5, runs
     assert sum(retimes.values()) == 0, retimes
     assert pred.time_model == "points"  # no line passes near every point
     for batch, truth in ((24, 6 + 0.75 * 24), (48, 30 + 3.0 * 16)):

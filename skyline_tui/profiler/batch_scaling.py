@@ -1,40 +1,37 @@
 """Batch-size predictions: time and peak memory measured at a few batch sizes, and fitted.
 
-The batch sizes are chosen around the profiled one ``b``, in the order that helps the predictions most for
-their cost: ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an
-OOM).  2b and 4b are what the UI asks about first ("what if I double the batch?"), so they come first.  The
-line of time against batch weights each point by ``1/ms²`` (relative errors).  It predicts when it passes
-within ``LINE_TOLERANCE`` (or the point's noise) of every measured point; else the points do, joined
-(``Predictions.time_model``, ``fits.iteration_ms_at``: curves bend where a GPU fills up or a cache overflows).
+The batch sizes are chosen around the profiled one ``b`` in the order that helps most for their cost:
+``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an OOM); 2b and
+4b are what the UI asks about first.  The line of time against batch (weights ``1/ms²``) predicts when it
+passes within ``LINE_TOLERANCE`` (or the point's noise) of every point; else the joined points do (``time_model``).
+On CPU, once ``LINE_POINTS`` batches lie on the line, the next (8b) is probed with one warm-up iteration and
+one round: within ``LINE_TOLERANCE`` of the line, that is its time (8b had cost half the phase); off it, the
+probe was its warm-up and it is timed in full (a curve that bends past 4b).  A probed batch's peak is not
+measured: on CPU the capacity (RAM) is far, and the memory line has four points already.
 
-Never past device memory: a batch whose predicted peak (memory fit, or proportional from one point) needs
-more than 90 % of the capacity is never tried (on CUDA the capacity is what this process can get: free
-memory + what torch already holds); ``max_batch_size`` is the largest batch whose fitted peak fits the
-capacity, less a stated headroom on CUDA (``Predictions.fits_rule``); an out-of-memory error is recovered
-from, recorded as ``oom_batch_size``, drops every larger candidate, and the gap between the largest batch
-that ran and the one that failed is bisected while the budget lasts (``max_batch_size`` is then the largest
-batch that ran: the fit was wrong about the failing one, so it is not trusted near it).
+Never past device memory: a batch whose predicted peak needs more than 90 % of the capacity is never tried
+(on CUDA the capacity is free memory + what torch already holds); ``max_batch_size`` is the largest batch
+whose fitted peak fits the capacity, less a stated headroom on CUDA (``Predictions.fits_rule``); an
+out-of-memory error is recovered from, recorded as ``oom_batch_size``, drops every larger candidate, and
+the gap between the largest batch that ran and the one that failed is bisected while the budget lasts
+(``max_batch_size`` is then the largest batch that ran: the fit was proven wrong near the failing one).
 
 A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch whose predicted cost does
-not fit what is left is skipped once ``config.min_prediction_points`` points are in; before that the
-cheapest remaining candidate is measured even when over budget (fewer points would make no fit at all).
+not fit what is left is skipped once ``config.min_prediction_points`` points are in (before that the
+cheapest remaining candidate is measured even when over budget: fewer points would make no fit at all).
 
 Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the new shapes' first
-iterations and count as warm-up.  Then it is timed like the headline throughput (``run.measure_throughput``):
-the warm-up iterations still missing, at least one plain one after the profiler (no warm-up seconds: the
-model and allocator are warm from the phases before), then rounds until two agree, at most ``POINT_ROUNDS``
-of them (the profiled batch reuses the report's throughput, and the memory phase's peak, measured alike).
-A round lasts about as long as one of the profiled batch's rounds: a batch 8x as slow is timed one
-iteration a round, not three (its time is as well known from one; the cost of the phase is its largest
-batches).
+iterations and count as warm-up.  Then it is timed like the headline throughput: the warm-up iterations
+still missing (at least one after the profiler), then rounds until two agree, at most ``POINT_ROUNDS``
+(the profiled batch reuses the report's throughput and the memory phase's peak).  A round lasts about as
+long as one of the profiled batch's rounds: a batch 8x as slow is timed one iteration a round, not three.
 
-Time goes only where a time is uncertain: how well each point is known, not how close it lies to a line
-(a bent curve is read off its points).  A point is known once its rounds agreed and ``NOISE_SIGMAS`` of its
-standard errors are within ``POINT_TOLERANCE`` of its time; then sampling stops and the rest of the budget
-is not spent.  The points not known yet are timed again in interleaved passes (one warm-up iteration and
-one round each, alternating ascending and descending order), and a batch's time is the median of its round
-means: on a shared machine load comes in bursts, and interleaved, the batches see the same mix of quiet and
-busy.  The passes together get at most ``REFINE_SHARE`` times the time the first timings took.
+Time goes only where a time is uncertain.  A point is known once its rounds agreed and ``NOISE_SIGMAS`` of
+its standard errors are within ``POINT_TOLERANCE`` of its time.  The points not known yet are timed again
+in interleaved passes (one warm-up iteration and one round each, alternating ascending and descending
+order), and a batch's time is the median of its round means: on a shared machine load comes in bursts,
+and interleaved, the batches see the same mix.  The passes get at most ``REFINE_SHARE`` times the time
+the first timings took.
 """
 
 from __future__ import annotations
@@ -46,10 +43,10 @@ import time
 from typing import Any, Callable, Optional
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, largest_batch_that_fits, max_samples_per_second,
+from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
                               time_model)
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
-                                           release_after_oom)
+                                           max_batch_size, predicted_peak, release_after_oom)
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
@@ -73,6 +70,7 @@ NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
 POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
 LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
+LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, once they lie on one, sampling stops
 
 
 class _OutOfMemory(Exception):
@@ -134,11 +132,12 @@ class _Sampler:
             self._record_oom(b)
         exploring_since = time.monotonic()
         while True:
+            on_line = self._line_settled()
             batch = self._next_candidate()
             if batch is None:
                 break
             try:
-                self._sample(batch)
+                self._sample(batch, probe=on_line)
             except _OutOfMemory:
                 self._record_oom(batch)
             else:
@@ -172,6 +171,19 @@ class _Sampler:
         the profiled batch: its time is the throughput phase's, the headline the predictions must agree with."""
         return sorted(b for b in self.samples
                       if b != self.work.batch_size and self._time_of(b) > 0 and not self._known(b))
+
+    def _line_settled(self) -> bool:
+        """On CPU, whether ``LINE_POINTS`` batches lie on one line (each within its tolerance): the next batch is
+        then probed (``_probe``).  Not on CUDA, where the larger batches near the memory that decides
+        ``max_batch_size`` and the curve bends as the device fills: they are measured in full."""
+        if self.work.device.type == "cuda" or self.oom is not None:
+            return False
+        batches = [b for b in sorted(self.samples) if self._time_of(b) > 0]
+        return len(batches) >= LINE_POINTS and self._model(batches) == "line"
+
+    def _model(self, batches: list[int]) -> str:
+        return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
+                          [max(LINE_TOLERANCE * self._time_of(b), NOISE_SIGMAS * self._error(b)) for b in batches])
 
     def _known(self, batch: int) -> bool:
         if len(self.rounds.get(batch, [])) < 2 and not self.settled.get(batch, True):
@@ -228,20 +240,9 @@ class _Sampler:
     def _may_fit(self, batch: int) -> bool:
         if self.oom is not None and batch >= self.oom:
             return False
-        predicted = self._predicted_peak(batch)
+        predicted = predicted_peak([(b, s.peak_bytes) for b, s in self.samples.items() if s.peak_bytes is not None],
+                                   batch)
         return predicted is None or self.capacity is None or predicted <= ATTEMPT_FRACTION * self.capacity
-
-    def _predicted_peak(self, batch: int) -> Optional[float]:
-        points = [(b, s.peak_bytes) for b, s in self.samples.items() if s.peak_bytes is not None]
-        fit = fit_linear([b for b, _ in points], [p for _, p in points])
-        if fit is not None and fit.slope > 0:
-            return evaluate(fit, batch)
-        if points:
-            # One point (or a flat fit): assume memory grows in proportion to the batch, which
-            # over-estimates whenever part of the memory (weights) does not grow, i.e. errs on safe side.
-            b, peak = max(points)
-            return peak * batch / b if batch > b else float(peak)
-        return None
 
     def _predicted_ms(self, batch: int) -> float:
         fit = self.time_fit()
@@ -278,21 +279,23 @@ class _Sampler:
     # -- measuring one batch size ------------------------------------------------------------------------
 
     def _sample(self, batch: int, known_ms: Optional[float] = None, known_error: float = 0.0,
-                known_settled: bool = True) -> None:
+                known_settled: bool = True, probe: bool = False) -> None:
         self.tried.add(batch)
         work = self.work
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
+            if probe:
+                known_ms = self._probe(batch, inputs)  # its time when on the line; in any case its warm-up
             memory = self.report.memory if batch == work.batch_size and self.measure_peak is _measure_peak else None
             peak = memory.peak_bytes if memory is not None else None  # measured alike: the same 2 iterations
-            if peak is None and self.measure_peak is not None:
+            if peak is None and self.measure_peak is not None and not probe:
                 # Before the timing: its iterations are the new shapes' first ones, and stand in for warm-up.
                 measure_peak = self.measure_peak
                 peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
             if known_ms is None:
-                known_ms, known_error, known_settled = self._time(batch, inputs,
-                                                                  warmed=self.measure_peak is _measure_peak)
+                known_ms, known_error, known_settled = self._time(
+                    batch, inputs, warmed=probe or self.measure_peak is _measure_peak)
             self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
                                               peak_bytes=None if peak is None else int(peak))
             self.rounds[batch] = [float(known_ms)]
@@ -310,6 +313,16 @@ class _Sampler:
             raise
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
+
+    def _probe(self, batch: int, inputs: tuple) -> Optional[float]:
+        """One warm-up iteration and one round at ``batch``: their time when the line predicts it within
+        ``LINE_TOLERANCE``, else None (then the batch is measured in full)."""
+        work, predicted = self.work, self._predicted_ms(batch)
+        run = lambda: work.iteration(*inputs)  # noqa: E731
+        work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
+        ms = statistics.fmean(work.run_user(
+            lambda: time_iterations(run, work.device, self._round_iterations(batch)), "iteration"))
+        return ms if abs(ms - predicted) <= LINE_TOLERANCE * predicted else None
 
     def _retime(self, batch: int) -> None:
         work, count = self.work, self._round_iterations(batch)
@@ -370,10 +383,10 @@ class _Sampler:
         samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b))
                         for b in sorted(self.samples))
         batches = [s.batch_size for s in samples if s.iteration_ms > 0]
-        model = time_model(time_fit, batches, [self._time_of(b) for b in batches],
-                           [max(LINE_TOLERANCE * self._time_of(b), NOISE_SIGMAS * self._error(b)) for b in batches])
+        model = self._model(batches)
         prediction = Predictions(samples=samples, run_time_ms=time_fit, peak_memory_bytes=memory_fit,
-                                 predicted_max_samples_per_second=None, max_batch_size=self._max_batch_size(memory_fit),
+                                 predicted_max_samples_per_second=None, max_batch_size=max_batch_size(
+                                     list(self.samples), self.oom, self.capacity, self.headroom, memory_fit),
                                  oom_batch_size=self.oom, capacity_bytes=self.capacity, memory_headroom=self.headroom,
                                  fits_rule=self.fits_rule, time_model=model)
         largest = prediction.max_batch_size
@@ -381,18 +394,6 @@ class _Sampler:
         measured = [(s.batch_size, s.iteration_ms) for s in samples] if model == "points" else []
         return dataclasses.replace(prediction, predicted_max_samples_per_second=max_samples_per_second(
             time_fit, largest, ms_at_max, measured))
-
-    def _max_batch_size(self, memory_fit: Optional[LinearFit]) -> Optional[int]:
-        if self.oom is not None:
-            # The fit said the failing batch would fit (it was attempted): between the largest batch that
-            # ran and that one, the fit has been proven wrong.  Only a measurement is trusted there.
-            ran = [b for b in self.samples if b < self.oom]
-            return max(ran) if ran else None
-        usable = None if self.capacity is None else self.capacity * (1.0 - self.headroom)
-        predicted = largest_batch_that_fits(memory_fit, usable)
-        if predicted is not None and self.samples:
-            predicted = max(predicted, max(self.samples))  # it ran, so it fits whatever the fit says
-        return predicted
 
 
 def _standard_error(stdev_ms: float, count: int) -> float:

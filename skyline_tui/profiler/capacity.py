@@ -8,10 +8,11 @@ from typing import Optional
 
 import torch
 
+from skyline_tui.fits import evaluate, fit_linear, largest_batch_that_fits
 from skyline_tui.profiler.errors import ProfileError, is_oom
 from skyline_tui.profiler.memory import memory_capacity
 from skyline_tui.profiler.workload import Workload
-from skyline_tui.report import Report
+from skyline_tui.report import LinearFit, Report
 
 # Batches are attempted only when predicted to need at most this share of the capacity: the peak counts
 # tensors, not the CUDA context or fragmentation, and on CPU running out means the kernel's OOM killer.
@@ -58,3 +59,29 @@ def release_after_oom(exc: BaseException, device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
+
+
+def predicted_peak(points: list[tuple[int, int]], batch: int) -> Optional[float]:
+    """The peak bytes at ``batch`` from measured ``(batch, peak)`` points: their line, or with one point (or a
+    flat fit) memory in proportion to the batch, which over-estimates whenever part of the memory (weights)
+    does not grow, i.e. errs on the safe side."""
+    fit = fit_linear([b for b, _ in points], [p for _, p in points])
+    if fit is not None and fit.slope > 0:
+        return evaluate(fit, batch)
+    if points:
+        b, peak = max(points)
+        return peak * batch / b if batch > b else float(peak)
+    return None
+
+
+def max_batch_size(ran: list[int], oom: Optional[int], capacity: Optional[int], headroom: float,
+                   memory_fit: Optional[LinearFit]) -> Optional[int]:
+    """The largest batch that fits: below an out-of-memory error, the largest that ran (the fit said the
+    failing batch would fit, so between them it was proven wrong and only a measurement is trusted); else
+    the largest whose fitted peak fits the capacity less ``headroom``, and never below a batch that ran."""
+    if oom is not None:
+        below = [b for b in ran if b < oom]
+        return max(below) if below else None
+    usable = None if capacity is None else capacity * (1.0 - headroom)
+    predicted = largest_batch_that_fits(memory_fit, usable)
+    return max(predicted, max(ran)) if predicted is not None and ran else predicted
