@@ -3,6 +3,7 @@ noise of both runs, and the JSON shape of ``skyline-tui diff --json``."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -117,3 +118,29 @@ def test_diff_of_a_missing_file_or_run_is_one_clear_line(tmp_path):
         history.record(make_report(tmp_path))
     code, _out, err = run_diff("1", "7", "--history", str(tmp_path / "h.db"))
     assert code == 1 and err.strip() == f"skyline-tui: no run 7 in {tmp_path / 'h.db'}"
+
+
+def _with(report, **throughput):
+    return report.replace(throughput=dataclasses.replace(report.throughput, **throughput))
+
+
+def test_a_diff_says_when_the_allocator_or_a_busy_cpu_may_have_made_the_change(tmp_path):
+    # The lstm sample's two runs of one unchanged file: 11.2 ms with ~5.3 ms of page faults, then 5.0 ms with
+    # none.  The verdict stays "faster" (the time did change), with a caution naming the allocator.
+    faulting = _with(make_report(tmp_path, iteration_ms=11.2), page_faults_per_iteration=3622.0, page_fault_ms=5.3)
+    steady = _with(make_report(tmp_path, iteration_ms=5.0), page_faults_per_iteration=9.0, page_fault_ms=0.01)
+    diff = diff_reports(faulting, steady)
+    assert diff.iteration["verdict"] == "faster"
+    assert len(diff.cautions) == 1 and "about 5.3 ms of A's iteration and 0.0 ms of B's" in diff.cautions[0]
+    # Alike faults (within a tenth of the iteration), not counted (older reports), or a quiet CPU: no caution.
+    alike = _with(make_report(tmp_path, iteration_ms=10.0), page_faults_per_iteration=3000.0, page_fault_ms=4.5)
+    assert diff_reports(faulting, alike).cautions == ()
+    assert diff_reports(make_report(tmp_path), steady).cautions == ()
+    busy = _with(make_report(tmp_path, iteration_ms=186.6), cpu_contention=0.81)
+    assert [c[:36] for c in diff_reports(busy, steady).cautions] == ["A was measured on a busy CPU (other "]
+    (tmp_path / "a.json").write_text(faulting.to_json())
+    (tmp_path / "b.json").write_text(steady.to_json())
+    code, out, err = run_diff(str(tmp_path / "a.json"), str(tmp_path / "b.json"))
+    assert code == 0 and "caution: page faults took about 5.3 ms" in out, (out, err)
+    code, out, err = run_diff(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json")
+    assert json.loads(out)["cautions"] == list(diff.cautions)

@@ -198,6 +198,7 @@ def diff_text(result: Diff) -> str:
             continue
         percent = f"{fact['delta_percent']:+.1f} %" if fact["delta_percent"] is not None else ""
         out.append(f"{name:<12} {fmt(fact['before']):>12} -> {fmt(fact['after']):>12}  {percent:>9}  {fact['verdict']}")
+    out += [f"caution: {line}" for line in result.cautions]
     table = [("", "line", "before", "after", "delta", "verdict", "code")]
     table += [(VERDICT_MARKS[c.verdict], f"{c.file}:{c.line}", _ms(c.before_ms), _ms(c.after_ms), f"{c.delta_ms:+.2f}",
                c.verdict, c.code.strip()) for c in result.lines]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skyline_tui.report import Health, LineTiming, ModuleTiming, Report
+from skyline_tui.report import FAULTING, STEADY_MALLOC_TOP_PAD, Health, LineTiming, ModuleTiming, Report, contended
 
 # Repeated runs of one unchanged model on these machines drift by a few percent even when each run's own
 # spread is tiny, so no change below this fraction is called real.
@@ -96,12 +96,13 @@ class Diff:
     lines: tuple[LineChange, ...] = field(default=())
     modules: tuple[ModuleChange, ...] = field(default=())
     flags: tuple[FlagChange, ...] = field(default=())
+    cautions: tuple[str, ...] = field(default=())  # why a time change may not be the code's (see cautions())
 
     def to_dict(self) -> dict[str, Any]:
         return {"a": self.a.to_dict(), "b": self.b.to_dict(), "noise_fraction": self.noise_fraction,
                 "throughput": self.throughput, "iteration": self.iteration, "peak": self.peak,
                 "lines": [c.to_dict() for c in self.lines], "modules": [c.to_dict() for c in self.modules],
-                "flags": [c.to_dict() for c in self.flags]}
+                "flags": [c.to_dict() for c in self.flags], "cautions": list(self.cautions)}
 
 
 def label(report: Report, source: str, run_id: int | None = None) -> RunLabel:
@@ -141,7 +142,27 @@ def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b:
         modules = diff_modules(a.breakdown.modules, b.breakdown.modules, fraction)
     return Diff(a=label_a or label(a, "a"), b=label_b or label(b, "b"), noise_fraction=fraction,
                 throughput=throughput, iteration=iteration, peak=peak, lines=lines, modules=modules,
-                flags=diff_flags(a.health, b.health))
+                flags=diff_flags(a.health, b.health), cautions=cautions(a, b))
+
+
+def cautions(a: Report, b: Report) -> tuple[str, ...]:
+    """Why a time change between ``a`` (A) and ``b`` (B) may not be the code's: either run measured on a busy
+    CPU, or the allocator faulting memory in during one run's iterations and not the other's (CPU times then
+    differ by up to 2x with no change to the code: profiler/faults.py)."""
+    out = []
+    for name, report in (("A", a), ("B", b)):
+        if report.throughput is not None and contended(report.throughput):
+            out.append(f"{name} was measured on a busy CPU (other tasks waited for one during "
+                       f"{report.throughput.cpu_contention or 0.0:.0%} of its throughput measurement): its times are "
+                       "inflated")
+    ta, tb = a.throughput, b.throughput
+    if ta is not None and tb is not None and ta.page_fault_ms is not None and tb.page_fault_ms is not None and \
+            abs(ta.page_fault_ms - tb.page_fault_ms) >= FAULTING * max(ta.iteration_ms, tb.iteration_ms):
+        out.append(f"page faults took about {ta.page_fault_ms:.1f} ms of A's iteration and {tb.page_fault_ms:.1f} ms "
+                   "of B's: the allocator gave memory back and faulted it in again in one run more than the other, "
+                   f"so part of the time change is not the code's (MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} keeps "
+                   "it steady)")
+    return tuple(out)
 
 
 def _compare(before: float | None, after: float | None, fraction: float, *, up: str, down: str) -> dict[str, Any]:
