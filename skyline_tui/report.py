@@ -74,7 +74,8 @@ class Throughput:
     # Minor page faults per measured iteration (every thread of the run), and their estimated time: the
     # faults times what one fault costs this process, measured on fresh pages (profiler/faults.py).  High
     # when the allocator gives memory back to the system and faults it in again every iteration: the lstm
-    # sample at 32 ran 10.1 ms with 3,789 faults an iteration, 5.8 ms with none.  Null where not counted.
+    # sample at 32 ran 10.1 ms with 3,789 faults an iteration, 5.8 ms with none.  Null where not counted
+    # (on CUDA devices: the host's faults overlap the GPU's work).
     page_faults_per_iteration: Optional[float] = None
     page_fault_ms: Optional[float] = None
 

@@ -47,8 +47,8 @@ def measure_throughput(work: Workload, config: ProfileConfig,
         "iteration")
     share, faulted = contention.share(), faults.count()
     throughput = _throughput(work, result, share)
-    if faulted is None or result.iterations_run <= 0:
-        return throughput
+    if faulted is None or result.iterations_run <= 0 or work.device.type != "cpu":
+        return throughput  # on a GPU the host's faults overlap the device's work: no share of its time to name
     per_iteration = faulted / result.iterations_run
     # A fault's cost is measured only when there is something to cost (its own faults come after the count).
     cost_us = fault_cost_us() if per_iteration >= 1.0 else 0.0
