@@ -232,8 +232,9 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
 def fault_warning(faults: float, fault_ms: float, iteration_ms: float) -> str:
     return (f"skyline-tui: warning: each measured iteration took {faults:,.0f} page faults, about {fault_ms:.1f} ms "
             f"of its {iteration_ms:.1f} ms: the allocator gives freed memory back to the system and faults it in "
-            "again, and whether it does depends on what ran before (CPU times then vary from run to run); "
-            f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc or tcmalloc, keeps it")
+            "again, and whether it does depends on what ran before (CPU times and the batch-size predictions then "
+            f"vary from run to run); MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc "
+            "or tcmalloc, keeps it")
 
 
 def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,
