@@ -5,6 +5,7 @@ point that maps and touches 1,024 new pages every iteration takes at least 1,024
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import mmap
@@ -26,6 +27,8 @@ COUNTED = minor_faults() is not None
 def _touch_fresh_pages(pages: int) -> None:
     region = mmap.mmap(-1, pages * mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     with region:
+        with contextlib.suppress(OSError):  # a kernel without huge pages: 4 KiB pages anyway
+            region.madvise(mmap.MADV_NOHUGEPAGE)  # one fault per 4 KiB page even where huge pages are always on
         for offset in range(0, pages * mmap.PAGESIZE, mmap.PAGESIZE):
             region[offset] = 1
 
@@ -46,6 +49,7 @@ FAULTING_ENTRY = TINY_ENTRY.replace("import torch\n", "import mmap\n\nimport tor
     "        optimizer.step()\n",
     "        optimizer.step()\n"
     f"        region = mmap.mmap(-1, {PAGES} * mmap.PAGESIZE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)\n"
+    "        try:\n            region.madvise(mmap.MADV_NOHUGEPAGE)\n        except OSError:\n            pass\n"
     f"        for offset in range(0, {PAGES} * mmap.PAGESIZE, mmap.PAGESIZE):\n"
     "            region[offset] = 1\n"
     "        region.close()\n")
@@ -73,7 +77,8 @@ def test_an_iteration_that_faults_in_fresh_memory_is_counted_costed_and_named(wr
 @pytest.mark.skipif(not COUNTED, reason="this OS reports no page faults")
 def test_an_iteration_that_reuses_its_memory_takes_no_faults_and_no_warning(write_entry):
     throughput, stderr = _throughput_only(write_entry(TINY_ENTRY))
-    assert throughput["page_faults_per_iteration"] < 16, throughput
+    # A few one-off faults (the measurement's own lists growing) over as few as 9 timed iterations read 2-9.
+    assert throughput["page_faults_per_iteration"] < 64, throughput
     assert "page faults" not in stderr, stderr
 
 

@@ -12,6 +12,7 @@ rather than mistaken for the model's.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import time
 from typing import Optional
@@ -55,6 +56,8 @@ def fault_cost_us(pages: int = CALIBRATION_PAGES) -> Optional[float]:
     except (OSError, ValueError):
         return None
     with region:
+        with contextlib.suppress(AttributeError, OSError):  # no such advice on this OS or kernel: small pages
+            region.madvise(mmap.MADV_NOHUGEPAGE)  # small pages, as the count assumes, where huge ones are always on
         before = minor_faults()
         began = time.perf_counter_ns()
         for offset in range(0, pages * page, page):
