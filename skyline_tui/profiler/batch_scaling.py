@@ -70,7 +70,7 @@ NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
 POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
 LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
-LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, once they lie on one, sampling stops
+LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, once they lie on one, 8b is only probed
 
 
 class _OutOfMemory(Exception):
