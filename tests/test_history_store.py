@@ -3,6 +3,7 @@ an older and a newer schema, a corrupt file, a read-only location."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -23,6 +24,7 @@ from skyline_tui.history import (
     record_safely,
     resolve_history_path,
 )
+from skyline_tui.history.commands import history_table
 from skyline_tui.report import ErrorInfo, Report
 
 from .conftest import FIXTURES, REPO, cli_env
@@ -209,7 +211,44 @@ def test_a_store_written_by_the_previous_schema_version_is_read_and_upgraded(tmp
         new = history.record(make_report(tmp_path), sweep_id="s")
         assert [r["id"] for r in history.runs()] == [new, 1]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert integrity(path) == "ok"
+
+
+def write_version_2_store(path: Path, report_json: str) -> None:
+    """Version 2 by hand: version 1 and the sweep's columns and the indexes (not through migrations.py)."""
+    write_version_1_store(path, report_json)
+    db = sqlite3.connect(path)
+    db.executescript(textwrap.dedent("""
+        ALTER TABLE runs ADD COLUMN sweep_id TEXT;
+        ALTER TABLE runs ADD COLUMN knobs_json TEXT;
+        ALTER TABLE runs ADD COLUMN iterations_measured INTEGER;
+        CREATE INDEX runs_by_sweep ON runs (sweep_id) WHERE sweep_id IS NOT NULL;
+        CREATE INDEX lines_by_run ON lines (run_id);
+        CREATE INDEX modules_by_run ON modules (run_id);
+        PRAGMA user_version = 2;
+    """))
+    db.close()
+
+
+def test_a_version_2_store_gains_the_machine_columns_and_a_busy_run_is_noted(tmp_path):
+    path = tmp_path / "v2.db"
+    write_version_2_store(path, (FIXTURES / "reports" / "mlp_cpu.json").read_text())
+    busy = make_report(tmp_path, iteration_ms=186.6)
+    busy = busy.replace(throughput=dataclasses.replace(busy.throughput, cpu_contention=0.81,
+                                                       page_faults_per_iteration=3622.0, page_fault_ms=40.0))
+    with History(path) as history:
+        new = history.record(busy)
+        runs = {run["id"]: run for run in history.runs()}
+    assert (runs[1]["cpu_contention"], runs[1]["page_faults_per_iteration"], runs[1]["page_fault_ms"]) == \
+        (None, None, None)
+    assert (runs[new]["cpu_contention"], runs[new]["page_faults_per_iteration"], runs[new]["page_fault_ms"]) == \
+        (0.81, 3622.0, 40.0)
+    table = history_table([runs[new], runs[1]]).splitlines()
+    assert table[0].split()[-1] == "note"
+    assert table[1].endswith("busy CPU 81%, page faults ≈ 40.0 ms") and table[2].endswith("ok"), table
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 3
     assert integrity(path) == "ok"
 
 

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from skyline_tui.history.diff import Diff, diff_reports, label
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History, HistoryError
-from skyline_tui.report import Report, ReportFormatError
+from skyline_tui.report import Report, ReportFormatError, Throughput, contended, faulting
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEFAULT_LIMIT = 20  # the table; --json lists every run unless --limit says otherwise
@@ -87,11 +87,12 @@ def history_main(argv: Sequence[str], out: TextIO | None = None, err: TextIO | N
 
 
 def history_table(runs: list[dict[str, Any]]) -> str:
-    header = ("id", "time (UTC)", "entry", "batch", "device", "samples/s", "iter ms", "peak", "status")
+    header = ("id", "time (UTC)", "entry", "batch", "device", "samples/s", "iter ms", "peak", "status", "note")
     rows = [header] + [(
         str(run["id"]), (run["created_at"] or "")[:19].replace("T", " "), _short_path(run["entry_point"]),
         _text(run["batch_size"]), run["device"] or "-", _number(run["samples_per_second"], 1),
         _iteration(run["iteration_ms"], run["iteration_ms_stdev"]), _bytes(run["peak_bytes"]), run["status"],
+        _note(run),
     ) for run in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     right = {0, 3, 5, 6, 7}
@@ -215,6 +216,22 @@ def diff_text(result: Diff) -> str:
         flags += [(FLAG_MARKS[c.change], c.module or "(model)", c.kind, c.change, c.message) for c in result.flags]
         out += ["", "health flags", *_columns(flags, right=set())]
     return "\n".join(out) + "\n"
+
+
+def _note(run: dict[str, Any]) -> str:
+    """Why a run's times may be the machine's rather than the code's, by the report's own rules."""
+    if run.get("iteration_ms") is None:
+        return ""
+    throughput = Throughput(samples_per_second=run.get("samples_per_second") or 0.0, iteration_ms=run["iteration_ms"],
+                            iteration_ms_stdev=run.get("iteration_ms_stdev") or 0.0,
+                            iterations_measured=run.get("iterations_measured") or 0,
+                            cpu_contention=run.get("cpu_contention"),
+                            page_faults_per_iteration=run.get("page_faults_per_iteration"),
+                            page_fault_ms=run.get("page_fault_ms"))
+    notes = [f"busy CPU {throughput.cpu_contention or 0.0:.0%}"] if contended(throughput) else []
+    if faulting(throughput):
+        notes.append(f"page faults ≈ {throughput.page_fault_ms or 0.0:.1f} ms")
+    return ", ".join(notes)
 
 
 def _columns(rows: Sequence[tuple[str, ...]], right: set[int]) -> list[str]:

@@ -63,8 +63,16 @@ CREATE INDEX lines_by_run ON lines (run_id);
 CREATE INDEX modules_by_run ON modules (run_id);
 """
 
+# Version 3: what says a run's times may be inflated by the machine rather than the code (report.Throughput):
+# the busy CPU's share, and the page faults an iteration and their estimated time.  Null for older runs.
+_V3 = """
+ALTER TABLE runs ADD COLUMN cpu_contention REAL;
+ALTER TABLE runs ADD COLUMN page_faults_per_iteration REAL;
+ALTER TABLE runs ADD COLUMN page_fault_ms REAL;
+"""
+
 # STEPS[n] brings a store from version n to n + 1.
-STEPS: tuple[str, ...] = (_V1, _V2)
+STEPS: tuple[str, ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(STEPS)
 
 

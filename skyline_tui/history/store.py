@@ -31,6 +31,7 @@ RUN_FIELDS = (
     "id", "created_at", "entry_point", "project_root", "batch_size", "device", "torch_version",
     "git_commit", "git_dirty", "source_hash", "samples_per_second", "iteration_ms", "iteration_ms_stdev",
     "iterations_measured", "peak_bytes", "error_kind", "sweep_id", "config_json", "knobs_json",
+    "cpu_contention", "page_faults_per_iteration", "page_fault_ms",
 )
 # How long a writer keeps trying while other processes hold the write lock.  A write takes milliseconds,
 # so this is only reached when something is badly wrong (a process holding a transaction open).
@@ -266,6 +267,9 @@ def _run_row(report: Report, origin: Provenance, config: dict[str, Any] | None, 
         "error_kind": report.error.kind if report.error else None,
         "sweep_id": sweep_id,
         "knobs_json": _json_or_none(knobs),
+        "cpu_contention": throughput.cpu_contention if throughput else None,
+        "page_faults_per_iteration": throughput.page_faults_per_iteration if throughput else None,
+        "page_fault_ms": throughput.page_fault_ms if throughput else None,
         "report_zlib": body,
     }
 
