@@ -97,6 +97,16 @@ def faulting(throughput: Optional[Throughput]) -> bool:
         throughput.page_fault_ms >= FAULTING * throughput.iteration_ms > 0
 
 
+def machine_notes(throughput: Optional[Throughput]) -> list[str]:
+    """Short notes on why a run's times may be the machine's rather than the code's (``history``, sweeps)."""
+    if throughput is None:
+        return []
+    notes = [f"busy CPU {throughput.cpu_contention or 0.0:.0%}"] if contended(throughput) else []
+    if faulting(throughput):
+        notes.append(f"page faults ≈ {throughput.page_fault_ms or 0.0:.1f} ms")
+    return notes
+
+
 def contended(throughput: Optional[Throughput]) -> bool:
     """Whether other processes competed for the CPU enough (``CONTENDED``) to inflate the measured times."""
     share = throughput.cpu_contention if throughput is not None else None

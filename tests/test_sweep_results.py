@@ -137,6 +137,25 @@ def test_the_final_table_shows_compile_time_apart_only_when_a_trial_compiled():
     assert "compile ms" in text and "2,345" in text
 
 
+def test_the_final_table_notes_a_trial_measured_on_a_busy_cpu_or_faulting_only_when_one_was():
+    import dataclasses
+
+    from rich.console import Console
+
+    from skyline_tui.sweep.table import final_table
+
+    quiet, busy = result(0, 100.0, 10), result(1, 90.0, 10)
+    throughput = dataclasses.replace(busy.report.throughput, cpu_contention=0.81, page_faults_per_iteration=3622.0,
+                                     page_fault_ms=0.5 * busy.report.throughput.iteration_ms)
+    busy = TrialResult(trial=busy.trial, report=busy.report.replace(throughput=throughput))
+    console = Console(record=True, width=200)
+    console.print(final_table([quiet]))
+    assert "note" not in console.export_text()
+    console.print(final_table([quiet, busy]))
+    text = console.export_text()
+    assert "note" in text and "busy CPU 81%, page faults ≈" in text, text
+
+
 def test_a_trial_measures_throughput_and_memory_and_the_breakdown_only_when_asked():
     from skyline_tui.sweep.commands import build_parser, trial_config
 

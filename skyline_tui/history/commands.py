@@ -16,7 +16,7 @@ from typing import Any, TextIO
 from skyline_tui.history.diff import Diff, diff_reports, label
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History, HistoryError
-from skyline_tui.report import Report, ReportFormatError, Throughput, contended, faulting
+from skyline_tui.report import Report, ReportFormatError, Throughput, machine_notes
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEFAULT_LIMIT = 20  # the table; --json lists every run unless --limit says otherwise
@@ -228,10 +228,7 @@ def _note(run: dict[str, Any]) -> str:
                             cpu_contention=run.get("cpu_contention"),
                             page_faults_per_iteration=run.get("page_faults_per_iteration"),
                             page_fault_ms=run.get("page_fault_ms"))
-    notes = [f"busy CPU {throughput.cpu_contention or 0.0:.0%}"] if contended(throughput) else []
-    if faulting(throughput):
-        notes.append(f"page faults ≈ {throughput.page_fault_ms or 0.0:.1f} ms")
-    return ", ".join(notes)
+    return ", ".join(machine_notes(throughput))
 
 
 def _columns(rows: Sequence[tuple[str, ...]], right: set[int]) -> list[str]:

@@ -8,6 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from skyline_tui.report import machine_notes
 from skyline_tui.sweep.results import Trial, TrialResult, pareto_flags
 
 
@@ -77,8 +78,12 @@ def final_table(results: list[TrialResult]) -> Table:
     table = Table(title="sweep results (* = Pareto-optimal: no trial both faster and smaller)")
     # torch.compile's first iteration, kept out of samples/s: its own column when a trial compiled.
     compiled = any(r.report.compile_ms is not None for r in results)
+    # Why a trial's times may be the machine's (a busy CPU, page faults): its own column when any has one.
+    notes = {id(r): ", ".join(machine_notes(r.report.throughput)) for r in results}
+    noted = any(notes.values())
     columns = [("#", "right"), ("", "left"), ("knobs", "left"), ("samples/s", "right"), ("iteration ms", "right"),
-               ("peak memory", "right"), *([("compile ms", "right")] if compiled else []), ("error", "left")]
+               ("peak memory", "right"), *([("compile ms", "right")] if compiled else []),
+               *([("note", "left")] if noted else []), ("error", "left")]
     for column, justify in columns:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     good = sorted((r for r in results if r.ok), key=lambda r: -(r.samples_per_second or 0.0))
@@ -91,6 +96,8 @@ def final_table(results: list[TrialResult]) -> Table:
                  "-" if result.iteration_ms is None else f"{result.iteration_ms:.2f}", format_bytes(result.peak_bytes)]
         if compiled:
             cells.append("-" if compile_ms is None else f"{compile_ms:,.0f}")
+        if noted:
+            cells.append(notes[id(result)])
         cells.append("" if error is None else f"{error.kind}: {error.message}")
         table.add_row(*cells)
     return table
