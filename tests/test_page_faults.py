@@ -9,12 +9,14 @@ import contextlib
 import dataclasses
 import json
 import mmap
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from app_support import finished, load_report, make_app, text_of, wait_until
-from conftest import QUICK_FLAGS, TINY_ENTRY, run_cli
+from conftest import QUICK_FLAGS, TINY_ENTRY, cli_env, run_cli
 from skyline_tui.profiler.faults import FaultCounter, fault_cost_us, minor_faults
 from skyline_tui.profiler.timing import measure_until_stable
 from skyline_tui.report import STEADY_MALLOC_TOP_PAD
@@ -103,3 +105,11 @@ def test_the_fault_window_counts_every_iteration_timed_not_only_those_kept():
     result = measure_until_stable(lambda: calls.append(1), torch.device("cpu"), round_iterations=1, min_rounds=2,
                                   tolerance=-1.0, budget_s=60.0, max_rounds=4)
     assert len(calls) == 4 and result.iterations_run == 4 and len(result.samples_ms) == 3
+
+
+def test_the_worker_measures_a_faults_cost_once_before_it_forks():
+    # Every run child inherits the measurement instead of paying it (a few ms) on the way to its first number.
+    code = ("from skyline_tui.worker.child import preload; preload(); "
+            "from skyline_tui.profiler.faults import fault_cost_us; print(fault_cost_us.cache_info().currsize)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=cli_env(), timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "1", (done.stdout, done.stderr)

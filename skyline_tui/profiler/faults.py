@@ -13,6 +13,7 @@ rather than mistaken for the model's.
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import time
 from typing import Optional
@@ -46,10 +47,12 @@ class FaultCounter:
         return None if self._start is None or now is None else max(0, now - self._start)
 
 
+@functools.lru_cache(maxsize=None)
 def fault_cost_us(pages: int = CALIBRATION_PAGES) -> Optional[float]:
     """Microseconds one minor fault costs this process: fresh private anonymous pages written one byte each,
     less the same loop over the pages once they are mapped (the loop's own time).  None when no fault was
-    counted (no counter, or the kernel mapped the region up front)."""
+    counted (no counter, or the kernel mapped the region up front).  Measured once a process: the worker
+    measures it before it forks, so no run pays it (worker/child.py)."""
     page = mmap.PAGESIZE
     try:
         region = mmap.mmap(-1, pages * page, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0))
