@@ -50,7 +50,8 @@ def measure_throughput(work: Workload, config: ProfileConfig,
     if faulted is None or result.iterations_run <= 0 or work.device.type != "cpu":
         return throughput  # on a GPU the host's faults overlap the device's work: no share of its time to name
     per_iteration = faulted / result.iterations_run
-    # A fault's cost is measured only when there is something to cost (its own faults come after the count).
+    # What one fault costs is measured once a process (the worker does it before it forks: faults.py), and
+    # only asked for when there is something to cost.
     cost_us = fault_cost_us() if per_iteration >= 1.0 else 0.0
     return dataclasses.replace(throughput, page_faults_per_iteration=per_iteration,
                                page_fault_ms=None if cost_us is None else per_iteration * cost_us / 1000.0)
