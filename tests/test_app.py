@@ -379,12 +379,12 @@ async def test_clicking_a_breakdown_row_jumps_the_source_to_its_line():
 
 
 async def test_the_max_says_what_it_was_read_from():
-    # The line's R² while the line is the model (mlp_cpu.json: 0.998); "from the measured points" when the
-    # curve bent away from every line, where an R² would describe a line nobody used.
-    for model, words in (("line", "R² 0.998"), ("points", "from the measured points")):
+    # The line's R² while the line is the model (mlp_cpu.json: 0.998); "piecewise" (the measured points
+    # joined) when the curve bent away from every line, where an R² would describe a line nobody used.
+    for model, words in (("line", "R² 0.998"), ("points", "piecewise")):
         report = MLP.replace(predictions=dataclasses.replace(MLP.predictions, time_model=model))
         app, _ = make_app([(report, True)])
-        async with app.run_test(size=(120, 30)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:  # whole at 80 columns, not cut to "· piece…"
             await wait_until(pilot, lambda app=app: finished(app))
             shown = text_of(app.query_one(ThroughputPane))
         assert words in shown, (model, shown)

@@ -92,10 +92,12 @@ async def test_the_throughput_pane_names_faulting_only_when_it_costs_a_tenth_of_
         report = mlp.replace(throughput=dataclasses.replace(mlp.throughput, page_faults_per_iteration=1000.0,
                                                             page_fault_ms=cost))
         app, _ = make_app([(report, True)])
-        async with app.run_test(size=(100, 30)) as pilot:
+        async with app.run_test(size=(80, 24)) as pilot:  # whole at 80 columns, not cut to "· page faul…"
             await wait_until(pilot, lambda app=app: finished(app))
             shown = text_of(app.query_one(ThroughputPane))
         assert ("page faults ≈" in shown) is expected, (share, shown)
+        if expected:
+            assert f"page faults ≈ {cost:.2f} ms of it" in shown, shown
 
 
 def test_the_fault_window_counts_every_iteration_timed_not_only_those_kept():

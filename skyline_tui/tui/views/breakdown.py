@@ -90,16 +90,17 @@ class BreakdownTable(SourceRowTable):
             self.clear(columns=True)
             self._layout = (by, with_delta)
             bar_header = Text.assemble((FORWARD_GLYPH, forward), "fwd ", (BACKWARD_GLYPH, backward), "bwd")
+            # At 80 columns only the first columns show: the times and the share matter more than the bar.
             if by == ROW_LINE:
                 self.add_column("where", key=self.LABEL_COLUMN)
-                self.add_column(bar_header, key="bar")
                 self.add_column(Text("time", justify="right"), key="ms")
-            else:  # at 80 columns only the first columns show: the two times matter more than the bar
+                self.add_column(Text("%", justify="right"), key="share")
+            else:
                 self.add_column("module", key=self.LABEL_COLUMN)
                 self.add_column(Text("total", justify="right"), key="ms")
                 self.add_column(Text("self", justify="right"), key="self")
-                self.add_column(bar_header, key="bar")
-            self.add_column(Text("%", justify="right"), key="share")
+                self.add_column(Text("%", justify="right"), key="share")
+            self.add_column(bar_header, key="bar")
             self.add_column("code" if by == ROW_LINE else "type", key="detail")
             if with_delta:
                 self.add_column(Text("Δ ms", justify="right"), key="delta")
@@ -127,11 +128,12 @@ class BreakdownTable(SourceRowTable):
             label_style = special if row.file is None and not is_module else ""
             label = Text(tree_label(row) if is_module else row.label, label_style)
             total = Text(fmt.ms(row.total_ms), justify="right")
-            cells: list[object] = [label, bar, total]
+            percent = Text(f"{100 * share:.0f}", justify="right")
+            cells: list[object] = [label, total, percent, bar]
             if by == ROW_MODULE:
                 own = Text(fmt.ms(row.self_ms) if row.self_ms is not None else "", justify="right")
-                cells = [label, total, own, bar]
-            cells += [Text(f"{100 * share:.0f}", justify="right"), Text(row.detail, style("detail"))]
+                cells = [label, total, own, percent, bar]
+            cells.append(Text(row.detail, style("detail")))
             if with_delta:
                 change = _change_of(row, deltas)
                 cells.append(delta_cell(change, style("slower"), style("faster"), style("new"), style("detail")))

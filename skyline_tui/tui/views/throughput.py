@@ -50,17 +50,21 @@ class ThroughputPane(Static):
                 (fmt.ms(throughput.iteration_ms), value),
                 (f" ± {fmt.ms(throughput.iteration_ms_stdev)}", muted),
                 ("" if throughput.stable else " · not settled", muted),
-                (f" · busy CPU {throughput.cpu_contention:.0%}", worse) if contended(throughput) else "",
-                (f" · page faults ≈ {fmt.ms(throughput.page_fault_ms or 0.0)}", worse) if faulting(throughput) else "",
             ),
         )
+        # Each caution on a row of its own: at 80 columns a tag after the time was cut to "· page faul…".
+        if contended(throughput):
+            _add(grid, "caution", Text(f"busy CPU {throughput.cpu_contention:.0%}", worse))
+        if faulting(throughput):
+            _add(grid, "caution", Text(f"page faults ≈ {fmt.ms(throughput.page_fault_ms or 0.0)} of it", worse))
         if change is not None:
             better = self.get_component_rich_style("throughput--better", partial=True)
             _add(grid, "change", change_text(change, better, worse, muted, against))
         if predictions is not None and predictions.predicted_max_samples_per_second is not None:
             fit = predictions.run_time_ms
-            # The line's R² says how well it explains the points, but only while the line is the model.
-            basis = " · from the measured points" if predictions.time_model == "points" else \
+            # The line's R² says how well it explains the points, but only while the line is the model; else the
+            # measured points joined (short: at 80 columns the pane is 44 wide).
+            basis = " · piecewise" if predictions.time_model == "points" else \
                 (f" · R² {fit.r2:.3f}" if fit is not None else "")
             _add(grid,
                 "max (fit)",
