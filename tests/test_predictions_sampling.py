@@ -110,6 +110,20 @@ def test_a_kinked_curve_is_predicted_between_its_points_without_re_timing_them(t
     assert abs(line.slope * 24 + line.bias - 24.0) > 0.15 * 24.0  # what the line alone would have said
 
 
+def test_a_bent_curve_whose_last_segment_runs_on_has_8b_probed_not_timed_in_full(tmp_path):
+    # 0.75 ms per sample up to b=16, then 0.25: b/2..4b (4, 8, 16, 32) bend, so no line predicts; the last
+    # segment (16 -> 32) continued says 22 + 0.25 * 32 = 30 ms at 64, the truth.  The probe (one warm-up, one
+    # round of one) lands within 5 % of it: that is 64's time, with no full timing (the sampler before
+    # this probed only after a line, and timed 8b in full, half the phase, on every bent curve).
+    curve = "(6 + 0.75 * b) if b <= 16 else (18 + 0.25 * (b - 16))"
+    pred, retimes, runs = sample(tmp_path, curve)
+    assert pred.time_model == "points", pred
+    eight = next(s for s in pred.samples if s.batch_size == 64)
+    assert runs.count(64) == 2 and eight.peak_bytes is None and retimes[64] == 0, (runs, pred)
+    assert eight.iteration_ms == pytest.approx(30.0, rel=0.06), pred.samples
+    assert iteration_ms_at(pred, 48) == pytest.approx(18 + 0.25 * 32, rel=0.06), pred.samples
+
+
 def test_the_profiled_batch_keeps_the_headline_time_even_when_it_never_settled(tmp_path):
     # The headline's rounds never agreed (as under load): still, the predictions take its time as it is (the
     # throughput pane shows that number, and the predictions must agree with it at the profiled batch)
@@ -191,4 +205,7 @@ def test_a_new_batch_that_never_settles_is_timed_for_a_few_rounds_then_re_timed(
     # 1-iteration rounds of two fast ones agree), the batch was timed again in the interleaved passes.
     retimed = {b for b in {s.batch_size for s in pred.samples} if [c for c, _ in calls].count(b) > 1}
     assert retimed and 8 not in retimed, calls
+    # ...in at most MAX_PASSES passes, however much of the generous budget is left: more rounds of a point
+    # that never settles re-measure its noise.
+    assert max([c for c, _ in calls].count(b) for b in retimed) <= 1 + 3, calls  # MAX_PASSES: 3
     assert pred.run_time_ms is not None

@@ -4,17 +4,14 @@ The batch sizes are chosen around the profiled one ``b`` in the order that helps
 ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an OOM); 2b and
 4b are what the UI asks about first.  The line of time against batch (weights ``1/ms²``) predicts when it
 passes within ``LINE_TOLERANCE`` (or the point's noise) of every point; else the joined points do (``time_model``).
-On CPU, once ``LINE_POINTS`` batches lie on the line, the next (8b) is probed with one warm-up iteration and
-one round: within ``LINE_TOLERANCE`` of the line, that is its time (8b had cost half the phase); off it, the
-probe was its warm-up and it is timed in full (a curve that bends past 4b).  A probed batch's peak is not
-measured: on CPU the capacity (RAM) is far, and the memory line has four points already.
+On CPU, once ``LINE_POINTS`` batches are in, the next (8b) is probed with one warm-up iteration and one
+round: within ``LINE_TOLERANCE`` of what the points say there (the line where it predicts, else the last
+segment continued), that is its time (8b had cost half the phase); off it, the probe was its warm-up and it
+is timed in full (a curve that bends past 4b).  A probed batch's peak is not measured: on CPU the capacity
+(RAM) is far, and the memory line has four points already.
 
-Never past device memory: a batch whose predicted peak needs more than 90 % of the capacity is never tried
-(on CUDA the capacity is free memory + what torch already holds); ``max_batch_size`` is the largest batch
-whose fitted peak fits the capacity, less a stated headroom on CUDA (``Predictions.fits_rule``); an
-out-of-memory error is recovered from, recorded as ``oom_batch_size``, drops every larger candidate, and
-the gap between the largest batch that ran and the one that failed is bisected while the budget lasts
-(``max_batch_size`` is then the largest batch that ran: the fit was proven wrong near the failing one).
+Never past device memory (the rules are in :mod:`skyline_tui.profiler.capacity`); an out-of-memory error is
+recovered from, drops every larger candidate, and the gap to the largest batch that ran is bisected.
 
 A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch whose predicted cost does
 not fit what is left is skipped once ``config.min_prediction_points`` points are in (before that the
@@ -31,7 +28,8 @@ its standard errors are within ``POINT_TOLERANCE`` of its time.  The points not 
 in interleaved passes (one warm-up iteration and one round each, alternating ascending and descending
 order), and a batch's time is the median of its round means: on a shared machine load comes in bursts,
 and interleaved, the batches see the same mix.  The passes get at most ``REFINE_SHARE`` times the time
-the first timings took.
+the first timings took, and at most ``MAX_PASSES``: a point whose four round means do not pin it down is
+in noise that more rounds in this budget will not average out.
 """
 
 from __future__ import annotations
@@ -43,14 +41,14 @@ import time
 from typing import Any, Callable, Optional
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
+from skyline_tui.fits import (evaluate, fit_linear, interpolated, iteration_ms_at, max_samples_per_second,
                               time_model)
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
                                            max_batch_size, predicted_peak, release_after_oom)
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
-from skyline_tui.profiler.timing import measure_until_stable, time_iterations, warm_up
+from skyline_tui.profiler.timing import measure_until_stable, standard_error, time_iterations, warm_up
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
 
@@ -60,7 +58,7 @@ MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
 
 PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, denominator)
 MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
-MAX_PASSES = 8  # interleaved re-timing passes, budget permitting
+MAX_PASSES = 3  # re-timing passes, budget permitting (8 before: a noisy 2b was re-timed 8 times, 0.4 s of 1.2)
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
 # Re-timing passes get at most this share of what timing every batch the first time took (a budget in
 # iterations, not seconds: under load more passes mostly re-measure the load; 1.0 before issue 16).
@@ -70,7 +68,7 @@ NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
 POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
 LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
-LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, once they lie on one, 8b is only probed
+LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, with these in, 8b is only probed
 
 
 class _OutOfMemory(Exception):
@@ -124,7 +122,7 @@ class _Sampler:
         b = self.work.batch_size
         throughput = self.report.throughput
         reuse = throughput.iteration_ms if throughput is not None else None
-        error = _standard_error(throughput.iteration_ms_stdev, throughput.iterations_measured) if throughput else 0.0
+        error = standard_error(throughput.iteration_ms_stdev, throughput.iterations_measured) if throughput else 0.0
         try:
             self._sample(b, known_ms=reuse, known_error=error, known_settled=throughput is None or throughput.stable)
         except _OutOfMemory:
@@ -132,12 +130,12 @@ class _Sampler:
             self._record_oom(b)
         exploring_since = time.monotonic()
         while True:
-            on_line = self._line_settled()
+            probe = self._probe_next()
             batch = self._next_candidate()
             if batch is None:
                 break
             try:
-                self._sample(batch, probe=on_line)
+                self._sample(batch, probe=probe)
             except _OutOfMemory:
                 self._record_oom(batch)
             else:
@@ -172,14 +170,20 @@ class _Sampler:
         return sorted(b for b in self.samples
                       if b != self.work.batch_size and self._time_of(b) > 0 and not self._known(b))
 
-    def _line_settled(self) -> bool:
-        """On CPU, whether ``LINE_POINTS`` batches lie on one line (each within its tolerance): the next batch is
-        then probed (``_probe``).  Not on CUDA, where the larger batches near the memory that decides
-        ``max_batch_size`` and the curve bends as the device fills: they are measured in full."""
+    def _probe_next(self) -> bool:
+        """On CPU, whether ``LINE_POINTS`` batches are in: the next batch is then probed (``_probe``).  Not on
+        CUDA, where the larger batches near the memory that decides ``max_batch_size`` and the curve bends
+        as the device fills: they are measured in full."""
         if self.work.device.type == "cuda" or self.oom is not None:
             return False
+        return len([b for b in self.samples if self._time_of(b) > 0]) >= LINE_POINTS
+
+    def _expected_ms(self, batch: int) -> Optional[float]:
+        """The line's time at ``batch`` where it predicts, else the points' (beyond them, the end segment's)."""
         batches = [b for b in sorted(self.samples) if self._time_of(b) > 0]
-        return len(batches) >= LINE_POINTS and self._model(batches) == "line"
+        if self._model(batches) == "line":
+            return self._predicted_ms(batch)
+        return interpolated([(b, self._time_of(b)) for b in batches], batch)
 
     def _model(self, batches: list[int]) -> str:
         return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
@@ -315,14 +319,14 @@ class _Sampler:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
     def _probe(self, batch: int, inputs: tuple) -> Optional[float]:
-        """One warm-up iteration and one round at ``batch``: their time when the line predicts it within
-        ``LINE_TOLERANCE``, else None (then the batch is measured in full)."""
-        work, predicted = self.work, self._predicted_ms(batch)
+        """One warm-up iteration and one round at ``batch``: their time when the points predicted it within
+        ``LINE_TOLERANCE`` (``_expected_ms``), else None (then the batch is measured in full)."""
+        work, predicted = self.work, self._expected_ms(batch)
         run = lambda: work.iteration(*inputs)  # noqa: E731
         work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
         ms = statistics.fmean(work.run_user(
             lambda: time_iterations(run, work.device, self._round_iterations(batch)), "iteration"))
-        return ms if abs(ms - predicted) <= LINE_TOLERANCE * predicted else None
+        return ms if predicted is not None and abs(ms - predicted) <= LINE_TOLERANCE * predicted else None
 
     def _retime(self, batch: int) -> None:
         work, count = self.work, self._round_iterations(batch)
@@ -360,7 +364,7 @@ class _Sampler:
         result = work.run_user(lambda: measure_until_stable(
             run, work.device, round_iterations=per_round, min_rounds=config.min_rounds,
             tolerance=config.stability_tolerance, budget_s=point_budget, max_rounds=POINT_ROUNDS), "iteration")
-        return result.mean_ms, _standard_error(result.stdev_ms, len(result.samples_ms)), result.stable
+        return result.mean_ms, standard_error(result.stdev_ms, len(result.samples_ms)), result.stable
 
     # -- the result --------------------------------------------------------------------------------------
 
@@ -394,7 +398,3 @@ class _Sampler:
         measured = [(s.batch_size, s.iteration_ms) for s in samples] if model == "points" else []
         return dataclasses.replace(prediction, predicted_max_samples_per_second=max_samples_per_second(
             time_fit, largest, ms_at_max, measured))
-
-
-def _standard_error(stdev_ms: float, count: int) -> float:
-    return stdev_ms / count ** 0.5 if count > 0 else 0.0

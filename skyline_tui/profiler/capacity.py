@@ -1,5 +1,12 @@
 """How much memory a batch may use, and what an out-of-memory error leaves to clean up: the rules the
-batch-size predictions apply when they choose which batches to try and which one fits."""
+batch-size predictions apply when they choose which batches to try and which one fits.
+
+Never past device memory: a batch whose predicted peak needs more than ``ATTEMPT_FRACTION`` of the capacity
+is never tried (on CUDA the capacity is free memory + what torch already holds); ``max_batch_size`` is the
+largest batch whose fitted peak fits the capacity, less a stated headroom on CUDA (``fits_rule``); an
+out-of-memory error is recorded as ``oom_batch_size`` and the sampler bisects the gap between the largest
+batch that ran and the one that failed while its budget lasts (``max_batch_size`` is then the largest batch
+that ran: the fit was proven wrong near the failing one)."""
 
 from __future__ import annotations
 

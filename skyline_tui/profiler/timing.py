@@ -144,3 +144,8 @@ def summarize(samples_ms: Sequence[float], stable: bool = True) -> TimingResult:
     if not math.isfinite(stdev):
         stdev = 0.0
     return TimingResult(mean_ms=mean, stdev_ms=stdev, samples_ms=tuple(samples_ms), stable=stable)
+
+
+def standard_error(stdev_ms: float, count: int) -> float:
+    """How well the mean of ``count`` samples of spread ``stdev_ms`` is known (0 without samples)."""
+    return stdev_ms / count ** 0.5 if count > 0 else 0.0
