@@ -23,7 +23,7 @@ from skyline_tui.argtypes import positive_float, positive_int
 from skyline_tui.project import project_root
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report
-from skyline_tui.report import STEADY_MALLOC_TOP_PAD, ErrorInfo, Report, contended, faulting
+from skyline_tui.report import STEADY_MALLOC_TOP_PAD, ErrorInfo, Report, contended, faulting, faulting_samples
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
@@ -213,9 +213,8 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
               "of the throughput measurement: the machine was busy and the times are inflated; profile on a "
               "quiet machine",
               file=err)
-    if report.throughput is not None and faulting(report.throughput):
-        print(fault_warning(report.throughput.page_faults_per_iteration or 0.0, report.throughput.page_fault_ms or 0.0,
-                            report.throughput.iteration_ms), file=err)
+    for line in fault_warnings(report):
+        print(line, file=err)
     if report.error is not None:
         print(format_error(report.error), file=err)
         return EXIT_PROFILE_ERROR
@@ -229,12 +228,26 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     return EXIT_CHECK_FAILED if failures else EXIT_OK
 
 
-def fault_warning(faults: float, fault_ms: float, iteration_ms: float) -> str:
-    return (f"skyline-tui: warning: each measured iteration took {faults:,.0f} page faults, about {fault_ms:.1f} ms "
-            f"of its {iteration_ms:.1f} ms: the allocator gives freed memory back to the system and faults it in "
-            "again, and whether it does depends on what ran before (CPU times and the batch-size predictions then "
-            f"vary from run to run); MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc "
-            "or tcmalloc, keeps it")
+STEADY_ALLOCATOR = f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc or tcmalloc"
+
+
+def fault_warnings(report: Report) -> list[str]:
+    """A warning where the profiled batch's iterations spent a tenth of their time on page faults, and one where
+    other batch sizes' did (``faulting``): the predictions then carry the allocator's cost."""
+    lines, throughput = [], report.throughput
+    if throughput is not None and faulting(throughput):
+        lines.append(
+            f"skyline-tui: warning: each measured iteration took {throughput.page_faults_per_iteration or 0.0:,.0f} "
+            f"page faults, about {throughput.page_fault_ms or 0.0:.1f} ms of its {throughput.iteration_ms:.1f} ms: "
+            "the allocator gives freed memory back to the system and faults it in again, and whether it does "
+            "depends on what ran before (CPU times and the batch-size predictions then vary from run to run); "
+            f"{STEADY_ALLOCATOR}, keeps it")
+    points = faulting_samples(report.predictions, besides=report.batch_size)
+    if points:
+        each = ", ".join(f"{s.batch_size} ({s.page_fault_ms or 0.0:.1f} of {s.iteration_ms:.1f} ms)" for s in points)
+        lines.append(f"skyline-tui: warning: page faults took a tenth or more of each iteration at batch size {each}: "
+                     f"the batch-size predictions include that time; {STEADY_ALLOCATOR}, keeps it out")
+    return lines
 
 
 def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,

@@ -35,3 +35,16 @@ async def test_a_busy_cpu_and_page_faults_each_get_a_whole_row_at_80_columns():
         shown = text_of(app.query_one(ThroughputPane))
     assert "caution     busy CPU 81%" in shown and "caution     page faults ≈ 9.50 ms of it" in shown, shown
     assert "…" not in shown, shown
+
+
+async def test_a_predictions_point_that_spent_its_time_faulting_is_named_with_its_share():
+    largest = max(MLP.predictions.samples, key=lambda s: s.batch_size)
+    faulted = dataclasses.replace(largest, page_faults_per_iteration=20000.0, page_fault_ms=0.45 * largest.iteration_ms)
+    samples = tuple(faulted if s is largest else s for s in MLP.predictions.samples)
+    for points, expected in ((samples, True), (MLP.predictions.samples, False)):
+        report = MLP.replace(predictions=dataclasses.replace(MLP.predictions, samples=points))
+        app, _ = make_app([(report, True)], entry=MLP_ENTRY)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda app=app: finished(app))
+            shown = text_of(app.query_one(ThroughputPane))
+        assert (f"caution     page faults 45% at batch {largest.batch_size:,}" in shown) is expected, shown

@@ -220,6 +220,8 @@ def test_out_of_memory_above_batch_n_is_found_and_the_largest_batch_runs():
     assert predictions.oom_batch_size is not None and predictions.oom_batch_size > fixture.OOM_ABOVE, predictions
     assert predictions.max_batch_size is not None and predictions.max_batch_size <= fixture.OOM_ABOVE, predictions
     assert predictions.memory_headroom == CUDA_HEADROOM and predictions.capacity_bytes
+    # As the throughput's: the host's page faults are not set against GPU time (batch_timing.FaultTally).
+    assert all(s.page_faults_per_iteration is None and s.page_fault_ms is None for s in predictions.samples)
     # The failed batch's blocks were freed (its per-sample block alone is 31 MiB or more).
     assert torch.cuda.memory_allocated() <= baseline + (1 << 20)
     largest = workload(entry, batch_size=predictions.max_batch_size)

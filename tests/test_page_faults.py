@@ -100,6 +100,39 @@ async def test_the_throughput_pane_names_faulting_only_when_it_costs_a_tenth_of_
             assert f"page faults ≈ {cost:.2f} ms of it" in shown, shown
 
 
+# Faults that grow with the batch, as a large batch's blocks outgrowing what the allocator keeps do: 256
+# fresh pages per sample in every iteration (2 samples: 512 pages ... 32 samples: 8,192 pages, 32 MiB).
+PAGES_PER_SAMPLE = 256
+GROWING_ENTRY = FAULTING_ENTRY.replace(f"{PAGES} * mmap.PAGESIZE", f"{PAGES_PER_SAMPLE} * x.shape[0] * mmap.PAGESIZE")
+
+
+@pytest.mark.skipif(not COUNTED, reason="this OS reports no page faults")
+def test_each_predictions_point_counts_its_own_faults_and_the_cli_names_the_faulting_ones(write_entry):
+    path = write_entry(GROWING_ENTRY)
+    assert f"{PAGES_PER_SAMPLE} * x.shape[0] * mmap.PAGESIZE" in path.read_text()
+    result = run_cli(str(path), "--json", "-", "--no-breakdown", "--no-memory", "--no-health", "--no-history",
+                     *QUICK_FLAGS)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    samples = {s["batch_size"]: s for s in report["predictions"]["samples"]}
+    assert len(samples) >= 4 and report["batch_size"] in samples, samples
+    for batch, point in samples.items():
+        # Its timed iterations' faults only: the pages it maps, and the few the measurement itself adds.
+        assert batch * PAGES_PER_SAMPLE <= point["page_faults_per_iteration"] < batch * PAGES_PER_SAMPLE * 1.25 + 64, \
+            (batch, point)
+        assert point["page_fault_ms"] > 0, point
+    headline = samples[report["batch_size"]]
+    assert headline["page_faults_per_iteration"] == report["throughput"]["page_faults_per_iteration"]
+    # The tiny model's own work is a fraction of a millisecond: every point above it spends most of its time
+    # faulting, and the CLI names them with their share.
+    larger = sorted(b for b in samples if b > report["batch_size"])
+    line = next(line for line in result.stderr.splitlines() if "at batch size" in line)
+    for batch in larger:
+        point = samples[batch]
+        assert f"{batch} ({point['page_fault_ms']:.1f} of {point['iteration_ms']:.1f} ms)" in line, line
+    assert "predictions include that time" in line and f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD}" in line, line
+
+
 def test_the_fault_window_counts_every_iteration_timed_not_only_those_kept():
     # Rounds that never agree (tolerance below zero): 4 rounds of 1 run, the first dropped from the result,
     # all 4 inside the window whose faults are divided by the iterations.

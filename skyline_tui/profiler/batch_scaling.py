@@ -48,7 +48,8 @@ from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capa
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
-from skyline_tui.profiler.timing import measure_until_stable, standard_error, time_iterations, warm_up
+from skyline_tui.profiler.batch_timing import FaultTally, first_timing, one_round
+from skyline_tui.profiler.timing import standard_error
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
 
@@ -103,6 +104,7 @@ class _Sampler:
         self.rounds: dict[int, list[float]] = {}  # every round mean per batch, for the median
         self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
         self.settled: dict[int, bool] = {}  # whether the first measurement's rounds agreed
+        self.faults = FaultTally(cpu=work.device.type == "cpu")  # over each batch's timed rounds
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -322,21 +324,20 @@ class _Sampler:
         """One warm-up iteration and one round at ``batch``: their time when the points predicted it within
         ``LINE_TOLERANCE`` (``_expected_ms``), else None (then the batch is measured in full)."""
         work, predicted = self.work, self._expected_ms(batch)
-        run = lambda: work.iteration(*inputs)  # noqa: E731
-        work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
-        ms = statistics.fmean(work.run_user(
-            lambda: time_iterations(run, work.device, self._round_iterations(batch)), "iteration"))
-        return ms if predicted is not None and abs(ms - predicted) <= LINE_TOLERANCE * predicted else None
+        result = one_round(work, lambda: work.iteration(*inputs), self._round_iterations(batch))
+        if predicted is None or abs(result.mean_ms - predicted) > LINE_TOLERANCE * predicted:
+            return None  # its faults are a first iteration's: the full timing counts its own
+        self.faults.add(batch, result)
+        return result.mean_ms
 
     def _retime(self, batch: int) -> None:
         work, count = self.work, self._round_iterations(batch)
         inputs: Any = None
         try:
             inputs = work.make_inputs(batch)
-            run = lambda: work.iteration(*inputs)  # noqa: E731
-            work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
-            self.rounds[batch].append(statistics.fmean(work.run_user(
-                lambda: time_iterations(run, work.device, count), "iteration")))
+            result = one_round(work, lambda: work.iteration(*inputs), count)
+            self.rounds[batch].append(result.mean_ms)
+            self.faults.add(batch, result)
         except BaseException as exc:  # noqa: BLE001
             inputs = None
             if is_oom_error(exc):
@@ -357,13 +358,9 @@ class _Sampler:
         rounds_s = POINT_ROUNDS * per_round * self._predicted_ms(batch) / 1000.0
         point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
                                     rounds_s or config.throughput_budget_s))
-        # Iterations only: the model and allocator are warm, new shapes need just their first iterations; after
-        # the peak still one plain iteration (the lstm's first rounds after the profiler ran 20-40 % high).
-        warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
-        work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
-        result = work.run_user(lambda: measure_until_stable(
-            run, work.device, round_iterations=per_round, min_rounds=config.min_rounds,
-            tolerance=config.stability_tolerance, budget_s=point_budget, max_rounds=POINT_ROUNDS), "iteration")
+        result = first_timing(work, config, run, round_iterations=per_round, budget_s=point_budget,
+                              max_rounds=POINT_ROUNDS, warmed=warmed)
+        self.faults.add(batch, result)
         return result.mean_ms, standard_error(result.stdev_ms, len(result.samples_ms)), result.stable
 
     # -- the result --------------------------------------------------------------------------------------
@@ -384,8 +381,9 @@ class _Sampler:
     def predictions(self) -> Predictions:
         time_fit = self.time_fit()
         memory_fit = self.memory_fit()
-        samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b))
-                        for b in sorted(self.samples))
+        headline = self.report.throughput
+        samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b), **self.faults.fields(
+            b, headline if b == self.work.batch_size and headline is not None else None)) for b in sorted(self.samples))
         batches = [s.batch_size for s in samples if s.iteration_ms > 0]
         model = self._model(batches)
         prediction = Predictions(samples=samples, run_time_ms=time_fit, peak_memory_bytes=memory_fit,

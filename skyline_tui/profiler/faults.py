@@ -73,3 +73,14 @@ def fault_cost_us(pages: int = CALIBRATION_PAGES) -> Optional[float]:
     if before is None or after is None or after <= before:
         return None
     return max(0.0, (faulted - began) - (looped - faulted)) / 1000.0 / (after - before)
+
+
+def fault_time(faults: Optional[int], iterations: int) -> tuple[Optional[float], Optional[float]]:
+    """``faults`` over ``iterations`` as (faults an iteration, their estimated ms an iteration); (None, None)
+    without a count.  What one fault costs is measured once a process (the worker does it before it forks),
+    and only asked for when there is something to cost."""
+    if faults is None or iterations <= 0:
+        return None, None
+    per_iteration = faults / iterations
+    cost_us = fault_cost_us() if per_iteration >= 1.0 else 0.0
+    return per_iteration, None if cost_us is None else per_iteration * cost_us / 1000.0

@@ -19,7 +19,7 @@ from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
-from skyline_tui.profiler.faults import FaultCounter, fault_cost_us
+from skyline_tui.profiler.faults import fault_time
 from skyline_tui.profiler.health import measure_health
 from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.spans import measure_breakdown_with_trace
@@ -36,25 +36,19 @@ def measure_throughput(work: Workload, config: ProfileConfig,
     """Warm up, then time rounds until two agree.  ``on_first_number`` gets an unsettled throughput as soon
     as the first rounds are in, when they do not agree yet (the app shows it while the search goes on)."""
     work.run_user(lambda: warm_up(work.run, work.device, config.warmup_iterations, config.warmup_s), "iteration")
-    contention, faults = ContentionClock(), FaultCounter()
+    contention = ContentionClock()
     contention.start()
-    faults.start()
     on_unsettled = None if on_first_number is None else \
         (lambda result: on_first_number(_throughput(work, result, contention.share())))  # noqa: E731
     result = work.run_user(lambda: measure_until_stable(
         work.run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
         tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s, on_unsettled=on_unsettled),
         "iteration")
-    share, faulted = contention.share(), faults.count()
-    throughput = _throughput(work, result, share)
-    if faulted is None or result.iterations_run <= 0 or work.device.type != "cpu":
+    throughput = _throughput(work, result, contention.share())
+    if work.device.type != "cpu":
         return throughput  # on a GPU the host's faults overlap the device's work: no share of its time to name
-    per_iteration = faulted / result.iterations_run
-    # What one fault costs is measured once a process (the worker does it before it forks: faults.py), and
-    # only asked for when there is something to cost.
-    cost_us = fault_cost_us() if per_iteration >= 1.0 else 0.0
-    return dataclasses.replace(throughput, page_faults_per_iteration=per_iteration,
-                               page_fault_ms=None if cost_us is None else per_iteration * cost_us / 1000.0)
+    per_iteration, fault_ms = fault_time(result.faults, result.iterations_run)
+    return dataclasses.replace(throughput, page_faults_per_iteration=per_iteration, page_fault_ms=fault_ms)
 
 
 def _throughput(work: Workload, result: TimingResult, cpu_contention: Optional[float]) -> Throughput:

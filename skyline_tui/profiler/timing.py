@@ -16,6 +16,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from skyline_tui.profiler.faults import FaultCounter
+
 
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
@@ -85,6 +87,7 @@ class TimingResult:
     samples_ms: tuple[float, ...]
     stable: bool  # two consecutive round means agreed within the tolerance
     iterations_run: int = 0  # every iteration timed, kept or not (the rounds' window: its faults, its stalls)
+    faults: Optional[int] = None  # minor page faults over those iterations (None where the OS does not say)
 
 
 def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_seconds: float) -> None:
@@ -109,6 +112,8 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     budget says (a budget estimated from a prediction can be generous on a machine that slowed down).
     """
     deadline = time.monotonic() + budget_s
+    faults = FaultCounter()
+    faults.start()
     samples: list[float] = []
     means: list[float] = []
     stable = False
@@ -135,7 +140,7 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
         kept = samples[per_round:]
     else:
         kept = samples
-    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples))
+    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples), faults=faults.count())
 
 
 def summarize(samples_ms: Sequence[float], stable: bool = True) -> TimingResult:
