@@ -110,16 +110,16 @@ def test_a_kinked_curve_is_predicted_between_its_points_without_re_timing_them(t
     assert abs(line.slope * 24 + line.bias - 24.0) > 0.15 * 24.0  # what the line alone would have said
 
 
-def test_a_bent_curve_whose_last_segment_runs_on_has_8b_probed_not_timed_in_full(tmp_path):
-    # 0.75 ms per sample up to b=16, then 0.25: b/2..4b (4, 8, 16, 32) bend, so no line predicts; the last
-    # segment (16 -> 32) continued says 22 + 0.25 * 32 = 30 ms at 64, the truth.  The probe (one warm-up, one
-    # round of one) lands within 5 % of it: that is 64's time, with no full timing (the sampler before
-    # this probed only after a line, and timed 8b in full, half the phase, on every bent curve).
+def test_where_no_line_predicts_8b_is_timed_in_full_even_on_the_last_segment(tmp_path):
+    # 0.75 ms per sample up to b=16, then 0.25: b/2..4b (4, 8, 16, 32) bend, so no line predicts.  The last
+    # segment (16 -> 32) continued happens to say 30 ms at 64, the truth, but two points (one maybe high) and
+    # a probe's one round are too little to trust: 64 is timed in full, one warm-up iteration and at least
+    # two rounds of one.
     curve = "(6 + 0.75 * b) if b <= 16 else (18 + 0.25 * (b - 16))"
     pred, retimes, runs = sample(tmp_path, curve)
     assert pred.time_model == "points", pred
     eight = next(s for s in pred.samples if s.batch_size == 64)
-    assert runs.count(64) == 2 and eight.peak_bytes is None and retimes[64] == 0, (runs, pred)
+    assert runs.count(64) >= 3, runs
     assert eight.iteration_ms == pytest.approx(30.0, rel=0.06), pred.samples
     assert iteration_ms_at(pred, 48) == pytest.approx(18 + 0.25 * 32, rel=0.06), pred.samples
 

@@ -4,11 +4,13 @@ The batch sizes are chosen around the profiled one ``b`` in the order that helps
 ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an OOM); 2b and
 4b are what the UI asks about first.  The line of time against batch (weights ``1/ms²``) predicts when it
 passes within ``LINE_TOLERANCE`` (or the point's noise) of every point; else the joined points do (``time_model``).
-On CPU, once ``LINE_POINTS`` batches are in, the next (8b) is probed with one warm-up iteration and one
-round: within ``LINE_TOLERANCE`` of what the points say there (the line where it predicts, else the last
-segment continued), that is its time (8b had cost half the phase); off it, the probe was its warm-up and it
-is timed in full (a curve that bends past 4b).  A probed batch's peak is not measured: on CPU the capacity
-(RAM) is far, and the memory line has four points already.
+On CPU, once ``LINE_POINTS`` batches lie on the line, the next (8b) is probed with one warm-up iteration and
+one round: within ``LINE_TOLERANCE`` of the line, that is its time (8b had cost half the phase); off it, the
+probe was its warm-up and it is timed in full (a curve that bends past 4b).  Not against the points' last
+segment where no line predicts: that is two points, one maybe high, and the probe, one round right after the
+new shape's first iteration, was off by more than 5 % in all 13 traced runs of convnet, lstm and transformer
+where it was tried (it saved nothing).  A probed batch's peak is not measured: on CPU the capacity (RAM) is
+far, and the memory line has four points already.
 
 Never past device memory (the rules are in :mod:`skyline_tui.profiler.capacity`); an out-of-memory error is
 recovered from, drops every larger candidate, and the gap to the largest batch that ran is bisected.
@@ -41,7 +43,7 @@ import time
 from typing import Any, Callable, Optional
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import (evaluate, fit_linear, interpolated, iteration_ms_at, max_samples_per_second,
+from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
                               time_model)
 from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
                                            max_batch_size, predicted_peak, release_after_oom)
@@ -69,7 +71,7 @@ NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
 POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
 LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
-LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, with these in, 8b is only probed
+LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, once they lie on one, 8b is only probed
 
 
 class _OutOfMemory(Exception):
@@ -132,7 +134,7 @@ class _Sampler:
             self._record_oom(b)
         exploring_since = time.monotonic()
         while True:
-            probe = self._probe_next()
+            probe = self._line_settled()
             batch = self._next_candidate()
             if batch is None:
                 break
@@ -172,20 +174,14 @@ class _Sampler:
         return sorted(b for b in self.samples
                       if b != self.work.batch_size and self._time_of(b) > 0 and not self._known(b))
 
-    def _probe_next(self) -> bool:
-        """On CPU, whether ``LINE_POINTS`` batches are in: the next batch is then probed (``_probe``).  Not on
-        CUDA, where the larger batches near the memory that decides ``max_batch_size`` and the curve bends
-        as the device fills: they are measured in full."""
+    def _line_settled(self) -> bool:
+        """On CPU, whether ``LINE_POINTS`` batches lie on one line (each within its tolerance): the next batch is
+        then probed (``_probe``).  Not on CUDA, where the larger batches near the memory that decides
+        ``max_batch_size`` and the curve bends as the device fills: they are measured in full."""
         if self.work.device.type == "cuda" or self.oom is not None:
             return False
-        return len([b for b in self.samples if self._time_of(b) > 0]) >= LINE_POINTS
-
-    def _expected_ms(self, batch: int) -> Optional[float]:
-        """The line's time at ``batch`` where it predicts, else the points' (beyond them, the end segment's)."""
         batches = [b for b in sorted(self.samples) if self._time_of(b) > 0]
-        if self._model(batches) == "line":
-            return self._predicted_ms(batch)
-        return interpolated([(b, self._time_of(b)) for b in batches], batch)
+        return len(batches) >= LINE_POINTS and self._model(batches) == "line"
 
     def _model(self, batches: list[int]) -> str:
         return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
@@ -321,11 +317,11 @@ class _Sampler:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
     def _probe(self, batch: int, inputs: tuple) -> Optional[float]:
-        """One warm-up iteration and one round at ``batch``: their time when the points predicted it within
-        ``LINE_TOLERANCE`` (``_expected_ms``), else None (then the batch is measured in full)."""
-        work, predicted = self.work, self._expected_ms(batch)
+        """One warm-up iteration and one round at ``batch``: their time when the line predicts it within
+        ``LINE_TOLERANCE``, else None (then the batch is measured in full)."""
+        work, predicted = self.work, self._predicted_ms(batch)
         result = one_round(work, lambda: work.iteration(*inputs), self._round_iterations(batch))
-        if predicted is None or abs(result.mean_ms - predicted) > LINE_TOLERANCE * predicted:
+        if abs(result.mean_ms - predicted) > LINE_TOLERANCE * predicted:
             return None  # its faults are a first iteration's: the full timing counts its own
         self.faults.add(batch, result)
         return result.mean_ms
