@@ -144,3 +144,20 @@ def test_a_diff_says_when_the_allocator_or_a_busy_cpu_may_have_made_the_change(t
     assert code == 0 and "caution: page faults took about 5.3 ms" in out, (out, err)
     code, out, err = run_diff(str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json")
     assert json.loads(out)["cautions"] == list(diff.cautions)
+
+
+def test_a_diff_says_when_the_throughput_changed_but_the_breakdown_did_not(tmp_path):
+    # Two runs of the lstm sample, one unchanged file: the throughput read 9.28 then 15.27 ms, the breakdown's
+    # profiled iteration 6.58 then 6.26 ms (every line the same).  Two timings of one run that disagree.
+    before = make_report(tmp_path, iteration_ms=9.28)
+    after = _with(make_report(tmp_path, iteration_ms=15.27), samples_per_second=8 * 1000 / 15.27)
+    before = before.replace(breakdown=dataclasses.replace(before.breakdown, profiled_iteration_ms=6.58))
+    after = after.replace(breakdown=dataclasses.replace(after.breakdown, profiled_iteration_ms=6.26))
+    diff = diff_reports(before, after)
+    assert diff.iteration["verdict"] == "slower"  # the measured time did change: the verdict says so
+    assert len(diff.cautions) == 1 and "from 9.28 to 15.27 ms but the breakdown's profiled iteration did not " \
+        "(6.58 and 6.26 ms)" in diff.cautions[0], diff.cautions
+    # A change both timings saw (the code's), or no breakdown to compare: no caution.
+    slower_code = after.replace(breakdown=dataclasses.replace(after.breakdown, profiled_iteration_ms=11.0))
+    assert diff_reports(before, slower_code).cautions == ()
+    assert diff_reports(before, after.replace(breakdown=None)).cautions == ()
