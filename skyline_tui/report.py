@@ -88,13 +88,17 @@ FAULTING_MIN = 256  # ...when there are at least this many an iteration (the tin
 STEADY_MALLOC_TOP_PAD = 512 << 20
 
 
+def fault_share(measured: "Throughput | BatchSample") -> float:
+    """The share of the iteration (the throughput's, or a predictions point's) spent faulting; 0 when unknown."""
+    fault_ms, iteration_ms = measured.page_fault_ms, measured.iteration_ms
+    return fault_ms / iteration_ms if fault_ms is not None and iteration_ms > 0 else 0.0
+
+
 def faulting(measured: "Optional[Throughput | BatchSample]") -> bool:
-    """Whether the iteration (the throughput's, or a predictions point's) spent ``FAULTING`` of its time or
-    more faulting in memory from the system (and took at least ``FAULTING_MIN`` faults)."""
-    if measured is None or measured.page_fault_ms is None or measured.page_faults_per_iteration is None:
-        return False
-    return measured.page_faults_per_iteration >= FAULTING_MIN and \
-        measured.page_fault_ms >= FAULTING * measured.iteration_ms > 0
+    """Whether the iteration spent ``FAULTING`` of its time or more faulting in memory from the system (and
+    took at least ``FAULTING_MIN`` faults)."""
+    faults = measured.page_faults_per_iteration if measured is not None else None
+    return measured is not None and faults is not None and faults >= FAULTING_MIN and fault_share(measured) >= FAULTING
 
 
 def faulting_samples(predictions: "Optional[Predictions]", besides: Optional[int] = None) -> "list[BatchSample]":

@@ -142,14 +142,15 @@ def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b:
         modules = diff_modules(a.breakdown.modules, b.breakdown.modules, fraction)
     return Diff(a=label_a or label(a, "a"), b=label_b or label(b, "b"), noise_fraction=fraction,
                 throughput=throughput, iteration=iteration, peak=peak, lines=lines, modules=modules,
-                flags=diff_flags(a.health, b.health), cautions=cautions(a, b))
+                flags=diff_flags(a.health, b.health), cautions=cautions(a, b, fraction))
 
 
-def cautions(a: Report, b: Report) -> tuple[str, ...]:
+def cautions(a: Report, b: Report, fraction: float) -> tuple[str, ...]:
     """Why a time change between ``a`` (A) and ``b`` (B) may not be the code's: either run measured on a busy
     CPU, the allocator faulting memory in during one run's iterations and not the other's (CPU times then
     differ by up to 2x with no change to the code: profiler/faults.py), or a throughput that changed while the
-    breakdown's profiled iteration did not (two lstm runs of one file: 9.28 and 15.27 ms, 6.58 and 6.26 ms)."""
+    breakdown's profiled iteration did not (two lstm runs of one file: 9.28 and 15.27 ms, 6.58 and 6.26 ms),
+    judged by the diff's noise ``fraction``."""
     out = []
     for name, report in (("A", a), ("B", b)):
         if report.throughput is not None and contended(report.throughput):
@@ -164,15 +165,14 @@ def cautions(a: Report, b: Report) -> tuple[str, ...]:
                    f"so part of the time change is not the code's (MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} keeps "
                    "it steady)")
     pa, pb = a.breakdown, b.breakdown
-    if ta is not None and tb is not None and pa is not None and pb is not None:
-        # Each run timed its iteration twice: the throughput's rounds, and the breakdown's profiled iterations.
-        fraction = noise_fraction(a, b)
-        if time_verdict(ta.iteration_ms, tb.iteration_ms, fraction) != "same" and \
-                time_verdict(pa.profiled_iteration_ms, pb.profiled_iteration_ms, fraction) == "same":
-            out.append(f"the iteration went from {ta.iteration_ms:.2f} to {tb.iteration_ms:.2f} ms but the breakdown's "
-                       f"profiled iteration did not ({pa.profiled_iteration_ms:.2f} and {pb.profiled_iteration_ms:.2f} "
-                       "ms): the runs' two timings disagree, so the change may be what one throughput measurement met "
-                       "(the machine, the allocator) rather than the code; profile again to tell")
+    # Each run timed its iteration twice: the throughput's rounds, and the breakdown's profiled iterations.
+    if ta is not None and tb is not None and pa is not None and pb is not None and \
+            time_verdict(ta.iteration_ms, tb.iteration_ms, fraction) != "same" and \
+            time_verdict(pa.profiled_iteration_ms, pb.profiled_iteration_ms, fraction) == "same":
+        out.append(f"the iteration went from {ta.iteration_ms:.2f} to {tb.iteration_ms:.2f} ms but the breakdown's "
+                   f"profiled iteration did not ({pa.profiled_iteration_ms:.2f} and {pb.profiled_iteration_ms:.2f} "
+                   "ms): the runs' two timings disagree, so the change may be what one throughput measurement met "
+                   "(the machine, the allocator) rather than the code; profile again to tell")
     return tuple(out)
 
 

@@ -9,7 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from skyline_tui.history.compare import Change
-from skyline_tui.report import Predictions, Throughput, contended, faulting, faulting_samples
+from skyline_tui.report import Predictions, Throughput, contended, fault_share, faulting, faulting_samples
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.delta import change_text
@@ -59,9 +59,8 @@ class ThroughputPane(Static):
             _add(grid, "caution", Text(f"page faults ≈ {fmt.ms(throughput.page_fault_ms or 0.0)} of it", worse))
         faulting_points = faulting_samples(predictions, besides=batch_size)
         if faulting_points:  # the predictions carry the allocator's cost there: the largest share is named
-            point = max(faulting_points, key=lambda s: (s.page_fault_ms or 0.0) / s.iteration_ms)
-            share = (point.page_fault_ms or 0.0) / point.iteration_ms
-            _add(grid, "caution", Text(f"page faults {share:.0%} at batch {point.batch_size:,}", worse))
+            point = max(faulting_points, key=fault_share)
+            _add(grid, "caution", Text(f"page faults {fault_share(point):.0%} at batch {point.batch_size:,}", worse))
         if change is not None:
             better = self.get_component_rich_style("throughput--better", partial=True)
             _add(grid, "change", change_text(change, better, worse, muted, against))
