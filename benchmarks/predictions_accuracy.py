@@ -8,7 +8,7 @@ Not a test: this machine is noisy, so the figures
 are printed, not asserted.
 
     python benchmarks/predictions_accuracy.py [--samples mlp,lstm] [--threads N] [--repeat K] [--pairs P]
-                                              [--clock cpu] [--default-malloc]
+                                              [--predictions-budget S] [--clock cpu] [--default-malloc]
 
 Each sample runs ``--pairs`` times (3): its predictions, then right after them its references, ``--repeat``
 plain profiles at each factor, round-robin; an error is the median over the pairs.  This machine drifts: in
@@ -156,6 +156,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="plain measurements per batch (median)")
     parser.add_argument("--pairs", type=int, default=3,
                         help="predictions-then-references pairs per sample (the median error; 1: a single pair)")
+    parser.add_argument("--predictions-budget", type=float, default=ProfileConfig().predictions_budget_s,
+                        help="the predictions phase's budget in seconds (skyline-tui --predictions-budget)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--default-malloc", action="store_true", help="glibc's default allocator (see above)")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: this process runs one sample
@@ -165,7 +167,7 @@ def main() -> int:
     env = dict(os.environ)
     if not args.default_malloc:
         env["MALLOC_TOP_PAD_"] = str(STEADY_MALLOC_TOP_PAD)  # glibc reads it at start-up
-    config = ProfileConfig()
+    config = ProfileConfig(predictions_budget_s=args.predictions_budget)
     print(f"torch {torch.__version__}, {args.threads or torch.get_num_threads()} threads, {args.clock} clock, "
           f"MALLOC_TOP_PAD_={env.get('MALLOC_TOP_PAD_', 'unset')}, "
           f"predictions budget {config.predictions_budget_s}s, tolerance 15% (2x/4x) and 10% (3x/6x), "
@@ -174,7 +176,7 @@ def main() -> int:
     worst, worst_held_out = {}, {}
     for name in args.samples.split(","):
         command = [sys.executable, __file__, "--one", name, "--repeat", str(args.repeat), "--clock", args.clock,
-                   "--pairs", str(args.pairs)]
+                   "--pairs", str(args.pairs), "--predictions-budget", str(args.predictions_budget)]
         if args.threads:
             command += ["--threads", str(args.threads)]
         done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True)
@@ -202,7 +204,8 @@ def run_one(args: argparse.Namespace) -> int:
     if args.clock == "cpu":
         # Only the iteration clock changes; budgets and deadlines stay on the wall clock.
         timing.time = types.SimpleNamespace(perf_counter_ns=time.process_time_ns, monotonic=time.monotonic)
-    errors, held_out = run_sample(args.one, ProfileConfig(), args.repeat, max(1, args.pairs))
+    config = ProfileConfig(predictions_budget_s=args.predictions_budget)
+    errors, held_out = run_sample(args.one, config, args.repeat, max(1, args.pairs))
     print(RESULT + json.dumps([errors, held_out]))
     return 0
 

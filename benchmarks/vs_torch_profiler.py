@@ -7,15 +7,19 @@ pairs of alternating order (A B, B A, ...), and the medians are printed per bund
 ratio.  Not a test: the machine is shared and noisy, so only the ratio within one run means anything.
 
     python benchmarks/vs_torch_profiler.py [--samples mlp,lstm] [--pairs N] [--before /path/to/other/checkout]
+                                           [--variant=--no-health ...]
 
 ``--before`` adds a third process per round, ``skyline-tui --json`` run from another checkout (e.g. main), in
-the same rotation, so before/after figures come from one run on the same machine load.
+the same rotation, so before/after figures come from one run on the same machine load.  Each ``--variant``
+adds ``skyline-tui --json`` with those options (e.g. a phase left out) to the rotation: what a choice of
+options would cost or save, measured beside the default in one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -65,7 +69,8 @@ def time_process(args: list[str], repo: Path = REPO) -> float:
     return time.perf_counter() - began
 
 
-def compare(sample: str, pairs: int, out_dir: str, before: Path | None = None) -> dict[str, float]:
+def compare(sample: str, pairs: int, out_dir: str, before: Path | None = None,
+            variants: tuple[str, ...] = ()) -> dict[str, float]:
     """Median whole-process seconds per contestant; the order rotates every round."""
     entry = str(REPO / "samples" / sample / "entry.py")
     out = os.path.join(out_dir, f"{sample}.json")
@@ -74,6 +79,8 @@ def compare(sample: str, pairs: int, out_dir: str, before: Path | None = None) -
                    ("skyline-tui", skyline, REPO)]
     if before is not None:
         contestants.append(("before", skyline, before))
+    for variant in variants:
+        contestants.append((variant, skyline + shlex.split(variant), REPO))
     times: dict[str, list[float]] = {name: [] for name, _, _ in contestants}
     for number in range(pairs):
         shift = number % len(contestants)
@@ -91,18 +98,23 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=4, help="alternating pairs per sample (median of each side)")
     parser.add_argument("--before", type=Path, default=None,
                         help="another checkout whose --json run is timed in the same rotation (before/after)")
+    parser.add_argument("--variant", action="append", default=[], metavar="OPTIONS",
+                        help="also time skyline-tui --json with these options, in the same rotation (repeatable)")
     args = parser.parse_args()
     print(f"whole processes, median of {args.pairs} alternating pairs; ratio = skyline-tui --json / torch.profiler")
     ratios = {}
     with tempfile.TemporaryDirectory() as out_dir:
         for sample in args.samples.split(","):
-            medians = compare(sample, args.pairs, out_dir, args.before)
+            medians = compare(sample, args.pairs, out_dir, args.before, tuple(args.variant))
             reference, ours = medians["torch.profiler"], medians["skyline-tui"]
             ratios[sample] = ours / reference
             before = "" if "before" not in medians else \
                 f"   before {medians['before']:6.2f} s ratio {medians['before'] / reference:.2f}x"
             print(f"{sample:12s} torch.profiler {reference:6.2f} s   skyline-tui --json {ours:6.2f} s   "
                   f"ratio {ratios[sample]:.2f}x{before}", flush=True)
+            for variant in args.variant:
+                print(f"{'':12s} skyline-tui --json {variant}: {medians[variant]:6.2f} s   "
+                      f"ratio {medians[variant] / reference:.2f}x", flush=True)
     print("ratios: " + ", ".join(f"{name} {ratio:.2f}x" for name, ratio in ratios.items()))
     return 0 if all(ratio <= 1.0 for ratio in ratios.values()) else 1
 
