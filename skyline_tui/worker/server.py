@@ -141,20 +141,23 @@ class Worker:
             entry_point=request.entry, project_root=request.root or "", error=error)))
 
     def _read_child(self, fd: int) -> None:
-        if self.run is not None and not self._read_chunk(self.run, fd):
+        if self.run is not None and self._read_chunk(self.run, fd) is None:  # its end: stop watching it
             try:
                 self.selector.unregister(fd)
             except (KeyError, ValueError):
                 pass
 
-    def _read_chunk(self, run: Run, fd: int, limit: int = READ_BYTES) -> int:
-        """Relay what one read of a child's pipe gives; the bytes read, 0 when nothing is to be had now."""
+    def _read_chunk(self, run: Run, fd: int, limit: int = READ_BYTES) -> Optional[int]:
+        """Relay what one read of a child's pipe gives: the bytes read; 0 when nothing is to be had now (a report
+        earlier in the same select round drained it: the stream goes on); ``None`` at its end."""
         try:
             data = os.read(fd, min(limit, READ_BYTES))
-        except (BlockingIOError, OSError):
+        except BlockingIOError:
             return 0
+        except OSError:
+            return None
         if not data:
-            return 0
+            return None
         if fd == run.messages:
             for line in run.buffer.feed(data):
                 self._relay(run, line)

@@ -1,0 +1,86 @@
+"""The worker's relay of a run child's pipes, with the real ``Worker`` and real pipes (no child process: the test
+writes what a child would, and plays the order in which one round of the worker's ``select`` is handled)."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import time
+
+import pytest
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.report import Report
+from skyline_tui.worker import protocol as p
+from skyline_tui.worker.output import RunOutput
+from skyline_tui.worker.server import Run, Worker
+
+
+@pytest.fixture
+def relay():
+    """A worker with one run whose message, stdout, stderr and stack pipes are open on both ends."""
+    opened: list[int] = []
+
+    def pipe() -> tuple[int, int]:
+        read, write = os.pipe()
+        opened.extend((read, write))
+        return read, write
+
+    requests, _ = pipe()
+    events, events_w = pipe()
+    worker = Worker(requests, events_w)
+    (msg, msg_w), (out, out_w), (err, err_w), (stack, _) = pipe(), pipe(), pipe(), pipe()
+    request = p.ProfileRequest(run_id=1, entry="entry.py", root=None, config=ProfileConfig.quick())
+    streams = {out: "stdout", err: "stderr"}
+    worker.run = Run(request=request, pid=os.getpid(), deadline=time.monotonic() + 60, messages=msg,
+                     streams=streams, stack=stack, output=RunOutput(streams))
+    for fd in (msg, out, err, stack, events):
+        os.set_blocking(fd, False)
+    for fd in (msg, out, err, stack):
+        worker.selector.register(fd, selectors.EVENT_READ, "child")
+    yield worker, {"msg": msg_w, "out": out_w, "err": err_w}, {"msg": msg, "err": err}, events
+    worker.selector.close()
+    for fd in opened:
+        os.close(fd)
+
+
+def relayed(events: int) -> list[object]:
+    buffer, out = p.LineBuffer(), []
+    while True:
+        try:
+            data = os.read(events, 65536)
+        except BlockingIOError:
+            return out
+        out.extend(p.decode(line) for line in buffer.feed(data))
+
+
+def test_a_stream_a_report_already_drained_stays_watched(relay):
+    # One select round found the message pipe and stderr ready.  The report is handled first and relays what
+    # was printed before it, draining stderr; stderr's own turn in the same round then reads nothing.  That is
+    # not the end of the stream: the worker must keep reading it, or a child that prints on blocks once the
+    # pipe is full, until the run times out (seen in CI: a chatty entry stopped after 60 s in a print).
+    worker, write, read, events = relay
+    os.write(write["err"], b"printed before the report\n")
+    report = p.RunReport(run_id=1, report=Report(entry_point="entry.py", project_root=""), phase="throughput",
+                         final=False)
+    os.write(write["msg"], p.encode(report))
+    worker._read_child(read["msg"])
+    worker._read_child(read["err"])  # the stale half of the same round: nothing to read now
+    assert read["err"] in worker.selector.get_map(), "stderr was dropped from the watched pipes"
+    os.write(write["err"], b"printed after it\n")
+    for key, _ in worker.selector.select(timeout=1.0):
+        worker._read_child(key.fd)
+    texts = [event.text for event in relayed(events) if isinstance(event, p.RunLog)]
+    assert texts == ["printed before the report\n", "printed after it\n"], texts
+
+
+def test_a_stream_at_its_end_is_no_longer_watched(relay):
+    worker, write, read, events = relay
+    os.write(write["err"], b"last words\n")
+    os.close(write["err"])
+    write["err"] = os.open(os.devnull, os.O_WRONLY)  # the fixture closes what it opened: keep a number to close
+    worker._read_child(read["err"])
+    assert read["err"] in worker.selector.get_map()  # data came: the stream goes on
+    worker._read_child(read["err"])  # end of file
+    assert read["err"] not in worker.selector.get_map()
+    assert [event.text for event in relayed(events) if isinstance(event, p.RunLog)] == ["last words\n"]
