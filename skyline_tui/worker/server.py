@@ -247,6 +247,9 @@ class Worker:
     def _send_failure(self, run: Run, kind: str, message: str) -> None:
         from skyline_tui.report import ErrorInfo, Report
 
+        # What the run printed before it ended goes before its final report: past the output limit, the newest
+        # lines (a traceback, the line that hung) are still held back here.
+        self._send_logs(run, run.output.flush())
         base = run.last_report.report if run.last_report else Report(
             entry_point=run.request.entry, project_root=run.request.root or "")
         where = None
