@@ -325,7 +325,10 @@ def main(argv: list[str]) -> int:
         print("usage: python -m skyline_tui.worker REQUESTS_FD EVENTS_FD", file=sys.stderr)
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when the worker stops
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # As in any Python process: a write to a parent that is gone raises BrokenPipeError, and the run's whole
+    # group is killed below (SIGPIPE's default killed the worker outright, and the run child's own children
+    # outlived it); the run child and the user's code inherit it, as their plain Python would have it.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     worker = Worker(int(argv[0]), int(argv[1]))
     try:
         worker.serve()
