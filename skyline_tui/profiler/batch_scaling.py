@@ -187,9 +187,9 @@ class _Sampler:
         return len(batches) >= LINE_POINTS and self._model(batches, within_noise) == "line"
 
     def _model(self, batches: list[int], within_noise: bool = True) -> str:
+        noise = [NOISE_SIGMAS * self._error(b) if within_noise else 0.0 for b in batches]
         return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
-                          [max(LINE_TOLERANCE * self._time_of(b), NOISE_SIGMAS * self._error(b) * within_noise)
-                           for b in batches])
+                          [max(LINE_TOLERANCE * self._time_of(b), n) for b, n in zip(batches, noise)])
 
     def _known(self, batch: int) -> bool:
         if len(self.rounds.get(batch, [])) < 2 and not self.settled.get(batch, True):
