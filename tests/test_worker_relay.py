@@ -1,5 +1,6 @@
-"""The worker's relay of a run child's pipes, with the real ``Worker`` and real pipes (no child process: the test
-writes what a child would, and plays the order in which one round of the worker's ``select`` is handled)."""
+"""The worker's relay of a run child's pipes, with the real ``Worker`` and real pipes: the test writes what a run
+child would, plays the order in which one round of the worker's ``select`` is handled, and forks a stand-in
+child where the run must end."""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def test_a_stream_a_report_already_drained_stays_watched(relay):
     # One select round found the message pipe and stderr ready.  The report is handled first and relays what
     # was printed before it, draining stderr; stderr's own turn in the same round then reads nothing.  That is
     # not the end of the stream: the worker must keep reading it, or a child that prints on blocks once the
-    # pipe is full, until the run times out (seen in CI: a chatty entry stopped after 60 s in a print).
+    # pipe is full, until the run times out (likely what stopped a CI run of the flood test after 60 s in a
+    # print to stderr).
     worker, write, read, events = relay
     os.write(write["err"], b"printed before the report\n")
     report = p.RunReport(run_id=1, report=Report(entry_point="entry.py", project_root=""), phase="throughput",
