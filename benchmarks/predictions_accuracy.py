@@ -11,9 +11,9 @@ are printed, not asserted.
                                               [--predictions-budget S] [--clock cpu] [--default-malloc]
 
 Each sample runs ``--pairs`` times (3): its predictions, then right after them its references, ``--repeat``
-plain profiles at each factor, round-robin; an error is the median over the pairs.  This machine drifts: in
-one process the lstm at 64 read 8.2 ms in one stretch and 10.5 ms in another, the line through 64..256
-keeping its slope and gaining 2-4 ms (three interleaved sweeps of 64, 96, 128, 192, 256 at 3 runs each).
+plain profiles at each factor, round-robin; an error is the median over the pairs.  This machine drifts: three
+runs of an in-process sweep of the lstm (64, 96, 128, 192, 256, interleaved 3 times) each lay on a line of
+the same slope, 2-4 ms apart (64 read 8.2, 9.8 and 10.5 ms); within one run, 64 read 8.7 ms, then 9.8.
 A single pair whose references caught the other stretch read 3x 15 % off while 2x, measured earlier, was
 within 2 %: the machine's error, not the fit's.  Round-robin references meet a drift alike, and the median
 over pairs keeps one unlucky stretch from deciding the figure; ``--pairs 1`` is one pair (as before this
