@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,13 @@ from .conftest import FIXTURES, REPO, cli_env
 LOGGED = FIXTURES / "sweep" / "logged_mlp.py"
 # Short budgets: a trial of the tiny MLP measures for a fraction of a second.
 QUICK_SWEEP_FLAGS = ["--throughput-budget", "0.2", "--warmup", "0", "-q"]
+
+
+def ctrl_c_answers() -> None:
+    """``preexec_fn`` for a sweep a test will Ctrl-C: SIGINT at its default, however pytest was started (a
+    background job of a non-interactive shell inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt: a CI run launched with '&' failed both Ctrl-C tests on that, not on the sweep)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def sweep_env(trial_log: Path, marker: str = "") -> dict[str, str]:

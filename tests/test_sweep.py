@@ -13,6 +13,7 @@ import pytest
 from .conftest import REPO
 from .processes import left_behind, new_marker
 from .sweep_support import (
+    ctrl_c_answers,
     pareto_by_hand,
     run_sweep,
     sweep_command,
@@ -102,7 +103,8 @@ def test_ctrl_c_stops_the_sweep_leaves_no_process_and_keeps_finished_trials(tmp_
     out = tmp_path / "sweep.json"
     marker = new_marker()
     proc = subprocess.Popen(sweep_command(spec, "--json", str(out)), cwd=REPO, env=sweep_env(log, marker),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+                            preexec_fn=ctrl_c_answers)
     try:
         for _ in range(3000):  # until the third trial is asleep in its provider (a bound, not a timing)
             if len(trial_log(log)) >= 3 or proc.poll() is not None:

@@ -60,7 +60,7 @@ def test_ctrl_c_on_a_ray_sweep_stops_its_tasks_and_cluster_and_keeps_finished_tr
     import time
 
     from .conftest import REPO
-    from .sweep_support import sweep_command
+    from .sweep_support import ctrl_c_answers, sweep_command
 
     spec = tmp_path / "sweep.yaml"
     spec.write_text("sleep_s: {grid_search: [0, 600]}\n")
@@ -72,7 +72,7 @@ def test_ctrl_c_on_a_ray_sweep_stops_its_tasks_and_cluster_and_keeps_finished_tr
     # One CPU: the trials run one after another, so the first has finished when the second is asleep.
     proc = subprocess.Popen(sweep_command(spec, "--ray", "--ray-cpus", "1", "--json", str(out)), cwd=REPO,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=ctrl_c_answers)
     try:
         for _ in range(3000):  # until the second trial is asleep in its provider (a bound, not a timing)
             if len(trial_log(log)) >= 2 or proc.poll() is not None:
