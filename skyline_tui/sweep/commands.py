@@ -184,12 +184,3 @@ def _write_json(document: dict[str, object], destination: str, err: TextIO) -> i
         print(f"skyline-tui sweep: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_NO_TRIAL_SUCCEEDED
     return 0
-    try:
-        tmp = f"{destination}.tmp-{os.getpid()}"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, destination)  # a reader never sees half a file
-    except OSError as exc:
-        print(f"skyline-tui sweep: cannot write {destination}: {exc.strerror or exc}", file=err)
-        return EXIT_NO_TRIAL_SUCCEEDED
-    return 0
