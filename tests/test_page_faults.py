@@ -17,7 +17,7 @@ import torch
 
 from app_support import finished, load_report, make_app, text_of, wait_until
 from conftest import QUICK_FLAGS, TINY_ENTRY, cli_env, run_cli
-from skyline_tui.profiler.faults import FaultCounter, fault_cost_us, minor_faults
+from skyline_tui.profiler.faults import FaultCounter, cost_per_fault_us, fault_cost_us, minor_faults
 from skyline_tui.profiler.timing import measure_until_stable
 from skyline_tui.report import STEADY_MALLOC_TOP_PAD
 from skyline_tui.tui.views.throughput import ThroughputPane
@@ -44,6 +44,18 @@ def test_the_counter_sees_each_fresh_page_fault_once():
     assert faults is not None and PAGES <= faults < PAGES + 200, faults
     cost = fault_cost_us()
     assert cost is not None and cost > 0.0
+
+
+def test_a_preempted_calibration_round_does_not_move_what_a_fault_costs():
+    # Three rounds over 2,048 fresh pages: a clean one (2.6 ms faulting, 0.3 ms looping again), one whose faulting
+    # loop was preempted (8 ms), one whose plain loop was (2.9 ms).  By hand: (2.6 - 0.3) ms / 2,048 = 1.123 us.
+    # Any one round alone would say 1.123, 3.76 or 0 us (one round was all the calibration took before).
+    clean, faulting_preempted, loop_preempted = (2_600_000, 300_000, 2048), (8_000_000, 300_000, 2048), \
+        (2_650_000, 2_900_000, 2048)
+    expected = (2_600_000 - 300_000) / 1000.0 / 2048
+    for rounds in ([clean, faulting_preempted, loop_preempted], [loop_preempted, faulting_preempted, clean]):
+        assert cost_per_fault_us(rounds) == pytest.approx(expected)
+    assert cost_per_fault_us([]) is None
 
 
 # The tiny entry point, mapping and touching 1,024 fresh pages (4 MiB) in every iteration.
