@@ -23,7 +23,7 @@ try:
 except ImportError:  # not on this platform (Windows): no fault counts
     resource = None  # type: ignore[assignment]
 
-CALIBRATION_PAGES = 2048  # 8 MiB of fresh pages: about 2-3 ms, once a run and only when there were faults
+CALIBRATION_PAGES = 2048  # 8 MiB of fresh pages a round: about 3-5 ms, once a worker (before it forks)
 
 
 def minor_faults() -> Optional[int]:

@@ -29,7 +29,7 @@ def preload() -> None:
         importlib.import_module(name)
     from skyline_tui.profiler.faults import fault_cost_us
 
-    fault_cost_us()  # what a page fault costs here, measured once (a few ms) for every run child to inherit
+    fault_cost_us()  # what a page fault costs here, measured once (about 20 ms) for every run child to inherit
     # What is imported now lives as long as the worker: out of the collector's sight, a child's full
     # collection (the health phase's release before its second model) walks only what the run made,
     # ~0.15 s less each on the mlp sample, and no collection writes to the shared pages (copy-on-write).
