@@ -51,7 +51,7 @@ from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capa
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
-from skyline_tui.profiler.batch_timing import FaultTally, first_timing, one_round
+from skyline_tui.profiler.batch_timing import FaultTally, PointPlan, PointResult, measure_point, one_round
 from skyline_tui.profiler.timing import standard_error
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
@@ -108,6 +108,9 @@ class _Sampler:
         self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
         self.settled: dict[int, bool] = {}  # whether the first measurement's rounds agreed
         self.faults = FaultTally(cpu=work.device.type == "cpu")  # over each batch's timed rounds
+        # On CPU each new batch size runs in a process of its own (batch_processes.py): its load is part of the cost.
+        self.processes = work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
+        self.process_s = 0.0
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -150,7 +153,10 @@ class _Sampler:
         self._refine()
 
     def _refine(self) -> None:
-        """Re-time the batches off the line in interleaved passes, until the fit is tight or the budget is spent."""
+        """Re-time the batches off the line in interleaved passes, until the fit is tight or the budget is spent.
+        Not where each batch ran in a process of its own: a pass would load and warm up a new one for each."""
+        if self.processes is not None:
+            return
         for number in range(MAX_PASSES):
             uncertain = self.uncertain_batches()
             if not uncertain or self._line_settled(within_noise=False):
@@ -177,7 +183,7 @@ class _Sampler:
 
     def _line_settled(self, within_noise: bool = True) -> bool:
         """On CPU, whether ``LINE_POINTS`` batches lie on one line, each within its tolerance: the next batch is
-        then probed (``_probe``); within ``LINE_TOLERANCE`` alone (not ``within_noise``), re-timing stops (after
+        then probed (``measure_point``); within ``LINE_TOLERANCE`` alone (not ``within_noise``), re-timing stops (after
         that it changed the 3x/6x predictions by 0.3-1.3 % in traced runs, for 0.03-0.19 s).  Not on CUDA, where
         the larger batches near the memory that decides ``max_batch_size`` and the curve bends as the device
         fills: they are measured in full."""
@@ -272,12 +278,13 @@ class _Sampler:
 
     def _iterations_per_point(self, batch: int) -> int:
         config = self.config
-        peak_first = self.measure_peak is _measure_peak  # see _time: the peak's iterations are warm-up
-        warm = max(1, config.warmup_iterations - (PEAK_ITERATIONS if peak_first else 0)) + PEAK_ITERATIONS * peak_first
+        peak = PEAK_ITERATIONS if self.measure_peak is _measure_peak else 0  # measure_point: first, it warms up
+        plain = config.warmup_iterations if self.processes is not None else max(1, config.warmup_iterations - peak)
+        warm = plain + peak
         return warm + max(2, config.min_rounds) * self._round_iterations(batch)
 
     def _estimated_cost_s(self, batch: int) -> float:
-        return self._predicted_ms(batch) * self._iterations_per_point(batch) / 1000.0
+        return self._predicted_ms(batch) * self._iterations_per_point(batch) / 1000.0 + self.process_s
 
     def _pass_cost_s(self, batch: int) -> float:
         return self._time_of(batch) * (1 + self._round_iterations(batch)) / 1000.0
@@ -288,27 +295,23 @@ class _Sampler:
                 known_settled: bool = True, probe: bool = False) -> None:
         self.tried.add(batch)
         work = self.work
-        inputs: Any = None
         try:
-            inputs = work.make_inputs(batch)
-            if probe:
-                known_ms = self._probe(batch, inputs)  # its time when on the line; in any case its warm-up
-            memory = self.report.memory if batch == work.batch_size and self.measure_peak is _measure_peak else None
-            peak = memory.peak_bytes if memory is not None else None  # measured alike: the same 2 iterations
-            if peak is None and self.measure_peak is not None and not probe:
-                # Before the timing: its iterations are the new shapes' first ones, and stand in for warm-up.
-                measure_peak = self.measure_peak
-                peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
             if known_ms is None:
-                known_ms, known_error, known_settled = self._time(
-                    batch, inputs, warmed=probe or self.measure_peak is _measure_peak)
-            self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(known_ms),
-                                              peak_bytes=None if peak is None else int(peak))
-            self.rounds[batch] = [float(known_ms)]
-            self.first_error[batch] = known_error
-            self.settled[batch] = known_settled
+                result = self._measure(batch, probe)
+                self.faults.add(batch, result)
+            else:  # the profiled batch: the throughput's time, and the memory phase's peak (measured alike)
+                memory = self.report.memory if self.measure_peak is _measure_peak else None
+                peak = memory.peak_bytes if memory is not None else None
+                if peak is None and self.measure_peak is not None:
+                    measure_peak = self.measure_peak
+                    peak, _source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
+                result = PointResult(mean_ms=known_ms, error_ms=known_error, settled=known_settled, peak_bytes=peak)
+            self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(result.mean_ms),
+                                              peak_bytes=result.peak_bytes)
+            self.rounds[batch] = [float(result.mean_ms)]
+            self.first_error[batch] = result.error_ms
+            self.settled[batch] = result.settled
         except BaseException as exc:  # noqa: BLE001 - sorted out below
-            inputs = None
             if is_oom_error(exc):
                 release_after_oom(exc, work.device)
                 raise _OutOfMemory() from None
@@ -317,18 +320,22 @@ class _Sampler:
                 release_after_oom(exc, work.device)
                 return
             raise
-        finally:
-            inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _probe(self, batch: int, inputs: tuple) -> Optional[float]:
-        """One warm-up iteration and one round at ``batch``: their time when the line predicts it within
-        ``LINE_TOLERANCE``, else None (then the batch is measured in full)."""
-        work, predicted = self.work, self._predicted_ms(batch)
-        result = one_round(work, lambda: work.iteration(*inputs), self._round_iterations(batch))
-        if abs(result.mean_ms - predicted) > LINE_TOLERANCE * predicted:
-            return None  # its faults are a first iteration's: the full timing counts its own
-        self.faults.add(batch, result)
-        return result.mean_ms
+    def _measure(self, batch: int, probe: bool) -> PointResult:
+        """A new batch size's first measurement: in a process of its own on CPU (batch_processes.py), timed
+        before its peak (the peak's profiler leaves the allocator in another regime); else here, the peak
+        first (its iterations are warm-up), and its inputs go with this frame before the next batch is made."""
+        plan = PointPlan(batch=batch, round_iterations=self._round_iterations(batch),
+                         budget_s=self._point_budget(batch), max_rounds=POINT_ROUNDS,
+                         probe_ms=self._predicted_ms(batch) if probe else None, probe_tolerance=LINE_TOLERANCE,
+                         peak=self.measure_peak is not None, peak_warms=self.measure_peak is _measure_peak,
+                         peak_last=self.processes is not None)
+        if self.processes is not None:
+            entry = self.work.entry
+            result = self.processes.measure(str(entry.path), str(entry.files.root), self.config, plan)
+            self.process_s = max(self.process_s, result.load_s)
+            return result
+        return measure_point(self.work, self.config, self.work.make_inputs(batch), plan, self.measure_peak)
 
     def _retime(self, batch: int) -> None:
         work, count = self.work, self._round_iterations(batch)
@@ -347,21 +354,15 @@ class _Sampler:
         finally:
             inputs = None  # the batch's tensors go now, before the next (maybe bigger) batch is made
 
-    def _time(self, batch: int, inputs: tuple, warmed: bool = False) -> tuple[float, float, bool]:
-        """The batch's mean iteration time and its standard error, both in ms, and whether two rounds agreed
-        (``warmed``: after its peak)."""
-        work, config = self.work, self.config
-        run = lambda: work.iteration(*inputs)  # noqa: E731
+    def _point_budget(self, batch: int) -> float:
+        """The first timing's budget: a share of what is left per batch still to try, at most ``POINT_ROUNDS``
+        rounds' worth of the batch's predicted time, at most the headline's budget."""
+        config = self.config
         pending = max(1, len([c for c in self.candidates if c not in self.tried]) + 1)
         remaining = self.deadline - time.monotonic()
-        per_round = self._round_iterations(batch)
-        rounds_s = POINT_ROUNDS * per_round * self._predicted_ms(batch) / 1000.0
-        point_budget = max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
-                                    rounds_s or config.throughput_budget_s))
-        result = first_timing(work, config, run, round_iterations=per_round, budget_s=point_budget,
-                              max_rounds=POINT_ROUNDS, warmed=warmed)
-        self.faults.add(batch, result)
-        return result.mean_ms, standard_error(result.stdev_ms, len(result.samples_ms)), result.stable
+        rounds_s = POINT_ROUNDS * self._round_iterations(batch) * self._predicted_ms(batch) / 1000.0
+        return max(0.0, min(config.throughput_budget_s, EXPLORATION_SHARE * remaining / pending,
+                            rounds_s or config.throughput_budget_s))
 
     # -- the result --------------------------------------------------------------------------------------
 

@@ -9,12 +9,13 @@ sample ran 52 ms at 256 with 16,920 faults an iteration (about 23 ms of it), and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.faults import fault_time
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
-from skyline_tui.profiler.timing import TimingResult, measure_until_stable, warm_up
+from skyline_tui.profiler.timing import TimingResult, measure_until_stable, standard_error, warm_up
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Throughput
 
@@ -39,6 +40,63 @@ def one_round(work: Workload, run: Callable[[], Any], count: int) -> TimingResul
                                                       tolerance=0.0, budget_s=0.0, max_rounds=1), "iteration")
 
 
+@dataclass(frozen=True)
+class PointPlan:
+    """How to measure one new batch size (decided by the sampler, which may live in another process)."""
+
+    batch: int
+    round_iterations: int
+    budget_s: float  # for the first timing's rounds
+    max_rounds: int
+    probe_ms: Optional[float] = None  # the line's prediction: probe first (one warm-up, one round)
+    probe_tolerance: float = 0.0  # the probe is the batch's time when within this share of ``probe_ms``
+    peak: bool = True  # measure the peak first
+    peak_warms: bool = True  # the peak's iterations are the new shapes' first: warm-up (memory.measure_peak's are)
+    peak_last: bool = False  # after the timing instead (the CPU peak's profiler changes the allocator's regime)
+
+
+@dataclass(frozen=True)
+class PointResult:
+    """One batch size's first measurement: its time (ms), the standard error of that time, whether two
+    rounds agreed, its peak (when measured), and the page faults over its timed iterations."""
+
+    mean_ms: float
+    error_ms: float
+    settled: bool
+    peak_bytes: Optional[int] = None
+    faults: Optional[int] = None
+    iterations_run: int = 0
+    probed: bool = False  # the probe was on the line: it is the batch's time
+    load_s: float = 0.0  # building the model and inputs first (a process of its own: batch_processes.py)
+
+
+def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: PointPlan,
+                  measure_peak: Optional[Callable[[Workload, tuple], "tuple[int, str]"]]) -> PointResult:
+    """Probe (when planned), else the peak (when planned and ``measure_peak`` is given), then the first timing
+    (the peak after it with ``plan.peak_last``).
+
+    After a probe off the line, the probe was the batch's warm-up and the peak is not measured (the memory
+    line has its points already); a peak measured first is warm-up too (``first_timing``'s ``warmed``)."""
+    run = lambda: work.iteration(*inputs)  # noqa: E731
+    if plan.probe_ms is not None:
+        probe = one_round(work, run, plan.round_iterations)
+        if abs(probe.mean_ms - plan.probe_ms) <= plan.probe_tolerance * plan.probe_ms:
+            return PointResult(mean_ms=probe.mean_ms, error_ms=0.0, settled=True, faults=probe.faults,
+                               iterations_run=probe.iterations_run, probed=True)
+    peak = None
+    peak_wanted = plan.probe_ms is None and plan.peak and measure_peak is not None
+    if peak_wanted and not plan.peak_last:
+        peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+    warmed = plan.probe_ms is not None or (peak is not None and plan.peak_warms)
+    result = first_timing(work, config, run, round_iterations=plan.round_iterations, budget_s=plan.budget_s,
+                          max_rounds=plan.max_rounds, warmed=warmed)
+    if peak_wanted and plan.peak_last:
+        peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+    return PointResult(mean_ms=result.mean_ms, error_ms=standard_error(result.stdev_ms, len(result.samples_ms)),
+                       settled=result.stable, peak_bytes=None if peak is None else int(peak), faults=result.faults,
+                       iterations_run=result.iterations_run)
+
+
 class FaultTally:
     """Page faults and timed iterations per batch size, and what they come to an iteration."""
 
@@ -46,7 +104,7 @@ class FaultTally:
         self.cpu = cpu  # on a GPU the host's faults overlap the device's work: nothing to name
         self._counts: dict[int, tuple[int, int]] = {}
 
-    def add(self, batch: int, result: TimingResult) -> None:
+    def add(self, batch: int, result: "TimingResult | PointResult") -> None:
         if result.faults is not None:
             faults, iterations = self._counts.get(batch, (0, 0))
             self._counts[batch] = (faults + result.faults, iterations + result.iterations_run)

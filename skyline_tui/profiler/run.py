@@ -16,6 +16,7 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
+from skyline_tui.profiler.batch_processes import BatchProcesses
 from skyline_tui.profiler.batch_scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
@@ -86,6 +87,8 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
     work: Optional[Workload] = None
     phase = "load"
     started(phase)
+    # Before anything is loaded or run: a process that has run a parallel op cannot fork (batch_processes.py).
+    processes = BatchProcesses.start() if config.predictions and not config.compile else None
     try:
         ep = entry_mod.load_entry_point(entry, root)
         report = report.replace(entry_point=str(ep.path), project_root=str(ep.files.root))
@@ -93,6 +96,10 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
         report = report.replace(batch_size=batch_size)
         work = load_workload(ep, batch_size, config)
         report = report.replace(device=device_info(work.device))
+        if processes is not None and work.device.type == "cpu":
+            work.batch_processes = processes
+        elif processes is not None:
+            processes.close()  # on a GPU the predictions measure here
         if config.compile:
             report = report.replace(compile_ms=compile_first_iteration(work))
         emit(report, "load")
@@ -118,6 +125,9 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
         else:
             info = ErrorInfo(kind="oom" if is_oom(exc) else "internal", message=f"{type(exc).__name__}: {exc}")
         report = report.replace(error=info)
+    finally:
+        if processes is not None:
+            processes.close()
     if report.error is not None and report.error.kind == "oom" and phase != "load":
         # Name the phase: the batch ran at first, so this is a later phase's extra memory.
         report = report.replace(error=dataclasses.replace(

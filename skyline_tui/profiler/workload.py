@@ -34,6 +34,9 @@ class Workload:
     knobs: dict[str, Any] = field(default_factory=dict)  # provider keyword arguments (ProfileConfig.knobs)
     channels_last: bool = False
     _inputs_by_batch: dict[int, tuple[Any, ...]] = field(default_factory=dict)
+    # Where the predictions measure each new batch size on CPU: a batch_processes.BatchProcesses (run.py
+    # starts it before the load), or None: in this process.
+    batch_processes: Any = None
 
     def run(self) -> Any:
         return self.iteration(*self.inputs)

@@ -3,12 +3,12 @@ and what the worker imports once so that every child starts warm."""
 
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import signal
 import sys
 
+from skyline_tui.lifetime import die_with_parent
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker import stacks
 
@@ -34,15 +34,6 @@ def preload() -> None:
     # collection (the health phase's release before its second model) walks only what the run made,
     # ~0.15 s less each on the mlp sample, and no collection writes to the shared pages (copy-on-write).
     gc.freeze()
-
-
-def die_with_parent() -> None:
-    """Linux: the kernel kills this process when its parent (the single-threaded worker) exits."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int, stack_fd: int,

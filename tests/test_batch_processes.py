@@ -1,0 +1,129 @@
+"""On CPU each predicted batch size runs in a fresh process of its own (profiler/batch_processes.py), through the
+real worker: which process ran which batch, a measurer killed or failing at one batch, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import textwrap
+import time
+
+import pytest
+
+from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler.batch_processes import BatchProcesses
+from skyline_tui.worker.client import profile_once
+from tests.processes import new_marker, processes_with_marker
+
+# Every provider call and iteration is logged as {"pid", "what", "batch"}: which process loaded the entry
+# point, made which inputs and ran which batch size.  GUARD runs in the input provider.
+ENTRY = """
+import json, os, signal, sys
+import torch
+import torch.nn.functional as F
+
+LOG = {log!r}
+
+def _log(what, batch=None):
+    with open(LOG, "a") as out:
+        out.write(json.dumps({{"pid": os.getpid(), "what": what, "batch": batch}}) + "\\n")
+
+_log("import")
+
+def skyline_model_provider():
+    _log("model")
+    return torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+
+def skyline_input_provider(batch_size=8):
+    _log("inputs", batch_size)
+{guard}
+    return torch.randn(batch_size, 16), torch.randint(0, 4, (batch_size,))
+
+def skyline_iteration_provider(model):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    def iteration(x, y):
+        _log("iteration", x.shape[0])
+        opt.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return iteration
+"""
+
+CONFIG = ProfileConfig.quick(breakdown=False, health=False, predictions_budget_s=5.0)
+
+
+def run(tmp_path, guard: str = "", config: ProfileConfig = CONFIG):
+    log = tmp_path / "calls.jsonl"
+    entry = tmp_path / "entry.py"
+    entry.write_text(ENTRY.format(log=str(log), guard=textwrap.indent(textwrap.dedent(guard), "    ")))
+    report = profile_once(str(entry), str(tmp_path), config)
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    return report, calls
+
+
+def batches_by_pid(calls) -> dict[int, set[int]]:
+    ran: dict[int, set[int]] = {}
+    for call in calls:
+        if call["what"] == "iteration":
+            ran.setdefault(call["pid"], set()).add(call["batch"])
+    return ran
+
+
+def test_each_sampled_batch_runs_alone_in_a_process_that_loaded_the_entry(tmp_path):
+    report, calls = run(tmp_path)
+    assert report.error is None, report.error
+    sampled = {s.batch_size for s in report.predictions.samples}
+    assert {16, 32, 4} <= sampled  # 2b, 4b, b/2 (b = 8)
+    ran = batches_by_pid(calls)
+    profiled = [pid for pid, batches in ran.items() if 8 in batches]
+    assert len(profiled) == 1, ran  # the run child: the profiled batch and nothing else
+    assert ran[profiled[0]] == {8}
+    for batch in sampled - {8}:
+        pids = [pid for pid, batches in ran.items() if batch in batches]
+        assert len(pids) == 1 and ran[pids[0]] == {batch}, (batch, ran)
+        loaded = {call["what"] for call in calls if call["pid"] == pids[0]}
+        assert {"import", "model", "inputs"} <= loaded  # a fresh process: it loaded the entry point itself
+
+
+def test_a_measurer_killed_by_sigkill_counts_as_out_of_memory_and_the_run_goes_on(tmp_path):
+    # The kernel's OOM killer sends SIGKILL: in the run child itself it would have ended the whole run.
+    report, _calls = run(tmp_path, guard="""
+        if batch_size >= 32:
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    assert report.error is None, report.error
+    assert report.throughput is not None and report.predictions is not None
+    assert report.predictions.oom_batch_size is not None and report.predictions.oom_batch_size >= 32
+    assert all(s.batch_size < 32 for s in report.predictions.samples)
+    assert report.predictions.max_batch_size is not None and 16 <= report.predictions.max_batch_size < 32
+
+
+def test_a_batch_size_the_model_rejects_is_skipped_in_its_own_process(tmp_path):
+    report, calls = run(tmp_path, guard="""
+        if batch_size == 16:
+            raise ValueError("this model takes no batch of 16")
+    """)
+    assert report.error is None, report.error
+    sampled = {s.batch_size for s in report.predictions.samples}
+    assert 16 not in sampled and {8, 32} <= sampled
+    assert any(call["what"] == "inputs" and call["batch"] == 16 for call in calls)  # it was tried
+
+
+def test_the_measuring_processes_are_gone_when_the_run_ends(tmp_path, monkeypatch):
+    marker = new_marker()
+    monkeypatch.setenv("SKYLINE_TEST_MARKER", marker)
+    report, calls = run(tmp_path)
+    assert report.error is None
+    assert len(batches_by_pid(calls)) >= 4  # the run child and a measurer per sampled batch
+    deadline = time.monotonic() + 10.0
+    while processes_with_marker(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with_marker(marker) == []
+
+
+def test_not_started_where_forking_is_not_safe():
+    # This process has imported torch, whose threads do not survive a fork (OpenMP's pool): the predictions
+    # then measure in-process.  A worker's run child is forked single-threaded, before any op runs.
+    if len(os.listdir("/proc/self/task")) == 1:
+        pytest.skip("this process is single-threaded")
+    assert BatchProcesses.start() is None
