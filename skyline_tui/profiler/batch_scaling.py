@@ -19,11 +19,12 @@ A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch w
 not fit what is left is skipped once ``config.min_prediction_points`` points are in (before that the
 cheapest remaining candidate is measured even when over budget: fewer points would make no fit at all).
 
-Each new batch's peak memory is measured first: its ``PEAK_ITERATIONS`` are the new shapes' first
-iterations and count as warm-up.  Then it is timed like the headline throughput: the warm-up iterations
-still missing (at least one after the profiler), then rounds until two agree, at most ``POINT_ROUNDS``
-(the profiled batch reuses the report's throughput and the memory phase's peak).  A round lasts about as
-long as one of the profiled batch's rounds: a batch 8x as slow is timed one iteration a round, not three.
+On CPU each new batch runs in a fresh process, as a training run at that size would (``batch_processes``:
+allocator history changes a CPU iteration's time): warm-up, rounds until two agree (at most ``POINT_ROUNDS``),
+then its peak.  Elsewhere here, its peak first (its ``PEAK_ITERATIONS`` are the new shapes' first iterations:
+warm-up), the warm-up still missing (at least one after the profiler), then the rounds.  The profiled batch
+reuses the throughput and the memory phase's peak.  A round lasts about as long as one of the profiled
+batch's rounds: a batch 8x as slow is timed one iteration a round, not three.
 
 Time goes only where a time is uncertain.  A point is known once its rounds agreed and ``NOISE_SIGMAS`` of
 its standard errors are within ``POINT_TOLERANCE`` of its time.  The points not known yet are timed again
@@ -32,7 +33,7 @@ order), and a batch's time is the median of its round means: on a shared machine
 and interleaved, the batches see the same mix.  The passes get at most ``REFINE_SHARE`` times the time
 the first timings took, and at most ``MAX_PASSES``: a point whose four round means do not pin it down is
 in noise that more rounds in this budget will not average out.  On CPU they stop once ``LINE_POINTS``
-batches lie within ``LINE_TOLERANCE`` of one line: the fit is then as tight as the goal asks.
+batches lie within ``LINE_TOLERANCE`` of one line, and there are none where each batch had its own process.
 """
 
 from __future__ import annotations
