@@ -4,11 +4,9 @@ real worker: which process ran which batch, a measurer killed or failing at one 
 from __future__ import annotations
 
 import json
-import os
 import textwrap
+import threading
 import time
-
-import pytest
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.batch_processes import BatchProcesses
@@ -122,8 +120,14 @@ def test_the_measuring_processes_are_gone_when_the_run_ends(tmp_path, monkeypatc
 
 
 def test_not_started_where_forking_is_not_safe():
-    # This process has imported torch, whose threads do not survive a fork (OpenMP's pool): the predictions
-    # then measure in-process.  A worker's run child is forked single-threaded, before any op runs.
-    if len(os.listdir("/proc/self/task")) == 1:
-        pytest.skip("this process is single-threaded")
-    assert BatchProcesses.start() is None
+    # A thread of the process would not survive the fork (OpenMP's pool: the forked process hangs in its first
+    # parallel op), so with one running the predictions measure in-process.  A worker's run child is forked
+    # single-threaded, and starts the spawner before it loads anything.
+    release = threading.Event()
+    other = threading.Thread(target=release.wait, daemon=True)
+    other.start()
+    try:
+        assert BatchProcesses.start() is None
+    finally:
+        release.set()
+        other.join()
