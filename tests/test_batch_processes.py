@@ -9,6 +9,7 @@ import threading
 import time
 
 from skyline_tui.config import ProfileConfig
+from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.batch_processes import BatchProcesses
 from skyline_tui.worker.client import profile_once
 from tests.processes import new_marker, processes_with_marker
@@ -67,7 +68,7 @@ def batches_by_pid(calls) -> dict[int, set[int]]:
     return ran
 
 
-def test_each_sampled_batch_runs_alone_in_a_process_that_loaded_the_entry(tmp_path):
+def test_each_sampled_batch_runs_alone_in_a_process_that_built_its_own_model(tmp_path):
     report, calls = run(tmp_path)
     assert report.error is None, report.error
     sampled = {s.batch_size for s in report.predictions.samples}
@@ -79,8 +80,10 @@ def test_each_sampled_batch_runs_alone_in_a_process_that_loaded_the_entry(tmp_pa
     for batch in sampled - {8}:
         pids = [pid for pid, batches in ran.items() if batch in batches]
         assert len(pids) == 1 and ran[pids[0]] == {batch}, (batch, ran)
-        loaded = {call["what"] for call in calls if call["pid"] == pids[0]}
-        assert {"import", "model", "inputs"} <= loaded  # a fresh process: it loaded the entry point itself
+        built = {call["what"] for call in calls if call["pid"] == pids[0]}
+        assert {"model", "inputs"} <= built  # it built its own model and inputs
+    # The module is imported once, in the run child, before the processes are forked: not once per batch size.
+    assert [call["what"] for call in calls].count("import") == 1, calls
 
 
 def test_a_measurer_killed_by_sigkill_counts_as_out_of_memory_and_the_run_goes_on(tmp_path):
@@ -119,7 +122,9 @@ def test_the_measuring_processes_are_gone_when_the_run_ends(tmp_path, monkeypatc
     assert processes_with_marker(marker) == []
 
 
-def test_not_started_where_forking_is_not_safe():
+def test_not_started_where_forking_is_not_safe(tmp_path):
+    entry = tmp_path / "entry.py"
+    entry.write_text(ENTRY.format(log=str(tmp_path / "calls.jsonl"), guard=""))
     # A thread of the process would not survive the fork (OpenMP's pool: the forked process hangs in its first
     # parallel op), so with one running the predictions measure in-process.  A worker's run child is forked
     # single-threaded, and starts the spawner before it loads anything.
@@ -127,7 +132,7 @@ def test_not_started_where_forking_is_not_safe():
     other = threading.Thread(target=release.wait, daemon=True)
     other.start()
     try:
-        assert BatchProcesses.start() is None
+        assert BatchProcesses.start(entry_mod.load_entry_point(str(entry), str(tmp_path))) is None
     finally:
         release.set()
         other.join()

@@ -9,15 +9,16 @@ loads the entry point at one batch size and runs only that one is what a trainin
 
 Forking is the only cheap way to a fresh process with torch imported, and a process that has run a parallel
 torch op cannot fork: OpenMP's thread pool does not survive it, and the forked process hangs in its first
-parallel op.  So the run child forks a *spawner* before it loads the entry point (before any op runs); for
-each batch size the spawner forks a *measurer*, which loads the entry point at that batch, measures it
+parallel op.  So the run child forks a *spawner* once it has imported the entry point's module (with what it
+imports, torchvision say: no measurer pays for that again) and before it builds anything; for each batch
+size the spawner forks a *measurer*, which builds the model and inputs at that batch, measures them
 (``batch_timing.measure_point``) and writes the result back.  The spawner never runs an op itself.
 
 Not on CUDA (the device cannot be shared across a fork; the device's memory, not the host's allocator, is
 what matters there), not with ``torch.compile`` (every measurer would compile again), and only where
 ``os.fork`` exists and the process is still single-threaded: elsewhere the predictions measure in-process.
-Each measurer imports the entry's module and calls its providers again, so their output shows once more
-per batch size; a measurer killed by SIGKILL (the kernel's out-of-memory killer) counts as out of memory.
+Each measurer calls the entry's providers again, so their output shows once more per batch size; a
+measurer killed by SIGKILL (the kernel's out-of-memory killer) counts as out of memory.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ from typing import Any, Optional
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.lifetime import die_with_parent
-from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.batch_timing import PointPlan, PointResult, measure_point
+from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.errors import ProfileError, from_exception
 from skyline_tui.profiler.memory import measure_peak
 from skyline_tui.profiler.workload import load_workload
@@ -53,8 +54,9 @@ class BatchProcesses:
         self._results = results
 
     @classmethod
-    def start(cls) -> Optional["BatchProcesses"]:
-        """Fork the spawner now, or None where that is not safe (see the module docstring)."""
+    def start(cls, entry: EntryPoint) -> Optional["BatchProcesses"]:
+        """Fork the spawner now, for ``entry`` (imported, nothing built yet), or None where that is not safe
+        (see the module docstring)."""
         if not hasattr(os, "fork") or not _single_threaded():
             return None
         requests_r, requests_w = os.pipe()
@@ -65,17 +67,17 @@ class BatchProcesses:
                 os.close(requests_w)
                 os.close(results_r)
                 die_with_parent()
-                _serve(requests_r, results_w)
+                _serve(entry, requests_r, results_w)
             finally:
                 os._exit(0)
         os.close(requests_r)
         os.close(results_w)
         return cls(pid, requests_w, results_r)
 
-    def measure(self, entry: str, root: Optional[str], config: ProfileConfig, plan: PointPlan) -> PointResult:
+    def measure(self, config: ProfileConfig, plan: PointPlan) -> PointResult:
         """Measure ``plan.batch`` in a fresh process.  Its failure is raised here as a ``ProfileError`` (kind
         "oom" for an out-of-memory error, or a kill by SIGKILL)."""
-        _write(self._requests, (entry, root, config, plan))
+        _write(self._requests, (config, plan))
         outcome: Any = None
         while True:
             message = _read(self._results)
@@ -113,7 +115,7 @@ def _single_threaded() -> bool:
         return True  # no /proc: Python's own count is all there is
 
 
-def _serve(requests: int, results: int) -> None:
+def _serve(entry: EntryPoint, requests: int, results: int) -> None:
     """The spawner's loop: a measurer per request, then its exit status, until the request pipe ends."""
     while True:
         request = _read(requests)
@@ -124,7 +126,7 @@ def _serve(requests: int, results: int) -> None:
             try:
                 os.close(requests)
                 die_with_parent()
-                _write(results, _measure(*request))
+                _write(results, _measure(entry, *request))
             finally:
                 for stream in (sys.stdout, sys.stderr):
                     try:
@@ -136,22 +138,17 @@ def _serve(requests: int, results: int) -> None:
         _write(results, ("exited", status))
 
 
-def _measure(entry: str, root: Optional[str], config: ProfileConfig, plan: PointPlan) -> tuple[str, Any]:
+def _measure(entry: EntryPoint, config: ProfileConfig, plan: PointPlan) -> tuple[str, Any]:
     started = time.perf_counter()
-    files = None
     try:
-        point = entry_mod.load_entry_point(entry, root)
-        files = point.files
-        work = load_workload(point, plan.batch, config)
+        work = load_workload(entry, plan.batch, config)
         load_s = time.perf_counter() - started
         result = measure_point(work, config, work.inputs, plan, measure_peak)
         return "ok", dataclasses.replace(result, load_s=load_s)
     except ProfileError as exc:
         return "error", exc.info
     except BaseException as exc:  # noqa: BLE001 - user code can raise anything; it is reported, not raised
-        if files is None:
-            return "error", ErrorInfo(kind="internal", message=f"{type(exc).__name__}: {exc}")
-        return "error", from_exception(exc, files)
+        return "error", from_exception(exc, entry.files)
 
 
 def _death(batch: int, status: int) -> ErrorInfo:

@@ -332,8 +332,7 @@ class _Sampler:
                          peak=self.measure_peak is not None, peak_warms=self.measure_peak is _measure_peak,
                          peak_last=self.processes is not None)
         if self.processes is not None:
-            entry = self.work.entry
-            result = self.processes.measure(str(entry.path), str(entry.files.root), self.config, plan)
+            result = self.processes.measure(self.config, plan)
             self.process_s = max(self.process_s, result.load_s)
             return result
         return measure_point(self.work, self.config, self.work.make_inputs(batch), plan, self.measure_peak)

@@ -87,10 +87,12 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
     work: Optional[Workload] = None
     phase = "load"
     started(phase)
-    # Before anything is loaded or run: a process that has run a parallel op cannot fork (batch_processes.py).
-    processes = BatchProcesses.start() if config.predictions and not config.compile else None
+    processes: Optional[BatchProcesses] = None
     try:
         ep = entry_mod.load_entry_point(entry, root)
+        if config.predictions and not config.compile:
+            # Before anything is built: a process that has run a parallel op cannot fork (batch_processes.py).
+            processes = BatchProcesses.start(ep)
         report = report.replace(entry_point=str(ep.path), project_root=str(ep.files.root))
         batch_size = config.batch_size or ep.default_batch_size
         report = report.replace(batch_size=batch_size)
