@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 LOG = {log!r}
+IMPORTED_BY = os.getpid()  # the run child: the processes are forked after the import
 
 def _log(what, batch=None):
     with open(LOG, "a") as out:
@@ -108,6 +109,21 @@ def test_a_batch_size_the_model_rejects_is_skipped_in_its_own_process(tmp_path):
     sampled = {s.batch_size for s in report.predictions.samples}
     assert 16 not in sampled and {8, 32} <= sampled
     assert any(call["what"] == "inputs" and call["batch"] == 16 for call in calls)  # it was tried
+
+
+def test_when_the_spawner_dies_the_predictions_carry_on_in_the_run_child(tmp_path):
+    # The measurer for 16 kills its parent, the spawner (and dies with it): 16 and what follows are measured in
+    # the run child, as where no process could be forked.
+    report, calls = run(tmp_path, guard="""
+        if batch_size == 16 and os.getpid() != IMPORTED_BY:
+            os.kill(os.getppid(), signal.SIGKILL)
+            signal.pause()
+    """)
+    assert report.error is None, report.error
+    ran = batches_by_pid(calls)
+    child = next(pid for pid, batches in ran.items() if 8 in batches)
+    assert {16, 32} <= ran[child], ran  # after the spawner was gone, here
+    assert {16, 32, 4} <= {s.batch_size for s in report.predictions.samples}
 
 
 def test_the_measuring_processes_are_gone_when_the_run_ends(tmp_path, monkeypatch):

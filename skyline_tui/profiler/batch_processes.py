@@ -45,6 +45,10 @@ from skyline_tui.report import ErrorInfo
 HEADER = struct.Struct(">I")
 
 
+class SpawnerGone(Exception):
+    """The spawner died (killed, or a fork it made failed): the predictions carry on in the run's process."""
+
+
 class BatchProcesses:
     """The run child's handle on its spawner: ``measure`` one batch size in a fresh process, ``close`` at the end."""
 
@@ -52,6 +56,7 @@ class BatchProcesses:
         self.pid = pid
         self._requests = requests
         self._results = results
+        self.closed = False
 
     @classmethod
     def start(cls, entry: EntryPoint) -> Optional["BatchProcesses"]:
@@ -76,13 +81,18 @@ class BatchProcesses:
 
     def measure(self, config: ProfileConfig, plan: PointPlan) -> PointResult:
         """Measure ``plan.batch`` in a fresh process.  Its failure is raised here as a ``ProfileError`` (kind
-        "oom" for an out-of-memory error, or a kill by SIGKILL)."""
-        _write(self._requests, (config, plan))
+        "oom" for an out-of-memory error, or a kill by SIGKILL); ``SpawnerGone`` when there is no spawner."""
+        try:
+            _write(self._requests, (config, plan))
+        except OSError:  # EPIPE: it is gone
+            self.close()
+            raise SpawnerGone() from None
         outcome: Any = None
         while True:
             message = _read(self._results)
             if message is None:
-                raise ProfileError(ErrorInfo(kind="internal", message="the batch-size measuring process is gone"))
+                self.close()
+                raise SpawnerGone()
             if message[0] == "exited":
                 break
             outcome = message
@@ -104,6 +114,7 @@ class BatchProcesses:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
+        self.closed = True
 
 
 def _single_threaded() -> bool:

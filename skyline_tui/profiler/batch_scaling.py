@@ -6,11 +6,9 @@ The batch sizes are chosen around the profiled one ``b`` in the order that helps
 passes within ``LINE_TOLERANCE`` (or the point's noise) of every point; else the joined points do (``time_model``).
 On CPU, once ``LINE_POINTS`` batches lie on the line, the next (8b) is probed with one warm-up iteration and
 one round: within ``LINE_TOLERANCE`` of the line, that is its time (8b had cost half the phase); off it, the
-probe was its warm-up and it is timed in full (a curve that bends past 4b).  Not against the points' last
-segment where no line predicts: that is two points, one maybe high, and the probe, one round right after the
-new shape's first iteration, was off by more than 5 % in all 13 traced runs of convnet, lstm and transformer
-where it was tried (it saved nothing).  A probed batch's peak is not measured: on CPU the capacity (RAM) is
-far, and the memory line has four points already.
+probe was its warm-up and it is timed in full (a curve that bends past 4b).  Never against the last segment
+where no line predicts (two points, one maybe high: such probes were off by over 5 % in all 13 traced runs).
+A probed batch's peak is not measured: on CPU the capacity (RAM) is far, and the memory line has 4 points.
 
 Never past device memory (the rules are in :mod:`skyline_tui.profiler.capacity`); an out-of-memory error is
 recovered from, drops every larger candidate, and the gap to the largest batch that ran is bisected.
@@ -52,6 +50,7 @@ from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capa
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
+from skyline_tui.profiler.batch_processes import SpawnerGone
 from skyline_tui.profiler.batch_timing import FaultTally, PointPlan, PointResult, measure_point, one_round
 from skyline_tui.profiler.timing import standard_error
 from skyline_tui.profiler.workload import Workload
@@ -109,7 +108,7 @@ class _Sampler:
         self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
         self.settled: dict[int, bool] = {}  # whether the first measurement's rounds agreed
         self.faults = FaultTally(cpu=work.device.type == "cpu")  # over each batch's timed rounds
-        # On CPU each new batch size runs in a process of its own (batch_processes.py): its load is part of the cost.
+        # On CPU each new batch runs in a process of its own (batch_processes.py): its load is part of the cost.
         self.processes = work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
         self.process_s = 0.0
         self.tried: set[int] = set()
@@ -278,11 +277,9 @@ class _Sampler:
         return max(1, min(ROUND_SCALE_LIMIT * configured, wanted))
 
     def _iterations_per_point(self, batch: int) -> int:
-        config = self.config
-        peak = PEAK_ITERATIONS if self.measure_peak is _measure_peak else 0  # measure_point: first, it warms up
+        config, peak = self.config, PEAK_ITERATIONS if self.measure_peak is _measure_peak else 0
         plain = config.warmup_iterations if self.processes is not None else max(1, config.warmup_iterations - peak)
-        warm = plain + peak
-        return warm + max(2, config.min_rounds) * self._round_iterations(batch)
+        return plain + peak + max(2, config.min_rounds) * self._round_iterations(batch)  # a first peak warms up
 
     def _estimated_cost_s(self, batch: int) -> float:
         return self._predicted_ms(batch) * self._iterations_per_point(batch) / 1000.0 + self.process_s
@@ -332,9 +329,13 @@ class _Sampler:
                          peak=self.measure_peak is not None, peak_warms=self.measure_peak is _measure_peak,
                          peak_last=self.processes is not None)
         if self.processes is not None:
-            result = self.processes.measure(self.config, plan)
-            self.process_s = max(self.process_s, result.load_s)
-            return result
+            try:
+                result = self.processes.measure(self.config, plan)
+                self.process_s = max(self.process_s, result.load_s)
+                return result
+            except SpawnerGone:
+                self.processes = None  # from here on in this process, peak first
+                plan = dataclasses.replace(plan, peak_last=False)
         return measure_point(self.work, self.config, self.work.make_inputs(batch), plan, self.measure_peak)
 
     def _retime(self, batch: int) -> None:
