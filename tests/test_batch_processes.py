@@ -25,8 +25,10 @@ LOG = {log!r}
 IMPORTED_BY = os.getpid()  # the run child: the processes are forked after the import
 
 def _log(what, batch=None):
+    with open("/proc/self/oom_score_adj") as adj:
+        oom = int(adj.read())
     with open(LOG, "a") as out:
-        out.write(json.dumps({{"pid": os.getpid(), "what": what, "batch": batch}}) + "\\n")
+        out.write(json.dumps({{"pid": os.getpid(), "what": what, "batch": batch, "oom": oom}}) + "\\n")
 
 _log("import")
 
@@ -85,6 +87,11 @@ def test_each_sampled_batch_runs_alone_in_a_process_that_built_its_own_model(tmp
         assert {"model", "inputs"} <= built  # it built its own model and inputs
     # The module is imported once, in the run child, before the processes are forked: not once per batch size.
     assert [call["what"] for call in calls].count("import") == 1, calls
+    # Out of memory, the kernel is to kill a measurer first, not the run child (nor anything else).
+    with open("/proc/self/oom_score_adj") as adj:
+        ours = int(adj.read())
+    assert {call["oom"] for call in calls if call["pid"] != profiled[0]} == {1000}, calls
+    assert {call["oom"] for call in calls if call["pid"] == profiled[0]} == {ours}, calls
 
 
 def test_a_measurer_killed_by_sigkill_counts_as_out_of_memory_and_the_run_goes_on(tmp_path):

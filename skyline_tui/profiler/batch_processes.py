@@ -17,8 +17,9 @@ size the spawner forks a *measurer*, which builds the model and inputs at that b
 Not on CUDA (the device cannot be shared across a fork; the device's memory, not the host's allocator, is
 what matters there), not with ``torch.compile`` (every measurer would compile again), and only where
 ``os.fork`` exists and the process is still single-threaded: elsewhere the predictions measure in-process.
-Each measurer calls the entry's providers again, so their output shows once more per batch size; a
-measurer killed by SIGKILL (the kernel's out-of-memory killer) counts as out of memory.
+Each measurer calls the entry's providers again, so their output shows once more per batch size.  Its model
+sits beside the run child's: out of memory, the kernel's killer is told to take the measurer first, and a
+measurer killed by SIGKILL counts as out of memory at its batch size.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def _serve(entry: EntryPoint, requests: int, results: int) -> None:
             try:
                 os.close(requests)
                 die_with_parent()
+                _first_to_go_when_memory_runs_out()
                 _write(results, _measure(entry, *request))
             finally:
                 for stream in (sys.stdout, sys.stderr):
@@ -147,6 +149,19 @@ def _serve(entry: EntryPoint, requests: int, results: int) -> None:
                 os._exit(0)
         _pid, status = os.waitpid(pid, 0)
         _write(results, ("exited", status))
+
+
+OOM_SCORE_ADJ = "/proc/self/oom_score_adj"
+
+
+def _first_to_go_when_memory_runs_out() -> None:
+    """Linux: out of memory, the kernel kills the measurer rather than the run child (which holds the report so
+    far) or anything else: it is the one process here whose loss costs one batch size's measurement."""
+    try:
+        with open(OOM_SCORE_ADJ, "w", encoding="ascii") as adj:
+            adj.write("1000")
+    except OSError:  # no such file (not Linux), or not allowed: the kernel chooses as it would
+        pass
 
 
 def _measure(entry: EntryPoint, config: ProfileConfig, plan: PointPlan) -> tuple[str, Any]:
