@@ -11,6 +11,7 @@ import time
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.batch_processes import BatchProcesses
+from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import profile_once
 from tests.processes import new_marker, processes_with_marker
 
@@ -143,6 +144,19 @@ def test_the_measuring_processes_are_gone_when_the_run_ends(tmp_path, monkeypatc
     while processes_with_marker(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert processes_with_marker(marker) == []
+
+
+def test_what_the_module_printed_before_the_fork_shows_once(tmp_path):
+    # The run child's stdout is line-buffered: an unfinished line printed at import sits in its buffer when the
+    # spawner is forked, and every measurer would print it again when it flushes on its way out.
+    entry = tmp_path / "entry.py"
+    entry.write_text(ENTRY.format(log=str(tmp_path / "calls.jsonl"), guard="").replace(
+        '_log("import")', '_log("import")\nprint("PARTIAL-LINE", end="")'))
+    logs: list[str] = []
+    report = profile_once(str(entry), str(tmp_path), CONFIG,
+                          on_event=lambda event: logs.append(event.text) if isinstance(event, p.RunLog) else None)
+    assert report.error is None, report.error
+    assert "".join(logs).count("PARTIAL-LINE") == 1, logs
 
 
 def test_not_started_where_forking_is_not_safe(tmp_path):

@@ -65,6 +65,7 @@ class BatchProcesses:
         (see the module docstring)."""
         if not hasattr(os, "fork") or not _single_threaded():
             return None
+        _flush_output()  # what the module printed without a newline yet would be printed again by every measurer
         requests_r, requests_w = os.pipe()
         results_r, results_w = os.pipe()
         pid = os.fork()
@@ -141,14 +142,18 @@ def _serve(entry: EntryPoint, requests: int, results: int) -> None:
                 _first_to_go_when_memory_runs_out()
                 _write(results, _measure(entry, *request))
             finally:
-                for stream in (sys.stdout, sys.stderr):
-                    try:
-                        stream.flush()
-                    except (OSError, ValueError):
-                        pass
+                _flush_output()
                 os._exit(0)
         _pid, status = os.waitpid(pid, 0)
         _write(results, ("exited", status))
+
+
+def _flush_output() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 OOM_SCORE_ADJ = "/proc/self/oom_score_adj"
