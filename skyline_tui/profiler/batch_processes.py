@@ -57,7 +57,6 @@ class BatchProcesses:
         self.pid = pid
         self._requests = requests
         self._results = results
-        self.closed = False
 
     @classmethod
     def start(cls, entry: EntryPoint) -> Optional["BatchProcesses"]:
@@ -116,7 +115,6 @@ class BatchProcesses:
             os.waitpid(self.pid, 0)
         except ChildProcessError:
             pass
-        self.closed = True
 
 
 def _single_threaded() -> bool:
