@@ -326,7 +326,6 @@ class _Sampler:
         plan = PointPlan(batch=batch, round_iterations=self._round_iterations(batch),
                          budget_s=self._point_budget(batch), max_rounds=POINT_ROUNDS,
                          probe_ms=self._predicted_ms(batch) if probe else None, probe_tolerance=LINE_TOLERANCE,
-                         peak=self.measure_peak is not None, peak_warms=self.measure_peak is _measure_peak,
                          peak_last=self.processes is not None)
         if self.processes is not None:
             try:

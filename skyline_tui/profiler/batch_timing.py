@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.faults import fault_time
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
+from skyline_tui.profiler.memory import measure_peak as memory_peak
 from skyline_tui.profiler.timing import TimingResult, measure_until_stable, standard_error, warm_up
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Throughput
@@ -50,9 +51,7 @@ class PointPlan:
     max_rounds: int
     probe_ms: Optional[float] = None  # the line's prediction: probe first (one warm-up, one round)
     probe_tolerance: float = 0.0  # the probe is the batch's time when within this share of ``probe_ms``
-    peak: bool = True  # measure the peak first
-    peak_warms: bool = True  # the peak's iterations are the new shapes' first: warm-up (memory.measure_peak's are)
-    peak_last: bool = False  # after the timing instead (the CPU peak's profiler changes the allocator's regime)
+    peak_last: bool = False  # the peak after the timing (the CPU peak's profiler changes the allocator's regime)
 
 
 @dataclass(frozen=True)
@@ -66,28 +65,28 @@ class PointResult:
     peak_bytes: Optional[int] = None
     faults: Optional[int] = None
     iterations_run: int = 0
-    probed: bool = False  # the probe was on the line: it is the batch's time
     load_s: float = 0.0  # building the model and inputs first (a process of its own: batch_processes.py)
 
 
 def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: PointPlan,
                   measure_peak: Optional[Callable[[Workload, tuple], "tuple[int, str]"]]) -> PointResult:
-    """Probe (when planned), else the peak (when planned and ``measure_peak`` is given), then the first timing
-    (the peak after it with ``plan.peak_last``).
+    """Probe (when planned), else the peak (when ``measure_peak`` is given), then the first timing (the peak
+    after it with ``plan.peak_last``).
 
     After a probe off the line, the probe was the batch's warm-up and the peak is not measured (the memory
-    line has its points already); a peak measured first is warm-up too (``first_timing``'s ``warmed``)."""
+    line has its points already); ``memory.measure_peak`` measured first is warm-up too (its iterations are
+    the new shapes' first: ``first_timing``'s ``warmed``)."""
     run = lambda: work.iteration(*inputs)  # noqa: E731
     if plan.probe_ms is not None:
         probe = one_round(work, run, plan.round_iterations)
         if abs(probe.mean_ms - plan.probe_ms) <= plan.probe_tolerance * plan.probe_ms:
             return PointResult(mean_ms=probe.mean_ms, error_ms=0.0, settled=True, faults=probe.faults,
-                               iterations_run=probe.iterations_run, probed=True)
+                               iterations_run=probe.iterations_run)
     peak = None
-    peak_wanted = plan.probe_ms is None and plan.peak and measure_peak is not None
+    peak_wanted = plan.probe_ms is None and measure_peak is not None
     if peak_wanted and not plan.peak_last:
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
-    warmed = plan.probe_ms is not None or (peak is not None and plan.peak_warms)
+    warmed = plan.probe_ms is not None or (peak is not None and measure_peak is memory_peak)
     result = first_timing(work, config, run, round_iterations=plan.round_iterations, budget_s=plan.budget_s,
                           max_rounds=plan.max_rounds, warmed=warmed)
     if peak_wanted and plan.peak_last:
