@@ -15,8 +15,8 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 PART=${1:-tests}
 TESTS_S=${TESTS_S:-240}  # tests: 240 s
-THROUGHPUT_S=${THROUGHPUT_S:-50} BREAKDOWN_S=${BREAKDOWN_S:-60} PREDICTIONS_S=${PREDICTIONS_S:-80}
-MEMORY_S=${MEMORY_S:-80}  # figures: 270 s in all
+THROUGHPUT_S=${THROUGHPUT_S:-40} BREAKDOWN_S=${BREAKDOWN_S:-50} PREDICTIONS_S=${PREDICTIONS_S:-110}
+MEMORY_S=${MEMORY_S:-70}  # figures: 270 s in all
 
 step() {  # step NAME SECONDS COMMAND...
     local name=$1 limit=$2
@@ -46,7 +46,8 @@ figures)
     rc=0
     step "throughput vs a plain loop" "$THROUGHPUT_S" python benchmarks/throughput_vs_plain.py --rounds 3 || rc=$?
     step "breakdown overhead" "$BREAKDOWN_S" python benchmarks/breakdown_overhead.py --rounds 3 --threads 0 || rc=$?
-    step "predictions vs measured" "$PREDICTIONS_S" python benchmarks/predictions_accuracy.py --repeat 3 || rc=$?
+    step "predictions vs measured" "$PREDICTIONS_S" python benchmarks/predictions_accuracy.py \
+        --pairs 1 --repeat 2 || rc=$?  # each reference is a fresh process with its own CUDA context
     step "peak and largest batch" "$MEMORY_S" python benchmarks/cuda_memory_check.py --steps 3 || rc=$?
     exit "$rc"
     ;;

@@ -71,15 +71,20 @@ def plain_loop(entry: Path, batch_size: int) -> tuple[float, float]:
             spec.loader.exec_module(module)
             iteration = module.skyline_iteration_provider(module.skyline_model_provider())
             inputs = module.skyline_input_provider(batch_size=batch_size)
+            # On a GPU an iteration returns once its kernels are queued: wait for them, as a user's loop
+            # that reads the loss would.  (CUDA is initialised here only if the entry point put work there.)
+            sync = torch.cuda.synchronize if torch.cuda.is_initialized() else (lambda: None)
             started, done = time.perf_counter(), 0
             while done < PLAIN_WARMUP_ITERATIONS or time.perf_counter() - started < PLAIN_WARMUP_S:
                 iteration(*inputs)
+                sync()
                 done += 1
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             times = []
             for _ in range(PLAIN_ITERATIONS):
                 began = time.perf_counter()
                 iteration(*inputs)
+                sync()
                 times.append((time.perf_counter() - began) * 1000.0)
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
             os.write(write, pickle.dumps((statistics.median(times), faults / PLAIN_ITERATIONS)))
