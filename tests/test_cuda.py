@@ -232,7 +232,7 @@ def test_out_of_memory_above_batch_n_is_found_and_the_largest_batch_runs():
 # ---- the worker --------------------------------------------------------------------------------------------------
 
 
-def test_two_cuda_runs_through_one_warm_worker_and_the_worker_never_maps_libcuda():
+def test_two_cuda_runs_through_one_warm_worker_and_the_worker_never_initialises_cuda():
     import queue
 
     from skyline_tui.worker import protocol as p
@@ -251,8 +251,36 @@ def test_two_cuda_runs_through_one_warm_worker_and_the_worker_never_maps_libcuda
         maps = Path(f"/proc/{client.pid}/maps").read_text()
     finally:
         client.close()
-    # The driver (libcuda.so) is loaded by the first CUDA call; libcudart is mapped by every `import torch`.
-    assert "/libcuda.so" not in maps  # the worker itself never initialised CUDA: its children could
+    # cuInit maps the GPU's device files (/dev/nvidiactl, /dev/nvidia0); an `import torch` maps none of them
+    # (torch 2.11+cu130 maps libcuda.so itself at import, so that library says nothing).
+    devices = [line for line in maps.splitlines() if " /dev/nvidia" in line]
+    assert devices == []  # the worker itself never initialised CUDA: its children could
+
+
+@pytest.mark.parametrize("touch, refused", [
+    ("torch.cuda.is_available()", False),  # the worker's NVML check: opens /dev/nvidia* but initialises nothing
+    ("ctypes.CDLL('libcuda.so.1').cuInit(0)", True),  # the driver initialised behind torch's back
+])
+def test_the_fork_guard_sees_the_driver_initialised_and_only_then(touch, refused):
+    # Whether a child forked afterwards can run CUDA, next to the guard's verdict in the same process.
+    code = ("import ctypes, os, torch\n"
+            "from skyline_tui.worker.fork_safety import cuda_fork_problem\n"
+            f"{touch}\n"
+            "print('refused' if cuda_fork_problem() else 'allowed', torch.cuda.is_initialized())\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    try:\n"
+            "        torch.ones(1, device='cuda').item(); print('child-ok', flush=True)\n"
+            "    except Exception:\n"
+            "        print('child-failed', flush=True)\n"
+            "    os._exit(0)\n"
+            "os.waitpid(pid, 0)\n")
+    result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
+                            env=cli_env(), cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    verdict, torch_flag, child = result.stdout.split()
+    assert torch_flag == "False"  # torch's own flag says nothing in either case
+    assert (verdict, child) == (("refused", "child-failed") if refused else ("allowed", "child-ok"))
 
 
 def test_the_fork_guard_refuses_once_cuda_is_initialised():

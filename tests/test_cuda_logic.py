@@ -279,15 +279,20 @@ def test_the_fork_guard_allows_a_worker_without_cuda():
     assert result.stdout.split() == ["False", "None"]
 
 
-def test_the_fork_guard_refuses_once_the_cuda_driver_is_mapped(tmp_path):
-    # A process map as Linux writes it, once with the runtime only (every `import torch` of a CUDA build maps
-    # it) and once with the driver that the first CUDA call loads: only the driver means CUDA was touched.
-    runtime = "7f1c2a000000-7f1c2a200000 r-xp 00000000 08:01 42 /usr/lib/python3/torch/lib/libcudart.so.12\n"
-    driver = "7f1c3b000000-7f1c3b900000 r-xp 00000000 08:01 43 /usr/lib/x86_64-linux-gnu/libcuda.so.550.54.15\n"
-    without, with_driver = tmp_path / "maps_runtime", tmp_path / "maps_driver"
-    without.write_text(runtime)
-    with_driver.write_text(runtime + driver)
-    assert cuda_fork_problem(str(without)) is None
-    problem = cuda_fork_problem(str(with_driver))
+def test_the_fork_guard_refuses_once_the_cuda_driver_maps_the_gpu(tmp_path):
+    # Process maps as Linux writes them.  Every `import torch` of a CUDA build maps the runtime, and torch
+    # 2.11+cu130 maps the driver library too (seen on an H200: a child forked then ran CUDA fine); only the
+    # GPU's device files, which cuInit maps (a child forked after it failed its first CUDA call), mean that
+    # CUDA was initialised.
+    runtime = "7f1c2a000000-7f1c2a200000 r-xp 00000000 08:01 42 /usr/lib/python3/torch/lib/libcudart.so.13\n"
+    driver = "7f1c3b000000-7f1c3b900000 r-xp 00000000 08:01 43 /usr/lib/x86_64-linux-gnu/libcuda.so.580.159.04\n"
+    anonymous = "7f1c4c000000-7f1c4c021000 rw-p 00000000 00:00 0 \n"
+    device = ("7f1c5d000000-7f1c5d001000 rw-s 00000000 00:05 1035                       /dev/nvidiactl\n"
+              "7f1c5e000000-7f1c5e200000 rw-s 00000000 00:05 1037                       /dev/nvidia0\n")
+    imported, initialised = tmp_path / "maps_imported", tmp_path / "maps_initialised"
+    imported.write_text(runtime + driver + anonymous)
+    initialised.write_text(runtime + driver + anonymous + device)
+    assert cuda_fork_problem(str(imported)) is None
+    problem = cuda_fork_problem(str(initialised))
     assert problem is not None and "initialised CUDA" in problem
     assert cuda_fork_problem(str(tmp_path / "missing")) is None  # no process map (not Linux): no verdict
