@@ -26,6 +26,7 @@ from skyline_tui.profiler.memory import CUDA_CAPACITY_SOURCE, measure_memory
 from skyline_tui.profiler.run import load_workload, measure_throughput, profile
 from skyline_tui.profiler.workload import Workload, device_info
 from skyline_tui.report import Report
+from skyline_tui.worker.protocol import WORKER_ENVIRONMENT
 
 from .conftest import QUICK_FLAGS, REPO, SAMPLES, cli_env, run_cli
 
@@ -275,8 +276,9 @@ def test_the_fork_guard_sees_the_driver_initialised_and_only_then(touch, refused
             "        print('child-failed', flush=True)\n"
             "    os._exit(0)\n"
             "os.waitpid(pid, 0)\n")
+    # The worker's environment: without its NVML switch, is_available() itself runs cuInit (seen on the H200).
     result = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True,
-                            env=cli_env(), cwd=REPO, timeout=120)
+                            env={**cli_env(), **WORKER_ENVIRONMENT}, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     verdict, torch_flag, child = result.stdout.split()
     assert torch_flag == "False"  # torch's own flag says nothing in either case
