@@ -6,6 +6,7 @@ module never imports torch: the UI process stays light and a crash in user code 
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -35,6 +36,9 @@ class WorkerClient:
         self._python = python
         self._extra_env = dict(env or {})  # e.g. CUDA_VISIBLE_DEVICES: a sweep gives each GPU its worker
         self._lock = threading.Lock()
+        # Held while the request pipe is written or closed, so a message never goes to a descriptor that
+        # shutdown() closed (and the system may have reused).  Taken after _lock where both are held.
+        self._send_lock = threading.Lock()
         self._proc: Optional[subprocess.Popen[bytes]] = None
         self._requests_fd: Optional[int] = None
         self._reader: Optional[threading.Thread] = None
@@ -57,9 +61,10 @@ class WorkerClient:
             if self.alive:
                 return
             self._closing = False
-            if self._requests_fd is not None:  # the previous worker died: its request pipe goes too
-                os.close(self._requests_fd)
-                self._requests_fd = None
+            with self._send_lock:
+                if self._requests_fd is not None:  # the previous worker died: its request pipe goes too
+                    os.close(self._requests_fd)
+                    self._requests_fd = None
             requests_r, requests_w = os.pipe()
             events_r, events_w = os.pipe()
             env = {**os.environ, **self._extra_env}
@@ -76,7 +81,8 @@ class WorkerClient:
             finally:
                 os.close(requests_r)
                 os.close(events_w)
-            self._requests_fd = requests_w
+            with self._send_lock:
+                self._requests_fd = requests_w
             proc = self._proc
             self._reader = threading.Thread(target=self._read_events, args=(events_r, proc), daemon=True,
                                             name="skyline-worker-events")
@@ -97,28 +103,38 @@ class WorkerClient:
             self._active[run_id] = request
             if self._proc is not None:
                 self._run_proc[run_id] = self._proc
-        self._send(request)
+        try:
+            self._send(request)
+        except OSError as exc:  # the worker died (or was shut down) between the check above and the write
+            if self._closing:
+                self._end_run(run_id, "cancelled", "the profiler worker stopped")
+            else:
+                self._end_run(run_id, "crash", f"the profiler worker could not take the run ({exc.strerror or exc})")
         return run_id
 
     def cancel(self, run_id: Optional[int] = None) -> None:
         with self._lock:
             targets = [run_id] if run_id is not None else list(self._active)
         for target in targets:
-            self._send(p.CancelRequest(run_id=target))
+            try:
+                self._send(p.CancelRequest(run_id=target))
+            except OSError:
+                pass  # the worker is gone: its runs end with their crash reports (_worker_gone)
 
     def shutdown(self) -> None:
         """Ask the worker to stop, without waiting for it: several workers then stop side by side, and
         :meth:`close` only waits for what is left.  Safe to call twice."""
         with self._lock:
             self._closing = True
+        with self._send_lock:
             fd = self._requests_fd
             self._requests_fd = None
-        if fd is not None:
-            try:
-                os.write(fd, p.encode(p.ShutdownRequest()))
-            except OSError:
-                pass
-            os.close(fd)  # EOF alone is enough for the worker to stop
+            if fd is not None:
+                try:
+                    os.write(fd, p.encode(p.ShutdownRequest()))
+                except OSError:
+                    pass
+                os.close(fd)  # EOF alone is enough for the worker to stop
 
     def close(self, timeout: float = 3.0) -> None:
         """Stop the worker and every process it started, and wait for them.  Safe to call twice."""
@@ -135,12 +151,27 @@ class WorkerClient:
 
     # ---- internals -------------------------------------------------------------------------------
     def _send(self, message: object) -> None:
-        fd = self._requests_fd
-        if fd is None:
-            raise RuntimeError("the worker is not running")
+        """Write one message whole; ``OSError`` (``BrokenPipeError``) when no worker can read it."""
         data = memoryview(p.encode(message))
-        while data:
-            data = data[os.write(fd, data):]
+        with self._send_lock:
+            fd = self._requests_fd
+            if fd is None:
+                raise BrokenPipeError(errno.EPIPE, "the worker is not running")
+            while data:
+                data = data[os.write(fd, data):]
+
+    def _end_run(self, run_id: int, kind: str, message: str) -> None:
+        """End a run that has no final report yet with one carrying ``kind``/``message`` (its last partial
+        report kept); a no-op once it has one, so a run never gets two, whoever gets here first."""
+        with self._lock:
+            request = self._active.pop(run_id, None)
+            self._run_proc.pop(run_id, None)
+            partial = self._last_partial.pop(run_id, None)
+        if request is None:
+            return
+        base = partial or Report(entry_point=request.entry, project_root=request.root or "")
+        report = base.replace(error=ErrorInfo(kind=kind, message=message))
+        self._on_event(p.RunReport(run_id=run_id, report=report, phase="error", final=True))
 
     def _emit(self, event: p.Event) -> None:
         if isinstance(event, p.RunReport):
@@ -174,16 +205,13 @@ class WorkerClient:
 
     def _worker_gone(self, returncode: int, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:
-            orphans = [(rid, self._active[rid], self._last_partial.get(rid)) for rid in list(self._active)
-                       if self._run_proc.get(rid) in (proc, None)]
+            orphans = [rid for rid in self._active if self._run_proc.get(rid) in (proc, None)]
             closing = self._closing
             replaced = proc is not self._proc  # a newer worker already serves: it is not gone
-        for run_id, request, partial in orphans:
-            message = "the profiler worker stopped" if closing else \
-                f"the profiler worker died unexpectedly ({_describe_status(returncode)})"
-            base = partial or Report(entry_point=request.entry, project_root=request.root or "")
-            report = base.replace(error=ErrorInfo(kind="cancelled" if closing else "crash", message=message))
-            self._emit(p.RunReport(run_id=run_id, report=report, phase="error", final=True))
+        message = "the profiler worker stopped" if closing else \
+            f"the profiler worker died unexpectedly ({_describe_status(returncode)})"
+        for run_id in orphans:
+            self._end_run(run_id, "cancelled" if closing else "crash", message)
         if not replaced:
             self._on_event(p.WorkerGone(returncode=returncode,
                                         message="worker stopped" if closing else _describe_status(returncode)))
