@@ -244,7 +244,7 @@ def test_prediction_at_a_batch_never_sampled_is_close_to_a_measurement(tmp_path,
     3x the batch: the sampler runs b/2, 2b, 4b and 8b, so this is the fit's prediction, not a measurement
     it already made.
 
-    This checks the predictions, not the machine: iterations are timed in process CPU time on one thread,
+    This checks the predictions, not the machine: iterations are timed in the thread's CPU time on one intra-op thread,
     because on a shared CI box other jobs inflate wall-clock times by 2-10x in bursts.
     """
     config = ProfileConfig.quick(predictions_budget_s=2.0)

@@ -1,7 +1,7 @@
 """Where the batch-size sampler spends its time: nowhere once every point's time is known within its noise,
 and on re-timing the points whose rounds disagree (never the profiled batch: its time is the headline).
 The entry points spin for a known CPU time per iteration (a line, or
-a curve, in the batch size), and iterations are timed in process CPU time on one thread, so what the
+a curve, in the batch size), and iterations are timed in the thread's CPU time on one thread, so what the
 sampler should conclude is known without measuring anything, however loaded the machine is (on a shared
 box other jobs inflate wall-clock times, and even sleeps, by 2-10x in bursts)."""
 
@@ -44,8 +44,8 @@ def skyline_iteration_provider(model):
         F.cross_entropy(model(x), y).backward()
         opt.step()
         b = x.shape[0]
-        until = time.process_time() + ({milliseconds}) / 1000.0
-        while time.process_time() < until:
+        until = time.thread_time() + ({milliseconds}) / 1000.0
+        while time.thread_time() < until:
             pass
     return iteration
 """
@@ -167,8 +167,8 @@ def skyline_iteration_provider(model):
         n = ITERATIONS.get(b, 0)
         ITERATIONS[b] = n + 1
         slow = {slow}
-        until = time.process_time() + ({base}) * ({slower} if slow else 1.0) / 1000.0
-        while time.process_time() < until:
+        until = time.thread_time() + ({base}) * ({slower} if slow else 1.0) / 1000.0
+        while time.thread_time() < until:
             pass
     return iteration
 """
