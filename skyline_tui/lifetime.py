@@ -1,4 +1,4 @@
-"""A forked helper process must not outlive the process that started it."""
+"""A forked helper process must not outlive the process that started it, and can be told apart by its name."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import ctypes
 import signal
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+MEASURER_NAME = "skyline-measure"  # a batch size measured in a process of its own (batch_processes.py)
 
 
 def die_with_parent() -> None:
@@ -14,5 +16,14 @@ def die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def name_this_process(name: str) -> None:
+    """Linux: the name ``ps`` shows and ``/proc/PID/comm`` holds (15 bytes at most).  Elsewhere a no-op."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
     except (OSError, AttributeError):
         pass

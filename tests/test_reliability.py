@@ -77,6 +77,27 @@ def test_out_of_memory_above_the_default_batch_is_recovered_and_bounds_max_batch
     assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
 
 
+def test_a_hang_in_a_batch_size_measured_in_its_own_process_points_at_the_users_line(tmp_path):
+    # On CPU each predicted batch size runs in a process of its own (profiler/batch_processes.py): when the
+    # timeout strikes there, the stack that names the user's line is that process's, not the run's (which
+    # only waits for it).  The fixture runs at its default batch size and loops forever above it.
+    import subprocess
+    import sys
+
+    marker = new_marker()
+    hangs = OOM_ABOVE.parent / "hangs_above.py"
+    result = subprocess.run([sys.executable, "-m", "skyline_tui", str(hangs), "--json", "-", *QUICK_FLAGS,
+                             "--timeout", "10"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
+                            stdin=subprocess.DEVNULL, env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
+    assert result.returncode == 1, result.stderr[-2000:]
+    error = json.loads(result.stdout)["error"]
+    assert error["kind"] == "timeout" and "while measuring predictions" in error["message"], error
+    loop = next(i for i, text in enumerate(hangs.read_text().splitlines(), 1) if "while True: pass" in text)
+    assert (error["file"], error["line"], error["function"]) == ("hangs_above.py", loop, "iteration"), error
+    assert f"hangs_above.py:{loop}" in result.stderr
+    assert left_behind(marker) == [], "processes (or unreaped zombies) left behind"
+
+
 def test_no_listening_socket_is_opened_during_a_run(tmp_path):
     import subprocess
     import sys

@@ -35,7 +35,7 @@ import time
 from typing import Any, Optional
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.lifetime import die_with_parent
+from skyline_tui.lifetime import MEASURER_NAME, die_with_parent, name_this_process
 from skyline_tui.profiler.batch_timing import PointPlan, PointResult, measure_point
 from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.errors import ProfileError, from_exception
@@ -137,6 +137,7 @@ def _serve(entry: EntryPoint, requests: int, results: int) -> None:
             try:
                 os.close(requests)
                 die_with_parent()
+                name_this_process(MEASURER_NAME)  # on a timeout the worker aborts it first: its stack is the user's
                 _first_to_go_when_memory_runs_out()
                 _write(results, _measure(entry, *request))
             finally:

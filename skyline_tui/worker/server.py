@@ -296,19 +296,31 @@ def _project_files(request: p.ProfileRequest):
 
 
 def _abort(pid: int) -> None:
-    """SIGABRT: faulthandler dumps the Python stack and the process dies; SIGKILL follows if it lingers."""
+    """SIGABRT: faulthandler dumps the Python stack and the process dies; SIGKILL follows if it lingers.  A batch
+    size being measured in a process of its own goes first: the user's code runs there, and the run's own
+    stack (it only waits) then follows that one in the pipe instead of interleaving with it."""
+    for measurer in stacks.measurers(pid):
+        _abort_one(measurer, ours=False)
+    _abort_one(pid, ours=True)
+
+
+def _abort_one(pid: int, ours: bool) -> None:
+    """SIGABRT to ``pid``, then wait until it is gone (``ours``: our child, reaped here), at most the grace."""
     try:
         os.kill(pid, signal.SIGABRT)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + ABORT_GRACE_S
     while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if done:
-            return  # reaped here; _stop_run's waitpid finds nothing left to wait for
+        if ours:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if done:
+                return  # reaped here; _stop_run's waitpid finds nothing left to wait for
+        elif not stacks.running(pid):
+            return  # its parent (the spawner) reaps it
         time.sleep(0.01)
 
 

@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from skyline_tui.lifetime import MEASURER_NAME
 from skyline_tui.profiler.frames import ProjectFiles
 
 REAL_EXIT = os._exit  # the run child's own exit must not be reported as the user's
@@ -52,20 +53,23 @@ def arm(fd: int) -> None:
 
 
 def locate(dump: bytes, files: ProjectFiles) -> Optional[Location]:
-    """The innermost project frame of the last stack in ``dump`` (faulthandler's text), if any."""
-    frames: list[tuple[str, int, str]] = []  # most recent first, as faulthandler writes them
-    exit_code: Optional[int] = None
+    """The innermost project frame of the last stack in ``dump`` (faulthandler's text) that has one, if any.
+    (After a timeout during the predictions the last stack is the run's, waiting for the process that measured
+    a batch size; that process's, just before it, is where the user's code was.)"""
+    dumps: list[tuple[Optional[int], list[tuple[str, int, str]]]] = []  # (exit code, frames most recent first)
     pending_exit: Optional[int] = None
     for line in dump.decode("utf-8", "replace").splitlines():
         exit_call = _EXIT_CALL.match(line)
         if exit_call is not None:
             pending_exit = int(exit_call["code"])
-        elif line.startswith(_HEADERS):  # a new dump begins: only the last one counts
-            frames, exit_code, pending_exit = [], pending_exit, None
-        elif (match := _FRAME.match(line)) is not None:
+        elif line.startswith(_HEADERS):  # a new dump begins
+            dumps.append((pending_exit, []))
+            pending_exit = None
+        elif dumps and (match := _FRAME.match(line)) is not None:
             rel = files.relpath(match["file"])
             if rel is not None:
-                frames.append((rel, int(match["line"]), match["function"].strip()))
+                dumps[-1][1].append((rel, int(match["line"]), match["function"].strip()))
+    exit_code, frames = next(((code, found) for code, found in reversed(dumps) if found), (None, []))
     if not frames:
         return None
     lines = []
@@ -76,3 +80,36 @@ def locate(dump: bytes, files: ProjectFiles) -> Optional[Location]:
             lines.append(f"    {source}\n")
     file, number, function = frames[0]
     return Location(file, number, function, "".join(lines), exit_code)
+
+
+def measurers(group: int) -> list[int]:
+    """The processes of the run's process group ``group`` that measure a batch size (named by batch_processes.py),
+    the outermost only (what the user's code forks there carries the name too).  Empty without ``/proc``."""
+    processes: dict[int, tuple[str, int, int]] = {}  # pid: (name, parent, group)
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:
+            processes[int(entry)] = stat[0], stat[2], stat[3]
+    return [pid for pid, (name, parent, pgrp) in processes.items()
+            if pgrp == group and name == MEASURER_NAME and processes.get(parent, ("",))[0] != MEASURER_NAME]
+
+
+def running(pid: int) -> bool:
+    """Whether ``pid`` exists and has not exited (a zombie has)."""
+    stat = _stat(pid)
+    return stat is not None and stat[1] != "Z"
+
+
+def _stat(pid: int) -> Optional[tuple[str, str, int, int]]:
+    """Name, state, parent and process group from ``/proc/PID/stat``; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    name = text[text.index("(") + 1:text.rindex(")")]  # the name may hold spaces and parentheses
+    state, parent, group = text[text.rindex(")") + 2:].split()[:3]
+    return name, state, int(parent), int(group)
