@@ -18,7 +18,7 @@ from tests.processes import new_marker, processes_with_marker
 # Every provider call and iteration is logged as {"pid", "what", "batch"}: which process loaded the entry
 # point, made which inputs and ran which batch size.  GUARD runs in the input provider.
 ENTRY = """
-import json, os, signal, sys
+import json, os, signal, sys, time
 import torch
 import torch.nn.functional as F
 
@@ -29,7 +29,8 @@ def _log(what, batch=None):
     with open("/proc/self/oom_score_adj") as adj:
         oom = int(adj.read())
     with open(LOG, "a") as out:
-        out.write(json.dumps({{"pid": os.getpid(), "what": what, "batch": batch, "oom": oom}}) + "\\n")
+        out.write(json.dumps({{"pid": os.getpid(), "what": what, "batch": batch, "oom": oom,
+                               "t": time.monotonic()}}) + "\\n")
 
 _log("import")
 
@@ -173,3 +174,19 @@ def test_not_started_where_forking_is_not_safe(tmp_path):
     finally:
         release.set()
         other.join()
+
+
+def test_a_fresh_process_warms_up_as_long_as_the_headline_did_before_it_is_timed(tmp_path):
+    # Everything is cold in a fresh process, as it was for the headline at b: its warm-up (``warmup_s``) is
+    # the batch's too.  Here half a second of iterations of a fraction of a millisecond: with a few
+    # warm-up iterations only, a measurer would be done in milliseconds.
+    report, calls = run(tmp_path, config=CONFIG.replace(warmup_s=0.5))
+    assert report.error is None, report.error
+    run_child = next(call["pid"] for call in calls if call["what"] == "import")
+    spans = {}
+    for call in calls:
+        if call["what"] == "iteration" and call["pid"] != run_child:
+            first, _last = spans.get(call["pid"], (call["t"], call["t"]))
+            spans[call["pid"]] = (first, call["t"])
+    assert len(spans) >= 3, spans  # 2b, 4b and b/2 at least, each in its own process
+    assert all(last - first >= 0.5 for first, last in spans.values()), spans

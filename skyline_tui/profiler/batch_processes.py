@@ -173,6 +173,7 @@ def _measure(entry: EntryPoint, config: ProfileConfig, plan: PointPlan) -> tuple
     try:
         work = load_workload(entry, plan.batch, config)
         load_s = time.perf_counter() - started
+        plan = dataclasses.replace(plan, warmup_s=config.warmup_s)  # cold, as the headline's process was
         result = measure_point(work, config, work.inputs, plan, measure_peak)
         return "ok", dataclasses.replace(result, load_s=load_s)
     except ProfileError as exc:

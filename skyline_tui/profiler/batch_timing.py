@@ -22,21 +22,21 @@ from skyline_tui.report import Throughput
 
 
 def first_timing(work: Workload, config: ProfileConfig, run: Callable[[], Any], *, round_iterations: int,
-                 budget_s: float, max_rounds: int, warmed: bool) -> TimingResult:
+                 budget_s: float, max_rounds: int, warmed: bool, warmup_s: float = 0.0) -> TimingResult:
     """The warm-up still missing (``warmed``: after the batch's peak), then rounds until two agree, at most
-    ``max_rounds``.  Iterations only: the model and allocator are warm, new shapes need just their first
-    iterations; after the peak still one plain iteration (the lstm's first rounds after the profiler ran
-    20-40 % high)."""
+    ``max_rounds``.  In the profile's process iterations only (``warmup_s`` 0): the model and allocator are
+    warm, new shapes need just their first iterations; after the peak still one plain iteration (the lstm's
+    first rounds after the profiler ran 20-40 % high)."""
     warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
-    work.run_user(lambda: warm_up(run, work.device, warm, 0.0), "iteration")
+    work.run_user(lambda: warm_up(run, work.device, warm, warmup_s), "iteration")
     return work.run_user(lambda: measure_until_stable(
         run, work.device, round_iterations=round_iterations, min_rounds=config.min_rounds,
         tolerance=config.stability_tolerance, budget_s=budget_s, max_rounds=max_rounds), "iteration")
 
 
-def one_round(work: Workload, run: Callable[[], Any], count: int) -> TimingResult:
-    """One warm-up iteration, then one timed round of ``count`` iterations."""
-    work.run_user(lambda: warm_up(run, work.device, 1, 0.0), "iteration")
+def one_round(work: Workload, run: Callable[[], Any], count: int, warmup_s: float = 0.0) -> TimingResult:
+    """One warm-up iteration (and ``warmup_s``), then one timed round of ``count`` iterations."""
+    work.run_user(lambda: warm_up(run, work.device, 1, warmup_s), "iteration")
     return work.run_user(lambda: measure_until_stable(run, work.device, round_iterations=count, min_rounds=1,
                                                       tolerance=0.0, budget_s=0.0, max_rounds=1), "iteration")
 
@@ -52,6 +52,9 @@ class PointPlan:
     probe_ms: Optional[float] = None  # the line's prediction: probe first (one warm-up, one round)
     probe_tolerance: float = 0.0  # the probe is the batch's time when within this share of ``probe_ms``
     peak_last: bool = False  # the peak after the timing (the CPU peak's profiler changes the allocator's regime)
+    # Warm-up time before the first timing: none in the profile's process, where the model is warm; in a fresh
+    # process (batch_processes.py) the headline's, ``ProfileConfig.warmup_s``: everything there is cold.
+    warmup_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: Po
     the new shapes' first: ``first_timing``'s ``warmed``)."""
     run = lambda: work.iteration(*inputs)  # noqa: E731
     if plan.probe_ms is not None:
-        probe = one_round(work, run, plan.round_iterations)
+        probe = one_round(work, run, plan.round_iterations, plan.warmup_s)
         if abs(probe.mean_ms - plan.probe_ms) <= plan.probe_tolerance * plan.probe_ms:
             return PointResult(mean_ms=probe.mean_ms, error_ms=0.0, settled=True, faults=probe.faults,
                                iterations_run=probe.iterations_run)
@@ -88,7 +91,8 @@ def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: Po
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
     warmed = plan.probe_ms is not None or (peak is not None and measure_peak is memory_peak)
     result = first_timing(work, config, run, round_iterations=plan.round_iterations, budget_s=plan.budget_s,
-                          max_rounds=plan.max_rounds, warmed=warmed)
+                          max_rounds=plan.max_rounds, warmed=warmed,
+                          warmup_s=0.0 if plan.probe_ms is not None else plan.warmup_s)  # a probe warmed it
     if peak_wanted and plan.peak_last:
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
     return PointResult(mean_ms=result.mean_ms, error_ms=standard_error(result.stdev_ms, len(result.samples_ms)),
