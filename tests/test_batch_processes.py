@@ -15,7 +15,7 @@ from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import profile_once
 from tests.processes import new_marker, processes_with_marker
 
-# Every provider call and iteration is logged as {"pid", "what", "batch"}: which process loaded the entry
+# Every provider call and iteration is logged as {"pid", "what", "batch", "oom", "t"}: which process loaded the entry
 # point, made which inputs and ran which batch size.  GUARD runs in the input provider.
 ENTRY = """
 import json, os, signal, sys, time
