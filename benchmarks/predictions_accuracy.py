@@ -92,10 +92,11 @@ def plain_loop(entry: Path, batch_size: int) -> tuple[float, float]:
                     iteration(*inputs)
                 sync()
                 times.append((time.perf_counter() - began) * 1000.0 / PLAIN_ITERATIONS)
-            for _ in range(0 if gpu else PLAIN_ITERATIONS):
-                began = time.perf_counter()
-                iteration(*inputs)
-                times.append((time.perf_counter() - began) * 1000.0)
+            else:
+                for _ in range(PLAIN_ITERATIONS):
+                    began = time.perf_counter()
+                    iteration(*inputs)
+                    times.append((time.perf_counter() - began) * 1000.0)
             faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
             os.write(write, pickle.dumps((statistics.median(times), faults / PLAIN_ITERATIONS)))
         finally:

@@ -13,17 +13,18 @@ MEASURER_NAME = "skyline-measure"  # a batch size measured in a process of its o
 def die_with_parent() -> None:
     """Linux: the kernel kills this process when its parent (the thread that forked it) exits.  Elsewhere a
     no-op: the run's process group is killed on cancel and on timeout anyway."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def name_this_process(name: str) -> None:
     """Linux: the name ``ps`` shows and ``/proc/PID/comm`` holds (15 bytes at most).  Elsewhere a no-op."""
+    _prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]))
+
+
+def _prctl(option: int, *args: object) -> None:
+    """Linux's prctl(2), unused arguments 0; nothing where there is no such call."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+        libc.prctl(option, *args, *([0] * (4 - len(args))))
     except (OSError, AttributeError):
         pass

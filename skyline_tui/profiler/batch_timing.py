@@ -22,7 +22,7 @@ from skyline_tui.report import Throughput
 
 
 def first_timing(work: Workload, config: ProfileConfig, run: Callable[[], Any], *, round_iterations: int,
-                 budget_s: float, max_rounds: int, warmed: bool, warmup_s: float = 0.0) -> TimingResult:
+                 budget_s: float, max_rounds: int, warmed: bool, warmup_s: float) -> TimingResult:
     """The warm-up still missing (``warmed``: after the batch's peak), then rounds until two agree, at most
     ``max_rounds``.  In the profile's process iterations only (``warmup_s`` 0): the model and allocator are
     warm, new shapes need just their first iterations; after the peak still one plain iteration (the lstm's
