@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import statistics
 import time
 from dataclasses import dataclass
@@ -80,6 +81,46 @@ class ContentionClock:
         return min(1.0, max(0.0, (stall - self._stall) / 1e6 / (wall - self._wall)))
 
 
+TASKS_DIR = "/proc/self/task"
+
+
+def thread_wait_ns(tasks_dir: str = TASKS_DIR) -> Optional[int]:
+    """Nanoseconds this process's threads have spent runnable but waiting for a CPU (the second field of each
+    thread's ``schedstat``), summed; ``None`` where the kernel does not say.  A thread that ended takes its
+    wait with it: only a difference over a stretch in which the same threads live means anything."""
+    try:
+        tids = os.listdir(tasks_dir)
+    except OSError:
+        return None
+    total, read = 0, False
+    for tid in tids:
+        try:
+            with open(os.path.join(tasks_dir, tid, "schedstat"), encoding="ascii") as stat:
+                total += int(stat.read().split()[1])
+            read = True
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile, or no such field
+            continue
+    return total if read else None
+
+
+# A round during which the run's threads waited for a CPU for more than this share of its wall time (summed
+# over the threads), and at least WAITED_MIN_MS, met something else on the machine: on 2 cores, the app
+# redrawing after the first number (in 9 of 16 app runs of the convnet traced, a round soon after it waited
+# 34-67 ms and read 19-32 ms an iteration, beside rounds of 7.5-10 ms that waited 0.0-0.6 ms).  It does not
+# count towards two rounds agreeing...
+WAITED_ROUND_SHARE = 0.1
+WAITED_MIN_MS = 1.0  # (a thread's wake-up now and then is not a burst of load)
+# ...unless this many rounds in a row waited: then waiting is the machine's state, the rounds pair as they
+# come, and ``cpu_contention`` says so.
+WAITED_ROUNDS_LIMIT = 3
+
+
+def _waited(before_ns: Optional[int], after_ns: Optional[int], wall_ms: float) -> bool:
+    if before_ns is None or after_ns is None:
+        return False  # not known: the round counts, as every round did before
+    return (after_ns - before_ns) / 1e6 > max(WAITED_MIN_MS, WAITED_ROUND_SHARE * wall_ms)
+
+
 @dataclass(frozen=True)
 class TimingResult:
     mean_ms: float
@@ -88,6 +129,7 @@ class TimingResult:
     stable: bool  # two consecutive round means agreed within the tolerance
     iterations_run: int = 0  # every iteration timed, kept or not (the rounds' window: its faults, its stalls)
     faults: Optional[int] = None  # minor page faults over those iterations (None where the OS does not say)
+    rounds_waited: int = 0  # rounds set aside because the run's threads waited for a CPU during them
 
 
 def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_seconds: float) -> None:
@@ -116,12 +158,16 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     faults.start()
     samples: list[float] = []
     means: list[float] = []
+    waited: list[bool] = []  # per round: set aside (see WAITED_ROUND_SHARE)
     stable = False
     while True:
+        wait_before, began = thread_wait_ns(), time.perf_counter_ns()
         round_ms = time_iterations(run, device, max(1, round_iterations))
+        waited.append(_waited(wait_before, thread_wait_ns(), (time.perf_counter_ns() - began) / 1e6))
         samples.extend(round_ms)
         means.append(statistics.fmean(round_ms))
-        if len(means) >= max(2, min_rounds):
+        pairable = waited[-2:] == [False, False] or waited[-WAITED_ROUNDS_LIMIT:] == [True] * WAITED_ROUNDS_LIMIT
+        if len(means) >= max(2, min_rounds) and pairable:
             previous, latest = means[-2], means[-1]
             if abs(latest - previous) <= tolerance * max(previous, latest, 1e-9):
                 stable = True
@@ -132,15 +178,19 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
         if on_unsettled is not None and len(means) >= max(2, min_rounds):
             on_unsettled(summarize(samples, False))
             on_unsettled = None
-    # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming).
+    # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming) and
+    # the rounds that waited, as long as some are left.
     per_round = max(1, round_iterations)
     if stable:
         kept = samples[-2 * per_round:]
     elif len(means) > 2:
-        kept = samples[per_round:]
+        clean = [number for number in range(1, len(means)) if not waited[number]]
+        kept = [ms for number in (clean or range(1, len(means)))
+                for ms in samples[number * per_round:(number + 1) * per_round]]
     else:
         kept = samples
-    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples), faults=faults.count())
+    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples), faults=faults.count(),
+                               rounds_waited=sum(waited))
 
 
 def summarize(samples_ms: Sequence[float], stable: bool = True) -> TimingResult:

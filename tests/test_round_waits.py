@@ -1,0 +1,99 @@
+"""A timed round during which the run's own threads waited for a CPU (the app redrawing beside it, another
+process) is set aside: it does not count towards two rounds agreeing, nor towards the time when the budget
+runs out, unless waiting is the machine's state (``WAITED_ROUNDS_LIMIT`` rounds in a row).  Against real waits: a
+busy process pinned to the CPU this thread is pinned to, for the first rounds only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from typing import Iterator
+
+import pytest
+import torch
+
+from skyline_tui.profiler.timing import WAITED_ROUNDS_LIMIT, measure_until_stable, thread_wait_ns
+
+HAS_WAITS = thread_wait_ns() is not None
+ROUND = 5  # iterations a round
+SPIN_S = 0.004  # each iteration spins this long by the wall clock: its time is the same with or without waits
+
+
+def test_the_wait_counter_sums_the_second_field_of_each_threads_schedstat(tmp_path):
+    for tid, line in (("101", "9000 456 7\n"), ("102", "1 789 2\n")):
+        (tmp_path / tid).mkdir()
+        (tmp_path / tid / "schedstat").write_text(line)
+    (tmp_path / "103").mkdir()  # a thread that ended between the listing and the read
+    assert thread_wait_ns(str(tmp_path)) == 456 + 789
+    assert thread_wait_ns(str(tmp_path / "missing")) is None  # no /proc: nothing to say
+
+
+@contextlib.contextmanager
+def _pinned_beside_a_busy_process() -> Iterator[subprocess.Popen[str]]:
+    """This thread and a spinning process on one CPU: each runs about half the time, and waits the rest."""
+    cpu = min(os.sched_getaffinity(0))
+    saved = os.sched_getaffinity(0)
+    spin = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nprint('spinning', flush=True)\nwhile True:\n    pass\n"
+    busy = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    try:
+        assert busy.stdout is not None and busy.stdout.readline().strip() == "spinning"
+        os.sched_setaffinity(0, {cpu})  # this thread only (pid 0: the calling thread)
+        yield busy
+    finally:
+        os.sched_setaffinity(0, saved)
+        busy.kill()
+        busy.wait()
+
+
+def _measure(busy: subprocess.Popen[str], busy_rounds: int, tolerance: float, budget_s: float = 5.0):
+    """Rounds of wall-clock spins; the busy process is killed at the end of round ``busy_rounds``."""
+    calls = []
+
+    def iteration() -> None:
+        until = time.perf_counter() + SPIN_S
+        while time.perf_counter() < until:
+            pass
+        calls.append(1)
+        if len(calls) == busy_rounds * ROUND:
+            busy.kill()
+            busy.wait()
+
+    return measure_until_stable(iteration, torch.device("cpu"), round_iterations=ROUND, min_rounds=2,
+                                tolerance=tolerance, budget_s=budget_s, max_rounds=4)
+
+
+@pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
+def test_rounds_that_waited_for_a_cpu_do_not_pair():
+    # Rounds 1 and 2 wait (about half their time), 3 and 4 do not.  Every round's mean is the same spin, so
+    # without the rule rounds 1 and 2 would agree and end the measurement after 2 rounds.
+    with _pinned_beside_a_busy_process() as busy:
+        result = _measure(busy, busy_rounds=2, tolerance=0.5)
+    assert result.stable, result
+    assert result.rounds_waited == 2, result
+    assert result.iterations_run == 4 * ROUND, result
+    assert len(result.samples_ms) == 2 * ROUND  # the pair that agreed: rounds 3 and 4
+
+
+@pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
+def test_when_the_budget_runs_out_the_rounds_that_waited_are_left_out():
+    # Tolerance 0: no two rounds agree; the cap of 4 rounds ends it.  Kept: rounds 3 and 4 (the first round
+    # is always dropped, and round 2 waited); before the rule, rounds 2 to 4.
+    with _pinned_beside_a_busy_process() as busy:
+        result = _measure(busy, busy_rounds=2, tolerance=0.0)
+    assert not result.stable and result.iterations_run == 4 * ROUND, result
+    assert result.rounds_waited == 2, result
+    assert len(result.samples_ms) == 2 * ROUND, result
+
+
+@pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
+def test_when_every_round_waits_the_rounds_pair_as_they_come():
+    # Busy throughout: after WAITED_ROUNDS_LIMIT rounds in a row that waited, waiting is the machine's state (the
+    # report's cpu_contention names it) and the next two rounds that agree end the measurement.
+    assert WAITED_ROUNDS_LIMIT == 3
+    with _pinned_beside_a_busy_process() as busy:
+        result = _measure(busy, busy_rounds=99, tolerance=0.5)
+    assert result.stable, result
+    assert result.rounds_waited == 3 and result.iterations_run == 3 * ROUND, result
