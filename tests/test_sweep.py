@@ -13,6 +13,7 @@ import pytest
 from .conftest import REPO
 from .processes import left_behind, new_marker
 from .sweep_support import (
+    LOGGED,
     ctrl_c_answers,
     pareto_by_hand,
     run_sweep,
@@ -152,6 +153,30 @@ def test_every_trial_is_recorded_in_the_history_with_the_sweep_id_and_its_knobs(
     with History(store) as history:  # --breakdown: the recorded reports of the trials that ran have one
         breakdowns = [history.report(run_id).breakdown for run_id in run_ids]
     assert [b is not None for b in breakdowns] == [True, True, False, False]
+
+
+def test_a_sweep_records_where_the_entrys_profiles_do_and_history_lists_its_trials(tmp_path):
+    # The project root is the nearest folder with a marker above the entry's folder, for a sweep as for a
+    # profile: its trials land in the store `skyline-tui history ENTRY` reads, not in one beside the entry.
+    project = tmp_path / "project"
+    (project / "experiments").mkdir(parents=True)
+    (project / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    entry = project / "experiments" / "entry.py"
+    entry.write_text(LOGGED.read_text())
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text("batch_size: {grid_search: [2, 3]}\n")
+    env = sweep_env(tmp_path / "t.log")
+    env.pop("SKYLINE_TUI_HISTORY")  # the default store, as a user gets it
+    command = [part for part in sweep_command(spec, entry=entry) if part != "--no-history"]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (project / ".skyline-tui" / "history.db").is_file()
+    assert not (project / "experiments" / ".skyline-tui").exists()
+    listed = subprocess.run([*command[:3], "history", str(entry), "--json"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert listed.returncode == 0, listed.stderr
+    assert sorted(run["batch_size"] for run in json.loads(listed.stdout)) == [2, 3]
 
 
 def test_a_trial_past_its_timeout_is_a_result_and_the_sweep_goes_on(tmp_path):

@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("entry", help="the entry point (a Skyline entry point; providers may take knobs)")
     parser.add_argument("spec", help="the sweep file (YAML)")
-    parser.add_argument("--root", metavar="DIR", help="project root (default: the entry point's folder)")
+    parser.add_argument("--root", metavar="DIR", help="project root (default: as for a profile, the nearest folder "
+                        "up from the entry point holding .git, pyproject.toml, setup.py or setup.cfg; else the "
+                        "entry's folder)")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH ('-' for stdout)")
     parser.add_argument("--breakdown", action="store_true",
                         help="also measure each trial's run-time breakdown (throughput and memory always)")
@@ -116,8 +118,10 @@ def history_sink(args: argparse.Namespace) -> Optional[TrialSink]:
     A store that cannot be written costs one warning line per trial, never the sweep."""
     from skyline_tui.history import record_safely, resolve_history_path
 
-    project_root = args.root or os.path.dirname(os.path.abspath(args.entry))
-    path = resolve_history_path(args.history, args.no_history, project_root)
+    from skyline_tui.project import project_root
+
+    # The store the entry's --json runs and the app record into: `skyline-tui history` lists the trials with them.
+    path = resolve_history_path(args.history, args.no_history, project_root(args.entry, args.root))
     if path is None:
         return None
     base = trial_config(args)
