@@ -91,6 +91,21 @@ def test_history_table_lists_runs_newest_first(tmp_path):
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and "none.db" in missing.stderr
 
 
+def test_history_table_names_a_sweep_trials_knobs_beside_its_batch(tmp_path):
+    # Two trials at one batch size that differ in precision only: the table must tell them apart.
+    store = tmp_path / "h.db"
+    with History(store) as history:
+        for precision, ms in (("fp32", 20.0), ("bf16", 10.0)):
+            history.record(make_report(tmp_path, iteration_ms=ms, batch_size=8), sweep_id="s1",
+                           knobs={"batch_size": 8, "precision": precision})
+    result = run_cli("history", "--history", str(store), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    _header, bf16, fp32 = result.stdout.splitlines()
+    assert bf16.rstrip().endswith("precision=bf16") and "10.00" in bf16, bf16
+    assert fp32.rstrip().endswith("precision=fp32") and "20.00" in fp32, fp32
+    assert "batch_size=" not in result.stdout  # the batch has its own column
+
+
 def test_history_and_diff_paths_import_neither_textual_nor_torch(tmp_path):
     store = tmp_path / "h.db"
     with History(store) as history:

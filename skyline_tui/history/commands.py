@@ -219,16 +219,22 @@ def diff_text(result: Diff) -> str:
 
 
 def _note(run: dict[str, Any]) -> str:
-    """Why a run's times may be the machine's rather than the code's, by the report's own rules."""
+    """A sweep trial's knobs (but its batch size, which has a column), then why a run's times may be the
+    machine's rather than the code's, by the report's own rules."""
+    knobs = [f"{name}={value}" for name, value in (run.get("knobs") or {}).items() if name != "batch_size"]
+    return ", ".join(knobs + _machine_notes(run))
+
+
+def _machine_notes(run: dict[str, Any]) -> list[str]:
     if run.get("iteration_ms") is None:
-        return ""
+        return []
     throughput = Throughput(samples_per_second=run.get("samples_per_second") or 0.0, iteration_ms=run["iteration_ms"],
                             iteration_ms_stdev=run.get("iteration_ms_stdev") or 0.0,
                             iterations_measured=run.get("iterations_measured") or 0,
                             cpu_contention=run.get("cpu_contention"),
                             page_faults_per_iteration=run.get("page_faults_per_iteration"),
                             page_fault_ms=run.get("page_fault_ms"))
-    return ", ".join(machine_notes(throughput))
+    return machine_notes(throughput)
 
 
 def _columns(rows: Sequence[tuple[str, ...]], right: set[int]) -> list[str]:
