@@ -103,6 +103,26 @@ async def test_the_history_screen_lists_past_runs_pins_diffs_and_shows_a_past_ru
         assert shown_comparison(app.state) is None  # no Δ on a past run
 
 
+async def test_the_history_screen_names_a_sweep_trials_knobs_and_has_no_knobs_column_without_them(tmp_path):
+    current, baseline = current_and_baseline()
+    store = tmp_path / "history.db"
+    with History(store) as history:
+        history.record(baseline, sweep_id="s1", knobs={"batch_size": 64, "precision": "bf16"})
+    app, _factory = make_app([(current, True)], history=HistorySink(store))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: compared(app))
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen))
+        table = app.screen.query_one(DataTable)
+        assert (table.get_cell("1", "knobs"), table.get_cell("2", "knobs")) == ("precision=bf16", "")
+    plain, _store = await run_with_history(tmp_path / "plain")
+    async with plain.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: compared(plain))
+        await pilot.press("h")
+        await wait_until(pilot, lambda: isinstance(plain.screen, HistoryScreen))
+        assert "knobs" not in [str(column.label) for column in plain.screen.query_one(DataTable).columns.values()]
+
+
 async def test_module_rows_get_a_delta_column_too(tmp_path):
     app, _store = await run_with_history(tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 from skyline_tui.history.diff import Diff, diff_reports, label
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History, HistoryError
+from skyline_tui.history.labels import knob_labels
 from skyline_tui.report import Report, ReportFormatError, Throughput, machine_notes
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -221,8 +222,7 @@ def diff_text(result: Diff) -> str:
 def _note(run: dict[str, Any]) -> str:
     """A sweep trial's knobs (but its batch size, which has a column), then why a run's times may be the
     machine's rather than the code's, by the report's own rules."""
-    knobs = [f"{name}={value}" for name, value in (run.get("knobs") or {}).items() if name != "batch_size"]
-    return ", ".join(knobs + _machine_notes(run))
+    return ", ".join(knob_labels(run.get("knobs")) + _machine_notes(run))
 
 
 def _machine_notes(run: dict[str, Any]) -> list[str]:

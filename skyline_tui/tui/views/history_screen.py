@@ -15,6 +15,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Sparkline, Static
 
+from skyline_tui.history.labels import knob_labels
 from skyline_tui.tui.views import format as fmt
 
 HistoryChoice = Optional[tuple[str, int]]
@@ -50,7 +51,9 @@ class HistoryScreen(ModalScreen[HistoryChoice]):
         box.border_title = self.title_text
         box.border_subtitle = "enter show · d diff vs latest · b pin as Δ baseline · escape close"
         table = self.query_one(DataTable)
-        for label in ("run", "time (UTC)", "batch", "samples/s", "iteration", "peak", "status"):
+        knobs = any(knob_labels(run.get("knobs")) for run in self.runs)  # sweep trials: what set them apart
+        for label in ("run", "time (UTC)", "batch", "samples/s", "iteration", "peak", "status") + \
+                (("knobs",) if knobs else ()):
             table.add_column(label, key=label)
         for run in self.runs:
             mark = " (baseline)" if run["id"] == self.pinned else ""
@@ -59,7 +62,7 @@ class HistoryScreen(ModalScreen[HistoryChoice]):
                 str(run["batch_size"] or "-"),
                 Text(fmt.rate(run["samples_per_second"]) if run["samples_per_second"] else "-", justify="right"),
                 Text(fmt.ms(run["iteration_ms"]), justify="right"), Text(fmt.size(run["peak_bytes"]), justify="right"),
-                run["status"], key=str(run["id"]),
+                run["status"], *((" ".join(knob_labels(run.get("knobs"))),) if knobs else ()), key=str(run["id"]),
             )
         table.focus()
 
