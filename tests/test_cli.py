@@ -150,7 +150,10 @@ def test_quiet_writes_no_progress_lines(tmp_path):
     quiet = run_cli(entry, "--json", str(tmp_path / "b.json"), "-q", *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
     assert loud.returncode == quiet.returncode == 0, loud.stderr + quiet.stderr
     assert "skyline-tui: throughput done" in loud.stderr and "report written to" in loud.stderr
-    assert "skyline-tui:" not in quiet.stderr, quiet.stderr
+    # Warnings stay (a busy CI machine gets "warning: other tasks waited for a CPU ..."); progress lines go.
+    assert all("warning:" in line for line in quiet.stderr.splitlines() if line.startswith("skyline-tui:")), \
+        quiet.stderr
+    assert " done at " not in quiet.stderr and "report written to" not in quiet.stderr, quiet.stderr
     assert json.loads((tmp_path / "b.json").read_text())["error"] is None
 
 
