@@ -48,7 +48,8 @@ def _pinned_beside_a_busy_process() -> Iterator[subprocess.Popen[str]]:
         busy.wait()
 
 
-def _measure(busy: subprocess.Popen[str], busy_rounds: int, tolerance: float, budget_s: float = 5.0):
+def _measure(busy: subprocess.Popen[str], busy_rounds: int, tolerance: float, max_rounds: int,
+             budget_s: float = 5.0):
     """Rounds of wall-clock spins; the busy process is killed at the end of round ``busy_rounds``."""
     calls = []
 
@@ -62,38 +63,40 @@ def _measure(busy: subprocess.Popen[str], busy_rounds: int, tolerance: float, bu
             busy.wait()
 
     return measure_until_stable(iteration, torch.device("cpu"), round_iterations=ROUND, min_rounds=2,
-                                tolerance=tolerance, budget_s=budget_s, max_rounds=4)
+                                tolerance=tolerance, budget_s=budget_s, max_rounds=max_rounds)
 
 
 @pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
 def test_rounds_that_waited_for_a_cpu_do_not_pair():
-    # Rounds 1 and 2 wait (about half their time), 3 and 4 do not.  Every round's mean is the same spin, so
-    # without the rule rounds 1 and 2 would agree and end the measurement after 2 rounds.
+    # Rounds 1 and 2 wait (about half their time), the next ones not (unless the machine adds a wait of its
+    # own: then one more round).  Every round's mean is the same spin, so without the rule rounds 1 and 2
+    # would agree and end the measurement after 2 rounds.
     with _pinned_beside_a_busy_process() as busy:
-        result = _measure(busy, busy_rounds=2, tolerance=0.5)
+        result = _measure(busy, busy_rounds=2, tolerance=0.5, max_rounds=8)
     assert result.stable, result
-    assert result.rounds_waited == 2, result
-    assert result.iterations_run == 4 * ROUND, result
-    assert len(result.samples_ms) == 2 * ROUND  # the pair that agreed: rounds 3 and 4
+    assert result.rounds_waited >= 2, result
+    assert result.iterations_run >= 4 * ROUND, result
+    assert len(result.samples_ms) == 2 * ROUND  # the pair that agreed, after the busy process went
 
 
 @pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
 def test_when_the_budget_runs_out_the_rounds_that_waited_are_left_out():
-    # Tolerance 0: no two rounds agree; the cap of 4 rounds ends it.  Kept: rounds 3 and 4 (the first round
-    # is always dropped, and round 2 waited); before the rule, rounds 2 to 4.
+    # Tolerance 0: no two rounds agree; the cap of 4 rounds ends it.  The first round is always dropped (it
+    # waited too), and of rounds 2 to 4 the ones that waited: round 2, and any the machine made wait.  Before
+    # the rule, rounds 2 to 4 were kept.
     with _pinned_beside_a_busy_process() as busy:
-        result = _measure(busy, busy_rounds=2, tolerance=0.0)
+        result = _measure(busy, busy_rounds=2, tolerance=0.0, max_rounds=4)
     assert not result.stable and result.iterations_run == 4 * ROUND, result
-    assert result.rounds_waited == 2, result
-    assert len(result.samples_ms) == 2 * ROUND, result
+    assert result.rounds_waited >= 2, result
+    assert len(result.samples_ms) == (4 - result.rounds_waited) * ROUND, result
 
 
 @pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
 def test_when_every_round_waits_the_rounds_pair_as_they_come():
-    # Busy throughout: after WAITED_ROUNDS_LIMIT rounds in a row that waited, waiting is the machine's state (the
-    # report's cpu_contention names it) and the next two rounds that agree end the measurement.
+    # Busy throughout: after WAITED_ROUNDS_LIMIT rounds in a row that waited, waiting is the machine's state
+    # (the report's cpu_contention names it) and the next two rounds that agree end the measurement.
     assert WAITED_ROUNDS_LIMIT == 3
     with _pinned_beside_a_busy_process() as busy:
-        result = _measure(busy, busy_rounds=99, tolerance=0.5)
+        result = _measure(busy, busy_rounds=99, tolerance=0.5, max_rounds=8)
     assert result.stable, result
     assert result.rounds_waited == 3 and result.iterations_run == 3 * ROUND, result
