@@ -106,7 +106,6 @@ def main() -> int:
                   f"rest); they took {phases:.2f}, of it predictions {ours_split['predictions']:.2f}, and the other "
                   f"phases alone {phases - ours_split['predictions']:.2f}", flush=True)
     return 0
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from skyline_tui.history.diff import Diff, diff_reports, label
+from skyline_tui.history.labels import knob_labels
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History, HistoryError
-from skyline_tui.history.labels import knob_labels
 from skyline_tui.report import Report, ReportFormatError, Throughput, machine_notes
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2

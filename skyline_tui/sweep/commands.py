@@ -117,7 +117,6 @@ def history_sink(args: argparse.Namespace) -> Optional[TrialSink]:
     """Records each finished trial (failed ones too) in the history store; None when history is off.
     A store that cannot be written costs one warning line per trial, never the sweep."""
     from skyline_tui.history import record_safely, resolve_history_path
-
     from skyline_tui.project import project_root
 
     # The store the entry's --json runs and the app record into: `skyline-tui history` lists the trials with them.
