@@ -1,7 +1,8 @@
 """A timed round during which the run's own threads waited for a CPU (the app redrawing beside it, another
 process) is set aside: it does not count towards two rounds agreeing, nor towards the time when the budget
-runs out, unless waiting is the machine's state (``WAITED_ROUNDS_LIMIT`` rounds in a row).  Against real waits: a
-busy process pinned to the CPU this thread is pinned to, for the first rounds only."""
+runs out, unless waiting is the machine's state (rounds that waited one after another for
+``WAITED_STREAK_S``).  Against real waits: a busy process pinned to the CPU this thread is pinned to, for the
+first rounds only."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Iterator
 import pytest
 import torch
 
-from skyline_tui.profiler.timing import WAITED_ROUNDS_LIMIT, measure_until_stable, thread_wait_ns
+from skyline_tui.profiler.timing import WAITED_STREAK_S, measure_until_stable, thread_wait_ns
 
 HAS_WAITS = thread_wait_ns() is not None
 ROUND = 5  # iterations a round
@@ -93,10 +94,25 @@ def test_when_the_budget_runs_out_the_rounds_that_waited_are_left_out():
 
 @pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
 def test_when_every_round_waits_the_rounds_pair_as_they_come():
-    # Busy throughout: after WAITED_ROUNDS_LIMIT rounds in a row that waited, waiting is the machine's state
-    # (the report's cpu_contention names it) and the next two rounds that agree end the measurement.
-    assert WAITED_ROUNDS_LIMIT == 3
+    # Busy throughout: once rounds have waited one after another for WAITED_STREAK_S, waiting is the machine's
+    # state (the report's cpu_contention names it) and the next two rounds that agree end the measurement,
+    # long before the cap of 200 rounds.
     with _pinned_beside_a_busy_process() as busy:
-        result = _measure(busy, busy_rounds=99, tolerance=0.5, max_rounds=8)
+        began = time.perf_counter()
+        result = _measure(busy, busy_rounds=999, tolerance=0.5, max_rounds=200)
+        elapsed = time.perf_counter() - began
+    assert result.stable and result.iterations_run < 200 * ROUND, result
+    assert result.rounds_waited == result.iterations_run // ROUND, result  # every round waited
+    assert elapsed >= WAITED_STREAK_S, (elapsed, result)  # it waited the streak out first
+
+
+@pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
+def test_a_burst_longer_than_a_few_rounds_is_waited_out():
+    # A burst of 8 rounds (about 0.3 s: an iteration spinning 4 ms by the wall clock takes about 8 beside the
+    # busy process), under WAITED_STREAK_S: the rounds in it never pair, however alike, and the measurement
+    # ends on two rounds after it.  (Three rounds in a row, the rule before, let them pair.)
+    with _pinned_beside_a_busy_process() as busy:
+        result = _measure(busy, busy_rounds=8, tolerance=0.5, max_rounds=40)
     assert result.stable, result
-    assert result.rounds_waited == 3 and result.iterations_run == 3 * ROUND, result
+    assert result.rounds_waited >= 8 and result.iterations_run >= 10 * ROUND, result
+    assert len(result.samples_ms) == 2 * ROUND, result

@@ -106,13 +106,15 @@ def thread_wait_ns(tasks_dir: str = TASKS_DIR) -> Optional[int]:
 # A round during which the run's threads waited for a CPU for more than this share of its wall time (summed
 # over the threads), and at least WAITED_MIN_MS, met something else on the machine: on 2 cores, the app
 # redrawing after the first number (in 9 of 16 app runs of the convnet traced, a round soon after it waited
-# 34-67 ms and read 19-32 ms an iteration, beside rounds of 7.5-10 ms that waited 0.0-0.6 ms).  It does not
-# count towards two rounds agreeing...
+# 34-67 ms and read 19-32 ms an iteration, beside rounds of 7.5-10 ms that waited 0.0-0.6 ms), or redrawing
+# its dimmed panes when a re-profile starts (the mlp's whole throughput phase, 120-190 ms, waited 64-104 ms
+# and read 1.9-2.8 ms against 1.6-1.7 ms headless).  It does not count towards two rounds agreeing...
 WAITED_ROUND_SHARE = 0.1
 WAITED_MIN_MS = 1.0  # (a thread's wake-up now and then is not a burst of load)
-# ...unless this many rounds in a row waited: then waiting is the machine's state, the rounds pair as they
-# come, and ``cpu_contention`` says so.
-WAITED_ROUNDS_LIMIT = 3
+# ...unless rounds have waited one after another for this long: then waiting is the machine's state, the
+# rounds pair as they come, and ``cpu_contention`` says so.  A time, not a count of rounds: a burst of 150 ms
+# spans 30 rounds of a fast model and part of one of a slow model.
+WAITED_STREAK_S = 0.5
 
 
 def _waited(before_ns: Optional[int], after_ns: Optional[int], wall_ms: float) -> bool:
@@ -160,14 +162,18 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     samples: list[float] = []
     means: list[float] = []
     waited: list[bool] = []  # per round: set aside (see WAITED_ROUND_SHARE)
+    streak_ms = 0.0  # wall time of the rounds that waited one after another, up to the latest
     stable = False
     while True:
         wait_before, began = thread_wait_ns(), time.perf_counter_ns()
         round_ms = time_iterations(run, device, max(1, round_iterations))
-        waited.append(_waited(wait_before, thread_wait_ns(), (time.perf_counter_ns() - began) / 1e6))
+        wall_ms = (time.perf_counter_ns() - began) / 1e6
+        waited.append(_waited(wait_before, thread_wait_ns(), wall_ms))
+        streak_ms = streak_ms + wall_ms if waited[-1] else 0.0
         samples.extend(round_ms)
         means.append(statistics.fmean(round_ms))
-        pairable = waited[-2:] == [False, False] or waited[-WAITED_ROUNDS_LIMIT:] == [True] * WAITED_ROUNDS_LIMIT
+        pairable = waited[-2:] == [False, False] or (waited[-2:] == [True, True] and
+                                                     streak_ms >= WAITED_STREAK_S * 1000.0)
         if len(means) >= max(2, min_rounds) and pairable:
             previous, latest = means[-2], means[-1]
             if abs(latest - previous) <= tolerance * max(previous, latest, 1e-9):
