@@ -186,13 +186,13 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
             on_unsettled(summarize(samples, False))
             on_unsettled = None
     # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming) and
-    # the rounds that waited, as long as some are left.
+    # the rounds that waited, as long as two are left (a time with a spread).
     per_round = max(1, round_iterations)
     if stable:
         kept = samples[-2 * per_round:]
     elif len(means) > 2:
         clean = [number for number in range(1, len(means)) if not waited[number]]
-        kept = [ms for number in (clean or range(1, len(means)))
+        kept = [ms for number in (clean if len(clean) >= 2 else range(1, len(means)))
                 for ms in samples[number * per_round:(number + 1) * per_round]]
     else:
         kept = samples
