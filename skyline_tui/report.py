@@ -66,8 +66,9 @@ class Throughput:
     # Two consecutive rounds agreed within the tolerance before the budget ran out.  False: the number
     # is the budget's last word, not a settled one (a busy machine, or a model still warming up).
     stable: bool = True
-    # The share of the measured rounds' wall time during which some runnable task on this machine waited
-    # for a CPU (Linux pressure stall information, /proc/pressure/cpu); null where the kernel has none.
+    # The share of the wall time of the rounds the time came from during which some runnable task on this
+    # machine waited for a CPU (Linux pressure stall information, /proc/pressure/cpu); null where the kernel
+    # has none.  Rounds set aside because the run's own threads waited (profiler/timing.py) are not in it.
     # High means other processes competed for the cores and the times are inflated: a 1.5 ms MLP
     # iteration measured 186 ms beside two busy processes on 2 cores, with this at 0.81 (quiet: 0.01).
     cpu_contention: Optional[float] = None

@@ -16,7 +16,9 @@ from typing import Iterator
 import pytest
 import torch
 
-from skyline_tui.profiler.timing import WAITED_STREAK_S, measure_until_stable, thread_wait_ns
+from skyline_tui.profiler.timing import (WAITED_STREAK_S, ContentionClock, cpu_stall_us, measure_until_stable,
+                                        thread_wait_ns)
+from skyline_tui.report import CONTENDED
 
 HAS_WAITS = thread_wait_ns() is not None
 ROUND = 5  # iterations a round
@@ -117,3 +119,18 @@ def test_a_burst_longer_than_a_few_rounds_is_waited_out():
     assert result.stable, result
     assert result.rounds_waited >= 8 and result.iterations_run >= 10 * ROUND, result
     assert len(result.samples_ms) == 2 * ROUND, result
+
+
+@pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity") or cpu_stall_us() is None,
+                    reason="no per-thread schedstat or no /proc/pressure/cpu")
+def test_the_contention_share_covers_the_rounds_the_time_came_from():
+    # The busy process for the first 2 rounds only: over the whole measurement the machine was busy (this
+    # thread and the busy process took turns on one CPU), over the 2 rounds kept it was not.
+    whole = ContentionClock()
+    with _pinned_beside_a_busy_process() as busy:
+        whole.start()
+        result = _measure(busy, busy_rounds=2, tolerance=0.5, max_rounds=8)
+        whole_share = whole.share()
+    assert result.stable and result.rounds_waited >= 2, result
+    assert whole_share is not None and whole_share >= CONTENDED, whole_share
+    assert result.stall_share is not None and result.stall_share < CONTENDED, result

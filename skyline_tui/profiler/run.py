@@ -45,7 +45,7 @@ def measure_throughput(work: Workload, config: ProfileConfig,
         work.run, work.device, round_iterations=config.round_iterations, min_rounds=config.min_rounds,
         tolerance=config.stability_tolerance, budget_s=config.throughput_budget_s, on_unsettled=on_unsettled),
         "iteration")
-    throughput = _throughput(work, result, contention.share())
+    throughput = _throughput(work, result, result.stall_share)  # over the rounds the number came from
     if work.device.type != "cpu":
         return throughput  # on a GPU the host's faults overlap the device's work: no share of its time to name
     per_iteration, fault_ms = fault_time(result.faults, result.iterations_run)

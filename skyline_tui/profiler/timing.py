@@ -132,6 +132,9 @@ class TimingResult:
     iterations_run: int = 0  # every iteration timed, kept or not (the rounds' window: its faults, its stalls)
     faults: Optional[int] = None  # minor page faults over those iterations (None where the OS does not say)
     rounds_waited: int = 0  # rounds set aside because the run's threads waited for a CPU during them
+    # The share of the kept rounds' wall time during which some task on the machine waited for a CPU (Linux's
+    # pressure stall information; None without it): what ``Throughput.cpu_contention`` reports.
+    stall_share: Optional[float] = None
 
 
 def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_seconds: float) -> None:
@@ -162,14 +165,18 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     samples: list[float] = []
     means: list[float] = []
     waited: list[bool] = []  # per round: set aside (see WAITED_ROUND_SHARE)
+    walls: list[float] = []  # per round: its wall time (ms)
+    stalls: list[Optional[float]] = []  # per round: the machine's CPU stall over it (ms; see cpu_stall_us)
     streak_ms = 0.0  # wall time of the rounds that waited one after another, up to the latest
     stable = False
     while True:
-        wait_before, began = thread_wait_ns(), time.perf_counter_ns()
+        wait_before, stall_before, began = thread_wait_ns(), cpu_stall_us(), time.perf_counter_ns()
         round_ms = time_iterations(run, device, max(1, round_iterations))
-        wall_ms = (time.perf_counter_ns() - began) / 1e6
-        waited.append(_waited(wait_before, thread_wait_ns(), wall_ms))
-        streak_ms = streak_ms + wall_ms if waited[-1] else 0.0
+        walls.append((time.perf_counter_ns() - began) / 1e6)
+        stall_after = cpu_stall_us()
+        stalls.append(None if stall_before is None or stall_after is None else (stall_after - stall_before) / 1e3)
+        waited.append(_waited(wait_before, thread_wait_ns(), walls[-1]))
+        streak_ms = streak_ms + walls[-1] if waited[-1] else 0.0
         samples.extend(round_ms)
         means.append(statistics.fmean(round_ms))
         pairable = waited[-2:] == [False, False] or (waited[-2:] == [True, True] and
@@ -188,16 +195,23 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming) and
     # the rounds that waited, as long as two are left (a time with a spread).
     per_round = max(1, round_iterations)
+    numbers = list(range(len(means)))
     if stable:
-        kept = samples[-2 * per_round:]
+        numbers = numbers[-2:]
     elif len(means) > 2:
-        clean = [number for number in range(1, len(means)) if not waited[number]]
-        kept = [ms for number in (clean if len(clean) >= 2 else range(1, len(means)))
-                for ms in samples[number * per_round:(number + 1) * per_round]]
-    else:
-        kept = samples
+        clean = [number for number in numbers[1:] if not waited[number]]
+        numbers = clean if len(clean) >= 2 else numbers[1:]
+    kept = [ms for number in numbers for ms in samples[number * per_round:(number + 1) * per_round]]
     return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples), faults=faults.count(),
-                               rounds_waited=sum(waited))
+                               rounds_waited=sum(waited),
+                               stall_share=_stall_share([stalls[n] for n in numbers], [walls[n] for n in numbers]))
+
+
+def _stall_share(stalls_ms: Sequence[Optional[float]], walls_ms: Sequence[float]) -> Optional[float]:
+    known = [stall for stall in stalls_ms if stall is not None]
+    if len(known) < len(stalls_ms) or not walls_ms or sum(walls_ms) <= 0:
+        return None
+    return min(1.0, max(0.0, sum(known) / sum(walls_ms)))
 
 
 def summarize(samples_ms: Sequence[float], stable: bool = True) -> TimingResult:
