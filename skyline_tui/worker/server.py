@@ -54,6 +54,9 @@ class Run:
     last_report: Optional[p.RunReport] = None
     phase: str = "load"
     finished: bool = False  # a final report was relayed
+    # The timeout struck and the run is being aborted: a final report it sends now is the abort's doing (the
+    # run child saw its batch-size measurer die of SIGABRT, a "crash"), not the run's answer, and is not relayed.
+    aborting: bool = False
 
 
 class Worker:
@@ -176,6 +179,8 @@ class Worker:
             return
         if isinstance(message, p.RunProgress):
             run.phase = message.phase
+        if isinstance(message, p.RunReport) and message.final and run.aborting:
+            return
         if isinstance(message, p.RunReport):
             run.last_report = message
             run.finished = run.finished or message.final
@@ -233,7 +238,10 @@ class Worker:
         if run is None:
             return
         if kind == "timeout":
-            _abort(run.pid)  # faulthandler writes where the user's code was stuck
+            self._drain(run)  # what the run sent before the deadline counts, its final report too
+            run.aborting = not run.finished
+            if run.aborting:
+                _abort(run.pid)  # faulthandler writes where the user's code was stuck
         _kill_group(run.pid)
         try:
             os.waitpid(run.pid, 0)
