@@ -169,13 +169,15 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     stalls: list[Optional[float]] = []  # per round: the machine's CPU stall over it (ms; see cpu_stall_us)
     streak_ms = 0.0  # wall time of the rounds that waited one after another, up to the latest
     stable = False
+    wait_before, stall_before = thread_wait_ns(), cpu_stall_us()
     while True:
-        wait_before, stall_before, began = thread_wait_ns(), cpu_stall_us(), time.perf_counter_ns()
+        began = time.perf_counter_ns()
         round_ms = time_iterations(run, device, max(1, round_iterations))
         walls.append((time.perf_counter_ns() - began) / 1e6)
-        stall_after = cpu_stall_us()
+        wait_after, stall_after = thread_wait_ns(), cpu_stall_us()
         stalls.append(None if stall_before is None or stall_after is None else (stall_after - stall_before) / 1e3)
-        waited.append(_waited(wait_before, thread_wait_ns(), walls[-1]))
+        waited.append(_waited(wait_before, wait_after, walls[-1]))
+        wait_before, stall_before = wait_after, stall_after  # one round's end is the next one's start
         streak_ms = streak_ms + walls[-1] if waited[-1] else 0.0
         samples.extend(round_ms)
         means.append(statistics.fmean(round_ms))
@@ -192,6 +194,7 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
         if on_unsettled is not None and len(means) >= max(2, min_rounds):
             on_unsettled(summarize(samples, False))
             on_unsettled = None
+            wait_before, stall_before = thread_wait_ns(), cpu_stall_us()  # what the callback met is no round's
     # Report the rounds that agreed; when the budget ran out first, drop the first round (still warming) and
     # the rounds that waited, as long as two are left (a time with a spread).
     per_round = max(1, round_iterations)

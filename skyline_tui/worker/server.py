@@ -179,9 +179,9 @@ class Worker:
             return
         if isinstance(message, p.RunProgress):
             run.phase = message.phase
-        if isinstance(message, p.RunReport) and message.final and run.aborting:
-            return
         if isinstance(message, p.RunReport):
+            if message.final and run.aborting:
+                return
             run.last_report = message
             run.finished = run.finished or message.final
             self._drain(run, tuple(run.streams))  # what the code printed before a report arrives before it

@@ -51,18 +51,18 @@ class HistoryScreen(ModalScreen[HistoryChoice]):
         box.border_title = self.title_text
         box.border_subtitle = "enter show · d diff vs latest · b pin as Δ baseline · escape close"
         table = self.query_one(DataTable)
-        knobs = any(knob_labels(run.get("knobs")) for run in self.runs)  # sweep trials: what set them apart
+        knobs = [" ".join(knob_labels(run.get("knobs"))) for run in self.runs]  # sweep trials: what set them apart
         for label in ("run", "time (UTC)", "batch", "samples/s", "iteration", "peak", "status") + \
-                (("knobs",) if knobs else ()):
+                (("knobs",) if any(knobs) else ()):
             table.add_column(label, key=label)
-        for run in self.runs:
+        for run, run_knobs in zip(self.runs, knobs):
             mark = " (baseline)" if run["id"] == self.pinned else ""
             table.add_row(
                 Text(f"#{run['id']}{mark}"), (run["created_at"] or "")[:19].replace("T", " "),
                 str(run["batch_size"] or "-"),
                 Text(fmt.rate(run["samples_per_second"]) if run["samples_per_second"] else "-", justify="right"),
                 Text(fmt.ms(run["iteration_ms"]), justify="right"), Text(fmt.size(run["peak_bytes"]), justify="right"),
-                run["status"], *((" ".join(knob_labels(run.get("knobs"))),) if knobs else ()), key=str(run["id"]),
+                run["status"], *((run_knobs,) if any(knobs) else ()), key=str(run["id"]),
             )
         table.focus()
 
