@@ -9,12 +9,10 @@ budget, a missing baseline file, an unknown option) raises, before anything runs
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Optional, Sequence
 
-from skyline_tui.checks import prepare_checks
-from skyline_tui.project import project_root
 from skyline_tui.config import ProfileConfig
+from skyline_tui.headless import prepare_run_checks, profile_headless, trace_path
 from skyline_tui.report import Report
 
 
@@ -40,28 +38,8 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
         if value is not None:
             changes[name] = value
     if trace is not None:
-        changes["trace_path"] = os.path.abspath(trace)  # the run child works in the project's folder
+        changes["trace_path"] = trace_path(trace)
     run_config = (config or ProfileConfig()).replace(**changes)
-    checks = prepare_checks(run_config, budgets, baseline, max_regression_pct,
-                            history_path=_history_to_read(os.fspath(entry), root) if baseline else None)
-    return checks.apply(_profile_or_error(os.fspath(entry), root, run_config))
-
-
-def _history_to_read(entry: str, root: Optional[str]) -> Optional[Path]:
-    """Where ``baseline=RUN_ID`` is looked up: the project's history store (or $SKYLINE_TUI_HISTORY)."""
-    from skyline_tui.history import resolve_history_path
-
-    return resolve_history_path(None, False, project_root(entry, root))
-
-
-def _profile_or_error(entry: str, root: Optional[str], config: ProfileConfig) -> Report:
-    from skyline_tui.profiler.entry import resolve_paths  # torch-free
-    from skyline_tui.profiler.errors import ProfileError
-    from skyline_tui.worker.client import profile_once
-
-    try:
-        resolve_paths(entry, root)
-    except ProfileError as exc:
-        return Report(entry_point=entry, project_root=root or "", error=exc.info)
-    return profile_once(entry, root, config)
+    checks = prepare_run_checks(os.fspath(entry), root, run_config, budgets, baseline, max_regression_pct)
+    return checks.apply(profile_headless(os.fspath(entry), root, run_config))
 

@@ -10,6 +10,8 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from skyline_tui.report import ErrorInfo
+
 # A folder holding one of these is a project's top (Skyline took the folder it was launched from; a script in
 # ``scripts/`` beside ``models/`` would otherwise charge every model line to "other").
 PROJECT_MARKERS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
@@ -35,6 +37,21 @@ def project_root(entry: str | os.PathLike[str], root: str | os.PathLike[str] | N
     if root is not None:
         return Path(root).expanduser().resolve()
     return find_project_root(entry)
+
+
+def entry_problem(entry: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> Optional[ErrorInfo]:
+    """Why ``entry`` cannot be profiled before anything runs (no file there, a folder, a root that is not a
+    folder), or None.  Torch-free, so each front door (the app, ``--json``, the API, a sweep) refuses a
+    missing entry without starting a worker, in the words the profiler itself uses."""
+    path = Path(entry).expanduser()
+    if not path.exists():
+        return ErrorInfo(kind="file", message=f"entry point not found: {entry}", file=str(entry))
+    if path.is_dir():
+        return ErrorInfo(kind="file", message=f"entry point is a directory, not a Python file: {entry}",
+                         file=str(entry))
+    if not project_root(path.resolve(), root).is_dir():
+        return ErrorInfo(kind="file", message=f"project root is not a directory: {root}")
+    return None
 
 
 def display_path(path: str | os.PathLike[str], root: Path) -> str:

@@ -134,9 +134,7 @@ def test_a_big_root_walks_and_watches_only_project_folders(tmp_path):
 def test_the_app_and_baseline_lookups_use_the_enclosing_projects_store(tmp_path, monkeypatch):
     """--json records into <project root>/.skyline-tui/history.db; the app and --baseline RUN_ID must use that
     same store for an entry in a subfolder, not one beside the entry."""
-    import argparse
-
-    from skyline_tui import api, cli
+    from skyline_tui.headless import history_to_read
 
     monkeypatch.delenv("SKYLINE_TUI_HISTORY", raising=False)
     (tmp_path / "pyproject.toml").write_text("")
@@ -144,6 +142,5 @@ def test_the_app_and_baseline_lookups_use_the_enclosing_projects_store(tmp_path,
     entry = tmp_path / "scripts" / "entry.py"
     entry.write_text("")
     expected = tmp_path.resolve() / ".skyline-tui" / "history.db"
-    args = argparse.Namespace(entry=str(entry), root=None, history=None)
-    assert cli._history_to_read(args) == expected
-    assert api._history_to_read(str(entry), None) == expected
+    # One function answers for the CLI's --baseline and the API's baseline= (skyline_tui.headless).
+    assert history_to_read(str(entry), None) == expected

@@ -28,7 +28,7 @@ from typing import Any, Callable, Optional
 
 from skyline_tui.profiler.errors import ProfileError, fail, from_exception
 from skyline_tui.profiler.frames import ProjectFiles
-from skyline_tui.project import project_root as resolve_project_root
+from skyline_tui.project import entry_problem, project_root as resolve_project_root
 
 PREFIXES = ("skyline", "deepview")
 PROVIDERS = ("model_provider", "input_provider", "iteration_provider")
@@ -58,16 +58,11 @@ class EntryPoint:
 def resolve_paths(entry: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> tuple[Path, Path]:
     """Check the entry point path (exists, is a file) and return (entry, project root), both absolute.
     The root is ``root``, else the enclosing project's (skyline_tui.project, which the app uses too)."""
-    path = Path(entry).expanduser()
-    if not path.exists():
-        raise fail("file", f"entry point not found: {entry}", file=str(entry))
-    if path.is_dir():
-        raise fail("file", f"entry point is a directory, not a Python file: {entry}", file=str(entry))
-    path = path.resolve()
-    project_root = resolve_project_root(path, root)
-    if not project_root.is_dir():
-        raise fail("file", f"project root is not a directory: {root}")
-    return path, project_root
+    problem = entry_problem(entry, root)
+    if problem is not None:
+        raise ProfileError(problem)
+    path = Path(entry).expanduser().resolve()
+    return path, resolve_project_root(path, root)
 
 
 def read_source(path: Path, display: str) -> str:

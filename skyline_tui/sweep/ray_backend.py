@@ -22,9 +22,9 @@ INSTALL_HINT = "--ray needs Ray: pip install 'skyline-tui[ray]'"
 def profile_trial(entry: str, root: Optional[str], config: dict[str, Any]) -> dict[str, Any]:
     """The task body, on a Ray worker: one trial through a fresh profiling worker (the same code path
     as ``skyline-tui ENTRY --json``).  Dicts in and out: plain data crosses Ray's serialisation."""
-    from skyline_tui.worker.client import profile_once
+    from skyline_tui.headless import profile_headless
 
-    return profile_once(entry, root, ProfileConfig.from_dict(config)).to_dict()
+    return profile_headless(entry, root, ProfileConfig.from_dict(config)).to_dict()
 
 
 class RayBackend(SweepBackend):
