@@ -6,6 +6,7 @@ knows about processes and signals.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -40,15 +41,27 @@ def run_app(entry: str, root: Optional[str], config: ProfileConfig, *, watch: bo
 
     app = SkylineApp(entry, root, config, source=worker_client, watch=watch, history=HistorySink(history_path))
 
+    # The app runs on a loop of ours (App.run's public ``loop`` argument), so a signal handler can reach it:
+    # call_soon_threadsafe is safe to call from one, and wakes the loop.
+    loop = asyncio.new_event_loop()
+
     def request_exit(code: int) -> None:
-        loop = app._loop  # set while the app runs; call_soon_threadsafe is safe from a signal handler
-        if loop is None:
-            raise RuntimeError("the app is not running")
         loop.call_soon_threadsafe(lambda: app.exit(return_code=code))
 
     with ExitOnSignals(request_exit, close_workers) as signals:
         try:
-            app.run()
+            app.run(loop=loop)
         finally:
             close_workers()
+            _close_loop(loop)
     return signals.exit_code or app.return_code or 0
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """What ``asyncio.run`` does after its coroutine: async generators and the default executor's threads
+    finished, then the loop closed."""
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
