@@ -253,10 +253,10 @@ def fault_warnings(report: Report) -> list[str]:
 def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,
                        err: TextIO) -> None:
     """After the report is out: a store that cannot be written costs one warning line, never the report."""
-    from skyline_tui.history import record_safely, resolve_history_path
+    from skyline_tui.history import record_run, resolve_history_path
 
     path = resolve_history_path(history, no_history, report.project_root)
-    record_safely(report, path, config=config.to_dict(), stream=err)
+    record_run(report, path, config=config.to_dict(), stream=err)
 
 
 def _history_to_read(args: argparse.Namespace) -> Optional[Path]:

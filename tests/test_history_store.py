@@ -21,7 +21,7 @@ from skyline_tui.history import (
     History,
     HistoryVersionError,
     default_history_path,
-    record_safely,
+    record_run,
     resolve_history_path,
 )
 from skyline_tui.history.commands import history_table
@@ -90,7 +90,7 @@ def test_the_default_store_lives_under_the_project_and_ignores_itself(tmp_path, 
     monkeypatch.delenv("SKYLINE_TUI_HISTORY", raising=False)
     path = resolve_history_path(None, False, tmp_path)
     assert path == tmp_path / ".skyline-tui" / "history.db" == default_history_path(tmp_path)
-    assert record_safely(make_report(tmp_path), path) == 1
+    assert record_run(make_report(tmp_path), path) == 1
     assert (tmp_path / ".skyline-tui" / ".gitignore").read_text() == "*\n"
     assert resolve_history_path("x.db", False, tmp_path) == Path("x.db")
     assert resolve_history_path("x.db", True, tmp_path) is None
@@ -265,7 +265,7 @@ def test_a_newer_store_is_refused_and_left_untouched(tmp_path):
     with pytest.raises(HistoryVersionError, match="newer skyline-tui"):
         History(path).runs()
     warnings = io.StringIO()
-    assert record_safely(make_report(tmp_path), path, stream=warnings) is None
+    assert record_run(make_report(tmp_path), path, stream=warnings) is None
     assert warnings.getvalue().count("\n") == 1 and str(path) in warnings.getvalue()
     assert "store version 99" in warnings.getvalue()
     assert sha256(path) == before and not (tmp_path / "future.db-wal").exists()
@@ -276,7 +276,7 @@ def test_a_file_that_is_not_a_database_warns_in_one_line_and_is_kept(tmp_path):
     path.write_bytes(b"these are my notes, not a database\n" * 200)
     before = sha256(path)
     warnings = io.StringIO()
-    assert record_safely(make_report(tmp_path), path, stream=warnings) is None
+    assert record_run(make_report(tmp_path), path, stream=warnings) is None
     text = warnings.getvalue()
     assert text.count("\n") == 1 and str(path) in text and "not a usable history store" in text
     assert sha256(path) == before
@@ -294,7 +294,7 @@ def read_only_locations(tmp_path: Path) -> list[Path]:
 def test_a_read_only_location_warns_in_one_line_naming_the_file(tmp_path):
     for path in read_only_locations(tmp_path):
         warnings = io.StringIO()
-        assert record_safely(make_report(tmp_path), path, stream=warnings) is None
+        assert record_run(make_report(tmp_path), path, stream=warnings) is None
         assert warnings.getvalue().count("\n") == 1 and str(path) in warnings.getvalue(), warnings.getvalue()
 
 

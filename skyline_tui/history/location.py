@@ -1,4 +1,4 @@
-"""Where the history store lives, and recording that never costs the user a profile.
+"""Where the history store lives.
 
 Default: ``<project root>/.skyline-tui/history.db``.  ``--history PATH`` or ``SKYLINE_TUI_HISTORY=PATH``
 choose another file (``SKYLINE_TUI_HISTORY=off`` records nothing, like ``--no-history``).
@@ -7,12 +7,8 @@ choose another file (``SKYLINE_TUI_HISTORY=off`` records nothing, like ``--no-hi
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Any, TextIO
 
-from skyline_tui.history.store import History
-from skyline_tui.report import Report
 
 HISTORY_ENV = "SKYLINE_TUI_HISTORY"
 _OFF = ("off", "none", "0", "no")
@@ -37,19 +33,3 @@ def resolve_history_path(cli_path: str | None, no_history: bool,
         return None  # an entry point that was never found has no project to keep a history in
     return default_history_path(project_root)
 
-
-def record_safely(report: Report, path: str | os.PathLike[str] | None, *, stream: TextIO | None = None,
-                  **options: Any) -> int | None:
-    """Record ``report`` into the store at ``path``; on any failure print one warning line naming the
-    file and return None.  Never raises: the profile has already been reported, the history is a bonus."""
-    if path is None:
-        return None
-    try:
-        with History(path) as history:
-            return history.record(report, **options)
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the run's report must still go out
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        if str(path) not in reason:
-            reason = f"{path}: {reason}"
-        print(f"skyline-tui: warning: run not recorded in history ({reason})", file=stream or sys.stderr)
-        return None

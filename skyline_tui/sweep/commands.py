@@ -116,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def history_sink(args: argparse.Namespace) -> Optional[TrialSink]:
     """Records each finished trial (failed ones too) in the history store; None when history is off.
     A store that cannot be written costs one warning line per trial, never the sweep."""
-    from skyline_tui.history import record_safely, resolve_history_path
+    from skyline_tui.history import record_run, resolve_history_path
     from skyline_tui.project import project_root
 
     # The store the entry's --json runs and the app record into: `skyline-tui history` lists the trials with them.
@@ -128,8 +128,7 @@ def history_sink(args: argparse.Namespace) -> Optional[TrialSink]:
 
     def record(report: Report, knobs: dict[str, Any]) -> Optional[int]:
         (trial,) = make_trials([knobs], base)
-        return record_safely(report, path, config=trial.config.to_dict(), sweep_id=sweep_id, knobs=knobs,
-                             stream=sys.stderr)
+        return record_run(report, path, config=trial.config.to_dict(), sweep_id=sweep_id, knobs=knobs)
 
     return record
 

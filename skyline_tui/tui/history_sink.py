@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from skyline_tui.history import History, HistoryError, record_safely
+from skyline_tui.history import History, HistoryError, record_run
 from skyline_tui.history.commands import diff_text
 from skyline_tui.history.compare import RunComparison, compare_runs
 from skyline_tui.history.diff import diff_reports, label
@@ -44,7 +44,7 @@ class HistorySink:
         if self.path is None:
             return Recorded(None)
         warnings = io.StringIO()
-        run_id = record_safely(report, self.path, config=config, stream=warnings)
+        run_id = record_run(report, self.path, config=config, stream=warnings)
         warning = None if run_id is not None else warnings.getvalue().strip() or None
         comparison = None
         if report.error is None:
