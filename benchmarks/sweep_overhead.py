@@ -40,7 +40,7 @@ for name in PRELOAD_MODULES:  # what the worker imports once (torch and the modu
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.run import profile
 base = ProfileConfig(throughput_budget_s=0.3, warmup_s=0.0, breakdown=False, memory=True, health=False,
-                     predictions=False)  # what commands.trial_config asks of a trial
+                     predictions=False)  # what commands/sweep.py trial_config asks of a trial
 for hidden in range({trials}):
     pid = os.fork()  # each trial in a fresh child of a warm process, as in the worker
     if pid == 0:

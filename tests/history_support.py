@@ -48,3 +48,16 @@ def integrity(path: Path) -> str:
 def count_runs(path: Path) -> int:
     with sqlite3.connect(path) as db:
         return int(db.execute("SELECT count(*) FROM runs").fetchone()[0])
+
+
+def run_verb(*argv: str) -> tuple[int, str, str]:
+    """``skyline-tui ARGV`` in this process, through the real front door: (exit status, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from skyline_tui.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()

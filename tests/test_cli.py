@@ -107,7 +107,8 @@ def test_write_batch_size_refuses_a_default_that_is_not_a_literal(tmp_path):
 
 
 def test_the_app_gets_shorter_throughput_budgets_than_json_unless_asked():
-    from skyline_tui.cli import build_parser, config_from_args
+    from skyline_tui.cli import build_parser
+    from skyline_tui.commands.profile import config_from_args
     from skyline_tui.config import ProfileConfig
 
     defaults = build_parser().parse_args(["entry.py"])

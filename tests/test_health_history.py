@@ -4,14 +4,12 @@ did not raise.  The health sections are written by hand, so each expected change
 
 from __future__ import annotations
 
-import io
 import json
 
 from app_support import MLP_ENTRY, finished, load_report, make_app, text_of, wait_until
-from history_support import make_report
+from history_support import make_report, run_verb
 
 from skyline_tui.history import History
-from skyline_tui.history.commands import diff_main
 from skyline_tui.history.compare import compare_runs
 from skyline_tui.history.diff import diff_reports
 from skyline_tui.report import Health, HealthFlag, MetricSeries, ModuleHealth
@@ -50,12 +48,11 @@ def test_diff_of_two_stored_runs_lists_the_flag_changes_in_json_and_text(tmp_pat
     with History(store) as history:
         history.record(make_report(tmp_path, created_at="2025-01-01T00:00:00Z").replace(health=BEFORE))
         history.record(make_report(tmp_path, created_at="2025-01-02T00:00:00Z").replace(health=AFTER))
-    out, err = io.StringIO(), io.StringIO()
-    assert diff_main(["1", "2", "--history", str(store), "--json"], out=out, err=err) == 0, err.getvalue()
-    assert json.loads(out.getvalue())["flags"] == EXPECTED
-    out = io.StringIO()
-    assert diff_main(["1", "2", "--history", str(store)], out=out, err=err) == 0
-    text = out.getvalue()
+    code, out, err = run_verb("diff", "1", "2", "--history", str(store), "--json")
+    assert code == 0, err
+    assert json.loads(out)["flags"] == EXPECTED
+    code, text, err = run_verb("diff", "1", "2", "--history", str(store))
+    assert code == 0, err
     section = text[text.index("health flags"):].splitlines()
     assert section[2].split()[:4] == ["+", "fc2", "dead_units", "appeared"]
     assert section[3].split()[:4] == ["+", "fc3", "no_gradient", "appeared"]

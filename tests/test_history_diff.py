@@ -4,16 +4,14 @@ noise of both runs, and the JSON shape of ``skyline-tui diff --json``."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 
 import pytest
 
 from skyline_tui.history import History
-from skyline_tui.history.commands import diff_main
 from skyline_tui.history.diff import diff_reports
 
-from .history_support import make_report
+from .history_support import make_report, run_verb
 
 
 def by_code(diff):
@@ -78,9 +76,7 @@ def test_modules_are_matched_by_path(tmp_path):
 
 
 def run_diff(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    code = diff_main(list(argv), out=out, err=err)
-    return code, out.getvalue(), err.getvalue()
+    return run_verb("diff", *argv)
 
 
 def test_diff_json_between_report_files_has_the_documented_shape(tmp_path):

@@ -24,7 +24,7 @@ from skyline_tui.history import (
     record_run,
     resolve_history_path,
 )
-from skyline_tui.history.commands import history_table
+from skyline_tui.history.text import history_table
 from skyline_tui.report import ErrorInfo, Report
 
 from .conftest import FIXTURES, REPO, cli_env

@@ -9,7 +9,7 @@ import stat
 import sys
 import threading
 
-from skyline_tui.sweep.commands import _write_json
+from skyline_tui.sweep.runner import _write_json
 
 from .conftest import FIXTURES
 from .test_boundaries import imported_after, roots

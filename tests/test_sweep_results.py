@@ -157,11 +157,13 @@ def test_the_final_table_notes_a_trial_measured_on_a_busy_cpu_or_faulting_only_w
 
 
 def test_a_trial_measures_throughput_and_memory_and_the_breakdown_only_when_asked():
-    from skyline_tui.sweep.commands import build_parser, trial_config
+    from skyline_tui.cli import build_parser
+    from skyline_tui.commands.sweep import trial_config
 
-    plain = trial_config(build_parser().parse_args(["e.py", "s.yaml"]))
+    plain = trial_config(build_parser("sweep").parse_args(["e.py", "s.yaml"]))
     assert (plain.memory, plain.breakdown, plain.predictions, plain.health) == (True, False, False, False)
-    asked = trial_config(build_parser().parse_args(["e.py", "s.yaml", "--breakdown", "--throughput-budget", "0.5"]))
+    asked = trial_config(build_parser("sweep").parse_args(["e.py", "s.yaml", "--breakdown",
+                                                           "--throughput-budget", "0.5"]))
     assert (asked.memory, asked.breakdown, asked.predictions, asked.throughput_budget_s) == (True, True, False, 0.5)
 
 

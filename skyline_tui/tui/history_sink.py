@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from skyline_tui.history import History, HistoryError, record_run
-from skyline_tui.history.commands import diff_text
 from skyline_tui.history.compare import RunComparison, compare_runs
 from skyline_tui.history.diff import diff_reports, label
+from skyline_tui.history.text import diff_text
 from skyline_tui.report import Report
 
 

@@ -1,0 +1,96 @@
+"""Finding what the ``history`` and ``diff`` verbs name: the store (``--history``, the environment, the
+nearest one up from a folder) and the two runs of a diff (run ids, report files, or the newest runs).
+
+Torch-free and textual-free.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from skyline_tui.history.diff import Diff, diff_reports, label
+from skyline_tui.history.location import HISTORY_ENV, default_history_path
+from skyline_tui.history.store import History
+from skyline_tui.report import Report, ReportFormatError
+
+
+class LookupProblem(Exception):
+    """No store, no such file, too few runs: the message is the one line the user sees."""
+
+
+def find_store(cli_path: str | None, start: str | None) -> Path:
+    """``--history PATH``, else ``$SKYLINE_TUI_HISTORY``, else the nearest ``.skyline-tui/history.db`` in
+    ``start`` (an entry point's folder, or the current folder) or a folder above it (a ``--root`` may
+    have put the store higher up)."""
+    if cli_path:
+        return Path(cli_path).expanduser()
+    from_env = os.environ.get(HISTORY_ENV, "").strip()
+    if from_env and from_env.lower() not in ("off", "none", "0", "no"):
+        return Path(from_env).expanduser()
+    folder = Path(start or os.getcwd()).resolve()
+    if folder.is_file():
+        folder = folder.parent
+    for candidate in (folder, *folder.parents):
+        if default_history_path(candidate).is_file():
+            return default_history_path(candidate)
+    return default_history_path(folder)
+
+
+def open_store(path: Path) -> History:
+    if not path.is_file():
+        raise LookupProblem(f"no history store at {path} (profile something first, or pass --history PATH)")
+    return History(path, create=False)
+
+
+def resolve_diff(specs: list[str], store: str | None) -> Diff:
+    history: History | None = None
+
+    def opened() -> History:
+        nonlocal history
+        if history is None:
+            history = open_store(find_store(store, None))
+        return history
+
+    try:
+        sides = [_load_side(spec, opened) for spec in specs]
+        if len(sides) < 2:
+            entry: str | None
+            if sides:
+                entry = sides[0][0].entry_point
+            else:  # the newest entry point in the store
+                newest_run = opened().runs(limit=1)
+                entry = newest_run[0]["entry_point"] if newest_run else None
+            candidates = [run["id"] for run in opened().runs(entry, limit=3)]
+            taken = {side[1].id for side in sides}
+            ids = [run_id for run_id in candidates if run_id not in taken][: 2 - len(sides)]
+            if len(ids) < 2 - len(sides):
+                raise LookupProblem("the history has fewer than two runs to compare" +
+                                   (f" for {entry}" if entry else ""))
+            if sides:
+                # One run given: compare it with the newest other run of its entry, in time order.
+                newest = _load_side(str(ids[0]), opened)
+                sides = [sides[0], newest] if (sides[0][1].id or 0) < ids[0] else [newest, sides[0]]
+            else:
+                sides = [_load_side(str(ids[1]), opened), _load_side(str(ids[0]), opened)]
+        (a, label_a), (b, label_b) = sides
+        return diff_reports(a, b, label_a, label_b)
+    finally:
+        if history is not None:
+            history.close()
+
+
+def _load_side(spec: str, opened: Any) -> tuple[Report, Any]:
+    if spec.isdigit():
+        report = opened().report(int(spec))
+        return report, label(report, f"run {spec}", int(spec))
+    try:
+        with open(spec, encoding="utf-8") as fh:
+            report = Report.from_json(fh.read())
+    except OSError as exc:
+        raise LookupProblem(f"cannot read {spec}: {exc.strerror or exc} "
+                            "(A and B are run ids or report files)") from None
+    except ReportFormatError as exc:
+        raise LookupProblem(f"{spec}: {exc}") from None
+    return report, label(report, spec)
