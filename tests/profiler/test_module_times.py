@@ -1,9 +1,11 @@
-"""Per-module run time against modules whose cost is known without measuring: each sleeps a fixed time.
+"""Per-module run time against modules whose cost is known without measuring: each spins a fixed CPU time.
 
-The fixture (tests/fixtures/breakdown/sleepy_modules) nests two sleeping modules in a container beside a
-third, so every inclusive and self time, forward and backward, is known by hand.  A sleep never ends early,
-so each time is at least its sleep; the upper bound is loose (a shared, busy machine oversleeps), but far
-below the next-larger sleep, so a time charged to the wrong module cannot pass.
+The fixture (tests/fixtures/breakdown/sleepy_modules) nests two spinning modules in a container beside a
+third, so every inclusive and self time, forward and backward, is known by hand.  The breakdown is timed on
+the thread's CPU clock, the clock the spins count on, so each time is its spin give or take the instruments'
+own work, on a quiet or a loaded machine alike (a sleep on the wall clock oversleeps by whatever the machine
+adds: the old upper bound of 1.5x a sleep could not hold there).  The bounds are tighter than the smallest
+gap between two known times (5 ms), so a time charged to the wrong module cannot pass.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.run import load_workload
 from skyline_tui.report import Breakdown, ModuleTiming, to_dict
 
+from ..conftest import breakdown_on_cpu_clock
+
 ENTRY = Path(__file__).parent.parent / "fixtures" / "breakdown" / "sleepy_modules" / "entry.py"
 
 # path: (inclusive forward, inclusive backward, self forward, self backward), in ms, from the fixture's sleeps.
@@ -29,19 +33,20 @@ KNOWN_MS = {
     "block.long": (20, 10, 20, 10),
     "tail": (40, 20, 40, 20),
 }
-SLACK_MS = 4.0  # a container's own work (none here but the modules' calls) and timer granularity
+SLACK_MS = 2.0  # the instruments' and a container's own CPU work (the modules' calls), per time
 
 
 @pytest.fixture(scope="module")
 def breakdown() -> Breakdown:
     entry = load_entry_point(ENTRY)
     work = load_workload(entry, entry.default_batch_size)
-    return measure_breakdown(work, ProfileConfig.quick(breakdown_iterations=2))
+    with breakdown_on_cpu_clock():
+        return measure_breakdown(work, ProfileConfig.quick(breakdown_iterations=2))
 
 
 def within(measured: float, known: float) -> bool:
-    """At least the sleep (minus timer granularity), at most half again plus slack."""
-    return known - 0.5 <= measured <= known * 1.5 + SLACK_MS
+    """The spin, less timer granularity, plus at most the instruments' own work."""
+    return known - 0.5 <= measured <= known + SLACK_MS
 
 
 def test_each_module_carries_its_known_inclusive_and_self_times(breakdown: Breakdown) -> None:
