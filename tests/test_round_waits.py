@@ -18,7 +18,7 @@ import torch
 
 from skyline_tui.profiler.timing import (WAITED_STREAK_S, ContentionClock, cpu_stall_us, measure_until_stable,
                                         thread_wait_ns)
-from skyline_tui.report import CONTENDED
+from skyline_tui.presentation import CONTENDED
 
 HAS_WAITS = thread_wait_ns() is not None
 ROUND = 5  # iterations a round
