@@ -120,3 +120,17 @@ def test_the_worker_preload_fails_loudly_on_a_missing_module():
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=cli_env(), capture_output=True,
                             text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, result.stderr[-2000:]
+
+
+# The app's own modules: they mount the views (tui/__init__.py says what sits at the top and what in views/).
+MOUNTS_VIEWS = {"skyline_tui.tui.app", "skyline_tui.tui.history_actions"}
+
+
+def test_of_the_ui_s_top_level_only_the_app_imports_the_views():
+    graph = import_graph(PACKAGE)
+    views = "skyline_tui.tui.views"
+    top = {name for name in graph if name.startswith("skyline_tui.tui.") and name.count(".") == 2} - {views}
+    assert "skyline_tui.tui.state" in top
+    importing_views = {name for name in top - MOUNTS_VIEWS
+                       if any(t == views or t.startswith(views + ".") for t in graph[name])}
+    assert not importing_views, f"these hold or compute data, and must not import a view: {sorted(importing_views)}"

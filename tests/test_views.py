@@ -15,7 +15,7 @@ from skyline_tui.report import ErrorInfo, LinearFit, Report
 from skyline_tui.tui.targets import fine_step, step_batch_size, target_prediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
-from skyline_tui.tui.views.rows import activation_rows, breakdown_rows, rows_at
+from skyline_tui.tui.table_rows import activation_rows, breakdown_rows, rows_at
 from skyline_tui.tui.views.source import lex_file
 
 MLP = load_report("mlp_cpu")

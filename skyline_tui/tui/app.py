@@ -37,7 +37,7 @@ from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
 from skyline_tui.tui.views.main import MainView, open_modules
 from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
-from skyline_tui.tui.views.module_tree import toggled
+from skyline_tui.tui.module_tree import toggled
 from skyline_tui.tui.views.source import SourceView
 from skyline_tui.tui.views.status import StatusBar
 from skyline_tui.worker.protocol import RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady

@@ -19,7 +19,7 @@ from typing import Optional
 
 from skyline_tui.history.compare import RunComparison, compare_runs
 from skyline_tui.report import SECTIONS, ErrorInfo, Report
-from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE
+from skyline_tui.tui.table_rows import ROW_LINE, ROW_MODULE
 
 PREVIOUS_RUN = "previous run"
 FIT_FROM_PREVIOUS_RUN = "fit from previous run"

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 from skyline_tui.report import Breakdown, MemoryBreakdown
-from skyline_tui.tui.views.module_tree import visible_modules
+from skyline_tui.tui.module_tree import visible_modules
 
 ROW_LINE = "line"
 ROW_MODULE = "module"
