@@ -37,10 +37,6 @@ class LiveState:
     def run_of(self, section: str) -> Optional[int]:
         return dict(self.section_runs).get(section)
 
-    def is_fresh(self, section: str, current_run: Optional[int]) -> bool:
-        """Whether the section comes from the run now under way (or the last one that finished)."""
-        return current_run is not None and self.run_of(section) == current_run
-
 
 def freshness_note(state: LiveState, section: str, current_run: Optional[int], running: bool) -> Optional[str]:
     """What a pane's title says about ``section``: None (from the current run), 'previous run',
