@@ -23,7 +23,8 @@ from skyline_tui.argtypes import positive_float, positive_int
 from skyline_tui.project import project_root
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
 from skyline_tui.export.report_json import write_report
-from skyline_tui.report import STEADY_MALLOC_TOP_PAD, ErrorInfo, Report, contended, faulting, faulting_samples
+from skyline_tui.presentation import machine_warnings
+from skyline_tui.report import ErrorInfo, Report
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
@@ -208,12 +209,7 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
         print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
         return EXIT_PROFILE_ERROR
     _record_in_history(report, config, history, no_history, err)
-    if report.throughput is not None and contended(report.throughput):
-        print(f"skyline-tui: warning: other tasks waited for a CPU during {report.throughput.cpu_contention:.0%} "
-              "of the throughput measurement: the machine was busy and the times are inflated; profile on a "
-              "quiet machine",
-              file=err)
-    for line in fault_warnings(report):
+    for line in machine_warnings(report):
         print(line, file=err)
     if report.error is not None:
         print(format_error(report.error), file=err)
@@ -226,28 +222,6 @@ def json_command(entry: str, root: Optional[str], config: ProfileConfig, destina
     for line in failures:
         print(line, file=err)
     return EXIT_CHECK_FAILED if failures else EXIT_OK
-
-
-STEADY_ALLOCATOR = f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc or tcmalloc"
-
-
-def fault_warnings(report: Report) -> list[str]:
-    """A warning where the profiled batch's iterations spent a tenth of their time on page faults, and one where
-    other batch sizes' did (``faulting``): the predictions then carry the allocator's cost."""
-    lines, throughput = [], report.throughput
-    if throughput is not None and faulting(throughput):
-        lines.append(
-            f"skyline-tui: warning: each measured iteration took {throughput.page_faults_per_iteration or 0.0:,.0f} "
-            f"page faults, about {throughput.page_fault_ms or 0.0:.1f} ms of its {throughput.iteration_ms:.1f} ms: "
-            "the allocator gives freed memory back to the system and faults it in again, and whether it does "
-            "depends on what ran before (CPU times and the batch-size predictions then vary from run to run); "
-            f"{STEADY_ALLOCATOR}, keeps it")
-    points = faulting_samples(report.predictions, besides=report.batch_size)
-    if points:
-        each = ", ".join(f"{s.batch_size} ({s.page_fault_ms or 0.0:.1f} of {s.iteration_ms:.1f} ms)" for s in points)
-        lines.append(f"skyline-tui: warning: page faults took a tenth or more of each iteration at batch size {each}: "
-                     f"the batch-size predictions include that time; {STEADY_ALLOCATOR}, keeps it out")
-    return lines
 
 
 def _record_in_history(report: Report, config: ProfileConfig, history: Optional[str], no_history: bool,

@@ -17,7 +17,8 @@ from skyline_tui.history.diff import Diff, diff_reports, label
 from skyline_tui.history.labels import knob_labels
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History, HistoryError
-from skyline_tui.report import Report, ReportFormatError, Throughput, machine_notes
+from skyline_tui.presentation import machine_notes
+from skyline_tui.report import Report, ReportFormatError, Throughput
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 DEFAULT_LIMIT = 20  # the table; --json lists every run unless --limit says otherwise

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from skyline_tui.report import FAULTING, STEADY_MALLOC_TOP_PAD, Health, LineTiming, ModuleTiming, Report, contended
+from skyline_tui.presentation import FAULTING, STEADY_MALLOC_TOP_PAD, contended
+from skyline_tui.report import Health, LineTiming, ModuleTiming, Report
 
 # Repeated runs of one unchanged model on these machines drift by a few percent even when each run's own
 # spread is tiny, so no change below this fraction is called real.

@@ -1,10 +1,12 @@
 """The package's shape: no import circle anywhere in skyline_tui/ (imports inside functions count), no
-module over ~400 lines, and every module the worker preloads really imports."""
+module over ~400 lines, every module the worker preloads really imports, the UI's top level never imports a
+view (but the app's own modules), and the README's layout names every module."""
 
 from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +122,57 @@ def test_the_worker_preload_fails_loudly_on_a_missing_module():
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=cli_env(), capture_output=True,
                             text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr, result.stderr[-2000:]
+
+
+# The app's own modules: they mount the views (tui/__init__.py says what sits at the top and what in views/).
+MOUNTS_VIEWS = {"skyline_tui.tui.app", "skyline_tui.tui.history_actions"}
+
+
+def test_of_the_ui_s_top_level_only_the_app_imports_the_views():
+    graph = import_graph(PACKAGE)
+    views = "skyline_tui.tui.views"
+    top = {name for name in graph if name.startswith("skyline_tui.tui.") and name.count(".") == 2} - {views}
+    assert "skyline_tui.tui.state" in top
+    importing_views = {name for name in top - MOUNTS_VIEWS
+                       if any(t == views or t.startswith(views + ".") for t in graph[name])}
+    assert not importing_views, f"these hold or compute data, and must not import a view: {sorted(importing_views)}"
+
+
+def readme_layout() -> list[str]:
+    """The README's "Layout of skyline_tui/" list, one string per bullet (continuation lines joined)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    lines = text[text.index("Layout of `skyline_tui/`"):].splitlines()
+    bullets: list[str] = []
+    for line in lines[1:]:
+        if line.startswith("- "):
+            bullets.append(line[2:])
+        elif line.startswith("  ") and bullets:
+            bullets[-1] += " " + line.strip()
+        elif bullets and not line.strip():
+            break
+    return bullets
+
+
+def named_paths(bullet: str) -> list[set[str]]:
+    """What each `token` of a bullet may name (``a/{b,c}.py`` is two tokens): the path as written, or under
+    the package the bullet opens with (a first token ending in "/")."""
+    tokens = re.findall(r"`([^`]+)`", bullet)
+    prefix = tokens[0] if tokens and tokens[0].endswith("/") else ""
+    candidates: list[set[str]] = []
+    for token in tokens:
+        braces = re.fullmatch(r"(.*)\{([^}]*)\}(.*)", token)
+        for path in [braces[1] + part.strip() + braces[3] for part in braces[2].split(",")] if braces else [token]:
+            candidates.append({path, prefix + path})
+    return candidates
+
+
+def test_the_readme_layout_names_every_module_and_no_missing_one():
+    modules = {path.relative_to(PACKAGE).as_posix() for path in PACKAGE.rglob("*.py")}
+    tokens = [paths for bullet in readme_layout() for paths in named_paths(bullet)]
+    named = set().union(*tokens)
+    named |= {f"{path}__init__.py" for path in named if path.endswith("/")}  # a package is named by its folder
+    missing = sorted(modules - named)
+    assert not missing, f"the README's layout of skyline_tui/ does not name: {missing}"
+    stale = sorted(min(paths) for paths in tokens
+                   if any(path.endswith(".py") for path in paths) and not paths & modules)
+    assert not stale, f"the README's layout names modules that are not in skyline_tui/: {stale}"

@@ -19,7 +19,7 @@ from skyline_tui.profiler import timing
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.run import load_workload, measure_throughput
 from skyline_tui.profiler.timing import ContentionClock, cpu_stall_us
-from skyline_tui.report import CONTENDED
+from skyline_tui.presentation import CONTENDED
 from skyline_tui.tui.views.throughput import ThroughputPane
 
 PSI = "some avg10=18.20 avg60=15.06 avg300=5.82 total={total}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"

@@ -19,7 +19,7 @@ from app_support import finished, load_report, make_app, text_of, wait_until
 from conftest import QUICK_FLAGS, TINY_ENTRY, cli_env, run_cli
 from skyline_tui.profiler.faults import FaultCounter, cost_per_fault_us, fault_cost_us, minor_faults
 from skyline_tui.profiler.timing import measure_until_stable
-from skyline_tui.report import CONTENDED, STEADY_MALLOC_TOP_PAD
+from skyline_tui.presentation import CONTENDED, STEADY_MALLOC_TOP_PAD
 from skyline_tui.tui.views.throughput import ThroughputPane
 
 PAGES = 1024

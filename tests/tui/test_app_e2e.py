@@ -18,7 +18,7 @@ async def test_the_app_profiles_the_mlp_sample_with_the_real_worker():
 
     app = SkylineApp(str(MLP_ENTRY), config=ProfileConfig.quick(), source=WorkerClient, gpu=FakeGpu())
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.live.reports_received > 0 and app.run_state.phase is None, timeout=120)
+        await wait_until(pilot, lambda: app.live.reports_received > 0 and app.state.run.phase is None, timeout=120)
         assert app.live.error is None, app.live.error
         shown = app.live.shown
         assert shown.batch_size == 64  # samples/mlp/entry.py's default

@@ -148,7 +148,7 @@ async def test_a_save_mid_profile_cancels_it_and_profiles_the_new_content(live_a
         await first_profile(pilot, app, clients)
         # A profile that cannot end by itself: each iteration sleeps a long time.
         entry.write_text(entry_text(6, slow).replace("optimizer.step()", "optimizer.step()\n        time.sleep(60)"))
-        await wait_until(pilot, lambda: len(clients.submitted) >= 2 and app.run_state.phase == "throughput",
+        await wait_until(pilot, lambda: len(clients.submitted) >= 2 and app.state.run.phase == "throughput",
                          timeout=RUN_TIMEOUT)
         stuck = clients.submitted[-1]
         entry.write_text(entry_text(7, slow))

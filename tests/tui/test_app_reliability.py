@@ -119,7 +119,7 @@ def healthy_project(tmp_path: Path, name: str) -> Path:
 
 
 def idle_with_report(app: SkylineApp) -> bool:
-    return app.run_state.phase is None and app.live.shown is not None and app.live.shown.throughput is not None
+    return app.state.run.phase is None and app.live.shown is not None and app.live.shown.throughput is not None
 
 
 async def keys_still_work(pilot, app: SkylineApp) -> None:
@@ -155,7 +155,7 @@ async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report
         app.config = config_for(fault)
         app.request_profile("test")
         await watch.until(pilot, lambda: app.live.error_run is not None and app.live.error_run > good_run
-                          and app.run_state.phase is None, timeout=60, app=app)
+                          and app.state.run.phase is None, timeout=60, app=app)
         error = app.live.error
         assert error.kind == fault.kind, error
 

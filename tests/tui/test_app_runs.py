@@ -51,7 +51,7 @@ async def test_a_long_run_shows_how_long_it_has_taken_and_then_when_it_will_be_s
     app, _ = make_app([(partial(MLP, "throughput"), False)], config=ProfileConfig(timeout_s=300))
     app.monotonic = lambda: now[0]
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: app.run_state.phase == "throughput")
+        await wait_until(pilot, lambda: app.state.run.phase == "throughput")
 
         def status_at(seconds: float) -> str:
             now[0] = 100.0 + seconds
@@ -69,7 +69,7 @@ async def test_a_failed_run_shows_the_error_and_keeps_the_last_good_report():
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: finished(app))
         await pilot.press("r")
-        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        await wait_until(pilot, lambda: app.live.error is not None and app.state.run.phase is None)
         error_pane = app.query_one(ErrorPane)
         assert error_pane.display
         shown = text_of(app.query_one("#error-text"))
@@ -107,7 +107,7 @@ async def test_partial_reports_mark_panes_fresh_or_from_the_previous_run():
         assert not app.query_one(ThroughputPane).has_class("-stale")  # its own numbers are this run's
         assert "previous run" in app.query_one(BreakdownTable).border_title
         assert app.query_one(BreakdownTable).has_class("-stale")
-        assert app.run_state.phase is not None  # the run is still going
+        assert app.state.run.phase is not None  # the run is still going
 
 
 def italic_text(widget) -> str:
@@ -131,7 +131,7 @@ async def test_predicted_rows_say_they_come_from_the_previous_run_until_the_new_
         assert "fits" in text_of(batch) and "fits" not in italic_text(batch)
         await pilot.press("r")
         await wait_until(pilot, lambda: app.live.run_of("memory") == 2, explain=lambda: describe_app(app))
-        assert app.run_state.phase is not None  # still measuring: the predictions are run 1's
+        assert app.state.run.phase is not None  # still measuring: the predictions are run 1's
         # This run's measurements, under titles that say the fitted rows are not this run's.
         assert "1,000 samples/s" in text_of(throughput)
         assert "max (fit)" in text_of(throughput) and "at batch 128" in text_of(throughput)
@@ -157,7 +157,7 @@ async def test_a_run_that_fails_after_measuring_throughput_keeps_the_old_fit_lab
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: finished(app))
         await pilot.press("r")
-        await wait_until(pilot, lambda: app.live.error is not None and app.run_state.phase is None)
+        await wait_until(pilot, lambda: app.live.error is not None and app.state.run.phase is None)
         throughput = app.query_one(ThroughputPane)
         assert "1,000 samples/s" in text_of(throughput) and "max (fit)" in text_of(throughput)
         assert throughput.border_title == "Throughput · fit from previous run"

@@ -21,7 +21,7 @@ def app_with(fixture: str, entry, *more_runs) -> SkylineApp:
 async def until_idle(pilot) -> None:
     app = pilot.app
     source = app.query_one(SourceView)
-    await wait_until(pilot, lambda: app.live.shown is not None and app.run_state.phase is None and source.highlighted)
+    await wait_until(pilot, lambda: app.live.shown is not None and app.state.run.phase is None and source.highlighted)
 
 
 def test_main_screen_80x24(snap_compare):
@@ -49,7 +49,7 @@ def test_failed_run_beside_the_last_good_report_100x30(snap_compare):
     async def run_before(pilot):
         await until_idle(pilot)
         await pilot.press("r")
-        await wait_until(pilot, lambda: pilot.app.live.error is not None and pilot.app.run_state.phase is None)
+        await wait_until(pilot, lambda: pilot.app.live.error is not None and pilot.app.state.run.phase is None)
         await wait_until(pilot, lambda: pilot.app.query_one(SourceView).highlighted)
 
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

@@ -6,8 +6,8 @@ import pytest
 
 from skyline_tui.report import ModuleTiming
 from skyline_tui.tui.views.breakdown import tree_label
-from skyline_tui.tui.views.module_tree import expanded_to_fit, parent_path, toggled, visible_modules
-from skyline_tui.tui.views.rows import ROW_MODULE, breakdown_rows
+from skyline_tui.tui.module_tree import expanded_to_fit, parent_path, toggled, visible_modules
+from skyline_tui.tui.table_rows import ROW_MODULE, breakdown_rows
 from app_support import load_report
 
 TRANSFORMER = load_report("transformer_cuda")

@@ -15,7 +15,7 @@ from skyline_tui.report import ErrorInfo, LinearFit, Report
 from skyline_tui.tui.targets import fine_step, step_batch_size, target_prediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
-from skyline_tui.tui.views.rows import activation_rows, breakdown_rows, rows_at
+from skyline_tui.tui.table_rows import activation_rows, breakdown_rows
 from skyline_tui.tui.views.source import lex_file
 
 MLP = load_report("mlp_cpu")
@@ -139,11 +139,10 @@ def test_row_shares_add_up_to_the_attributed_part_of_the_iteration():
     assert shares == pytest.approx(attributed)
 
 
-def test_activation_rows_and_rows_at_a_line():
+def test_activation_rows_and_the_line_each_points_at():
     rows = activation_rows(TRANSFORMER.memory, limit=3)
     assert [row.label for row in rows] == ["blocks.0.attn", "blocks.1.attn", "blocks.0.fc1"]
-    assert len(rows_at(rows, "model.py", 22)) == 2
-    assert rows_at(rows, None, None) == []
+    assert len([row for row in rows if (row.file, row.line) == ("model.py", 22)]) == 2
 
 
 # ---- bars and formats ------------------------------------------------------------------------------------
@@ -175,7 +174,7 @@ def test_a_partial_report_replaces_only_what_it_measured():
     state = apply_report(state, 2, partial(newer, "throughput"))
     assert state.shown.throughput.samples_per_second == 10.0
     assert state.shown.breakdown == MLP.breakdown
-    assert state.is_fresh("throughput", 2) and not state.is_fresh("breakdown", 2)
+    assert state.run_of("throughput") == 2 and state.run_of("breakdown") == 1
 
 
 def test_a_pane_note_says_when_only_the_fit_is_from_the_previous_run():

@@ -9,7 +9,6 @@ the message and the line of its own code that raised) and gets no more calls; it
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import traceback
 from importlib import metadata
@@ -127,7 +126,3 @@ def _contract_problem(sub: Any) -> Optional[str]:
     if not isinstance(kinds, tuple) or not kinds or any(kind not in KINDS for kind in kinds):
         return f"{sub.name}: kinds must be a non-empty tuple of {', '.join(KINDS)}; got {kinds!r}"
     return None
-
-
-def finite_or_none(value: Optional[float]) -> Optional[float]:
-    return value if value is not None and math.isfinite(value) else None

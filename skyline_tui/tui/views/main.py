@@ -34,9 +34,9 @@ from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.log import LogPane
 from skyline_tui.tui.views.memory import ActivationTable, MemoryPane
 from skyline_tui.tui.views.messages import JumpToSource, PreviewSource
-from skyline_tui.tui.views.module_tree import expanded_to_fit
+from skyline_tui.tui.module_tree import expanded_to_fit
 from skyline_tui.tui.views.pane import show_freshness
-from skyline_tui.tui.views.rows import ROW_LINE, activation_rows, breakdown_rows
+from skyline_tui.tui.table_rows import ROW_LINE, activation_rows, breakdown_rows
 from skyline_tui.tui.views.source import SourceView
 from skyline_tui.tui.views.throughput import ThroughputPane
 

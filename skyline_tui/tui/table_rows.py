@@ -8,10 +8,10 @@ widgets only lay the rows out.  Shares are fractions of the profiled iteration, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 from skyline_tui.report import Breakdown, MemoryBreakdown
-from skyline_tui.tui.views.module_tree import visible_modules
+from skyline_tui.tui.module_tree import visible_modules
 
 ROW_LINE = "line"
 ROW_MODULE = "module"
@@ -126,10 +126,3 @@ def activation_rows(memory: MemoryBreakdown, limit: int = 20) -> list[MemoryRow]
             )
         )
     return rows
-
-
-def rows_at(rows: Sequence[BreakdownRow | MemoryRow], file: Optional[str], line: Optional[int]) -> list[str]:
-    """Keys of the rows that point at ``file:line`` (the source cursor's line)."""
-    if file is None or line is None:
-        return []
-    return [row.key for row in rows if row.file == file and row.line == line]
