@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from skyline_tui.history.diff import Diff, diff_reports, label
+from skyline_tui.comparison.diff import Diff, diff_reports, label
 from skyline_tui.history.labels import knob_labels
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History, HistoryError

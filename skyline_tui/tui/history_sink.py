@@ -15,8 +15,8 @@ from typing import Any
 
 from skyline_tui.history import History, HistoryError, record_safely
 from skyline_tui.history.commands import diff_text
-from skyline_tui.history.compare import RunComparison, compare_runs
-from skyline_tui.history.diff import diff_reports, label
+from skyline_tui.comparison.changes import RunComparison, compare_runs
+from skyline_tui.comparison.diff import diff_reports, label
 from skyline_tui.report import Report
 
 

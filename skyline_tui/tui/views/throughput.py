@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from skyline_tui.history.compare import Change
+from skyline_tui.comparison.changes import Change
 from skyline_tui.report import Predictions, Throughput, contended, fault_share, faulting, faulting_samples
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
