@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 from typing import Callable, Optional
 
+from skyline_tui.comparison.drift import drift_between
 from skyline_tui.comparison.rule import NOISE_SIGMAS, Drift, noise
 from skyline_tui.report import BaselineComparison, MetricChange, Report, ReportFormatError
 
@@ -29,10 +30,15 @@ class BaselineError(ValueError):
     """The baseline cannot be read: no such file, not a report, a run id without a history store."""
 
 
+def is_run_id(source: str) -> bool:
+    """``--baseline 42`` names run 42 of the store, unless a file of that name exists."""
+    return not (os.path.exists(source) or source.endswith(".json") or not source.strip().isdigit())
+
+
 def load_baseline(source: str, history_path: Optional[str | os.PathLike[str]] = None) -> Report:
     """A report file, or (when no such file exists) the id of a run in the history store at
     ``history_path``."""
-    if os.path.exists(source) or source.endswith(".json") or not source.strip().isdigit():
+    if not is_run_id(source):
         try:
             with open(source, encoding="utf-8") as fh:
                 text = fh.read()
@@ -63,6 +69,20 @@ def _history_report(run_id: int, history_path: Optional[str | os.PathLike[str]])
             return history.report(run_id)
     except HistoryError as exc:
         raise BaselineError(f"--baseline {run_id}: {exc}") from None
+
+
+def baseline_drift(source: str, history_path: Optional[str | os.PathLike[str]]) -> Optional[Drift]:
+    """For a baseline run of the store, the drift between processes learned there for its entry point and
+    machine (:mod:`skyline_tui.comparison.drift`); None for a report file (no store to learn from)."""
+    if not is_run_id(source) or history_path is None or not os.path.isfile(history_path):
+        return None
+    from skyline_tui.history import History, HistoryError
+
+    try:
+        with History(history_path, create=False) as history:
+            return drift_between(history, int(source), None)
+    except HistoryError:
+        return None
 
 
 def compare(current: Report, baseline: Report, source: str, max_regression_pct: float = DEFAULT_MAX_REGRESSION_PCT,

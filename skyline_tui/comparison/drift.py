@@ -63,16 +63,17 @@ def learn_drift(rows: Iterable[Row], device: str | None) -> Drift:
     return Drift(sigma=math.sqrt(squares / degrees), runs=sum(len(t) for t in repeated), groups=len(repeated))
 
 
-def drift_between(history: RunsSource, a_id: int | None, b_id: int | None, entry: str) -> Drift:
-    """The drift for comparing runs ``a_id`` and ``b_id`` of ``entry`` (either may be None: a run not in the
-    store): learned on the machine of the later run, and whether the two ran the same source and config."""
-    rows = history.runs(entry)
+def drift_between(history: RunsSource, a_id: int | None, b_id: int | None) -> Drift:
+    """The drift for comparing runs ``a_id`` and ``b_id`` of the store (either may be None: a run not
+    recorded): learned from the runs of the later run's entry point on its machine, and whether the two ran
+    the same source and config."""
+    rows = history.runs(None)
     by_id = {row["id"]: row for row in rows}
     a, b = by_id.get(a_id), by_id.get(b_id)
-    if a is None and a_id is not None:  # another entry point's run
-        a = next((row for row in history.runs(None) if row["id"] == a_id), None)
-    machine = (b or a or {}).get("device")
-    learned = learn_drift(rows, machine)
+    known = b or a
+    if known is None:
+        return Drift(sigma=None)
+    learned = learn_drift((row for row in rows if row["entry_point"] == known["entry_point"]), known.get("device"))
     if a is not None and b is not None and same_source(a, b):
         return Drift(learned.sigma, learned.runs, learned.groups, same_source=True)
     return learned
