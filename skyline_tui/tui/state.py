@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from skyline_tui.history.compare import RunComparison, compare_runs
+from skyline_tui.comparison.changes import RunComparison, compare_runs
 from skyline_tui.report import SECTIONS, ErrorInfo, Report
 from skyline_tui.tui.table_rows import ROW_LINE, ROW_MODULE
 

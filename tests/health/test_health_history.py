@@ -12,8 +12,8 @@ from history_support import make_report
 
 from skyline_tui.history import History
 from skyline_tui.history.commands import diff_main
-from skyline_tui.history.compare import compare_runs
-from skyline_tui.history.diff import diff_reports
+from skyline_tui.comparison.changes import compare_runs
+from skyline_tui.comparison.diff import diff_reports
 from skyline_tui.report import Health, HealthFlag, MetricSeries, ModuleHealth
 from skyline_tui.tui.health_rows import health_rows
 

@@ -117,7 +117,7 @@ def test_history_and_diff_paths_import_neither_textual_nor_torch(tmp_path):
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    assert main(['history', '--history', {str(store)!r}]) == 0\n"
         f"    assert main(['diff', '--history', {str(store)!r}]) == 0\n"
-        "import skyline_tui.history.compare")
+        "import skyline_tui.comparison.changes")
     assert "skyline_tui.history.commands" in loaded
     assert not roots(loaded) & {"textual", "torch", "rich"}
 

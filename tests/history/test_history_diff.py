@@ -11,7 +11,7 @@ import pytest
 
 from skyline_tui.history import History
 from skyline_tui.history.commands import diff_main
-from skyline_tui.history.diff import diff_reports
+from skyline_tui.comparison.diff import diff_reports
 
 from ..history_support import make_report
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from app_support import load_report
 
-from skyline_tui.history.compare import compare_runs
+from skyline_tui.comparison.changes import compare_runs
 from skyline_tui.report import Throughput
 from skyline_tui.tui import state as transitions
 from skyline_tui.tui.state import AppState, comparison_label, on_screen, past_run_title, shown_comparison

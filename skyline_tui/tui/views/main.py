@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 
-from skyline_tui.history.compare import RunComparison
+from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import ErrorInfo, Report
 from skyline_tui.tui.state import (
     PAST_RUN,

@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from skyline_tui.history.compare import Change
+from skyline_tui.comparison.changes import Change
 from skyline_tui.report import MemoryBreakdown
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from skyline_tui.history.compare import Change
+from skyline_tui.comparison.changes import Change
 from skyline_tui.presentation import fault_share, machine_cautions
 from skyline_tui.report import Predictions, Throughput
 from skyline_tui.tui.targets import TargetPrediction

@@ -1,7 +1,7 @@
 """The app's view of a change: the current run against a baseline run (the previous run of the same entry
 and batch size, or one the user pinned), already judged, so the panes only render it.
 
-Torch-free and textual-free; the judging is :mod:`skyline_tui.history.diff`'s, so the panes and
+Torch-free and textual-free; the judging is :mod:`skyline_tui.comparison.diff`'s, so the panes and
 ``skyline-tui diff`` never disagree.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from skyline_tui.history.diff import FlagChange, LineChange, ModuleChange, diff_reports
+from skyline_tui.comparison.diff import FlagChange, LineChange, ModuleChange, diff_reports
+from skyline_tui.comparison.rule import SAME, UNKNOWN, Drift
 from skyline_tui.report import Report
 
 _ARROWS = {"faster": "▲", "slower": "▼", "more": "▲", "less": "▼"}
@@ -20,12 +21,16 @@ class Change:
     """One figure's change, e.g. throughput +12 %: ``text`` is "▲ 12 % faster"."""
 
     percent: float  # signed, relative to the baseline
-    verdict: str  # "faster" | "slower" | "more" | "less" | "same"
-    direction: str  # the word the arrow stands for, kept when the verdict is "same" (within noise)
+    verdict: str  # "faster" | "slower" | "more" | "less" | "same" | "unknown" (within a drift not known yet)
+    direction: str  # the word the arrow stands for, kept when the verdict is "same" (within noise) or "unknown"
 
     @property
     def within_noise(self) -> bool:
-        return self.verdict == "same"
+        return self.verdict == SAME
+
+    @property
+    def within_unknown_drift(self) -> bool:
+        return self.verdict == UNKNOWN
 
     @property
     def text(self) -> str:
@@ -56,8 +61,9 @@ class RunComparison:
 
 
 def compare_runs(baseline: Report, current: Report, baseline_id: int | None = None,
-                 pinned: bool = False) -> RunComparison:
-    result = diff_reports(baseline, current)
+                 pinned: bool = False, drift: Drift | None = None) -> RunComparison:
+    """``drift``: between the two runs' processes, from the store (see ``diff_reports``)."""
+    result = diff_reports(baseline, current, drift=drift)
     return RunComparison(
         baseline_id=baseline_id, pinned=pinned,
         throughput=_change(result.throughput, up="faster", down="slower"),

@@ -1,14 +1,16 @@
 """What changed between two runs: throughput, iteration time, peak memory, every line and module, and the
-training-health flags that appeared or went away.
+training-health flags that appeared or went away (``skyline-tui diff``, and the app's Δ through
+:mod:`skyline_tui.comparison.changes`).
 
 A line keeps its identity when lines are inserted or deleted above it: lines are matched by file and code
 text first (the nearest line number wins between repeated code), and an edited line is matched to the one
 that sits where it did once the shift of the matched lines around it is taken into account.
 
-"Same" means within the noise of both runs (the README has this rule): a time change is real only when it
-exceeds ``noise_fraction × the larger of the two times`` and at least :data:`MIN_NOISE_MS`, where
-``noise_fraction`` is the larger of :data:`MIN_NOISE_FRACTION` and ``NOISE_SIGMAS × stdev / mean`` of
-each run's measured iteration time.
+"Same" is :mod:`skyline_tui.comparison.rule`'s (the README has it): a time change is real only when it exceeds
+``noise_fraction × the larger of the two times`` and at least :data:`MIN_NOISE_MS`, where ``noise_fraction`` is
+the two runs' noise (their iteration times' spreads, with the drift between processes when the store knows
+it) as a share of the larger iteration, and at least :data:`MIN_NOISE_FRACTION`.  Lines and modules are
+judged by the same share.
 """
 
 from __future__ import annotations
@@ -18,15 +20,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from skyline_tui.comparison.drift import describe
+from skyline_tui.comparison.rule import (
+    MIN_NOISE_FRACTION,
+    MIN_NOISE_MS,
+    PEAK_NOISE_FRACTION,
+    UNKNOWN,
+    Drift,
+    relative_noise,
+    verdict,
+)
 from skyline_tui.presentation import FAULTING, STEADY_MALLOC_TOP_PAD, contended
 from skyline_tui.report import Health, LineTiming, ModuleTiming, Report
-
-# Repeated runs of one unchanged model on these machines drift by a few percent even when each run's own
-# spread is tiny, so no change below this fraction is called real.
-MIN_NOISE_FRACTION = 0.05
-NOISE_SIGMAS = 2.0  # a change beyond two standard deviations of either run's iteration time
-MIN_NOISE_MS = 0.02  # below timer and instrumentation resolution for a single line
-PEAK_NOISE_FRACTION = 0.01  # peak memory is nearly deterministic; allocator rounding moves it a little
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,7 @@ class LineChange:
     before_ms: float | None
     after_ms: float | None
     delta_ms: float  # after minus before; a new line counts from 0, a gone line down to 0
-    verdict: str  # "slower" | "faster" | "same" | "new" | "gone"
+    verdict: str  # "slower" | "faster" | "same" | "unknown" (within an unknown drift) | "new" | "gone"
     before_line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -111,42 +116,61 @@ def label(report: Report, source: str, run_id: int | None = None) -> RunLabel:
                     created_at=report.created_at, id=run_id)
 
 
-def noise_fraction(a: Report, b: Report) -> float:
-    fractions = [MIN_NOISE_FRACTION]
-    for report in (a, b):
-        timing = report.throughput
-        if timing is not None and timing.iteration_ms > 0:
-            fractions.append(NOISE_SIGMAS * timing.iteration_ms_stdev / timing.iteration_ms)
-    return max(fractions)
+def noise_fraction(a: Report, b: Report, drift: Drift | None = None) -> float:
+    """The two runs' noise as a share of the larger iteration time (see the module docstring)."""
+    return relative_noise([(t.iteration_ms, t.iteration_ms_stdev) for t in (a.throughput, b.throughput)
+                           if t is not None], drift, MIN_NOISE_FRACTION)
 
 
-def time_verdict(before: float, after: float, fraction: float) -> str:
+def time_verdict(before: float, after: float, fraction: float, drift: Drift | None = None) -> str:
     band = max(MIN_NOISE_MS, fraction * max(abs(before), abs(after)))
-    delta = after - before
-    return "slower" if delta > band else "faster" if delta < -band else "same"
+    return verdict(before, after, band, drift, up="slower", down="faster")
 
 
-def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b: RunLabel | None = None) -> Diff:
-    """``a`` is the earlier ("before") run, ``b`` the later ("after") one."""
-    fraction = noise_fraction(a, b)
+def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b: RunLabel | None = None,
+                 drift: Drift | None = None) -> Diff:
+    """``a`` is the earlier ("before") run, ``b`` the later ("after") one.  ``drift``: between the two runs'
+    processes, from the store (:func:`skyline_tui.comparison.drift.drift_between`); None when no store was
+    asked (two report files): then the runs' own spreads and the 5 % floor alone."""
+    fraction = noise_fraction(a, b, drift)
     ta, tb = a.throughput, b.throughput
     throughput = _compare(ta.samples_per_second if ta else None, tb.samples_per_second if tb else None,
-                          fraction, up="faster", down="slower")
-    iteration = _compare(ta.iteration_ms if ta else None, tb.iteration_ms if tb else None, fraction,
+                          fraction, drift, up="faster", down="slower")
+    iteration = _compare(ta.iteration_ms if ta else None, tb.iteration_ms if tb else None, fraction, drift,
                          up="slower", down="faster")
+    # Memory does not drift as time does; runs of the same source and config still differ only by noise.
+    memory_drift = None if drift is None else Drift(sigma=0.0, same_source=drift.same_source)
     peak = _compare(a.memory.peak_bytes if a.memory else None, b.memory.peak_bytes if b.memory else None,
-                    PEAK_NOISE_FRACTION, up="more", down="less")
+                    PEAK_NOISE_FRACTION, memory_drift, up="more", down="less")
     lines: tuple[LineChange, ...] = ()
     modules: tuple[ModuleChange, ...] = ()
     if a.breakdown is not None and b.breakdown is not None:  # else every line would read "new" or "gone"
-        lines = diff_lines(a.breakdown.lines, b.breakdown.lines, fraction)
-        modules = diff_modules(a.breakdown.modules, b.breakdown.modules, fraction)
+        lines = diff_lines(a.breakdown.lines, b.breakdown.lines, fraction, drift)
+        modules = diff_modules(a.breakdown.modules, b.breakdown.modules, fraction, drift)
+    facts = (throughput, iteration, peak)
+    unknown = UNKNOWN in (*(fact["verdict"] for fact in facts), *(c.verdict for c in lines),
+                          *(c.verdict for c in modules))
     return Diff(a=label_a or label(a, "a"), b=label_b or label(b, "b"), noise_fraction=fraction,
                 throughput=throughput, iteration=iteration, peak=peak, lines=lines, modules=modules,
-                flags=diff_flags(a.health, b.health), cautions=cautions(a, b, fraction))
+                flags=diff_flags(a.health, b.health),
+                cautions=drift_cautions(iteration, drift, unknown) + cautions(a, b, fraction, drift))
 
 
-def cautions(a: Report, b: Report, fraction: float) -> tuple[str, ...]:
+def drift_cautions(iteration: dict[str, Any], drift: Drift | None, unknown: bool) -> tuple[str, ...]:
+    """What the drift between the runs' processes says about the verdicts: nothing when no store was asked."""
+    if drift is None:
+        return ()
+    if drift.same_source:
+        change = (f" (iteration time {iteration['delta_percent']:+.1f} %)"
+                  if iteration.get("delta_percent") is not None else "")
+        return (f"A and B ran the same source and config on this machine: their difference{change} is this "
+                "machine's run-to-run noise, not a change in the code",)
+    if unknown:
+        return (f"{describe(drift)}; profile unchanged code twice to learn it",)
+    return ()
+
+
+def cautions(a: Report, b: Report, fraction: float, drift: Drift | None = None) -> tuple[str, ...]:
     """Why a time change between ``a`` (A) and ``b`` (B) may not be the code's: either run measured on a busy
     CPU, the allocator faulting memory in during one run's iterations and not the other's (CPU times then
     differ by up to 2x with no change to the code: profiler/faults.py), or a throughput that changed while the
@@ -168,8 +192,8 @@ def cautions(a: Report, b: Report, fraction: float) -> tuple[str, ...]:
     pa, pb = a.breakdown, b.breakdown
     # Each run timed its iteration twice: the throughput's rounds, and the breakdown's profiled iterations.
     if ta is not None and tb is not None and pa is not None and pb is not None and \
-            time_verdict(ta.iteration_ms, tb.iteration_ms, fraction) != "same" and \
-            time_verdict(pa.profiled_iteration_ms, pb.profiled_iteration_ms, fraction) == "same":
+            time_verdict(ta.iteration_ms, tb.iteration_ms, fraction, drift) in ("slower", "faster") and \
+            time_verdict(pa.profiled_iteration_ms, pb.profiled_iteration_ms, fraction, drift) == "same":
         out.append(f"the iteration went from {ta.iteration_ms:.2f} to {tb.iteration_ms:.2f} ms but the breakdown's "
                    f"profiled iteration did not ({pa.profiled_iteration_ms:.2f} and {pb.profiled_iteration_ms:.2f} "
                    "ms): the runs' two timings disagree, so the change may be what one throughput measurement met "
@@ -177,14 +201,14 @@ def cautions(a: Report, b: Report, fraction: float) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _compare(before: float | None, after: float | None, fraction: float, *, up: str, down: str) -> dict[str, Any]:
+def _compare(before: float | None, after: float | None, fraction: float, drift: Drift | None, *, up: str,
+             down: str) -> dict[str, Any]:
     if before is None or after is None:
         return {"before": before, "after": after, "delta": None, "delta_percent": None, "verdict": None}
     delta = after - before
-    band = fraction * max(abs(before), abs(after))
-    verdict = up if delta > band else down if delta < -band else "same"
+    judged = verdict(before, after, fraction * max(abs(before), abs(after)), drift, up=up, down=down)
     percent = 100.0 * delta / before if before else None
-    return {"before": before, "after": after, "delta": delta, "delta_percent": percent, "verdict": verdict}
+    return {"before": before, "after": after, "delta": delta, "delta_percent": percent, "verdict": judged}
 
 
 def match_lines(before: Sequence[LineTiming], after: Sequence[LineTiming]
@@ -228,7 +252,8 @@ def match_lines(before: Sequence[LineTiming], after: Sequence[LineTiming]
     return pairs
 
 
-def diff_lines(before: Sequence[LineTiming], after: Sequence[LineTiming], fraction: float) -> tuple[LineChange, ...]:
+def diff_lines(before: Sequence[LineTiming], after: Sequence[LineTiming], fraction: float,
+               drift: Drift | None = None) -> tuple[LineChange, ...]:
     changes = []
     for old, new in match_lines(before, after):
         if new is None:
@@ -239,13 +264,14 @@ def diff_lines(before: Sequence[LineTiming], after: Sequence[LineTiming], fracti
             changes.append(LineChange(new.file, new.line, new.code, None, new.total_ms, new.total_ms, "new"))
         else:
             changes.append(LineChange(new.file, new.line, new.code, old.total_ms, new.total_ms,
-                                      new.total_ms - old.total_ms, time_verdict(old.total_ms, new.total_ms, fraction),
+                                      new.total_ms - old.total_ms,
+                                      time_verdict(old.total_ms, new.total_ms, fraction, drift),
                                       before_line=old.line))
     return tuple(sorted(changes, key=lambda c: (-abs(c.delta_ms), c.file, c.line)))
 
 
-def diff_modules(before: Sequence[ModuleTiming], after: Sequence[ModuleTiming], fraction: float
-                 ) -> tuple[ModuleChange, ...]:
+def diff_modules(before: Sequence[ModuleTiming], after: Sequence[ModuleTiming], fraction: float,
+                 drift: Drift | None = None) -> tuple[ModuleChange, ...]:
     old_by_key = {(m.path, m.type): m for m in before}
     new_by_key = {(m.path, m.type): m for m in after}
     changes = []
@@ -262,7 +288,7 @@ def diff_modules(before: Sequence[ModuleTiming], after: Sequence[ModuleTiming], 
         else:
             before_ms, after_ms = old.forward_ms + old.backward_ms, new.forward_ms + new.backward_ms
             changes.append(ModuleChange(name, before_ms, after_ms, after_ms - before_ms,
-                                        time_verdict(before_ms, after_ms, fraction)))
+                                        time_verdict(before_ms, after_ms, fraction, drift)))
     return tuple(changes)  # pre-order, as the report lists them: parents before children
 
 
