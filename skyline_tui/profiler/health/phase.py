@@ -24,6 +24,7 @@ import torch
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.capacity import is_oom_error, release_after_oom
 from skyline_tui.profiler.errors import ProfileError, from_exception
+from skyline_tui.profiler.health.flags import MIN_ITERATIONS
 from skyline_tui.profiler.health.nonfinite import locate
 from skyline_tui.profiler.health.publisher import Publisher
 from skyline_tui.profiler.health.subscribers import SubscriberSet, load_subscribers
@@ -31,6 +32,7 @@ from skyline_tui.profiler.workload import Workload, load_workload
 from skyline_tui.report import Health, HealthError, NonFinite, Report
 
 HEALTH_SEED = 0
+BUDGET_STRETCH = 3.0
 
 
 @contextmanager
@@ -76,11 +78,11 @@ def _release(device: torch.device) -> None:
 
 def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> Health:
     publisher = Publisher(fresh.model, fresh.entry.files, subscribers=subscribers)
-    deadline = time.perf_counter() + config.health_budget_s
+    start = time.perf_counter()
     non_finite_at: Optional[int] = None
     with publisher:
         for i in range(max(1, config.health_iterations)):
-            if i > 0 and time.perf_counter() > deadline:
+            if i > 0 and _out_of_time(time.perf_counter() - start, i, config.health_budget_s):
                 break
             publisher.start_iteration()
             publisher.run(fresh.run)
@@ -90,6 +92,14 @@ def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> 
                 break
     non_finite = _locate(fresh, non_finite_at, config) if non_finite_at is not None else None
     return publisher.health(non_finite=non_finite)
+
+
+def _out_of_time(elapsed: float, done: int, budget: float) -> bool:
+    """The budget is stretched, up to BUDGET_STRETCH times, while fewer iterations than a median-based
+    flag needs have run: a big model's few slow iterations would otherwise say little."""
+    if done < MIN_ITERATIONS:
+        return elapsed > budget * BUDGET_STRETCH
+    return elapsed > budget
 
 
 def _locate(fresh: Workload, iteration: int, config: ProfileConfig) -> NonFinite:
