@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import statistics
 import sys
 from types import ModuleType
 
@@ -85,10 +86,18 @@ def test_update_to_weight_matches_a_plain_loop_and_flags_the_odd_learning_rates(
     for name, series in expected.items():
         reported = module(health, name).metrics["update_to_weight"].series
         assert reported == pytest.approx(series, rel=1e-4, abs=1e-12), name
+    # fast: 300x the others' learning rate; slow: 1e-7x, its updates round away (the plain loop's ratios are 0)
     assert flags(module(health, "fast")) == {"update_ratio_high"}
-    assert flags(module(health, "normal")) == set()
     assert flags(module(health, "slow")) == {"update_ratio_low"}
-    assert 1e-5 < module(health, "normal").metrics["update_to_weight"].median < 1e-2
+    assert expected["slow"] == [0.0] * ITERATIONS
+    for name in ("first", "normal", "middle", "late", "head"):
+        assert flags(module(health, name)) == set(), name
+    # The message says what was compared: the value, the band, and the learning rate against the others'.
+    (fast,) = module(health, "fast").flags
+    assert f"{statistics.median(expected['fast']):.1e}" in fast.message
+    assert "band" in fast.message and "median" in fast.message and "learning rate 3 is 3e+02x" in fast.message
+    (slow,) = module(health, "slow").flags
+    assert "floor 1e-07" in slow.message and "learning rate 1e-09" in slow.message
 
 
 def test_a_relu_after_a_bias_of_minus_100_is_all_dead_and_a_tanh_after_plus_100_saturated():

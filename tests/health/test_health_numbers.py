@@ -21,7 +21,7 @@ from skyline_tui.report import ModuleHealth
 HEALTH = FIXTURES / "health"
 REPO = Path(__file__).resolve().parents[2]
 ITERATIONS = 4
-LAYERS = ("fast", "normal", "slow")
+LAYERS = ("first", "normal", "fast", "middle", "slow", "late", "head")  # in forward order
 
 
 def import_fixture(name: str) -> ModuleType:
@@ -53,11 +53,13 @@ def plain_loop() -> dict[tuple[str, str], list[float]]:
         expected.setdefault((layer, metric), []).append(float(value))
 
     for _ in range(ITERATIONS):
-        with torch.no_grad():  # each layer's output, spelled out; Tensor.mean/std (Welford) as the reference
-            fast = model.fast(x)
-            normal = model.normal(torch.tanh(fast))
-            slow = model.slow(torch.tanh(normal))
-        for layer, out in (("fast", fast), ("normal", normal), ("slow", slow)):
+        outputs = {}
+        with torch.no_grad():  # each layer's output, a tanh between layers; Tensor.mean/std (Welford) as reference
+            hidden = x
+            for layer in LAYERS:
+                outputs[layer] = getattr(model, layer)(hidden)
+                hidden = torch.tanh(outputs[layer])
+        for layer, out in outputs.items():
             note(layer, "activation_mean", out.mean())
             note(layer, "activation_std", out.std())
             note(layer, "weight_norm", torch.cat([p.detach().reshape(-1) for p in getattr(model, layer).parameters()])

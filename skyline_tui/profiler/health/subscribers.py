@@ -12,12 +12,12 @@ import inspect
 import os
 import traceback
 from importlib import metadata
+from types import ModuleType
 from typing import Any, Optional
 
 from torch import nn
 
 from skyline_tui.health import ENTRY_HOOK, ENTRY_POINT_GROUP, KINDS, Subscriber
-from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.report import HealthError
 
@@ -85,13 +85,14 @@ def _own_frame(exc: BaseException, sub: Any, files: ProjectFiles) -> tuple[Optio
     return files.relpath(chosen.filename) or chosen.filename, chosen.lineno
 
 
-def load_subscribers(ep: EntryPoint) -> SubscriberSet:
-    """The entry point's subscribers, then the installed packages'."""
+def load_subscribers(module: Optional[ModuleType], files: ProjectFiles) -> SubscriberSet:
+    """The subscribers ``module`` offers (an entry point's ``skyline_health_subscribers()``; None: none),
+    then the installed packages'.  ``files`` names the project's code, for the line a subscriber
+    raised at."""
     found: list[Any] = []
     errors: list[HealthError] = []
-    files = ep.files
     subscribers = SubscriberSet([], errors, files)
-    hook = getattr(ep.module, ENTRY_HOOK, None)
+    hook = getattr(module, ENTRY_HOOK, None) if module is not None else None
     if callable(hook):
         try:
             found += list(hook())
