@@ -94,10 +94,25 @@ def watched(tmp_path):
 
 def test_fifty_rapid_writes_call_once_with_the_file(watched):
     root, watcher, calls = watched
-    for i in range(50):
-        (root / "entry.py").write_text(f"BATCH = {i}\n")
+    with open(root / "entry.py", "w") as entry:  # one save written in fifty pieces: closed once, at its end
+        for i in range(50):
+            entry.write(f"BATCH = {i}\n")
+            entry.flush()
     settle(watcher, root)
     assert calls.calls == [[str(root / "entry.py")]]
+
+
+def test_a_file_written_whole_settles_after_the_shorter_quiet():
+    debouncer = SaveDebouncer(quiet_s=0.08, written_quiet_s=0.02)
+    debouncer.note(["/p/entry.py"], 1.0)  # modified: the write may go on
+    debouncer.note(["/p/entry.py"], 1.001, written=True)  # closed after writing: the file is whole
+    assert debouncer.take_if_due(1.001 + 0.019) is None
+    assert debouncer.take_if_due(1.001 + 0.02) == (["/p/entry.py"], False)
+    debouncer.note(["/p/a.py"], 2.0, written=True)
+    debouncer.note(["/p/b.py"], 2.001)  # another file is being written: the longer quiet again
+    assert debouncer.take_if_due(2.001 + 0.079) is None
+    assert debouncer.take_if_due(2.001 + 0.08) == (["/p/a.py", "/p/b.py"], False)
+    assert SaveDebouncer(quiet_s=0.01, written_quiet_s=0.02).written_quiet_s == 0.01  # never longer
 
 
 def test_a_save_by_rename_counts(watched):
@@ -187,5 +202,28 @@ def test_ignored_folders_get_no_watch_and_new_folders_do(tmp_path):
         settle(watcher, root)
         assert str(root / "pkg" / "sub" / "deep") in watcher._watches
         assert calls.calls[-1] == [str(root / "pkg" / "sub" / "deep" / "layer.py")]
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("save", ["write", "rename"])
+def test_a_save_written_whole_settles_without_the_long_quiet(tmp_path, save):
+    """The long quiet is made endless here: only the event that says the file is whole (closed after writing, or
+    renamed into place) can settle the save."""
+    (tmp_path / "entry.py").write_text("BATCH = 1\n")
+    calls = Calls()
+    watcher = ProjectWatcher(str(tmp_path), calls, debounce_s=1e6, written_debounce_s=0.01)
+    watcher.start()
+    try:
+        if save == "write":
+            (tmp_path / "entry.py").write_text("BATCH = 2\n")
+        else:
+            (tmp_path / "entry.py.tmp-1").write_text("BATCH = 2\n")
+            os.replace(tmp_path / "entry.py.tmp-1", tmp_path / "entry.py")
+        for _ in range(1000):  # looks, not seconds: the call comes once the short quiet has passed
+            if calls.calls:
+                break
+            threading.Event().wait(0.01)
+        assert calls.calls == [[str(tmp_path.resolve() / "entry.py")]]
     finally:
         watcher.stop()
