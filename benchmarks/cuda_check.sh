@@ -43,7 +43,7 @@ torch.cuda.is_available(), 'devices', torch.cuda.device_count()); sys.exit(0 if 
 
 case "$PART" in
 tests)
-    step "cuda tests" "$TESTS_S" python -m pytest -m cuda tests/test_cuda.py tests/test_memory.py -q -rs \
+    step "cuda tests" "$TESTS_S" python -m pytest -m cuda tests/profiler/test_cuda.py tests/profiler/test_memory.py -q -rs \
         -p no:cacheprovider
     ;;
 figures)

@@ -22,7 +22,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skyline_tui.report import STEADY_MALLOC_TOP_PAD  # noqa: E402
+from skyline_tui.presentation import STEADY_MALLOC_TOP_PAD  # noqa: E402
 
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")
 THROUGHPUT_ONLY = ["--no-breakdown", "--no-memory", "--no-health", "--no-predictions", "--no-history", "--quiet"]

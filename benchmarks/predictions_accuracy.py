@@ -53,7 +53,7 @@ import torch  # noqa: E402  (imported before any fork: each plain loop starts fr
 from skyline_tui.config import ProfileConfig  # noqa: E402
 from skyline_tui.fits import iteration_ms_at  # noqa: E402
 from skyline_tui.profiler.entry import load_entry_point  # noqa: E402
-from skyline_tui.report import STEADY_MALLOC_TOP_PAD  # noqa: E402
+from skyline_tui.presentation import STEADY_MALLOC_TOP_PAD  # noqa: E402
 from skyline_tui.worker.client import profile_once  # noqa: E402
 
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")

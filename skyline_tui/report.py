@@ -81,51 +81,6 @@ class Throughput:
     page_fault_ms: Optional[float] = None
 
 
-CONTENDED = 0.25  # cpu_contention from which the CLI and the app warn that the times are inflated
-FAULTING = 0.1  # the share of the iteration spent on page faults from which the CLI and the app name it...
-FAULTING_MIN = 256  # ...when there are at least this many an iteration (the tiny test model takes ~9 in 0.1 ms)
-# What the warnings suggest (bytes): glibc then keeps this much freed memory instead of returning it, and
-# the bundled samples took no faults in steady state (lstm at 32: 3,622 faults and 11.2 ms, then 9 and 5.0 ms).
-STEADY_MALLOC_TOP_PAD = 512 << 20
-
-
-def fault_share(measured: "Throughput | BatchSample") -> float:
-    """The share of the iteration (the throughput's, or a predictions point's) spent faulting; 0 when unknown."""
-    fault_ms, iteration_ms = measured.page_fault_ms, measured.iteration_ms
-    return fault_ms / iteration_ms if fault_ms is not None and iteration_ms > 0 else 0.0
-
-
-def faulting(measured: "Optional[Throughput | BatchSample]") -> bool:
-    """Whether the iteration spent ``FAULTING`` of its time or more faulting in memory from the system (and
-    took at least ``FAULTING_MIN`` faults)."""
-    faults = measured.page_faults_per_iteration if measured is not None else None
-    return measured is not None and faults is not None and faults >= FAULTING_MIN and fault_share(measured) >= FAULTING
-
-
-def faulting_samples(predictions: "Optional[Predictions]", besides: Optional[int] = None) -> "list[BatchSample]":
-    """The predictions' points that spent ``FAULTING`` of their time faulting (``faulting``), by batch size,
-    but the one at ``besides`` (the profiled batch: its throughput says it already)."""
-    if predictions is None:
-        return []
-    return [s for s in predictions.samples if faulting(s) and s.batch_size != besides]
-
-
-def machine_notes(throughput: Optional[Throughput]) -> list[str]:
-    """Short notes on why a run's times may be the machine's rather than the code's (``history``, sweeps)."""
-    if throughput is None:
-        return []
-    notes = [f"busy CPU {throughput.cpu_contention or 0.0:.0%}"] if contended(throughput) else []
-    if faulting(throughput):
-        notes.append(f"page faults ≈ {throughput.page_fault_ms or 0.0:.1f} ms")
-    return notes
-
-
-def contended(throughput: Optional[Throughput]) -> bool:
-    """Whether other processes competed for the CPU enough (``CONTENDED``) to inflate the measured times."""
-    share = throughput.cpu_contention if throughput is not None else None
-    return share is not None and share >= CONTENDED
-
-
 @dataclass(frozen=True)
 class ErrorInfo:
     kind: str  # one of ERROR_KINDS
@@ -306,6 +261,8 @@ class Health:
     modules: tuple[ModuleHealth, ...] = ()  # pre-order, as in named_modules
     non_finite: Optional[NonFinite] = None
     errors: tuple[HealthError, ...] = ()
+    # What the flags could not judge, and why (too few iterations for a median, too few layers to compare)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ def describe_app(app) -> str:
     """The app's run state, error and sections, for a failed wait."""
     live = app.live
     sections = {name: live.run_of(name) for name in ("throughput", "breakdown", "memory", "predictions")}
-    return (f"run {app.current_run}, state {app.run_state}, reports received {live.reports_received}, "
+    return (f"run {app.current_run}, state {app.state.run}, reports received {live.reports_received}, "
             f"sections from runs {sections}, error {live.error}")
 
 
@@ -144,4 +144,10 @@ def make_app(*runs, entry=MLP_ENTRY, gpu=None, **kwargs) -> tuple:
 
 def finished(app) -> bool:
     """A report is on screen and no run is under way."""
-    return app.live.shown is not None and app.run_state.phase is None
+    return app.live.shown is not None and app.state.run.phase is None
+
+
+def marked_keys(table) -> list[str]:
+    """The keys of a source-row table's rows drawn with the marker (the source cursor's line), top to bottom."""
+    return [row.key.value for row in table.ordered_rows
+            if table.get_cell(row.key, table.LABEL_COLUMN).plain.startswith("▶")]

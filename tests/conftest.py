@@ -7,12 +7,14 @@ in this environment.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -87,6 +89,34 @@ def cpu_clock(monkeypatch):
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@contextlib.contextmanager
+def breakdown_on_cpu_clock() -> Iterator[None]:
+    """The breakdown's instruments timed in the calling thread's CPU time, on one intra-op thread: work that
+    spins for a known CPU time (``time.thread_time``) is then charged that time however loaded the machine
+    is, so a test can bound it on both sides.  (On CPU, autograd runs backward on the thread that calls it.)"""
+    import time
+    import types
+
+    import torch
+
+    from skyline_tui.profiler import attribution
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(attribution, "time", types.SimpleNamespace(perf_counter_ns=time.thread_time_ns))
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def breakdown_cpu_clock() -> Iterator[None]:
+    with breakdown_on_cpu_clock():
+        yield
 
 
 @pytest.fixture

@@ -11,8 +11,16 @@ import os
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from skyline_tui.checks.baseline import DEFAULT_MAX_REGRESSION_PCT, BaselineError, compare, failure_lines, load_baseline
+from skyline_tui.checks.baseline import (
+    DEFAULT_MAX_REGRESSION_PCT,
+    BaselineError,
+    baseline_drift,
+    compare,
+    failure_lines,
+    load_baseline,
+)
 from skyline_tui.checks.budgets import Budget, BudgetError, evaluate, format_quantity, parse_budgets, sections_needed
+from skyline_tui.comparison.rule import Drift
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
 
@@ -27,6 +35,7 @@ class RunChecks:
     baseline: Optional[Report] = None
     baseline_source: str = ""
     max_regression_pct: float = DEFAULT_MAX_REGRESSION_PCT
+    baseline_drift: Optional[Drift] = None  # between processes, learned in the store (a baseline run id)
 
     def apply(self, report: Report) -> Report:
         """The report with its budgets and baseline sections filled (a failed run is left as it is)."""
@@ -36,7 +45,8 @@ class RunChecks:
         if self.budgets:
             changes["budgets"] = evaluate(self.budgets, report)
         if self.baseline is not None:
-            changes["baseline"] = compare(report, self.baseline, self.baseline_source, self.max_regression_pct)
+            changes["baseline"] = compare(report, self.baseline, self.baseline_source, self.max_regression_pct,
+                                          self.baseline_drift)
         return report.replace(**changes) if changes else report
 
     def failures(self, report: Report) -> list[str]:
@@ -68,8 +78,9 @@ def prepare_checks(config: ProfileConfig, fail_if: Sequence[str] = (), baseline:
     pct = DEFAULT_MAX_REGRESSION_PCT if max_regression_pct is None else max_regression_pct
     if not pct >= 0:
         raise CheckError(f"--max-regression must be a percentage of at least 0, not {pct:g}")
+    drift = baseline_drift(baseline, history_path) if baseline is not None else None
     return RunChecks(budgets=tuple(budgets), baseline=baseline_report, baseline_source=baseline or "",
-                     max_regression_pct=pct)
+                     max_regression_pct=pct, baseline_drift=drift)
 
 
 def check_trace_path(config: ProfileConfig) -> None:

@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from skyline_tui.history.diff import Diff, diff_reports, label
+from skyline_tui.comparison.diff import Diff, diff_reports, label
+from skyline_tui.comparison.drift import drift_between
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History
 from skyline_tui.report import Report, ReportFormatError
@@ -75,7 +76,10 @@ def resolve_diff(specs: list[str], store: str | None) -> Diff:
             else:
                 sides = [_load_side(str(ids[1]), opened), _load_side(str(ids[0]), opened)]
         (a, label_a), (b, label_b) = sides
-        return diff_reports(a, b, label_a, label_b)
+        # Two runs of the store: the drift between their processes is learned there (two files: unknown).
+        both_stored = label_a.id is not None and label_b.id is not None
+        drift = drift_between(opened(), label_a.id, label_b.id) if both_stored else None
+        return diff_reports(a, b, label_a, label_b, drift=drift)
     finally:
         if history is not None:
             history.close()

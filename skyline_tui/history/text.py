@@ -10,9 +10,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from skyline_tui.history.diff import Diff
+from skyline_tui.comparison.diff import Diff
 from skyline_tui.history.labels import knob_labels
-from skyline_tui.report import Throughput, machine_notes
+from skyline_tui.presentation import machine_notes
+from skyline_tui.report import Throughput
 
 # -- history --------------------------------------------------------------------------------------------
 

@@ -250,14 +250,15 @@ class LineAttributionMode(TorchFunctionMode):
     def __enter__(self) -> "LineAttributionMode":
         CustomFunctions.install(self)
         try:
-            return super().__enter__()
+            super().__enter__()  # type: ignore[no-untyped-call]  # torch leaves TorchFunctionMode's untyped
+            return self  # what TorchFunctionMode.__enter__ returns
         except BaseException:
             CustomFunctions.uninstall()
             raise
 
     def __exit__(self, *exc: Any) -> None:
         try:
-            super().__exit__(*exc)
+            super().__exit__(*exc)  # type: ignore[no-untyped-call]  # torch leaves TorchFunctionMode's untyped
         finally:
             CustomFunctions.uninstall()
 

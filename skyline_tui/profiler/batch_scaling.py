@@ -42,6 +42,7 @@ import statistics
 import time
 from typing import Any, Callable, Optional
 
+from skyline_tui.comparison.rule import NOISE_SIGMAS
 from skyline_tui.config import ProfileConfig
 from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
                               time_model)
@@ -68,7 +69,7 @@ EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before 
 # iterations, not seconds: under load more passes mostly re-measure the load; 1.0 before issue 16).
 REFINE_SHARE = 0.5
 POINT_ROUNDS = 4  # a new batch's first timing: at most this many rounds (more only re-measure the noise)
-NOISE_SIGMAS = 2.0  # a point's time is known when this many standard errors...
+# A point's time is known when NOISE_SIGMAS (comparison.rule's) standard errors...
 POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
 LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations

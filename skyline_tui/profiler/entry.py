@@ -124,7 +124,7 @@ def _format_syntax_error(exc: SyntaxError, display: str) -> str:
 
 def _find_provider(module: ModuleType, name: str, display: str) -> Callable[..., Any]:
     for prefix in PREFIXES:
-        func = getattr(module, f"{prefix}_{name}", None)
+        func: object = getattr(module, f"{prefix}_{name}", None)
         if func is not None:
             if not callable(func):
                 raise fail("entry_point", f"{prefix}_{name} in {display} is not a function", file=display,
@@ -240,7 +240,7 @@ def check_model(ep: EntryPoint, model: Any) -> Any:
     return model
 
 
-def check_iteration(ep: EntryPoint, iteration: Any) -> Callable[..., Any]:
+def check_iteration(ep: EntryPoint, iteration: object) -> Callable[..., Any]:
     if not callable(iteration):
         file, line = ep.where(ep.iteration_provider)
         raise fail("entry_point", f"{ep.iteration_provider.__name__}() must return a callable "

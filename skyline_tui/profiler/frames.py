@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import linecache
 import os
-import sys
 from pathlib import Path
 from types import FrameType
 from typing import Optional
@@ -48,9 +47,6 @@ class ProjectFiles:
             return None
         return "/".join(parts)
 
-    def is_project(self, filename: str) -> bool:
-        return self.relpath(filename) is not None
-
     def innermost(self, frame: Optional[FrameType]) -> Optional[tuple[str, int]]:
         """(relative file, line) of the innermost project frame at or above ``frame``."""
         cache = self._cache
@@ -61,10 +57,6 @@ class ProjectFiles:
                 return rel, frame.f_lineno
             frame = frame.f_back
         return None
-
-    def caller(self, depth: int = 1) -> Optional[tuple[str, int]]:
-        """The innermost project frame of the caller's stack (skipping ``depth`` frames)."""
-        return self.innermost(sys._getframe(depth + 1))
 
     def source_line(self, rel: str, line: int) -> str:
         return linecache.getline(str(self.root / rel), line).strip()

@@ -204,6 +204,8 @@ def _native_stderr_silenced() -> Iterator[None]:
 
 def _highest_running_total_after_mark(prof: Any) -> int:
     """Highest (allocations - frees) reached after the measured iteration's mark, relative to the mark."""
+    from torch.profiler import DeviceType  # what torch.autograd holds too, but exports from here
+
     events = prof.profiler.kineto_results.events()
     mark_ns = None
     for event in events:
@@ -215,7 +217,7 @@ def _highest_running_total_after_mark(prof: Any) -> int:
     # Stable sort by time: an allocation and a free in the same nanosecond keep their recorded order.
     deltas = sorted(((event.start_ns(), event.nbytes()) for event in events
                      if event.name() == "[memory]" and event.start_ns() >= mark_ns
-                     and event.device_type() == torch.autograd.DeviceType.CPU), key=lambda item: item[0])
+                     and event.device_type() == DeviceType.CPU), key=lambda item: item[0])
     running = highest = 0
     for _, nbytes in deltas:
         running += nbytes

@@ -137,9 +137,9 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
     return report
 
 
-# How each phase after "load" fills the report field of its name (report.PHASES is the order).
+# How each optional phase (after "load" and "throughput", which always run) fills the report field of its name
+# (report.PHASES is the order).
 MEASURES: dict[str, Measure] = {
-    "throughput": lambda work, config, report: measure_throughput(work, config),
     "breakdown": lambda work, config, report: measure_breakdown_and_trace(work, config),
     "memory": lambda work, config, report: measure_memory(work, config),
     "health": measure_health,

@@ -58,10 +58,10 @@ class Workload:
 
 
 def detect_device(model: torch.nn.Module, inputs: tuple[Any, ...]) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
+    for parameter in model.parameters():
+        return parameter.device
+    for buffer in model.buffers():
+        return buffer.device
     for item in inputs:
         if isinstance(item, torch.Tensor):
             return item.device

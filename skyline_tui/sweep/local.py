@@ -42,7 +42,7 @@ def device_slots() -> list[dict[str, str]]:
 def _nvml_gpu_count() -> int:
     """GPUs seen by the driver, without importing torch here (NVML; 0 when there is no driver)."""
     try:
-        import pynvml  # type: ignore[import-untyped]
+        import pynvml
 
         pynvml.nvmlInit()
         try:

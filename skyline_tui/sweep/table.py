@@ -8,7 +8,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from skyline_tui.report import machine_notes
+from skyline_tui.presentation import machine_notes
 from skyline_tui.sweep.results import Trial, TrialResult, pareto_flags
 
 

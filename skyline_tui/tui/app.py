@@ -29,7 +29,7 @@ from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor, GpuSample
 from skyline_tui.tui.history_actions import AppHistory
 from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.profile_on_save import FilesSaved, ProfileOnSave, WatchingChanged, describe_saves
-from skyline_tui.tui.state import AppState, LiveState, RunState, past_run_title
+from skyline_tui.tui.state import AppState, LiveState, past_run_title
 from skyline_tui.tui.targets import step_batch_size
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.health import HealthPane
@@ -37,7 +37,7 @@ from skyline_tui.tui.views.help import HelpScreen
 from skyline_tui.tui.views.log import MAX_LOG_LINES, LogPane
 from skyline_tui.tui.views.main import MainView, open_modules
 from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
-from skyline_tui.tui.views.module_tree import toggled
+from skyline_tui.tui.module_tree import toggled
 from skyline_tui.tui.views.source import SourceView
 from skyline_tui.tui.views.status import StatusBar
 from skyline_tui.worker.protocol import RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
@@ -106,10 +106,6 @@ class SkylineApp(App[int]):
     def live(self) -> LiveState:
         """The live run's reports (also while a past run is on screen)."""
         return self.state.live
-
-    @property
-    def run_state(self) -> RunState:
-        return self.state.run
 
     @property
     def current_run(self) -> Optional[int]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from typing import Callable, Optional, Protocol
+from typing import Callable, Optional, Protocol, Union
 
 from textual.message import Message
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.worker.protocol import Event, RunLog
+from skyline_tui.worker.protocol import Event, RunLog, RunProgress, RunReport, RunStarted, WorkerGone, WorkerReady
 
 
 class ProfileSource(Protocol):
@@ -37,10 +37,14 @@ class ProfileSource(Protocol):
 SourceFactory = Callable[[Callable[[Event], None]], ProfileSource]
 
 
+# What the bridge posts to the app one by one: every event but the log lines, which it buffers (LogsWaiting).
+PostedEvent = Union[WorkerReady, RunStarted, RunProgress, RunReport, WorkerGone]
+
+
 class ProfilerEvent(Message):
     """A protocol event from the source's thread."""
 
-    def __init__(self, event: Event) -> None:
+    def __init__(self, event: PostedEvent) -> None:
         super().__init__()
         self.event = event
 

@@ -8,6 +8,7 @@ support) come back as ``None`` for that field only.  Nothing outside this module
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -118,11 +119,11 @@ class GpuMonitor:
                                               "which one ran it is unknown")
             return None
         for candidate, is_mig in _uuid_candidates(uuid):
-            handle = _query(lambda candidate=candidate: nvml.nvmlDeviceGetHandleByUUID(candidate))
+            handle = _query(functools.partial(nvml.nvmlDeviceGetHandleByUUID, candidate))
             if handle is None:
                 continue
             if is_mig:
-                parent = _query(lambda handle=handle: nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(handle))
+                parent = _query(functools.partial(nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, handle))
                 return (parent, True) if parent is not None else None
             return handle, False
         self._problem = self._problem or f"NVML knows no GPU with UUID {uuid}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from skyline_tui.history.compare import RunComparison
+from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import Breakdown, Health
 
 MAIN_METRIC = "update_to_weight"

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from skyline_tui.comparison.changes import RunComparison, compare_runs
+from skyline_tui.comparison.diff import diff_reports, label
+from skyline_tui.comparison.drift import drift_between
 from skyline_tui.history import History, HistoryError, record_run
-from skyline_tui.history.compare import RunComparison, compare_runs
-from skyline_tui.history.diff import diff_reports, label
 from skyline_tui.history.text import diff_text
 from skyline_tui.report import Report
 
@@ -59,10 +60,12 @@ class HistorySink:
             return None
         with History(self.path, create=False) as history:
             if pinned is not None and pinned != run_id:
-                return compare_runs(history.report(pinned), report, pinned, pinned=True)
+                return compare_runs(history.report(pinned), report, pinned, pinned=True,
+                                    drift=drift_between(history, pinned, run_id))
             for run in history.runs(report.entry_point, limit=50, batch_size=report.batch_size):
                 if run["error_kind"] is None and (run_id is None or run["id"] < run_id):
-                    return compare_runs(history.report(run["id"]), report, run["id"])
+                    return compare_runs(history.report(run["id"]), report, run["id"],
+                                        drift=drift_between(history, run["id"], run_id))
         return None
 
     def runs(self, entry: str) -> list[dict[str, Any]]:
@@ -79,6 +82,9 @@ class HistorySink:
 
     def diff(self, before_id: int, after_id: int) -> str:
         """``skyline-tui diff before_id after_id`` as text: the same judging as the command line."""
-        before, after = self.report(before_id), self.report(after_id)
+        assert self.path is not None
+        with History(self.path, create=False) as history:
+            before, after = history.report(before_id), history.report(after_id)
+            drift = drift_between(history, before_id, after_id)
         return diff_text(diff_reports(before, after, label(before, f"run {before_id}", before_id),
-                                      label(after, f"run {after_id}", after_id)))
+                                      label(after, f"run {after_id}", after_id), drift=drift))

@@ -17,9 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Optional
 
-from skyline_tui.history.compare import RunComparison, compare_runs
+from skyline_tui.comparison.changes import RunComparison, compare_runs
 from skyline_tui.report import SECTIONS, ErrorInfo, Report
-from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE
+from skyline_tui.tui.table_rows import ROW_LINE, ROW_MODULE
 
 PREVIOUS_RUN = "previous run"
 FIT_FROM_PREVIOUS_RUN = "fit from previous run"
@@ -36,10 +36,6 @@ class LiveState:
 
     def run_of(self, section: str) -> Optional[int]:
         return dict(self.section_runs).get(section)
-
-    def is_fresh(self, section: str, current_run: Optional[int]) -> bool:
-        """Whether the section comes from the run now under way (or the last one that finished)."""
-        return current_run is not None and self.run_of(section) == current_run
 
 
 def freshness_note(state: LiveState, section: str, current_run: Optional[int], running: bool) -> Optional[str]:

@@ -41,8 +41,6 @@ class ShutdownRequest:
     pass
 
 
-Request = Union[ProfileRequest, CancelRequest, ShutdownRequest]
-
 # ---- events (worker -> parent) ---------------------------------------------------------------------
 
 

@@ -14,6 +14,9 @@ the user's line where faulthandler saw it (stacks.py).  User output past a limit
 (output.py), and what was printed before a report is relayed before it.
 The worker's lifetime is tied to the parent by the request pipe: EOF there means the parent is gone
 (whatever killed it), and the worker kills its child's process group and exits.
+A run is a process group (run child, the spawner and measurer of batch_processes.py, what the user's code
+forks): killed, its orphans come to the worker (a child subreaper), which reaps the whole group before the
+run's end is reported, so a storm of cancelled saves leaves no zombie waiting for init.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Optional
 
+from skyline_tui.lifetime import adopt_orphans
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker import stacks
 from skyline_tui.worker.child import child_main, preload
@@ -80,6 +84,7 @@ class Worker:
     def serve(self) -> None:
         import torch
 
+        adopt_orphans()
         preload()
         self.send(p.WorkerReady(pid=os.getpid(), torch_version=torch.__version__))
         while True:
@@ -91,6 +96,7 @@ class Worker:
                 else:
                     self._read_child(key.fd)
             self._check_child()
+            _reap_strays(self.run.pid if self.run is not None else None)
 
     def _read_requests(self) -> bool:
         data = os.read(self.requests_fd, 65536)
@@ -227,6 +233,7 @@ class Worker:
                                "stopped")
             return
         _kill_group(run.pid)  # leftovers such as DataLoader workers
+        _reap_group(run.pid)
         self._drain(run)
         if not run.finished:
             kind, message = _describe_exit(status)
@@ -247,6 +254,7 @@ class Worker:
             os.waitpid(run.pid, 0)
         except ChildProcessError:
             pass
+        _reap_group(run.pid)
         self._drain(run)
         if not run.finished:
             self._send_failure(run, kind, message)
@@ -330,6 +338,32 @@ def _abort_one(pid: int, ours: bool) -> None:
         elif not stacks.running(pid):
             return  # its parent (the spawner) reaps it
         time.sleep(0.01)
+
+
+def _reap_group(group: int) -> None:
+    """Wait for every process left of a killed run's group.  Each is ours by now: a process's children are
+    handed to the subreaper before it can be reaped itself, so none is missed while its parent is dying."""
+    while True:
+        try:
+            os.waitpid(-group, 0)
+        except ChildProcessError:
+            return
+
+
+def _reap_strays(run_pid: Optional[int]) -> None:
+    """Reap orphans that ended outside a run's group (the user's code moved them to a group of their own).  Never
+    the run child: its status is _check_child's to read."""
+    while True:
+        try:
+            ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return
+        if ended is None or ended.si_pid == run_pid:
+            return
+        try:
+            os.waitpid(ended.si_pid, 0)
+        except ChildProcessError:
+            return
 
 
 def _kill_group(pid: int) -> None:

@@ -16,13 +16,13 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from skyline_tui.history.compare import RunComparison
-from skyline_tui.history.diff import LineChange, ModuleChange
+from skyline_tui.comparison.changes import RunComparison
+from skyline_tui.comparison.diff import LineChange, ModuleChange
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 from skyline_tui.tui.views.delta import delta_cell
 from skyline_tui.tui.views.messages import ToggleModule, TreeRoomChanged
-from skyline_tui.tui.views.rows import ROW_LINE, ROW_MODULE, BreakdownRow
+from skyline_tui.tui.table_rows import ROW_LINE, ROW_MODULE, BreakdownRow
 from skyline_tui.tui.views.table import SourceRowTable
 
 BAR_WIDTH = 12

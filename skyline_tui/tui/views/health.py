@@ -12,7 +12,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label, Sparkline, Static
 
-from skyline_tui.history.compare import RunComparison
+from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import Breakdown, Health, HealthError
 from skyline_tui.tui.health_rows import HealthRow, health_rows, non_finite_banner
 from skyline_tui.tui.views.messages import JumpToSource

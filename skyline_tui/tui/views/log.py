@@ -6,6 +6,7 @@ from collections import deque
 from typing import Iterable
 
 from rich.text import Text
+from textual import events
 from textual.widgets import RichLog
 
 MAX_LOG_LINES = 2000
@@ -32,7 +33,7 @@ class LogPane(RichLog):
         if self.display and self.size.width:
             self._flush()
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: events.Resize) -> None:
         self._flush()
 
     def on_show(self) -> None:

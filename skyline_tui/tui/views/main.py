@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 
-from skyline_tui.history.compare import RunComparison
+from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import ErrorInfo, Report
 from skyline_tui.tui.state import (
     PAST_RUN,
@@ -34,9 +34,9 @@ from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.log import LogPane
 from skyline_tui.tui.views.memory import ActivationTable, MemoryPane
 from skyline_tui.tui.views.messages import JumpToSource, PreviewSource
-from skyline_tui.tui.views.module_tree import expanded_to_fit
+from skyline_tui.tui.module_tree import expanded_to_fit
 from skyline_tui.tui.views.pane import show_freshness
-from skyline_tui.tui.views.rows import ROW_LINE, activation_rows, breakdown_rows
+from skyline_tui.tui.table_rows import ROW_LINE, activation_rows, breakdown_rows
 from skyline_tui.tui.views.source import SourceView
 from skyline_tui.tui.views.throughput import ThroughputPane
 

@@ -13,13 +13,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from skyline_tui.history.compare import Change
+from skyline_tui.comparison.changes import Change
 from skyline_tui.report import MemoryBreakdown
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 from skyline_tui.tui.views.delta import change_text
-from skyline_tui.tui.views.rows import MemoryRow
+from skyline_tui.tui.table_rows import MemoryRow
 from skyline_tui.tui.views.table import SourceRowTable
 
 # (attribute of MemoryBreakdown, legend label, glyph, component class suffix); the order of the stack.

@@ -64,10 +64,6 @@ class SourceRowTable(DataTable[Any]):  # cells are rich Text, bars and plain str
         self._marked = keys
         return keys
 
-    @property
-    def marked_keys(self) -> list[str]:
-        return list(self._marked)
-
     def location_at_cursor(self) -> tuple[Optional[str], Optional[int]]:
         return self._locations.get(self._key_at_cursor() or "", (None, None))
 

@@ -8,8 +8,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from skyline_tui.history.compare import Change
-from skyline_tui.report import Predictions, Throughput, contended, fault_share, faulting, faulting_samples
+from skyline_tui.comparison.changes import Change
+from skyline_tui.presentation import fault_share, machine_cautions
+from skyline_tui.report import Predictions, Throughput
 from skyline_tui.tui.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.delta import change_text
@@ -53,13 +54,13 @@ class ThroughputPane(Static):
             ),
         )
         # Each caution on a row of its own: at 80 columns a tag after the time was cut to "· page faul…".
-        if contended(throughput):
-            _add(grid, "caution", Text(f"busy CPU {throughput.cpu_contention:.0%}", worse))
-        if faulting(throughput):
+        cautions = machine_cautions(throughput, predictions, batch_size)
+        if cautions.busy_cpu is not None:
+            _add(grid, "caution", Text(f"busy CPU {cautions.busy_cpu:.0%}", worse))
+        if cautions.faulting is not None:
             _add(grid, "caution", Text(f"page faults ≈ {fmt.ms(throughput.page_fault_ms or 0.0)} of it", worse))
-        faulting_points = faulting_samples(predictions, besides=batch_size)
-        if faulting_points:  # the predictions carry the allocator's cost there: the largest share is named
-            point = max(faulting_points, key=fault_share)
+        point = cautions.worst_point  # the predictions carry the allocator's cost there: the largest share is named
+        if point is not None:
             _add(grid, "caution", Text(f"page faults {fault_share(point):.0%} at batch {point.batch_size:,}", worse))
         if change is not None:
             better = self.get_component_rich_style("throughput--better", partial=True)

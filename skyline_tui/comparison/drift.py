@@ -1,0 +1,89 @@
+"""The drift between processes, learned from the history store: repeated runs of identical source.
+
+Two runs of one entry point on one machine (the ``device`` the store names) with the same ``source_hash``,
+config and batch size ran the same code the same way: what separates their iteration times is this
+machine's run-to-run noise.  Over every such group of the entry's runs, each run's time relative to its
+group's mean, pooled (``Σ (ms/mean − 1)² / Σ (n − 1)``), is the drift's variance: :class:`Drift` ``.sigma``
+is its square root.  Unknown until some source has run twice.
+
+Pure over the store's run rows (``History.runs()`` dicts): the store itself stays in ``history/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from skyline_tui.comparison.rule import UNKNOWN_DRIFT_RATIO, Drift
+
+Row = Mapping[str, Any]
+
+
+class RunsSource(Protocol):
+    """What the drift is read from: ``skyline_tui.history.History`` (its ``runs``)."""
+
+    def runs(self, entry: str | None = None, limit: int | None = None) -> list[dict[str, Any]]: ...
+
+
+def identity(row: Row) -> tuple[Any, ...] | None:
+    """What makes two runs "the same code, run the same way": None when the source is unknown (no hash)."""
+    if not row.get("source_hash"):
+        return None
+    config = row.get("config")
+    return (row.get("source_hash"), json.dumps(config, sort_keys=True, default=str), row.get("batch_size"))
+
+
+def same_source(a: Row, b: Row) -> bool:
+    """Both runs ran the same source and config, at the same batch size, on the same machine."""
+    key = identity(a)
+    return key is not None and key == identity(b) and a.get("device") == b.get("device")
+
+
+def learn_drift(rows: Iterable[Row], device: str | None) -> Drift:
+    """The drift among ``rows`` (one entry point's runs) measured on ``device``; failed runs left out."""
+    groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+    for row in rows:
+        key = identity(row)
+        ms = row.get("iteration_ms")
+        if key is None or row.get("device") != device or row.get("error_kind") is not None or not ms or ms <= 0:
+            continue
+        groups[key].append(float(ms))
+    repeated = [times for times in groups.values() if len(times) >= 2]
+    if not repeated:
+        return Drift(sigma=None)
+    squares = 0.0
+    degrees = 0
+    for times in repeated:
+        mean = math.fsum(times) / len(times)
+        squares += math.fsum((ms / mean - 1.0) ** 2 for ms in times)
+        degrees += len(times) - 1
+    return Drift(sigma=math.sqrt(squares / degrees), runs=sum(len(t) for t in repeated), groups=len(repeated))
+
+
+def drift_between(history: RunsSource, a_id: int | None, b_id: int | None) -> Drift:
+    """The drift for comparing runs ``a_id`` and ``b_id`` of the store (either may be None: a run not
+    recorded): learned from the runs of the later run's entry point on its machine, and whether the two ran
+    the same source and config."""
+    rows = history.runs(None)
+    by_id = {row["id"]: row for row in rows}
+    a, b = by_id.get(a_id), by_id.get(b_id)
+    known = b or a
+    if known is None:
+        return Drift(sigma=None)
+    learned = learn_drift((row for row in rows if row["entry_point"] == known["entry_point"]), known.get("device"))
+    if a is not None and b is not None and same_source(a, b):
+        return Drift(learned.sigma, learned.runs, learned.groups, same_source=True)
+    return learned
+
+
+def describe(drift: Drift) -> str:
+    """The drift in words, for a diff's header and a failure line."""
+    if drift.sigma is None:
+        return ("drift between processes unknown (no source has been profiled twice here yet): a change "
+                f"of less than {UNKNOWN_DRIFT_RATIO:g}x reads 'unknown'")
+    return (f"drift between processes ±{100 * drift.sigma:.1f} % (from {drift.runs} runs of identical source "
+            "on this machine)")
+
