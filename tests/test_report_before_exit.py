@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 
-from skyline_tui import cli
+from skyline_tui.commands import profile
 from skyline_tui.config import ProfileConfig
 from skyline_tui.report import Report
 from skyline_tui.worker import protocol as p
@@ -48,7 +48,7 @@ def test_the_cli_report_is_on_disk_before_the_worker_is_told_to_stop(tmp_path, m
         real_shutdown(self)
 
     monkeypatch.setattr(WorkerClient, "shutdown", shutdown_after_looking)
-    code = cli.json_command(HEALTHY, None, THROUGHPUT_ONLY, str(out), quiet=True)
+    code = profile.json_command(HEALTHY, None, THROUGHPUT_ONLY, str(out), quiet=True)
     assert code == 0
     on_disk_then = json.loads(seen_at_shutdown[0])
     assert on_disk_then["throughput"]["iteration_ms"] > 0
@@ -56,6 +56,6 @@ def test_the_cli_report_is_on_disk_before_the_worker_is_told_to_stop(tmp_path, m
 
 
 def test_an_unwritable_destination_is_a_one_line_error_after_the_run(tmp_path, capsys):
-    code = cli.json_command(HEALTHY, None, THROUGHPUT_ONLY, str(tmp_path / "missing" / "report.json"), quiet=True)
-    assert code == cli.EXIT_PROFILE_ERROR
+    code = profile.json_command(HEALTHY, None, THROUGHPUT_ONLY, str(tmp_path / "missing" / "report.json"), quiet=True)
+    assert code == profile.EXIT_PROFILE_ERROR
     assert "cannot write" in capsys.readouterr().err

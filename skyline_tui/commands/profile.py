@@ -1,6 +1,9 @@
 """``skyline-tui ENTRY``, the default verb: the app; ``--json PATH|-`` the same profile headless, for scripts
 and CI; ``--write-batch-size N`` edits the entry point.
 
+The ``--json`` path never imports textual (nor torch: profiling happens in the worker process).  With
+``--json -`` nothing but the JSON goes to stdout; the user's output and our progress go to stderr.
+
 Exit status of a ``--json`` run: 0 ok, 1 the profile failed, 2 bad usage (found before profiling), 3 a
 ``--fail-if`` budget or the ``--baseline`` comparison failed (the report is written all the same).
 """
@@ -9,12 +12,19 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from typing import TYPE_CHECKING, Optional
 
 from skyline_tui.argtypes import positive_float, positive_int
 from skyline_tui.commands import Command
 from skyline_tui.commands.flags import add_breakdown, add_quiet, add_recording, add_root, add_timeout
 from skyline_tui.config import INTERACTIVE_THROUGHPUT_BUDGET_S, ProfileConfig
+from skyline_tui.report import STEADY_MALLOC_TOP_PAD, Report, contended, faulting, faulting_samples
 from skyline_tui.version import __version__
+
+if TYPE_CHECKING:
+    from skyline_tui.checks import RunChecks
+    from skyline_tui.report import ErrorInfo
 
 EXIT_OK, EXIT_PROFILE_ERROR, EXIT_USAGE, EXIT_CHECK_FAILED = 0, 1, 2, 3
 
@@ -80,7 +90,6 @@ class ProfileCommand(Command):
 
 def _headless(args: argparse.Namespace) -> int:
     from skyline_tui.checks import CheckError
-    from skyline_tui.cli import json_command
     from skyline_tui.headless import prepare_run_checks
 
     config = config_from_args(args)
@@ -140,3 +149,100 @@ def write_batch_size_command(entry: str, batch_size: int) -> int:
         return EXIT_PROFILE_ERROR
     print(f"skyline-tui: batch size set to {batch_size} in {entry}", file=sys.stderr)
     return EXIT_OK
+
+
+def json_command(entry: str, root: Optional[str], config: ProfileConfig, destination: str,
+                 quiet: bool = False, checks: Optional[RunChecks] = None, history: Optional[str] = None,
+                 no_history: bool = False) -> int:
+    """``skyline-tui ENTRY --json DESTINATION``: one headless profile, the report written the moment it is in,
+    then recorded, warned about and checked; returns the exit status."""
+    from skyline_tui.checks import RunChecks
+    from skyline_tui.export.report_json import write_report
+    from skyline_tui.headless import profile_headless
+    from skyline_tui.history import record_run, resolve_history_path
+    from skyline_tui.worker import protocol as p
+
+    began = time.monotonic()
+    checks = checks or RunChecks()
+    err = sys.stderr
+    write_errors: list[OSError] = []
+
+    def write(report: Report) -> None:
+        try:
+            write_report(report, destination, sys.stdout)
+        except OSError as exc:
+            write_errors.append(exc)
+
+    def on_event(event: p.Event) -> None:
+        if isinstance(event, p.RunLog):
+            err.write(event.text)
+            err.flush()
+        elif isinstance(event, p.RunReport) and not event.final and not quiet:
+            # The time since the command began: where the wall clock of a run goes, phase by phase.
+            err.write(f"skyline-tui: {event.phase} done at {time.monotonic() - began:.2f} s\n")
+            err.flush()
+
+    checked: list[Report] = []
+
+    def on_final(final: Report) -> None:
+        # Written the moment the final report arrives, while the worker is still shutting down.
+        checked.append(checks.apply(final))
+        write(checked[0])
+
+    profile_headless(entry, root, config, on_event=on_event, on_final=on_final)
+    report = checked[0]  # profile_headless calls on_final exactly once, whatever happens
+    if write_errors:
+        exc = write_errors[0]
+        print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
+        return EXIT_PROFILE_ERROR
+    # After the report is out: a store that cannot be written costs one warning line, never the report.
+    record_run(report, resolve_history_path(history, no_history, report.project_root), config=config.to_dict(),
+               stream=err)
+    if report.throughput is not None and contended(report.throughput):
+        print(f"skyline-tui: warning: other tasks waited for a CPU during {report.throughput.cpu_contention:.0%} "
+              "of the throughput measurement: the machine was busy and the times are inflated; profile on a "
+              "quiet machine",
+              file=err)
+    for line in fault_warnings(report):
+        print(line, file=err)
+    if report.error is not None:
+        print(format_error(report.error), file=err)
+        return EXIT_PROFILE_ERROR
+    if not quiet and destination != "-":
+        print(f"skyline-tui: report written to {destination}", file=err)
+    if not quiet and config.trace_path:
+        print(f"skyline-tui: trace written to {config.trace_path}", file=err)
+    failures = checks.failures(report)
+    for line in failures:
+        print(line, file=err)
+    return EXIT_CHECK_FAILED if failures else EXIT_OK
+
+
+STEADY_ALLOCATOR = f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc or tcmalloc"
+
+
+def fault_warnings(report: Report) -> list[str]:
+    """A warning where the profiled batch's iterations spent a tenth of their time on page faults, and one where
+    other batch sizes' did (``faulting``): the predictions then carry the allocator's cost."""
+    lines, throughput = [], report.throughput
+    if throughput is not None and faulting(throughput):
+        lines.append(
+            f"skyline-tui: warning: each measured iteration took {throughput.page_faults_per_iteration or 0.0:,.0f} "
+            f"page faults, about {throughput.page_fault_ms or 0.0:.1f} ms of its {throughput.iteration_ms:.1f} ms: "
+            "the allocator gives freed memory back to the system and faults it in again, and whether it does "
+            "depends on what ran before (CPU times and the batch-size predictions then vary from run to run); "
+            f"{STEADY_ALLOCATOR}, keeps it")
+    points = faulting_samples(report.predictions, besides=report.batch_size)
+    if points:
+        each = ", ".join(f"{s.batch_size} ({s.page_fault_ms or 0.0:.1f} of {s.iteration_ms:.1f} ms)" for s in points)
+        lines.append(f"skyline-tui: warning: page faults took a tenth or more of each iteration at batch size {each}: "
+                     f"the batch-size predictions include that time; {STEADY_ALLOCATOR}, keeps it out")
+    return lines
+
+
+def format_error(error: ErrorInfo) -> str:
+    where = f"{error.file}:{error.line}" if error.file and error.line else (error.file or "")
+    lines = [f"skyline-tui: {error.kind} error" + (f" at {where}" if where else "") + f": {error.message}"]
+    if error.traceback and error.traceback.strip() != error.message.strip():
+        lines.append(error.traceback.rstrip())
+    return "\n".join(lines)
