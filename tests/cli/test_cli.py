@@ -175,3 +175,30 @@ def test_a_report_that_cannot_be_written_is_a_one_line_error_and_exit_1(tmp_path
     assert result.returncode == 1
     assert f"skyline-tui: cannot write {missing_folder}: No such file or directory" in result.stderr.splitlines()
     assert not missing_folder.parent.exists()
+
+
+def test_the_help_lists_every_other_verb_and_each_verb_answers_its_own_help():
+    """`skyline-tui --help` names the verbs beside the default; each has its own --help (exit 0)."""
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    listed = result.stdout[result.stdout.index("other commands"):]
+    for verb, words in (("history", "list recorded profile runs"), ("diff", "what changed between two runs"),
+                        ("sweep", "profile a grid of configurations")):
+        assert f"skyline-tui {verb}" in listed and words in listed, listed
+        own = run_cli(verb, "--help")
+        assert own.returncode == 0 and own.stdout.startswith(f"usage: skyline-tui {verb} "), own.stdout[:200]
+
+
+def test_the_profile_and_the_sweep_take_the_same_breakdown_flags_with_their_own_defaults():
+    from skyline_tui.cli import build_parser
+    from skyline_tui.commands.profile import config_from_args
+    from skyline_tui.commands.sweep import trial_config
+
+    def profile(*flags: str) -> bool:
+        return config_from_args(build_parser().parse_args(["e.py", *flags])).breakdown
+
+    def sweep(*flags: str) -> bool:
+        return trial_config(build_parser("sweep").parse_args(["e.py", "s.yaml", *flags])).breakdown
+
+    assert (profile(), profile("--no-breakdown"), profile("--no-breakdown", "--breakdown")) == (True, False, True)
+    assert (sweep(), sweep("--breakdown"), sweep("--breakdown", "--no-breakdown")) == (False, True, False)

@@ -316,3 +316,13 @@ def test_dataframe_without_pandas_names_the_extra(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], check=False, env=cli_env(), capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 1 and "skyline-tui[pandas]" in result.stderr.splitlines()[-1]
+
+
+def test_recording_a_run_of_an_unknown_kind_is_the_callers_mistake_and_writes_nothing(tmp_path):
+    path = tmp_path / "history.db"
+    with pytest.raises(ValueError, match="unknown run kind 'train'"):
+        record_run(make_report(tmp_path), path, kind="train")
+    assert not path.exists()
+    assert record_run(make_report(tmp_path), path, kind="profile") == 1
+    assert record_run(make_report(tmp_path), None) is None  # history off
+
