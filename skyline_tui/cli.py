@@ -30,7 +30,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     else:
         command = COMMANDS[0]
     parser = build_parser(command.name)
-    return int(command.run(parser.parse_args(argv), parser))
+    return int(command.run(command.parse(parser, argv), parser))
 
 
 def build_parser(verb: Optional[str] = None) -> argparse.ArgumentParser:

@@ -23,6 +23,11 @@ class Command(ABC):
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
         """Declare the verb's arguments on ``parser``."""
 
+    def parse(self, parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+        """The arguments from ``argv``; a verb whose tail belongs to someone else (a script's own argv)
+        parses its own way."""
+        return parser.parse_args(argv)
+
     @abstractmethod
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         """Do the verb's work; returns the exit status (``parser.error`` for a usage mistake)."""
