@@ -42,7 +42,7 @@ import statistics
 import time
 from typing import Any, Callable, Optional
 
-from skyline_tui.comparison.rule import NOISE_SIGMAS
+from skyline_tui.comparison.rule import IN_ONE_PROCESS, NOISE_SIGMAS, Drift
 from skyline_tui.config import ProfileConfig
 from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
                               time_model)
@@ -112,6 +112,7 @@ class _Sampler:
         # On CPU each new batch runs in a process of its own (batch_processes.py): its load is part of the cost.
         self.processes = work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
         self.process_s = 0.0
+        self.apart = False  # some batch was measured in a process of its own
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -195,8 +196,10 @@ class _Sampler:
 
     def _model(self, batches: list[int], within_noise: bool = True) -> str:
         noise = [NOISE_SIGMAS * self._error(b) if within_noise else 0.0 for b in batches]
+        # Each batch in a process of its own: the drift between them is in every point, and not known here.
+        drift = Drift(sigma=None) if self.apart and within_noise else IN_ONE_PROCESS
         return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
-                          [max(LINE_TOLERANCE * self._time_of(b), n) for b, n in zip(batches, noise)])
+                          [max(LINE_TOLERANCE * self._time_of(b), n) for b, n in zip(batches, noise)], drift)
 
     def _known(self, batch: int) -> bool:
         if len(self.rounds.get(batch, [])) < 2 and not self.settled.get(batch, True):
@@ -332,6 +335,7 @@ class _Sampler:
             try:
                 result = self.processes.measure(self.config, plan)
                 self.process_s = max(self.process_s, result.load_s)
+                self.apart = True
                 return result
             except SpawnerGone:
                 self.processes = None  # from here on in this process, peak first
