@@ -7,7 +7,7 @@ import signal
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
-MEASURER_NAME = "skyline-measure"  # a batch size measured in a process of its own (batch_processes.py)
+MEASURER_NAME = "skyline-measure"  # a batch size measured in a process of its own (predictions/processes.py)
 
 
 def die_with_parent() -> None:

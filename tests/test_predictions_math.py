@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from skyline_tui.comparison.rule import IN_ONE_PROCESS, Drift
-from skyline_tui.fits import (
+from skyline_tui.predictions.fits import (
     fit_linear,
     interpolated,
     iteration_ms_at,
@@ -140,7 +140,7 @@ def test_relative_weights_follow_the_small_points():
 
 
 def test_the_ui_side_modules_import_no_torch():
-    code = ("import sys, skyline_tui.fits, skyline_tui.rewrite; "
+    code = ("import sys, skyline_tui.predictions.fits, skyline_tui.rewrite; "
             "bad = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)

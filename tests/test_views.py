@@ -12,7 +12,7 @@ from app_support import FIXTURES, load_report, partial
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
 from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note
 from skyline_tui.report import ErrorInfo, LinearFit, Report
-from skyline_tui.tui.targets import fine_step, step_batch_size, target_prediction
+from skyline_tui.predictions.targets import fine_step, step_batch_size, target_prediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 from skyline_tui.tui.views.rows import activation_rows, breakdown_rows, rows_at

@@ -2,7 +2,7 @@
 
 The profiler measures the iteration time and peak memory at a few batch sizes and fits
 ``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over them
-(:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks this module what
+(:mod:`skyline_tui.profiler.predictions.scaling`).  The UI moves a target batch size and asks this module what
 follows from it, and the largest batch predicted to fit in memory.
 
 Iteration time is not always a straight line: on a GPU a small batch leaves it idle (the time barely grows
