@@ -42,24 +42,25 @@ def same_source(a: Row, b: Row) -> bool:
     return key is not None and key == identity(b) and a.get("device") == b.get("device")
 
 
-def learn_drift(rows: Iterable[Row], device: str | None) -> Drift:
-    """The drift among ``rows`` (one entry point's runs) measured on ``device``; failed runs left out."""
+def learn_drift(rows: Iterable[Row], device: str | None, figure: str = "iteration_ms") -> Drift:
+    """The drift of ``figure`` (a positive number each row holds: the iteration time, or what a training
+    run's rows record) among ``rows`` (one entry point's runs) measured on ``device``; failed runs left out."""
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for row in rows:
         key = identity(row)
-        ms = row.get("iteration_ms")
-        if key is None or row.get("device") != device or row.get("error_kind") is not None or not ms or ms <= 0:
+        value = row.get(figure)
+        if key is None or row.get("device") != device or row.get("error_kind") is not None or not value or value <= 0:
             continue
-        groups[key].append(float(ms))
-    repeated = [times for times in groups.values() if len(times) >= 2]
+        groups[key].append(float(value))
+    repeated = [values for values in groups.values() if len(values) >= 2]
     if not repeated:
         return Drift(sigma=None)
     squares = 0.0
     degrees = 0
-    for times in repeated:
-        mean = math.fsum(times) / len(times)
-        squares += math.fsum((ms / mean - 1.0) ** 2 for ms in times)
-        degrees += len(times) - 1
+    for values in repeated:
+        mean = math.fsum(values) / len(values)
+        squares += math.fsum((value / mean - 1.0) ** 2 for value in values)
+        degrees += len(values) - 1
     return Drift(sigma=math.sqrt(squares / degrees), runs=sum(len(t) for t in repeated), groups=len(repeated))
 
 
