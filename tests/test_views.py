@@ -287,3 +287,21 @@ def test_a_file_of_thousands_of_lines_lexes(tmp_path):
 def test_an_unreadable_file_becomes_a_message(tmp_path):
     lexed = lex_file(tmp_path / "missing.py")
     assert "cannot read" in lexed.lines[0][0][0]
+
+
+# ---- changes against the baseline run ------------------------------------------------------------------
+
+
+def test_a_change_within_an_unknown_drift_is_dim_and_says_so():
+    from rich.style import Style
+
+    from skyline_tui.comparison.changes import Change
+    from skyline_tui.tui.views.delta import change_text
+
+    better, worse, muted = Style(color="green"), Style(color="red"), Style(dim=True)
+    unknown = change_text(Change(percent=33.3, verdict="unknown", direction="faster"), better, worse, muted,
+                          "previous run #1")
+    assert unknown.plain == "▲ 33 % faster vs previous run #1 (within unknown drift)"
+    assert {span.style for span in unknown.spans} == {muted}
+    faster = change_text(Change(percent=33.3, verdict="faster", direction="faster"), better, worse, muted, "run #1")
+    assert faster.plain == "▲ 33 % faster vs run #1" and better in {span.style for span in faster.spans}
