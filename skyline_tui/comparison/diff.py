@@ -135,13 +135,13 @@ def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b:
     fraction = noise_fraction(a, b, drift)
     ta, tb = a.throughput, b.throughput
     throughput = figure_change(ta.samples_per_second if ta else None, tb.samples_per_second if tb else None,
-                          fraction, drift, up="faster", down="slower")
+                               fraction, drift, up="faster", down="slower")
     iteration = figure_change(ta.iteration_ms if ta else None, tb.iteration_ms if tb else None, fraction, drift,
-                         up="slower", down="faster")
+                              up="slower", down="faster")
     # Memory does not drift as time does; runs of the same source and config still differ only by noise.
     memory_drift = None if drift is None else Drift(sigma=0.0, same_source=drift.same_source)
     peak = figure_change(a.memory.peak_bytes if a.memory else None, b.memory.peak_bytes if b.memory else None,
-                    PEAK_NOISE_FRACTION, memory_drift, up="more", down="less")
+                         PEAK_NOISE_FRACTION, memory_drift, up="more", down="less")
     lines: tuple[LineChange, ...] = ()
     modules: tuple[ModuleChange, ...] = ()
     if a.breakdown is not None and b.breakdown is not None:  # else every line would read "new" or "gone"
