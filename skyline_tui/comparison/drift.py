@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from skyline_tui.comparison.rule import UNKNOWN_DRIFT_RATIO, Drift
 
 Row = Mapping[str, Any]
+DRIFT_WINDOW = 1000  # the newest runs of the store the drift is learned from
 
 
 class RunsSource(Protocol):
@@ -66,10 +67,13 @@ def learn_drift(rows: Iterable[Row], device: str | None, figure: str = "iteratio
 
 def drift_between(history: RunsSource, a_id: int | None, b_id: int | None) -> Drift:
     """The drift for comparing runs ``a_id`` and ``b_id`` of the store (either may be None: a run not
-    recorded): learned from the runs of the later run's entry point on its machine, and whether the two ran
-    the same source and config."""
-    rows = history.runs(None)
+    recorded): learned from the runs of the later run's entry point on its machine among the store's newest
+    :data:`DRIFT_WINDOW` (this machine as it is now, and a bounded read of a store of 10,000 runs), and
+    whether the two ran the same source and config."""
+    rows = history.runs(None, limit=DRIFT_WINDOW)
     by_id = {row["id"]: row for row in rows}
+    if any(run_id is not None and run_id not in by_id for run_id in (a_id, b_id)):
+        by_id = {row["id"]: row for row in history.runs(None)}  # an older run: read them all
     a, b = by_id.get(a_id), by_id.get(b_id)
     known = b or a
     if known is None:
