@@ -16,7 +16,7 @@ import json
 
 import pytest
 
-from skyline_tui.comparison.drift import drift_between
+from skyline_tui.comparison.drift import drift_between, learn_drift
 from skyline_tui.history import History
 from skyline_tui.history.commands import diff_main
 from skyline_tui.report import DeviceInfo
@@ -148,3 +148,19 @@ def test_a_baseline_run_of_the_store_counts_the_drift_learned_there(tmp_path, pr
     checks = prepare_checks(ProfileConfig(), baseline=str(tmp_path / "base.json"), history_path=store)
     time = {c.metric: c for c in checks.apply(current).baseline.changes}["throughput.iteration_ms"]
     assert time.noise == pytest.approx(0.04) and time.regressed
+
+
+def test_the_drift_of_any_figure_a_run_records_is_learned_alike():
+    # A training run's final loss, say: sources "s" (2.0, 2.2) and "t" (1.0, 1.0, 1.3); a failed run and
+    # another machine's run left out.  Means 2.1 and 1.1; squared relative deviations 2 * (0.1 / 2.1)**2 =
+    # 0.0045351 and 2 * (0.1 / 1.1)**2 + (0.2 / 1.1)**2 = 0.0495868; over 1 + 2 degrees of freedom:
+    # sigma = sqrt(0.0541219 / 3) = 0.13432.
+    def row(source, loss, device="cpu", error=None):
+        return {"source_hash": source, "config": None, "batch_size": 8, "device": device, "error_kind": error,
+                "final_loss": loss}
+
+    rows = [row("s", 2.0), row("s", 2.2), row("t", 1.0), row("t", 1.0), row("t", 1.3), row("t", 9.0, error="nan"),
+            row("t", 5.0, device="gpu")]
+    drift = learn_drift(rows, "cpu", figure="final_loss")
+    assert (drift.sigma, drift.runs, drift.groups) == (pytest.approx(0.13432, abs=1e-5), 5, 2)
+    assert learn_drift(rows[:1] + rows[2:3], "cpu", figure="final_loss").sigma is None  # nothing ran twice
