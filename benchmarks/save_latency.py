@@ -36,7 +36,7 @@ from skyline_tui.worker import protocol as p  # noqa: E402
 from skyline_tui.worker.client import WorkerClient  # noqa: E402
 
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")
-HAS_PREDICTIONS = importlib.util.find_spec("skyline_tui.profiler.batch_scaling") is not None
+HAS_PREDICTIONS = importlib.util.find_spec("skyline_tui.profiler.predictions.scaling") is not None
 
 
 CONFIGS = {

@@ -188,7 +188,8 @@ def _load_side(spec: str, opened: Any) -> tuple[Report, Any]:
 
 
 FLAG_MARKS = {"appeared": "+", "gone": "-"}
-VERDICT_MARKS = {"slower": "▲", "faster": "▼", "same": "=", "new": "+", "gone": "-", "more": "▲", "less": "▼"}
+VERDICT_MARKS = {"slower": "▲", "faster": "▼", "same": "=", "unknown": "?", "new": "+", "gone": "-", "more": "▲",
+                 "less": "▼"}
 
 
 def diff_text(result: Diff) -> str:

@@ -34,7 +34,7 @@ class Workload:
     knobs: dict[str, Any] = field(default_factory=dict)  # provider keyword arguments (ProfileConfig.knobs)
     channels_last: bool = False
     _inputs_by_batch: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    # Where the predictions measure each new batch size on CPU: a batch_processes.BatchProcesses (run.py
+    # Where the predictions measure each new batch size on CPU: a predictions.processes.BatchProcesses (run.py
     # starts it before the load), or None: in this process.
     batch_processes: Any = None
 

@@ -83,7 +83,7 @@ def locate(dump: bytes, files: ProjectFiles) -> Optional[Location]:
 
 
 def measurers(group: int) -> list[int]:
-    """The processes of the run's process group ``group`` that measure a batch size (named by batch_processes.py),
+    """The processes of the run's process group ``group`` that measure a batch size (named by predictions/processes.py),
     the outermost only (what the user's code forks there carries the name too).  Empty without ``/proc``."""
     processes: dict[int, tuple[str, int, int]] = {}  # pid: (name, parent, group)
     try:

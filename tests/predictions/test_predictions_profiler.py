@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import iteration_ms_at
+from skyline_tui.predictions.fits import iteration_ms_at
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler import timing
-from skyline_tui.profiler.batch_scaling import measure_predictions
+from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.run import device_info, load_workload, measure_throughput, profile
 from skyline_tui.report import DeviceInfo, Report
 

@@ -22,7 +22,7 @@ from typing import Iterator, Optional
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.capacity import is_oom_error, release_after_oom
+from skyline_tui.profiler.predictions.capacity import is_oom_error, release_after_oom
 from skyline_tui.profiler.errors import ProfileError, from_exception
 from skyline_tui.profiler.health.flags import MIN_ITERATIONS
 from skyline_tui.profiler.health.nonfinite import locate

@@ -1,4 +1,4 @@
-"""Timing one batch size for the predictions (:mod:`skyline_tui.profiler.batch_scaling`): its first timing,
+"""Timing one batch size for the predictions (:mod:`skyline_tui.profiler.predictions.scaling`): its first timing,
 one more round, and the page faults those took.
 
 A point's faults are counted over its timed rounds only (warm-up and peak iterations make the new shapes'
@@ -53,7 +53,7 @@ class PointPlan:
     probe_tolerance: float = 0.0  # the probe is the batch's time when within this share of ``probe_ms``
     peak_last: bool = False  # the peak after the timing (the CPU peak's profiler changes the allocator's regime)
     # Warm-up time before the first timing: none in the profile's process, where the model is warm; in a fresh
-    # process (batch_processes.py) the headline's, ``ProfileConfig.warmup_s``: everything there is cold.
+    # process (processes.py) the headline's, ``ProfileConfig.warmup_s``: everything there is cold.
     warmup_s: float = 0.0
 
 
@@ -68,7 +68,7 @@ class PointResult:
     peak_bytes: Optional[int] = None
     faults: Optional[int] = None
     iterations_run: int = 0
-    load_s: float = 0.0  # building the model and inputs first (a process of its own: batch_processes.py)
+    load_s: float = 0.0  # building the model and inputs first (a process of its own: processes.py)
 
 
 def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: PointPlan,
