@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.predictions.scaling import CUDA_HEADROOM, measure_predictions
+from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.memory import CUDA_CAPACITY_SOURCE, measure_memory
