@@ -50,7 +50,7 @@ from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capa
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
-from skyline_tui.profiler.batch_processes import BatchProcesses, SpawnerGone
+from skyline_tui.profiler.batch_processes import SpawnerGone
 from skyline_tui.profiler.batch_timing import FaultTally, PointPlan, PointResult, measure_point, one_round
 from skyline_tui.profiler.timing import standard_error
 from skyline_tui.profiler.workload import Workload
@@ -109,8 +109,7 @@ class _Sampler:
         self.settled: dict[int, bool] = {}  # whether the first measurement's rounds agreed
         self.faults = FaultTally(cpu=work.device.type == "cpu")  # over each batch's timed rounds
         # On CPU each new batch runs in a process of its own (batch_processes.py): its load is part of the cost.
-        self.processes: Optional[BatchProcesses] = \
-            work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
+        self.processes = work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
         self.process_s = 0.0
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
@@ -330,7 +329,7 @@ class _Sampler:
                          peak_last=self.processes is not None)
         if self.processes is not None:
             try:
-                result = self.processes.measure(self.config, plan)
+                result: PointResult = self.processes.measure(self.config, plan)  # Workload holds it as Any (no circle)
                 self.process_s = max(self.process_s, result.load_s)
                 return result
             except SpawnerGone:
