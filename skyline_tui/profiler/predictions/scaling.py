@@ -59,7 +59,7 @@ from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
 
 __all__ = ["CUDA_HEADROOM", "measure_predictions"]
 
-MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
+MeasurePeak = Callable[[Workload, tuple[Any, ...]], "tuple[int, str]"]
 
 PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, denominator)
 MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
@@ -328,7 +328,7 @@ class _Sampler:
                          peak_last=self.processes is not None)
         if self.processes is not None:
             try:
-                result = self.processes.measure(self.config, plan)
+                result: PointResult = self.processes.measure(self.config, plan)  # Workload holds it as Any (no circle)
                 self.process_s = max(self.process_s, result.load_s)
                 self.apart = True
                 return result
