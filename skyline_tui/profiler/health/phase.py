@@ -1,5 +1,9 @@
 """The health phase: K training iterations from a fresh model, per-layer signals, flags.
 
+The publisher and the judgement are the ones a live run uses (``Publisher``, ``judge_health``); this
+module adds what only a profile has: a fresh model from the entry's providers, a budget (stretched up to
+3x while fewer iterations than a median-based flag needs have run), and the replay that locates a NaN.
+
 The entry's providers are called again (a new model, its optimizer, new inputs) under a fixed seed, as
 training would begin, so the numbers depend neither on how many iterations the timing phases ran nor on
 the run: the same seed rebuilds the same model to replay an iteration that went non-finite.  The seed is
