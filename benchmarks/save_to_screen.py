@@ -13,6 +13,7 @@ by wrapping the watcher's, the app's and the client's methods from here (no code
     loaded     the entry point loaded (the run's throughput phase began)
     number     the first samples/s arrived (warm-up and the first rounds)
     shown      the throughput pane shows it
+    rendered   every other pane re-rendered from the report (the app's handler of it returned)
     painted    the next frame with it
 
 After the number the run is cancelled (as a next save would) and the machine left idle for a moment, so that
@@ -36,10 +37,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-STEPS = ("event", "settled", "saved", "started", "loaded", "number", "shown", "painted")
+STEPS = ("event", "settled", "saved", "started", "loaded", "number", "shown", "rendered", "painted")
 TIMEOUT_S = 60.0
 
 
@@ -74,7 +75,8 @@ def run_saves(entry: Path, saves: int) -> list[dict[str, float]]:
 
     lock = threading.Lock()
     marks: dict[str, float] = {}
-    armed = {"after_run": 0, "number": None}  # the save's run is newer than after_run; its samples/s once known
+    # The save's run is newer than after_run; its samples/s and iteration time, once known.
+    armed: dict[str, Any] = {"after_run": 0, "number": None, "step_ms": None}
 
     def mark(step: str) -> None:
         with lock:
@@ -116,6 +118,11 @@ def run_saves(entry: Path, saves: int) -> list[dict[str, float]]:
                 mark("painted")
                 painted.set()
 
+        def _render_report(self) -> None:
+            super()._render_report()
+            if "shown" in marks:
+                mark("rendered")
+
         def on_files_saved(self, message):  # type: ignore[no-untyped-def]
             mark("saved")
             super().on_files_saved(message)
@@ -133,6 +140,7 @@ def run_saves(entry: Path, saves: int) -> list[dict[str, float]]:
                     with lock:
                         if armed["number"] is None:
                             armed["number"] = event.report.throughput.samples_per_second
+                            armed["step_ms"] = event.report.throughput.iteration_ms
                     mark("number")
             on_event(event)
 
@@ -161,6 +169,7 @@ def run_saves(entry: Path, saves: int) -> list[dict[str, float]]:
                 await wait(pilot, painted.is_set)
                 with lock:
                     split = {step: marks[step] - written for step in STEPS if step in marks}
+                    split["step_ms"] = armed["step_ms"]
                 missing = [step for step in STEPS if step not in split]
                 if missing:
                     raise RuntimeError(f"save {number}: no time for {missing}")
@@ -217,7 +226,8 @@ def print_split(name: str, splits: list[dict[str, float]]) -> None:
             previous = split[step]
     print(f"{name:10s} saves {len(splits):2d}   save -> painted: median {at['painted']:.3f} s "
           f"(min {min(s['painted'] for s in splits):.3f}, max {max(s['painted'] for s in splits):.3f})")
-    print(f"{'':10s} " + "  ".join(f"{step} +{statistics.median(own[step]) * 1000:.0f}" for step in STEPS) + "  (ms)")
+    print(f"{'':10s} " + "  ".join(f"{step} +{statistics.median(own[step]) * 1000:.0f}" for step in STEPS) + "  (ms); "
+          f"the model's step {statistics.median(split['step_ms'] for split in splits):.1f} ms (this run's number)")
 
 
 def main() -> int:
