@@ -8,7 +8,8 @@ by wrapping the watcher's, the app's and the client's methods from here (no code
 
     event      the first filesystem event for the save (watchdog's thread)
     settled    the burst settled: the debounce's quiet time, then the changed files compared
-    saved      the app took the save (its UI thread) and asked the worker
+    saved      the app took the save (its UI thread)
+    asked      the request went to the worker (the app re-read the source pane first, then its submit thread ran)
     started    the worker forked the run (RunStarted back in the app's process)
     loaded     the entry point loaded (the run's throughput phase began)
     number     the first samples/s arrived (warm-up and the first rounds)
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 REPO = Path(__file__).resolve().parent.parent
-STEPS = ("event", "settled", "saved", "started", "loaded", "number", "shown", "rendered", "painted")
+STEPS = ("event", "settled", "saved", "asked", "started", "loaded", "number", "shown", "rendered", "painted")
 TIMEOUT_S = 60.0
 
 
@@ -144,7 +145,12 @@ def run_saves(entry: Path, saves: int) -> list[dict[str, float]]:
                     mark("number")
             on_event(event)
 
-        client = WorkerClient(record)
+        class AskingClient(WorkerClient):
+            def submit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+                mark("asked")
+                return super().submit(*args, **kwargs)
+
+        client = AskingClient(record)
         clients.append(client)
         return client
 
