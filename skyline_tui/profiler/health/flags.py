@@ -86,13 +86,14 @@ def population_context(layers: Sequence["LayerInfo"], metrics: Mapping[str, Mapp
     notes = []
     if iterations < MIN_ITERATIONS:
         notes.append(f"only {iterations} iteration(s): the update-ratio, dead-unit and saturation flags need a "
-                     f"median over at least {MIN_ITERATIONS} and were not judged (a longer health budget, or a "
-                     "smaller batch, gives more)")
+                     f"median over at least {MIN_ITERATIONS} and were not judged (the health budget ran out, even "
+                     "stretched, or fewer were asked for: a smaller --batch-size, or a larger health_budget_s or "
+                     "health_iterations in the API's ProfileConfig, gives more)")
     zero = frozenset(layer.path for layer in layers if layer.parameters and _grew_from_zero(metrics[layer.path]))
     if zero:
-        notes.append(f"{len(zero)} layer(s) started from zero weights ({', '.join(sorted(zero)[:3])}"
-                     f"{', ...' if len(zero) > 3 else ''}): each early step is large next to what has grown, so "
-                     "their update ratio is not judged")
+        shown = ", ".join(path or "(model)" for path in sorted(zero)[:3]) + (", ..." if len(zero) > 3 else "")
+        notes.append(f"{len(zero)} layer(s) started from zero weights ({shown}): each early step is large next "
+                     "to what has grown, so their update ratio is not judged")
     peers: dict[bool, Peers] = {}
     for norm, label in ((False, "layers"), (True, "normalization layers")):
         group = [layer for layer in layers if layer.parameters and layer.normalization == norm
