@@ -140,3 +140,13 @@ def test_a_layer_left_out_of_the_optimizer_is_flagged_low_and_says_so():
     health = judge_health(layers, history(ratios))
     assert raised(health) == {"forgotten": {"update_ratio_low"}}
     assert "no optimizer in view steps its parameters" in health.modules[-1].flags[0].message
+
+
+def test_the_phase_stretches_its_budget_up_to_three_times_until_a_median_can_be_judged():
+    from skyline_tui.profiler.health.phase import _out_of_time
+
+    budget = 5.0
+    assert not _out_of_time(elapsed=12.0, done=4, budget=budget)  # 4 slow iterations: go on for the 5th
+    assert _out_of_time(elapsed=15.5, done=4, budget=budget)  # but not past 3x the budget
+    assert _out_of_time(elapsed=5.5, done=5, budget=budget)  # 5 done: the plain budget again
+    assert not _out_of_time(elapsed=4.0, done=12, budget=budget)

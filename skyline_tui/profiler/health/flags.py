@@ -86,13 +86,14 @@ def population_context(layers: Sequence["LayerInfo"], metrics: Mapping[str, Mapp
     notes = []
     if iterations < MIN_ITERATIONS:
         notes.append(f"only {iterations} iteration(s): the update-ratio, dead-unit and saturation flags need a "
-                     f"median over at least {MIN_ITERATIONS} and were not judged (a longer health budget, or a "
-                     "smaller batch, gives more)")
+                     f"median over at least {MIN_ITERATIONS} and were not judged (the health budget ran out, even "
+                     "stretched, or fewer were asked for: a smaller --batch-size, or a larger health_budget_s or "
+                     "health_iterations in the API's ProfileConfig, gives more)")
     zero = frozenset(layer.path for layer in layers if layer.parameters and _grew_from_zero(metrics[layer.path]))
     if zero:
-        notes.append(f"{len(zero)} layer(s) started from zero weights ({', '.join(sorted(zero)[:3])}"
-                     f"{', ...' if len(zero) > 3 else ''}): each early step is large next to what has grown, so "
-                     "their update ratio is not judged")
+        shown = ", ".join(path or "(model)" for path in sorted(zero)[:3]) + (", ..." if len(zero) > 3 else "")
+        notes.append(f"{len(zero)} layer(s) started from zero weights ({shown}): each early step is large next "
+                     "to what has grown, so their update ratio is not judged")
     peers: dict[bool, Peers] = {}
     for norm, label in ((False, "layers"), (True, "normalization layers")):
         group = [layer for layer in layers if layer.parameters and layer.normalization == norm
@@ -164,8 +165,9 @@ def update_ratio_flag(layer: "LayerInfo", metrics: Mapping[str, MetricSeries],
         return None
     low, high = 10 ** (peers.center - peers.reach), 10 ** (peers.center + peers.reach)
     factor = 10 ** abs(distance)
-    band = (f"{factor:.0f}x {'above' if distance > 0 else 'below'} the median {10 ** peers.center:.1e} of the model's "
-            f"{peers.count} {peers.label} (band {low:.1e} to {high:.1e}: within "
+    side = "above" if distance > 0 else "below"
+    band = (f"{_times(factor)} {side} the median {10 ** peers.center:.1e} of the model's {peers.count} "
+            f"{peers.label} (band {low:.1e} to {high:.1e}: within "
             f"{OUTLIER_FACTOR:g}x of that median, or {OUTLIER_Z:g} robust deviations where the layers spread wider)")
     if distance > 0:
         return HealthFlag("update_ratio_high", f"{value}, {band}. {_lr_note(setting, peers)}lower this layer's "
@@ -180,8 +182,13 @@ def _lr_note(setting: Optional["OptimizerSetting"], peers: Optional[Peers]) -> s
         return "No optimizer in view steps it: "
     typical = peers.typical_lr if peers is not None else None
     if typical and setting.lr > 0 and abs(math.log10(setting.lr / typical)) >= 1:
-        return f"Its learning rate {setting.lr:g} is {setting.lr / typical:.2g}x the model's typical {typical:g}: "
+        return f"Its learning rate {setting.lr:g} is {_times(setting.lr / typical)} the model's typical {typical:g}: "
     return f"{setting.name}, lr {setting.lr:g}: "
+
+
+def _times(factor: float) -> str:
+    """300x, 32x; 1e-07x, 2e+05x where a whole number would mislead or run long."""
+    return f"{factor:.0f}x" if 1 <= factor < 1e4 else f"{factor:.0e}x"
 
 
 def _cause_high(layer: "LayerInfo", metrics: Mapping[str, MetricSeries], ratio: float) -> str:
