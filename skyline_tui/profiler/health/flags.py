@@ -21,12 +21,9 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from skyline_tui.report import HealthFlag, MetricSeries
-
-if TYPE_CHECKING:
-    from skyline_tui.profiler.health.judgement import LayerInfo, OptimizerSetting
 
 MIN_ITERATIONS = 5  # before a median-based flag
 MIN_PEERS = 5  # layers of a kind (normalization or not) before one is judged against the others
@@ -42,6 +39,26 @@ UPDATE_RATIO_CEILING = 1 / 3
 UPDATE_RATIO_FLOOR = 1e-7  # float32's epsilon is 1.2e-7: a smaller relative update mostly rounds away
 DEAD_FRACTION_HIGH = 0.5
 SATURATION_HIGH = 0.5
+
+
+@dataclass(frozen=True)
+class OptimizerSetting:
+    """The optimizer stepping a layer's parameters (the group of its largest parameter)."""
+
+    name: str  # the optimizer's class name, "AdamW"
+    kind: str  # "adaptive" (Adam family: a step of about lr per weight) | "sgd" (a step of lr x gradient) | "other"
+    lr: float
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    path: str  # dotted module path ("" = the root)
+    type: str  # class name
+    file: Optional[str] = None  # project line where it is called
+    line: Optional[int] = None
+    parameters: int = 0  # trainable elements it owns (0: an activation, a pooling layer)
+    normalization: bool = False  # a BatchNorm/LayerNorm/GroupNorm-like layer: its affine scale and shift
+    optimizer: Optional[OptimizerSetting] = None  # None: no optimizer in view stepped its parameters
 
 
 @dataclass(frozen=True)

@@ -35,10 +35,10 @@ from torch import nn
 
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.health.activations import dead_fraction, first_tensor, mean_and_std
+from skyline_tui.profiler.health.flags import LayerInfo
 from skyline_tui.profiler.health.judgement import (
     BUILTIN_METRICS,
     IterationValues,
-    LayerInfo,
     SubscriberValues,
     judge_health,
 )
