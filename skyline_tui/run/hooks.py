@@ -59,14 +59,14 @@ class PendingLoss:
 
 
 def read_loss(tensor: Any) -> Any:
-    """The loss as a float (CPU), a pending read (CUDA), or None (not a scalar tensor)."""
+    """The loss as a float (CPU), a pending read (CUDA), or None (not a scalar floating-point tensor)."""
     if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or not tensor.is_floating_point():
         return None
-    if tensor.device.type == "cuda":
+    if tensor.is_cuda:
         return PendingLoss(tensor)
-    if tensor.device.type == "meta":
+    if tensor.is_meta:
         return None
-    return float(tensor.detach())
+    return tensor.item()  # on the CPU no device to wait for
 
 
 def first_batch_tensor(args: Any, kwargs: Optional[dict[str, Any]]) -> Optional[tuple[str, torch.Tensor]]:
@@ -135,8 +135,10 @@ class RunHooks:
     """The step engine fed by torch's hooks; closed steps go to ``send`` as ``Step`` events."""
 
     def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None,
-                 health_every: Optional[int] = None, root: Optional[str] = None):
+                 health_every: Optional[int] = None, root: Optional[str] = None,
+                 send_line: Optional[Callable[[bytes, float], None]] = None):
         self._send = send
+        self._send_line = send_line or (lambda line, now: None)
         self._health_every = health_every
         self._root = root or os.getcwd()
         self.health: Any = None  # HealthSampler, from the first step on when --health-every is given
@@ -344,37 +346,36 @@ class RunHooks:
             if not wait and not all(not isinstance(loss, PendingLoss) or loss.ready() for loss in segment.losses):
                 return
             self._waiting.popleft()
-            self._send(self._step_event(segment))
+            self._send_line(self._step_line(segment), segment.end)
             for event in self._pending_events:
                 self._send(event)
             self._pending_events = []
 
-    def _step_event(self, segment: Segment) -> ev.Step:
+    def _step_line(self, segment: Segment) -> bytes:
         self.emitted += 1
         losses = [loss.value() if isinstance(loss, PendingLoss) else loss for loss in segment.losses]
-        finite = tuple(v if v is not None and math.isfinite(v) else None for v in losses)
+        finite = [v if v is not None and math.isfinite(v) else None for v in losses]
+        bad = sum(1 for v in losses if v is not None and not math.isfinite(v))
         seconds = segment.seconds
         wall = segment.end - segment.start
-        other = wall - sum(seconds.values())
         allocated = reserved = peak = rss = None
         if self.memory.due(segment.end):
             allocated, reserved, peak = self.memory.cuda()
             rss = self.memory.rss()
             if peak is not None and reserved is not None:
                 self.peaks = [max(self.peaks[0], peak), max(self.peaks[1], reserved)]
-        if not self._loss_non_finite_said and any(v is not None and not math.isfinite(v) for v in losses):
+        if bad and not self._loss_non_finite_said:
             self._loss_non_finite_said = True
             hint = "" if self._health_every == 1 else " (--health-every 1 locates the layer)"
             self._pending_events.append(ev.NonFiniteSeen(
                 step=self.emitted, where=None, message=f"the loss was not finite first at step {self.emitted}{hint}"))
-        return ev.Step(
-            index=self.emitted, health_sampled=segment.health, end_s=round(segment.end - self._started, 6),
-            wall_ms=wall * 1e3,
-            forward_ms=seconds[FORWARD] * 1e3, backward_ms=seconds[BACKWARD] * 1e3,
-            optimizer_ms=seconds[OPTIMIZER] * 1e3, evaluation_ms=seconds[EVALUATION] * 1e3,
-            other_ms=max(0.0, other) * 1e3, samples=segment.samples, losses=finite,
-            non_finite_losses=sum(1 for v in losses if v is not None and not math.isfinite(v)),
-            allocated_bytes=allocated, reserved_bytes=reserved, peak_allocated_bytes=peak, rss_bytes=rss)
+        forward, backward = seconds[FORWARD] * 1e3, seconds[BACKWARD] * 1e3
+        optimizer, evaluation = seconds[OPTIMIZER] * 1e3, seconds[EVALUATION] * 1e3
+        wall_ms = wall * 1e3
+        other = max(0.0, wall_ms - forward - backward - optimizer - evaluation)
+        return ev.step_line(self.emitted, round(segment.end - self._started, 6), wall_ms, forward, backward, optimizer,
+                            evaluation, other, segment.samples, finite, bad, allocated, reserved, peak, rss,
+                            segment.health)
 
     def finish(self) -> None:
         """The script is over: close what can be closed and send every step still waiting for its loss."""
