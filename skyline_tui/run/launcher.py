@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 from skyline_tui.dataclass_json import ReportFormatError
 from skyline_tui.run import events as ev
@@ -134,7 +134,7 @@ def _read_events(fd: int, child: subprocess.Popen[bytes], on_event: EventSink,
         exited = child.poll() is not None
 
 
-def _deliver(line: bytes, on_event: EventSink) -> None:
+def _deliver(line: Union[bytes, bytearray], on_event: EventSink) -> None:
     if not line.strip():
         return
     try:
