@@ -56,3 +56,19 @@ def test_every_event_survives_its_json_line():
     step = samples[3]
     assert isinstance(step, ev.Step)
     assert ev.decode(ev.encode(dataclasses.replace(step, samples=64))).samples == 64
+
+
+def test_the_launcher_side_imports_neither_torch_nor_a_ui_library(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.run_support import environment
+
+    script = tmp_path / "plain.py"
+    script.write_text("print('ok')\n")
+    probe = ("import sys\nfrom skyline_tui.run.command import main\ncode = main(['-q', '--no-history', sys.argv[1]])\n"
+             "loaded = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]\n"
+             "print('LOADED', loaded, code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(script)], env=environment(), capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.splitlines()[-1] == "LOADED [] 0", done.stderr
