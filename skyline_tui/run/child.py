@@ -126,7 +126,7 @@ def _finish(state: ChildState) -> None:
 def _evaluation_ms(hooks: Any) -> float:
     if hooks is None:
         return 0.0
-    return hooks.evaluation_seconds() * 1e3
+    return float(hooks.evaluation_seconds()) * 1e3
 
 
 def why_no_steps(state: ChildState) -> Optional[str]:

@@ -63,10 +63,10 @@ class HealthSampler:
             for path, metrics in values.items():
                 shown = f"{prefix}.{path}" if prefix and path else (prefix or path)
                 merged[shown] = {name: v if math.isfinite(v) else None for name, v in metrics.items()}
-            for path, metrics in (publisher.custom[-1] if publisher.custom else {}).items():
+            for path, custom in (publisher.custom[-1] if publisher.custom else {}).items():
                 shown = f"{prefix}.{path}" if prefix and path else (prefix or path)
                 merged.setdefault(shown, {}).update(
-                    {name: v if v is not None and math.isfinite(v) else None for name, v in metrics.items()})
+                    {name: v if v is not None and math.isfinite(v) else None for name, v in custom.items()})
         if found is not None:
             self.non_finite = found
         self.samples += 1

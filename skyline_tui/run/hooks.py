@@ -191,7 +191,7 @@ class RunHooks:
             engine.optimizer_built(key)
             weakref.finalize(optimizer, engine.alive.discard, key)
 
-        torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign]
+        torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign,assignment]
 
     def _wrap_grad_scaler(self) -> None:
         """Mixed precision skips ``optimizer.step()`` when the scaled gradients overflowed (often, in the first
@@ -256,8 +256,8 @@ class RunHooks:
         def grad_losses(outputs: Any = None, *args: Any, **kwargs: Any) -> Any:
             return outputs
 
-        autograd.backward = wrap(autograd.backward, backward_losses)  # type: ignore[assignment]
-        autograd.grad = wrap(autograd.grad, grad_losses)  # type: ignore[assignment]
+        autograd.backward = wrap(autograd.backward, backward_losses)
+        autograd.grad = wrap(autograd.grad, grad_losses)
 
     def _backward_begins(self, tensors: Any) -> None:
         if self._health_due:
