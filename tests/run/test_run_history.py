@@ -11,7 +11,7 @@ from skyline_tui.history.train_steps import MAX_STEP_ROWS, step_rows
 from skyline_tui.run.events import Step
 from tests.history_support import make_report
 from tests.run_support import TRAIN, command, environment, printed, step_count
-from tests.test_history_store import write_version_2_store
+from tests.history.test_history_store import write_version_2_store
 
 
 def test_a_run_is_recorded_with_its_steps_and_listed_with_its_kind(tmp_path):

@@ -19,8 +19,8 @@ from skyline_tui.lifetime import MEASURER_NAME
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import WorkerClient
 
-from .conftest import FIXTURES
-from .processes import new_marker, processes_with_marker
+from ..conftest import FIXTURES
+from ..processes import new_marker, processes_with_marker
 from .test_worker import Recorder
 
 # The predictions on, the other phases off: the run reaches a batch size measured in a process of its own, where

@@ -22,7 +22,7 @@ from skyline_tui.history.commands import diff_main
 from skyline_tui.report import DeviceInfo
 from skyline_tui.tui.history_sink import HistorySink
 
-from .history_support import make_report
+from ..history_support import make_report
 
 CONFIG = {"warmup_s": 0.1, "throughput_budget_s": 2.0}
 
