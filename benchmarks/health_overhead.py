@@ -9,7 +9,8 @@ iterations measured next to it: steadier when the machine's speed drifts; goal: 
 
 ``--baseline PATH`` measures another checkout's health phase (``/work/main``, say) the same way, its
 process and this one's alternating per sample, so a before/after comparison comes from one run.  Usage:
-``python benchmarks/health_overhead.py [--rounds 5] [--iterations 10] [--threads 1] [--baseline PATH]``.
+``python benchmarks/health_overhead.py [--rounds 5] [--iterations 10] [--threads 1] [--baseline PATH]
+[--sample NAME]``.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's default)")
     parser.add_argument("--baseline", metavar="PATH", help="another checkout to measure alternately (before/after)")
+    parser.add_argument("--sample", action="append", help="only this bundled sample (repeatable; default: all)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -97,7 +99,8 @@ def main() -> None:
     codes = [("baseline", Path(args.baseline).resolve()), ("this", REPO)] if args.baseline else [("this", REPO)]
     print(f"{'sample':<12} {'code':<9} {'device':<6} {'batch':>5} {'health ms':>10} {'plain ms':>10} {'ratio':>6} "
           f"{'per-round':>9}")
-    for i, entry in enumerate(sorted(SAMPLES.glob("*/entry.py"))):
+    entries = [e for e in sorted(SAMPLES.glob("*/entry.py")) if not args.sample or e.parent.name in args.sample]
+    for i, entry in enumerate(entries):
         for name, code in codes if i % 2 == 0 else codes[::-1]:  # alternating which goes first
             r = measure_in_process(code, entry, args)
             if isinstance(r, str):

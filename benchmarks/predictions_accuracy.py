@@ -26,7 +26,7 @@ Fresh processes because under glibc's defaults a CPU batch size's time depends o
 history: freed memory goes back to the system and is faulted in again every iteration, or not, depending
 on what ran before.  In one process, after the larger batch sizes, the lstm at 96 ran 11.5-12.0 ms with no
 page faults; a fresh process at 96 ran 20.8-22.3 ms with 5,800-7,900 faults an iteration.  The profiler
-measures each batch size in a fresh process too (profiler/batch_processes.py).  The allocator is made
+measures each batch size in a fresh process too (profiler/predictions/processes.py).  The allocator is made
 steady (``MALLOC_TOP_PAD_``, 512 MiB) unless ``--default-malloc``, which is what the CLI runs under.
 """
 
@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402  (imported before any fork: each plain loop starts from here, as the worker's runs do)
 
 from skyline_tui.config import ProfileConfig  # noqa: E402
-from skyline_tui.fits import iteration_ms_at  # noqa: E402
+from skyline_tui.predictions.fits import iteration_ms_at  # noqa: E402
 from skyline_tui.profiler.entry import load_entry_point  # noqa: E402
 from skyline_tui.presentation import STEADY_MALLOC_TOP_PAD  # noqa: E402
 from skyline_tui.worker.client import profile_once  # noqa: E402

@@ -10,6 +10,8 @@ each timed from the write to the first RunReport carrying throughput.  Beside th
 what that number needs, timed in this process with torch imported: loading the entry point (import,
 model, inputs) and the throughput phase (warm-up + measured iterations) with the same config.  The target
 is save -> number <= 1.5 x plain + 0.5 s.  Ratios are measured in one run (the machine is noisy).
+This stops at the number's arrival, without the app: ``save_to_screen.py`` times the same save through the app
+to the frame that shows it, split step by step.
 
 Usage: python benchmarks/save_latency.py [--saves N] [--cold-saves N] [--config app|json|quick|fixed] [SAMPLE ...]
 """
@@ -36,7 +38,7 @@ from skyline_tui.worker import protocol as p  # noqa: E402
 from skyline_tui.worker.client import WorkerClient  # noqa: E402
 
 SAMPLES = ("mlp", "convnet", "transformer", "lstm")
-HAS_PREDICTIONS = importlib.util.find_spec("skyline_tui.profiler.batch_scaling") is not None
+HAS_PREDICTIONS = importlib.util.find_spec("skyline_tui.profiler.predictions.scaling") is not None
 
 
 CONFIGS = {

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Optional, Sequence
 
-from skyline_tui.commands import Command, diff, history, profile, sweep
+from skyline_tui.commands import Command, diff, history, profile, run, sweep
 
 # Every verb, the default first (``skyline-tui ENTRY``, no word); the others by the word after ``skyline-tui``.
 # A verb's module imports its heavy parts inside ``run``, so listing it here slows no other verb's start.
@@ -18,6 +18,7 @@ COMMANDS: list[Command] = [
     history.HistoryCommand(),
     diff.DiffCommand(),
     sweep.SweepCommand(),
+    run.RunCommand(),
 ]
 
 

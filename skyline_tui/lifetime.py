@@ -8,7 +8,7 @@ import signal
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
-MEASURER_NAME = "skyline-measure"  # a batch size measured in a process of its own (batch_processes.py)
+MEASURER_NAME = "skyline-measure"  # a batch size measured in a process of its own (profiler/predictions/processes.py)
 
 
 def die_with_parent() -> None:

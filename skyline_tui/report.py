@@ -187,7 +187,7 @@ class Predictions:
     run_time_ms: Optional[LinearFit]
     peak_memory_bytes: Optional[LinearFit]
     # At max_batch_size when that is known, else the fit's limit 1000/slope; null when the fit is
-    # meaningless (slope not positive, or R² below skyline_tui.fits.MIN_R2_FOR_MAX).
+    # meaningless (slope not positive, or R² below skyline_tui.predictions.fits.MIN_R2_FOR_MAX).
     predicted_max_samples_per_second: Optional[float]
     max_batch_size: Optional[int]  # the largest batch predicted (or known) to fit in device memory
     oom_batch_size: Optional[int] = None  # smallest batch size that ran out of memory, if any
@@ -196,7 +196,7 @@ class Predictions:
     capacity_bytes: Optional[int] = None
     memory_headroom: float = 0.0
     fits_rule: str = ""
-    # How iteration times at other batch sizes are predicted (skyline_tui.fits.time_model): "line", the
+    # How iteration times at other batch sizes are predicted (skyline_tui.predictions.fits.time_model): "line", the
     # run_time_ms fit, when it passes within their noise of every measured point (it then averages their
     # noise); "points", the measured points joined, when the curve bends away from any line.
     time_model: str = "line"

@@ -31,7 +31,7 @@ import stat
 import tempfile
 import tokenize
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, TypeVar, Union
 
 PROVIDER_NAMES = ("skyline_input_provider", "deepview_input_provider")  # in the loader's order
 PARAMETER = "batch_size"
@@ -39,6 +39,7 @@ _BOM = b"\xef\xbb\xbf"
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 
 Source = Union[str, bytes]
+SourceT = TypeVar("SourceT", str, bytes)  # a function given bytes returns bytes, given text returns text
 
 
 class RewriteError(Exception):
@@ -77,7 +78,7 @@ def find_batch_size_default(source: Source) -> BatchSizeDefault:
     return _find_in_text(source)
 
 
-def replace_batch_size_default(source: Source, new_batch_size: int) -> Source:
+def replace_batch_size_default(source: SourceT, new_batch_size: int) -> SourceT:
     """``source`` with only the default literal changed (same type as given)."""
     _check_new_value(new_batch_size)
     found = find_batch_size_default(source)
@@ -110,8 +111,7 @@ def write_batch_size(path: Union[str, os.PathLike[str]], new_batch_size: int,
     if found.value == new_batch_size:
         return RewriteResult(path=display, old=found, new_batch_size=new_batch_size, source=original,
                              changed=False)
-    literal = format_literal(new_batch_size, found.literal).encode("ascii")
-    updated = original[: found.start] + literal + original[found.end:]
+    updated = replace_batch_size_default(original, new_batch_size)
     _replace_atomically(target, display, original, updated)
     return RewriteResult(path=display, old=found, new_batch_size=new_batch_size, source=updated, changed=True)
 

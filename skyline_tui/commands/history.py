@@ -11,7 +11,8 @@ EXIT_OK, EXIT_ERROR = 0, 1
 DEFAULT_LIMIT = 20  # the table; --json lists every run unless --limit says otherwise
 JSON_FIELDS = ("id", "created_at", "entry_point", "project_root", "batch_size", "device", "torch_version",
                "samples_per_second", "iteration_ms", "iteration_ms_stdev", "peak_bytes", "error_kind", "status",
-               "git_commit", "git_dirty", "source_hash", "sweep_id", "config", "knobs")
+               "git_commit", "git_dirty", "source_hash", "sweep_id", "config", "knobs", "kind", "argv", "steps",
+               "exit_code", "final_loss")
 
 
 class HistoryCommand(Command):

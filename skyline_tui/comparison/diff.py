@@ -27,6 +27,7 @@ from skyline_tui.comparison.rule import (
     PEAK_NOISE_FRACTION,
     UNKNOWN,
     Drift,
+    figure_change,
     relative_noise,
     verdict,
 )
@@ -134,14 +135,14 @@ def diff_reports(a: Report, b: Report, label_a: RunLabel | None = None, label_b:
     asked (two report files): then the runs' own spreads and the 5 % floor alone."""
     fraction = noise_fraction(a, b, drift)
     ta, tb = a.throughput, b.throughput
-    throughput = _compare(ta.samples_per_second if ta else None, tb.samples_per_second if tb else None,
-                          fraction, drift, up="faster", down="slower")
-    iteration = _compare(ta.iteration_ms if ta else None, tb.iteration_ms if tb else None, fraction, drift,
-                         up="slower", down="faster")
+    throughput = figure_change(ta.samples_per_second if ta else None, tb.samples_per_second if tb else None,
+                               fraction, drift, up="faster", down="slower")
+    iteration = figure_change(ta.iteration_ms if ta else None, tb.iteration_ms if tb else None, fraction, drift,
+                              up="slower", down="faster")
     # Memory does not drift as time does; runs of the same source and config still differ only by noise.
     memory_drift = None if drift is None else Drift(sigma=0.0, same_source=drift.same_source)
-    peak = _compare(a.memory.peak_bytes if a.memory else None, b.memory.peak_bytes if b.memory else None,
-                    PEAK_NOISE_FRACTION, memory_drift, up="more", down="less")
+    peak = figure_change(a.memory.peak_bytes if a.memory else None, b.memory.peak_bytes if b.memory else None,
+                         PEAK_NOISE_FRACTION, memory_drift, up="more", down="less")
     lines: tuple[LineChange, ...] = ()
     modules: tuple[ModuleChange, ...] = ()
     if a.breakdown is not None and b.breakdown is not None:  # else every line would read "new" or "gone"
@@ -199,16 +200,6 @@ def cautions(a: Report, b: Report, fraction: float, drift: Drift | None = None) 
                    "ms): the runs' two timings disagree, so the change may be what one throughput measurement met "
                    "(the machine, the allocator) rather than the code; profile again to tell")
     return tuple(out)
-
-
-def _compare(before: float | None, after: float | None, fraction: float, drift: Drift | None, *, up: str,
-             down: str) -> dict[str, Any]:
-    if before is None or after is None:
-        return {"before": before, "after": after, "delta": None, "delta_percent": None, "verdict": None}
-    delta = after - before
-    judged = verdict(before, after, fraction * max(abs(before), abs(after)), drift, up=up, down=down)
-    percent = 100.0 * delta / before if before else None
-    return {"before": before, "after": after, "delta": delta, "delta_percent": percent, "verdict": judged}
 
 
 def match_lines(before: Sequence[LineTiming], after: Sequence[LineTiming]

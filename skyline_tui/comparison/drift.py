@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from skyline_tui.comparison.rule import UNKNOWN_DRIFT_RATIO, Drift
 
 Row = Mapping[str, Any]
+DRIFT_WINDOW = 1000  # the newest runs of the store the drift is learned from
 
 
 class RunsSource(Protocol):
@@ -42,33 +43,37 @@ def same_source(a: Row, b: Row) -> bool:
     return key is not None and key == identity(b) and a.get("device") == b.get("device")
 
 
-def learn_drift(rows: Iterable[Row], device: str | None) -> Drift:
-    """The drift among ``rows`` (one entry point's runs) measured on ``device``; failed runs left out."""
+def learn_drift(rows: Iterable[Row], device: str | None, figure: str = "iteration_ms") -> Drift:
+    """The drift of ``figure`` (a positive number each row holds: the iteration time, or what a training
+    run's rows record) among ``rows`` (one entry point's runs) measured on ``device``; failed runs left out."""
     groups: dict[tuple[Any, ...], list[float]] = defaultdict(list)
     for row in rows:
         key = identity(row)
-        ms = row.get("iteration_ms")
-        if key is None or row.get("device") != device or row.get("error_kind") is not None or not ms or ms <= 0:
+        value = row.get(figure)
+        if key is None or row.get("device") != device or row.get("error_kind") is not None or not value or value <= 0:
             continue
-        groups[key].append(float(ms))
-    repeated = [times for times in groups.values() if len(times) >= 2]
+        groups[key].append(float(value))
+    repeated = [values for values in groups.values() if len(values) >= 2]
     if not repeated:
         return Drift(sigma=None)
     squares = 0.0
     degrees = 0
-    for times in repeated:
-        mean = math.fsum(times) / len(times)
-        squares += math.fsum((ms / mean - 1.0) ** 2 for ms in times)
-        degrees += len(times) - 1
+    for values in repeated:
+        mean = math.fsum(values) / len(values)
+        squares += math.fsum((value / mean - 1.0) ** 2 for value in values)
+        degrees += len(values) - 1
     return Drift(sigma=math.sqrt(squares / degrees), runs=sum(len(t) for t in repeated), groups=len(repeated))
 
 
 def drift_between(history: RunsSource, a_id: int | None, b_id: int | None) -> Drift:
     """The drift for comparing runs ``a_id`` and ``b_id`` of the store (either may be None: a run not
-    recorded): learned from the runs of the later run's entry point on its machine, and whether the two ran
-    the same source and config."""
-    rows = history.runs(None)
+    recorded): learned from the runs of the later run's entry point on its machine among the store's newest
+    :data:`DRIFT_WINDOW` (this machine as it is now, and a bounded read of a store of 10,000 runs), and
+    whether the two ran the same source and config."""
+    rows = history.runs(None, limit=DRIFT_WINDOW)
     by_id = {row["id"]: row for row in rows}
+    if any(run_id is not None and run_id not in by_id for run_id in (a_id, b_id)):
+        by_id = {row["id"]: row for row in history.runs(None)}  # an older run: read them all
     a, b = by_id.get(a_id), by_id.get(b_id)
     known = b or a
     if known is None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 NOISE_SIGMAS = 2.0  # a change beyond two standard deviations of the two measurements together
 # Repeated runs of one unchanged model on these machines drift by a few percent even when each run's own
@@ -101,3 +102,16 @@ def verdict(before: float, after: float, band: float, drift: Drift | None, *, up
 def within_unknown_drift(before: float, after: float) -> bool:
     low, high = sorted((abs(before), abs(after)))
     return high < UNKNOWN_DRIFT_RATIO * low
+
+
+def figure_change(before: float | None, after: float | None, fraction: float, drift: Drift | None, *, up: str,
+                  down: str) -> dict[str, Any]:
+    """One figure of two runs (a throughput, a phase's time, a peak, a final loss), judged with a band of
+    ``fraction`` of the larger value: ``before``, ``after``, ``delta``, ``delta_percent`` (of ``before``) and
+    ``verdict`` (None without both values), the shape ``diff --json`` gives its totals."""
+    if before is None or after is None:
+        return {"before": before, "after": after, "delta": None, "delta_percent": None, "verdict": None}
+    delta = after - before
+    judged = verdict(before, after, fraction * max(abs(before), abs(after)), drift, up=up, down=down)
+    percent = 100.0 * delta / before if before else None
+    return {"before": before, "after": after, "delta": delta, "delta_percent": percent, "verdict": judged}

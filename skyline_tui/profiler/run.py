@@ -16,8 +16,8 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
-from skyline_tui.profiler.batch_processes import BatchProcesses
-from skyline_tui.profiler.batch_scaling import measure_predictions
+from skyline_tui.profiler.predictions.processes import BatchProcesses
+from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.errors import ProfileError, from_exception, is_oom
 from skyline_tui.profiler.faults import fault_time
@@ -91,7 +91,7 @@ def profile(entry: str, root: Optional[str], config: ProfileConfig, emit: Option
     try:
         ep = entry_mod.load_entry_point(entry, root)
         if config.predictions and not config.compile:
-            # Before anything is built: a process that has run a parallel op cannot fork (batch_processes.py).
+            # Before anything is built: a process that has run a parallel op cannot fork (predictions/processes.py).
             processes = BatchProcesses.start(ep)
         report = report.replace(entry_point=str(ep.path), project_root=str(ep.files.root))
         batch_size = config.batch_size or ep.default_batch_size

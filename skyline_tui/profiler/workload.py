@@ -10,7 +10,7 @@ import os
 import platform
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import torch
 
@@ -19,6 +19,8 @@ from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.errors import ProfileError, from_exception
 from skyline_tui.report import DeviceInfo
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Workload:
     knobs: dict[str, Any] = field(default_factory=dict)  # provider keyword arguments (ProfileConfig.knobs)
     channels_last: bool = False
     _inputs_by_batch: dict[int, tuple[Any, ...]] = field(default_factory=dict)
-    # Where the predictions measure each new batch size on CPU: a batch_processes.BatchProcesses (run.py
+    # Where the predictions measure each new batch size on CPU: a predictions.processes.BatchProcesses (run.py
     # starts it before the load), or None: in this process.
     batch_processes: Any = None
 
@@ -47,7 +49,7 @@ class Workload:
             return self.inputs
         return _formatted(entry_mod.make_inputs(self.entry, batch_size, self.knobs), self.channels_last)
 
-    def run_user(self, func: Callable[[], Any], what: str) -> Any:
+    def run_user(self, func: Callable[[], T], what: str) -> T:
         """Run user code, turning its exceptions into errors that point at the user's frame."""
         try:
             return func()

@@ -30,7 +30,7 @@ from skyline_tui.tui.history_actions import AppHistory
 from skyline_tui.tui.history_sink import HistorySink
 from skyline_tui.tui.profile_on_save import FilesSaved, ProfileOnSave, WatchingChanged, describe_saves
 from skyline_tui.tui.state import AppState, LiveState, past_run_title
-from skyline_tui.tui.targets import step_batch_size
+from skyline_tui.predictions.targets import step_batch_size
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.help import HelpScreen

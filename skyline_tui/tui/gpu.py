@@ -8,7 +8,6 @@ support) come back as ``None`` for that field only.  Nothing outside this module
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -119,11 +118,12 @@ class GpuMonitor:
                                               "which one ran it is unknown")
             return None
         for candidate, is_mig in _uuid_candidates(uuid):
-            handle = _query(functools.partial(nvml.nvmlDeviceGetHandleByUUID, candidate))
+            # Looked up inside _query: an old NVML may lack the function itself.
+            handle = _query(lambda key: nvml.nvmlDeviceGetHandleByUUID(key), candidate)
             if handle is None:
                 continue
             if is_mig:
-                parent = _query(functools.partial(nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle, handle))
+                parent = _query(lambda mig: nvml.nvmlDeviceGetDeviceHandleFromMigDeviceHandle(mig), handle)
                 return (parent, True) if parent is not None else None
             return handle, False
         self._problem = self._problem or f"NVML knows no GPU with UUID {uuid}"
@@ -146,9 +146,9 @@ def _import_pynvml() -> Any:
     return pynvml
 
 
-def _query(call: Callable[[], Any]) -> Any:
+def _query(call: Callable[..., Any], *args: Any) -> Any:
     try:
-        return call()
+        return call(*args)
     except Exception:  # NVMLError_NotSupported and friends: that one field is N/A
         return None
 

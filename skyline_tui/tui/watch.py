@@ -27,7 +27,11 @@ import stat
 import threading
 import time
 from pathlib import PurePath
-from typing import Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional, cast
+
+if TYPE_CHECKING:  # watchdog itself is imported when the watcher starts (picking its backend costs)
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers.api import BaseObserver, ObservedWatch
 
 # A save is a burst of events over a few milliseconds (write, or write a temp file and rename): 80 ms of
 # quiet ends it with room to spare, and every millisecond here is one the user waits for the first number.
@@ -185,9 +189,9 @@ class ProjectWatcher:
         self._wakeup = threading.Condition()
         self._stopping = False
         self._busy = False  # comparing signatures or inside on_change
-        self._observer = None
+        self._observer: Optional[BaseObserver] = None
         self._handler: Optional[_EventForwarder] = None
-        self._watches: dict[str, object] = {}  # folder -> watchdog's ObservedWatch
+        self._watches: dict[str, ObservedWatch] = {}  # folder -> its watch
         self._thread: Optional[threading.Thread] = None
         self.events_received = 0  # every filesystem event, ignored or not (tests wait on it)
         self.last_event_path: Optional[str] = None
@@ -255,7 +259,9 @@ class ProjectWatcher:
         for folder in project_folders(top, self.root):
             if folder not in self._watches:
                 try:
-                    self._watches[folder] = observer.schedule(self._handler, folder, recursive=False)
+                    # Duck-typed: watchdog only ever calls the handler's dispatch().
+                    handler = cast("FileSystemEventHandler", self._handler)
+                    self._watches[folder] = observer.schedule(handler, folder, recursive=False)
                 except OSError:  # gone already, or out of inotify watches: the rescan still sees its files
                     pass
 
@@ -339,7 +345,7 @@ class _EventForwarder:
     def __init__(self, forward: Callable[[list[str], bool, bool], None]) -> None:
         self._forward = forward
 
-    def dispatch(self, event) -> None:  # watchdog calls dispatch() for every event
+    def dispatch(self, event: FileSystemEvent) -> None:  # watchdog calls dispatch() for every event
         kind = event.event_type
         if kind in ("opened", "closed_no_write"):
             return  # reads, not writes (the profiler reading the entry point must not re-profile it)

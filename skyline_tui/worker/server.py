@@ -30,7 +30,7 @@ import sys
 import termios
 import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from skyline_tui.lifetime import adopt_orphans
 from skyline_tui.worker import protocol as p
@@ -38,6 +38,9 @@ from skyline_tui.worker import stacks
 from skyline_tui.worker.child import child_main, preload
 from skyline_tui.worker.fork_safety import cuda_fork_problem
 from skyline_tui.worker.output import RunOutput
+
+if TYPE_CHECKING:
+    from skyline_tui.profiler.frames import ProjectFiles
 
 POLL_S = 0.05
 READ_BYTES = 65536
@@ -288,7 +291,8 @@ class Worker:
 def _pending_bytes(fd: int) -> int:
     """Bytes waiting in a pipe (Linux FIONREAD); a closed or unreadable pipe counts as empty."""
     try:
-        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        pending: int = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return pending
     except OSError:
         return 0
 
@@ -305,7 +309,7 @@ def _describe_exit(status: int) -> tuple[str, str]:
     return "exit", f"your code ended the process with exit status {code} (os._exit?) before the profile finished"
 
 
-def _project_files(request: p.ProfileRequest):
+def _project_files(request: p.ProfileRequest) -> ProjectFiles:
     from skyline_tui.profiler.frames import ProjectFiles
 
     return ProjectFiles(request.root or os.path.dirname(os.path.abspath(request.entry)))
@@ -367,7 +371,9 @@ def _reap_strays(run_pid: Optional[int]) -> None:
 
 
 def _kill_group(pid: int) -> None:
-    for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+    targets: tuple[Callable[[], None], ...] = (lambda: os.killpg(pid, signal.SIGKILL),
+                                               lambda: os.kill(pid, signal.SIGKILL))
+    for target in targets:
         try:
             target()
         except (ProcessLookupError, PermissionError):

@@ -14,7 +14,7 @@ import linecache
 import os
 import re
 from dataclasses import dataclass
-from typing import Optional
+from typing import NoReturn, Optional
 
 from skyline_tui.lifetime import MEASURER_NAME
 from skyline_tui.profiler.frames import ProjectFiles
@@ -40,14 +40,14 @@ def arm(fd: int) -> None:
     faulthandler.enable(file=fd, all_threads=False)
     child = os.getpid()
 
-    def _exit(code: int) -> None:
+    def _exit(status: int) -> NoReturn:  # os._exit's own signature: a caller may name the argument
         if os.getpid() == child:  # not a process the user's code forked (DataLoader workers exit this way)
             try:
-                os.write(fd, f"os._exit({int(code)}) called\n".encode())
+                os.write(fd, f"os._exit({int(status)}) called\n".encode())
                 faulthandler.dump_traceback(file=fd, all_threads=False)
             except (OSError, ValueError, TypeError):
                 pass
-        REAL_EXIT(code)
+        REAL_EXIT(status)
 
     os._exit = _exit
 
@@ -83,7 +83,7 @@ def locate(dump: bytes, files: ProjectFiles) -> Optional[Location]:
 
 
 def measurers(group: int) -> list[int]:
-    """The processes of the run's process group ``group`` that measure a batch size (named by batch_processes.py),
+    """The processes of the run's process group ``group`` that measure a batch size (named by predictions/processes.py),
     the outermost only (what the user's code forks there carries the name too).  Empty without ``/proc``."""
     processes: dict[int, tuple[str, int, int]] = {}  # pid: (name, parent, group)
     try:

@@ -25,7 +25,7 @@ def roots(modules: set[str]) -> set[str]:
 def test_the_profiler_imports_no_ui_library():
     loaded = imported_after(
         "import skyline_tui.profiler.run, skyline_tui.profiler.breakdown, skyline_tui.profiler.memory,"
-        " skyline_tui.profiler.batch_scaling, skyline_tui.worker.server")
+        " skyline_tui.profiler.predictions.scaling, skyline_tui.worker.server")
     assert not roots(loaded) & {"textual", "rich", "pygments"}
 
 

@@ -10,7 +10,8 @@ from app_support import REPO
 
 def test_importing_the_app_imports_neither_torch_nor_the_profiler():
     code = (
-        "import sys, skyline_tui.tui.app, skyline_tui.tui.views.source, skyline_tui.tui.gpu, skyline_tui.tui.targets\n"
+        "import sys, skyline_tui.tui.app, skyline_tui.tui.views.source, skyline_tui.tui.gpu\n"
+        "import skyline_tui.predictions.targets\n"
         "bad = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'skyline_tui.profiler')))\n"
         "print(','.join(bad))\n"
     )

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
+import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -53,10 +57,34 @@ def test_bad_arguments_exit_with_usage_error(tmp_path):
     assert "must be at least 1" in result.stderr
 
 
+def default_batch_size(entry: Path) -> int:
+    """The input provider's default batch size, read from the source (nothing imported)."""
+    (provider,) = [node for node in ast.parse(entry.read_text()).body
+                   if isinstance(node, ast.FunctionDef) and node.name == "skyline_input_provider"]
+    default = provider.args.defaults[-1]
+    assert isinstance(default, ast.Constant) and isinstance(default.value, int)
+    return default.value
+
+
+def weight_bytes_by_hand(entry: Path) -> int:
+    """The sample's model built in this process, its parameters' and buffers' bytes summed in a plain loop, each
+    storage once."""
+    sys.path.insert(0, str(entry.parent))  # its sibling modules (model.py); conftest forgets them afterwards
+    spec = importlib.util.spec_from_file_location(f"sample_{entry.parent.name}", entry)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.skyline_model_provider()
+    storages = {t.untyped_storage().data_ptr(): t.numel() * t.element_size()
+                for t in [*model.parameters(), *model.buffers()]}
+    return sum(storages.values())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sample", ["mlp", "convnet", "transformer", "lstm"])
 def test_every_sample_profiles_end_to_end(sample, tmp_path):
-    result = run_cli(str(SAMPLES / sample / "entry.py"), "--json", "-", *QUICK_FLAGS, cwd=tmp_path, timeout=300)
+    entry = SAMPLES / sample / "entry.py"
+    result = run_cli(str(entry), "--json", "-", *QUICK_FLAGS, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout)
     jsonschema.validate(report, SCHEMA)
@@ -66,6 +94,15 @@ def test_every_sample_profiles_end_to_end(sample, tmp_path):
     assert report["device"]["type"] == ("cuda" if torch.cuda.is_available() else "cpu")
     assert report["throughput"]["iterations_measured"] >= 2
     assert report["throughput"]["iteration_ms"] > 0
+    # Against the sample itself: its default batch, its model's weights counted here, and every breakdown row
+    # quoting the line of the file it names.
+    assert report["batch_size"] == default_batch_size(entry)
+    assert report["memory"]["weights_bytes"] == weight_bytes_by_hand(entry)
+    rows = report["breakdown"]["lines"]
+    assert rows
+    for row in rows:
+        source = (Path(report["project_root"]) / row["file"]).read_text().splitlines()
+        assert source[row["line"] - 1].strip() == row["code"], row
 
 
 def test_json_to_a_device_or_fifo_writes_through_and_keeps_it_special(tmp_path):

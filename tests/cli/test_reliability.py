@@ -78,7 +78,7 @@ def test_out_of_memory_above_the_default_batch_is_recovered_and_bounds_max_batch
 
 
 def test_a_hang_in_a_batch_size_measured_in_its_own_process_points_at_the_users_line(tmp_path):
-    # On CPU each predicted batch size runs in a process of its own (profiler/batch_processes.py): when the
+    # On CPU each predicted batch size runs in a process of its own (profiler/predictions/processes.py): when the
     # timeout strikes there, the stack that names the user's line is that process's, not the run's (which
     # only waits for it).  The fixture runs at its default batch size and loops forever above it.
     import subprocess

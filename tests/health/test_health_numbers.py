@@ -14,7 +14,8 @@ import torch
 from conftest import FIXTURES
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.health.publisher import OutsideModelCheck, dead_fraction, mean_and_std
+from skyline_tui.profiler.health.activations import dead_fraction, mean_and_std
+from skyline_tui.profiler.health.outside import OutsideModelCheck
 from skyline_tui.profiler.run import profile
 from skyline_tui.report import ModuleHealth
 

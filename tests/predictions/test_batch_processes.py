@@ -1,4 +1,4 @@
-"""On CPU each predicted batch size runs in a fresh process of its own (profiler/batch_processes.py), through the
+"""On CPU each predicted batch size runs in a fresh process of its own (profiler/predictions/processes.py), through the
 real worker: which process ran which batch, a measurer killed or failing at one batch, nothing left behind."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import time
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
-from skyline_tui.profiler.batch_processes import BatchProcesses
+from skyline_tui.profiler.predictions.processes import BatchProcesses
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import profile_once
 from tests.processes import new_marker, processes_with_marker

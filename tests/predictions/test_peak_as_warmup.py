@@ -13,7 +13,7 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
-from skyline_tui.profiler.batch_scaling import measure_predictions
+from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.run import device_info, load_workload, measure_throughput
 from skyline_tui.report import Report

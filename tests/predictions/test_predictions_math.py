@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from skyline_tui.fits import (
+from skyline_tui.comparison.rule import IN_ONE_PROCESS, Drift
+from skyline_tui.predictions.fits import (
     fit_linear,
     interpolated,
     iteration_ms_at,
@@ -139,7 +140,7 @@ def test_relative_weights_follow_the_small_points():
 
 
 def test_the_ui_side_modules_import_no_torch():
-    code = ("import sys, skyline_tui.fits, skyline_tui.rewrite; "
+    code = ("import sys, skyline_tui.predictions.fits, skyline_tui.rewrite; "
             "bad = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root)
@@ -207,3 +208,23 @@ def test_on_a_bent_curve_the_most_throughput_can_be_at_a_measured_middle_batch()
     assert max_samples_per_second(fit, max_batch_size=512, ms_at_max=100.0, measured=measured) == \
         pytest.approx(8000.0)
     assert max_samples_per_second(fit, max_batch_size=512, ms_at_max=100.0) == pytest.approx(5120.0)
+
+
+def test_points_measured_in_processes_of_their_own_are_judged_against_the_drift_between_them():
+    # The held-out convnet's case: a line through 37, 69 and 133 ms (1 ms per sample + 5) at 32, 64 and 128,
+    # and batch 128 read 157 ms in one profile (122 and 137 in two others): 24 ms, 18 %, off the line.
+    line = LinearFit(slope=1.0, bias=5.0, r2=0.99)
+    xs, ys = [32, 64, 128], [37.5, 68.0, 157.0]
+    tolerances = [0.05 * y for y in ys]  # the line's 5 % allowance: 1.875, 3.4 and 7.85 ms
+    # Measured in one process (no drift), or the drift not asked: 24 ms > 7.85 ms, the points.
+    assert time_model(line, xs, ys, tolerances) == "points"
+    assert time_model(line, xs, ys, tolerances, IN_ONE_PROCESS) == "points"
+    # A drift of 2 % a process: 7.85 + 2 * 0.02 * 157 = 14.13 ms < 24: still a bend.
+    assert time_model(line, xs, ys, tolerances, Drift(sigma=0.02)) == "points"
+    # A drift of 10 %: 7.85 + 2 * 0.10 * 157 = 39.25 ms > 24: the line, which averages that noise.
+    assert time_model(line, xs, ys, tolerances, Drift(sigma=0.10)) == "line"
+    # Unknown drift (each point in a process of its own, nothing to learn it from): 157 / 133 = 1.18x is
+    # within what drift alone has done here (2x): not a bend it can claim.
+    assert time_model(line, xs, ys, tolerances, Drift(sigma=None)) == "line"
+    # 340 ms where the line says 133 (2.56x) is a bend whatever the drift.
+    assert time_model(line, xs, [37.5, 68.0, 340.0], tolerances, Drift(sigma=None)) == "points"

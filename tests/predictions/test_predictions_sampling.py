@@ -15,8 +15,8 @@ import pytest
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
-from skyline_tui.fits import fit_linear, iteration_ms_at
-from skyline_tui.profiler.batch_scaling import MAX_PASSES, POINT_ROUNDS, ROUND_SCALE_LIMIT, measure_predictions
+from skyline_tui.predictions.fits import fit_linear, iteration_ms_at
+from skyline_tui.profiler.predictions.scaling import MAX_PASSES, POINT_ROUNDS, ROUND_SCALE_LIMIT, measure_predictions
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.run import device_info, load_workload, measure_throughput
 from skyline_tui.report import Report

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.batch_scaling import measure_predictions
+from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.breakdown import measure_breakdown
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.memory import CUDA_CAPACITY_SOURCE, measure_memory
@@ -252,7 +252,7 @@ def test_out_of_memory_above_batch_n_is_found_and_the_largest_batch_runs():
     assert predictions.oom_batch_size is not None and predictions.oom_batch_size > fixture.OOM_ABOVE, predictions
     assert predictions.max_batch_size is not None and predictions.max_batch_size <= fixture.OOM_ABOVE, predictions
     assert predictions.memory_headroom == 0.10 and predictions.capacity_bytes  # README: "less a 10 % headroom"
-    # As the throughput's: the host's page faults are not set against GPU time (batch_timing.FaultTally).
+    # As the throughput's: the host's page faults are not set against GPU time (profiler/predictions/timing.FaultTally).
     assert all(s.page_faults_per_iteration is None and s.page_fault_ms is None for s in predictions.samples)
     # The failed batch's blocks were freed (its per-sample block alone is 31 MiB or more).
     assert torch.cuda.memory_allocated() <= baseline + (1 << 20)

@@ -16,7 +16,7 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import EventPool, HostClock
-from skyline_tui.profiler.batch_scaling import measure_predictions
+from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.breakdown import InstrumentedIterations
 from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.errors import ProfileError, is_oom
@@ -24,7 +24,7 @@ from skyline_tui.profiler.memory import CPU_CAPACITY_SOURCE, memory_capacity, ot
 from skyline_tui.profiler.run import load_workload, profile
 from skyline_tui.report import Report
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
-from skyline_tui.tui.targets import target_prediction
+from skyline_tui.predictions.targets import target_prediction
 from skyline_tui.worker.fork_safety import cuda_fork_problem
 
 from ..conftest import TINY_ENTRY, cli_env

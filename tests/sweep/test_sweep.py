@@ -90,9 +90,17 @@ def test_a_spec_key_no_provider_takes_but_a_built_in_knob_is_accepted(tmp_path):
     spec = tmp_path / "sweep.yaml"
     spec.write_text("batch_size: {grid_search: [2, 6]}\nsleep_s: 0\n")
     out = tmp_path / "sweep.json"
-    result = run_sweep(spec, "--json", str(out), env=sweep_env(tmp_path / "trials.log"))
+    env = sweep_env(tmp_path / "trials.log")
+    env["SWEEP_BATCH_LOG"] = str(tmp_path / "batches.log")
+    result = run_sweep(spec, "--json", str(out), env=env)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The batch sizes the input provider was really asked for, trial after trial (the sweep has no
+    # predictions: each trial asks for its own batch only).
+    asked = [int(line) for line in (tmp_path / "batches.log").read_text().split()]
+    assert [batch for n, batch in enumerate(asked) if n == 0 or asked[n - 1] != batch] == [2, 6], asked
     trials = json.loads(out.read_text())["trials"]
+    assert [trial["config"]["batch_size"] for trial in trials] == [2, 6]
+    # Hand check: the iteration ran at that batch: 2 and 6 samples per iteration_ms.
     for trial, batch in zip(trials, (2, 6), strict=True):
         assert trial["samples_per_second"] == pytest.approx(batch * 1000.0 / trial["iteration_ms"])
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app_support import MLP_ENTRY, FakeGpu, text_of, wait_until
@@ -28,3 +30,10 @@ async def test_the_app_profiles_the_mlp_sample_with_the_real_worker():
         assert shown.breakdown is not None and app.query_one(BreakdownTable).row_count >= 2
         assert shown.memory is not None and shown.memory.weights_bytes > 0
         assert shown.predictions is not None
+        # Against the sample itself: Linear(784, w) -> Linear(w, w) -> Linear(w, 10) in float32, w its WIDTH for
+        # the device; and each breakdown row quotes the line of the file it names.
+        w = 4096 if shown.device.type == "cuda" else 512  # samples/mlp/entry.py's WIDTH
+        assert shown.memory.weights_bytes == (784 * w + w + w * w + w + w * 10 + 10) * 4
+        for row in shown.breakdown.lines:
+            source = (Path(shown.project_root) / row.file).read_text().splitlines()
+            assert source[row.line - 1].strip() == row.code, row

@@ -12,7 +12,7 @@ from app_support import FIXTURES, load_report, partial
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
 from skyline_tui.tui.state import LiveState, apply_report, fail_run, pane_note
 from skyline_tui.report import ErrorInfo, LinearFit, Report
-from skyline_tui.tui.targets import fine_step, step_batch_size, target_prediction
+from skyline_tui.predictions.targets import fine_step, step_batch_size, target_prediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 from skyline_tui.tui.table_rows import activation_rows, breakdown_rows
@@ -286,3 +286,21 @@ def test_a_file_of_thousands_of_lines_lexes(tmp_path):
 def test_an_unreadable_file_becomes_a_message(tmp_path):
     lexed = lex_file(tmp_path / "missing.py")
     assert "cannot read" in lexed.lines[0][0][0]
+
+
+# ---- changes against the baseline run ------------------------------------------------------------------
+
+
+def test_a_change_within_an_unknown_drift_is_dim_and_says_so():
+    from rich.style import Style
+
+    from skyline_tui.comparison.changes import Change
+    from skyline_tui.tui.views.delta import change_text
+
+    better, worse, muted = Style(color="green"), Style(color="red"), Style(dim=True)
+    unknown = change_text(Change(percent=33.3, verdict="unknown", direction="faster"), better, worse, muted,
+                          "previous run #1")
+    assert unknown.plain == "▲ 33 % faster vs previous run #1 (within unknown drift)"
+    assert {span.style for span in unknown.spans} == {muted}
+    faster = change_text(Change(percent=33.3, verdict="faster", direction="faster"), better, worse, muted, "run #1")
+    assert faster.plain == "▲ 33 % faster vs run #1" and better in {span.style for span in faster.spans}

@@ -33,10 +33,9 @@ and the supervision of a live training run (the user's model, one step in N), in
 from skyline_tui.profiler.health.judgement import (
     BUILTIN_METRICS,
     IterationValues,
-    LayerInfo,
-    OptimizerSetting,
     judge_health,
 )
+from skyline_tui.profiler.health.flags import LayerInfo, OptimizerSetting
 from skyline_tui.profiler.health.phase import measure_health
 from skyline_tui.profiler.health.publisher import Publisher
 from skyline_tui.profiler.health.subscribers import SubscriberSet, load_subscribers

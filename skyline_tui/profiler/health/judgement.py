@@ -12,10 +12,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Optional
 
-from skyline_tui.profiler.health.flags import module_flags, population_context
+from skyline_tui.profiler.health.flags import LayerInfo, module_flags, population_context
 from skyline_tui.report import Health, HealthError, HealthFlag, MetricSeries, ModuleHealth, NonFinite
 
 # One iteration's values: module path -> metric -> value (may be NaN/Inf).
@@ -27,26 +26,6 @@ SubscriberValues = Mapping[str, Mapping[str, Optional[float]]]
 WEIGHT_METRICS = ("update_to_weight", "grad_norm", "weight_norm")
 ACTIVATION_METRICS = ("activation_mean", "activation_std", "dead_fraction", "saturation")
 BUILTIN_METRICS = WEIGHT_METRICS + ACTIVATION_METRICS
-
-
-@dataclass(frozen=True)
-class OptimizerSetting:
-    """The optimizer stepping a layer's parameters (the group of its largest parameter)."""
-
-    name: str  # the optimizer's class name, "AdamW"
-    kind: str  # "adaptive" (Adam family: a step of about lr per weight) | "sgd" (a step of lr x gradient) | "other"
-    lr: float
-
-
-@dataclass(frozen=True)
-class LayerInfo:
-    path: str  # dotted module path ("" = the root)
-    type: str  # class name
-    file: Optional[str] = None  # project line where it is called
-    line: Optional[int] = None
-    parameters: int = 0  # trainable elements it owns (0: an activation, a pooling layer)
-    normalization: bool = False  # a BatchNorm/LayerNorm/GroupNorm-like layer: its affine scale and shift
-    optimizer: Optional[OptimizerSetting] = None  # None: no optimizer in view stepped its parameters
 
 
 def summarize(series: Sequence[Optional[float]]) -> MetricSeries:

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from skyline_tui.profiler.health.judgement import LayerInfo, OptimizerSetting
+from skyline_tui.profiler.health.flags import LayerInfo, OptimizerSetting
 
 # Optimizers whose step is scaled per weight by a running measure of its gradient's size: each weight
 # moves by about lr whatever the gradient's scale (Rprop and Adafactor likewise, by their own rules).

@@ -1,5 +1,9 @@
 """The health phase: K training iterations from a fresh model, per-layer signals, flags.
 
+The publisher and the judgement are the ones a live run uses (``Publisher``, ``judge_health``); this
+module adds what only a profile has: a fresh model from the entry's providers, a budget (stretched up to
+3x while fewer iterations than a median-based flag needs have run), and the replay that locates a NaN.
+
 The entry's providers are called again (a new model, its optimizer, new inputs) under a fixed seed, as
 training would begin, so the numbers depend neither on how many iterations the timing phases ran nor on
 the run: the same seed rebuilds the same model to replay an iteration that went non-finite.  The seed is
@@ -22,7 +26,7 @@ from typing import Iterator, Optional
 import torch
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.profiler.capacity import is_oom_error, release_after_oom
+from skyline_tui.profiler.predictions.capacity import is_oom_error, release_after_oom
 from skyline_tui.profiler.errors import ProfileError, from_exception
 from skyline_tui.profiler.health.flags import MIN_ITERATIONS
 from skyline_tui.profiler.health.nonfinite import locate

@@ -8,10 +8,11 @@ attaches it to a user's live model and samples one step in N.  Hooks only, remov
   that output gives the gradient w.r.t. it (``layer_gradients``), again only when asked for.  A full
   backward hook would do the same but breaks an in-place op after the module (``nn.ReLU(inplace=True)``
   raises "Output 0 of BackwardHookFunction is a view and is being modified inplace").
-- the global optimizer step pre-hook reads the gradients (backward is done, the step has not run and
-  ``zero_grad`` has not cleared them) and snapshots the weights; at the end of the iteration the weights
-  minus the snapshot are the updates of every step the iteration took.  The optimizers seen stepping are
-  the ones the flags judge with (their kind and learning rate per parameter group).
+- the weights are copied as the iteration starts; at its end, the weights minus that copy are the
+  updates of every step it took (an optimizer's, or the script's own code's).  The global optimizer step
+  pre-hook reads the gradients of that optimizer's parameters (backward is done, ``zero_grad`` has not
+  cleared them); the optimizers seen stepping are the ones the flags judge with (their kind and the
+  learning rate of each parameter group).
 - between ``start_iteration`` and ``end_iteration``, ``OutsideModelCheck`` notes whether the calls made
   outside the model (the loss) gave finite values.
 
@@ -33,10 +34,11 @@ import torch
 from torch import nn
 
 from skyline_tui.profiler.frames import ProjectFiles
+from skyline_tui.profiler.health.activations import dead_fraction, first_tensor, mean_and_std
+from skyline_tui.profiler.health.flags import LayerInfo
 from skyline_tui.profiler.health.judgement import (
     BUILTIN_METRICS,
     IterationValues,
-    LayerInfo,
     SubscriberValues,
     judge_health,
 )
@@ -62,36 +64,6 @@ def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if owns or not any(True for _ in module.children()):
             chosen.append((path, module))
     return chosen
-
-
-def first_tensor(output: Any) -> Optional[torch.Tensor]:
-    """The module's output tensor (an LSTM returns ``(output, (h, c))``: its first tensor)."""
-    while isinstance(output, (tuple, list)) and output:
-        output = output[0]
-    return output if isinstance(output, torch.Tensor) else None
-
-
-def mean_and_std(value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The mean and the sample standard deviation (n - 1) of every element, in float32, on the device.
-
-    Two passes, the mean and then the norm of the deviations from it, the textbook two-pass variance:
-    on CPU 2-4x faster than ``Tensor.std`` (Welford) and ``torch.std_mean``, and as accurate."""
-    value = value.float()
-    mean = value.mean()
-    if value.numel() < 2:
-        return mean, torch.zeros((), device=value.device)
-    return mean, torch.linalg.vector_norm(value - mean) / math.sqrt(value.numel() - 1)
-
-
-def dead_fraction(value: torch.Tensor) -> torch.Tensor:
-    """The share of units that are zero for every sample of the batch (dimension 0).
-
-    A unit is alive when its largest or its smallest value over the batch is non-zero (a NaN counts as
-    alive): one ``aminmax`` reduction instead of a full-size ``!= 0`` mask and an ``any`` over it."""
-    if value.dim() < 2:
-        return (value == 0).float().mean()
-    low, high = torch.aminmax(value, dim=0)
-    return ((low == 0) & (high == 0)).float().mean()
 
 
 class Publisher:
@@ -121,6 +93,10 @@ class Publisher:
         owners = [i for i, (path, _) in enumerate(self.modules) for _ in self.params[path]]
         self._device = self._flat_params[0].device if self._flat_params else torch.device("cpu")
         self._owner = torch.tensor(owners, dtype=torch.long, device=self._device)
+        # Where each parameter sits in the flat list (a tied weight sits under two modules).
+        self._index: dict[int, list[int]] = {}
+        for i, param in enumerate(self._flat_params):
+            self._index.setdefault(id(param), []).append(i)
         # The same, for the weight, gradient and update norms of all parameters summed in one index_add.
         count = len(self.modules)
         self._owner3 = torch.cat([self._owner, self._owner + count, self._owner + 2 * count])
@@ -142,8 +118,12 @@ class Publisher:
     def _reset(self) -> None:
         self._activation_stats: dict[tuple[str, str], torch.Tensor] = {}
         self.held: dict[str, dict[str, torch.Tensor]] = {}  # module -> kind -> tensor, for subscribers
-        self._snapshot_taken = False
-        self._grads: Optional[list[Optional[torch.Tensor]]] = None
+        # Each parameter's gradient norm, taken on the device just before the step of the optimizer that
+        # holds it (backward is done, zero_grad has not run; a later backward accumulating into the same
+        # tensor cannot change it), or at the end for a parameter no optimizer stepped.  The gradients
+        # themselves are kept (copies) only for subscribers that asked for them.
+        self._grad_norms: list[Optional[torch.Tensor]] = [None] * len(self._flat_params)
+        self._grads: list[Optional[torch.Tensor]] = [None] * len(self._flat_params)
         self.stepped = False
         self.outside_finite = True
         self.finite = True  # the last iteration's values and the calls outside the model were all finite
@@ -225,21 +205,32 @@ class Publisher:
         if not self._active:
             return
         self.outside.step_aside()
-        if not self._snapshot_taken:  # the first step of the iteration: later ones add to the update
-            self._take_gradients()
-            params = [p.detach() for p in self._flat_params]
-            if not self._snapshot:
-                self._snapshot = [torch.empty_like(p) for p in params]
-            if params:
-                torch._foreach_copy_(self._snapshot, params)
-            self._snapshot_taken = True
+        # Only this optimizer's parameters: a GAN's second optimizer steps after a backward of its own.
+        self._read_gradients([i for group in getattr(optimizer, "param_groups", ())
+                              for param in group.get("params", ()) for i in self._index.get(id(param), ())])
         self.stepped = True
 
-    def _take_gradients(self) -> None:
-        self._grads = [p.grad.detach() if p.grad is not None else None for p in self._flat_params]
-        if "weight_gradients" in self.wanted:
-            # A copy: zero_grad(set_to_none=False) would zero these tensors in place before compute().
-            self._grads = [g.clone() if g is not None else None for g in self._grads]
+    def _read_gradients(self, indices: list[int]) -> None:
+        """Norms (one ``_foreach_norm``) of the gradients not read yet in this iteration: a later step of
+        the same parameters leaves the first one's gradient standing."""
+        unread = [i for i in dict.fromkeys(indices) if self._grad_norms[i] is None]
+        present = [(i, grad.detach()) for i in unread if (grad := self._flat_params[i].grad) is not None]
+        norms = torch._foreach_norm([grad for _, grad in present]) if present else []
+        for i in unread:
+            self._grad_norms[i] = self._zero  # no gradient: a norm of zero
+        for (i, grad), norm in zip(present, norms):
+            self._grad_norms[i] = norm
+            if "weight_gradients" in self.wanted:
+                self._grads[i] = grad.clone()  # zero_grad(set_to_none=False) would zero it in place
+
+    def _take_snapshot(self) -> None:
+        """The weights as the iteration begins, into the same buffers every time (allocated once): the
+        update is what changed by its end, whether optimizers or the script's own code changed them."""
+        params = [p.detach() for p in self._flat_params]
+        if params:
+            if not self._snapshot:
+                self._snapshot = [torch.empty_like(p) for p in params]
+            torch._foreach_copy_(self._snapshot, params)
 
     # --- per iteration -----------------------------------------------------------------------------
 
@@ -249,6 +240,7 @@ class Publisher:
         self.attach()
         self.cancel_iteration()
         self._reset()
+        self._take_snapshot()
         self._active = True
         if self._check_outside:
             self.outside.enter()
@@ -307,24 +299,18 @@ class Publisher:
                             non_finite=non_finite, errors=subscribers.errors if subscribers is not None else ())
 
     def _values(self) -> IterationValues:
-        if self._grads is None:  # no optimizer stepped: the gradients are whatever backward left
-            self._take_gradients()
+        self._read_gradients(list(range(len(self._flat_params))))  # no optimizer stepped them: what backward left
         params = [p.detach() for p in self._flat_params]
-        before = self._snapshot if self._snapshot_taken else params
+        before = self._snapshot
         parts: list[torch.Tensor] = []
         if params:
             self._hold_flat("weights", before)  # copies (torch.cat): the snapshot is reused below
             if "weight_gradients" in self.wanted:
                 self._hold_flat("weight_gradients", [g if g is not None else torch.zeros_like(p)
-                                                     for g, p in zip(self._grads or [], params)])
+                                                     for g, p in zip(self._grads, params)])
             norms = list(torch._foreach_norm(before))
-            grads = self._grads or [None] * len(params)
-            present = [g for g in grads if g is not None]
-            grad_norms = iter(torch._foreach_norm(present) if present else [])
-            norms += [next(grad_norms) if g is not None else self._zero for g in grads]
-            if not self._snapshot_taken:
-                norms += [self._zero] * len(params)
-            elif "weight_updates" in self.wanted:
+            norms += [norm if norm is not None else self._zero for norm in self._grad_norms]
+            if "weight_updates" in self.wanted:
                 updates = list(torch._foreach_sub(params, self._snapshot))
                 self._hold_flat("weight_updates", updates)
                 norms += torch._foreach_norm(updates)

@@ -6,7 +6,7 @@ from typing import Optional
 
 from textual.widgets import Static
 
-from skyline_tui.tui.targets import TargetPrediction
+from skyline_tui.predictions.targets import TargetPrediction
 
 
 class BatchControl(Static):

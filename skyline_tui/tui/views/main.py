@@ -26,7 +26,7 @@ from skyline_tui.tui.state import (
     predictions_are_old,
     shown_comparison,
 )
-from skyline_tui.tui.targets import TargetPrediction, target_prediction
+from skyline_tui.predictions.targets import TargetPrediction, target_prediction
 from skyline_tui.tui.views.batch import BatchControl
 from skyline_tui.tui.views.breakdown import BreakdownTable
 from skyline_tui.tui.views.errors import ErrorPane

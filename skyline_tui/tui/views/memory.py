@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from skyline_tui.comparison.changes import Change
 from skyline_tui.report import MemoryBreakdown
-from skyline_tui.tui.targets import TargetPrediction
+from skyline_tui.predictions.targets import TargetPrediction
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 from skyline_tui.tui.views.delta import change_text

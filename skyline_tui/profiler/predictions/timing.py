@@ -1,4 +1,4 @@
-"""Timing one batch size for the predictions (:mod:`skyline_tui.profiler.batch_scaling`): its first timing,
+"""Timing one batch size for the predictions (:mod:`skyline_tui.profiler.predictions.scaling`): its first timing,
 one more round, and the page faults those took.
 
 A point's faults are counted over its timed rounds only (warm-up and peak iterations make the new shapes'
@@ -10,7 +10,7 @@ sample ran 52 ms at 256 with 16,920 faults an iteration (about 23 ms of it), and
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypedDict
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.faults import fault_time
@@ -53,7 +53,7 @@ class PointPlan:
     probe_tolerance: float = 0.0  # the probe is the batch's time when within this share of ``probe_ms``
     peak_last: bool = False  # the peak after the timing (the CPU peak's profiler changes the allocator's regime)
     # Warm-up time before the first timing: none in the profile's process, where the model is warm; in a fresh
-    # process (batch_processes.py) the headline's, ``ProfileConfig.warmup_s``: everything there is cold.
+    # process (processes.py) the headline's, ``ProfileConfig.warmup_s``: everything there is cold.
     warmup_s: float = 0.0
 
 
@@ -68,11 +68,11 @@ class PointResult:
     peak_bytes: Optional[int] = None
     faults: Optional[int] = None
     iterations_run: int = 0
-    load_s: float = 0.0  # building the model and inputs first (a process of its own: batch_processes.py)
+    load_s: float = 0.0  # building the model and inputs first (a process of its own: processes.py)
 
 
-def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: PointPlan,
-                  measure_peak: Optional[Callable[[Workload, tuple], "tuple[int, str]"]]) -> PointResult:
+def measure_point(work: Workload, config: ProfileConfig, inputs: tuple[Any, ...], plan: PointPlan,
+                  measure_peak: Optional[Callable[[Workload, tuple[Any, ...]], "tuple[int, str]"]]) -> PointResult:
     """Probe (when planned), else the peak (when ``measure_peak`` is given), then the first timing (the peak
     after it with ``plan.peak_last``).
 
@@ -87,17 +87,24 @@ def measure_point(work: Workload, config: ProfileConfig, inputs: tuple, plan: Po
                                iterations_run=probe.iterations_run)
     peak = None
     peak_wanted = plan.probe_ms is None and measure_peak is not None
-    if peak_wanted and not plan.peak_last:
+    if peak_wanted and not plan.peak_last and measure_peak is not None:  # peak_wanted says it is
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
     warmed = plan.probe_ms is not None or (peak is not None and measure_peak is memory_peak)
     result = first_timing(work, config, run, round_iterations=plan.round_iterations, budget_s=plan.budget_s,
                           max_rounds=plan.max_rounds, warmed=warmed,
                           warmup_s=0.0 if plan.probe_ms is not None else plan.warmup_s)  # a probe warmed it
-    if peak_wanted and plan.peak_last:
+    if peak_wanted and plan.peak_last and measure_peak is not None:
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
     return PointResult(mean_ms=result.mean_ms, error_ms=standard_error(result.stdev_ms, len(result.samples_ms)),
                        settled=result.stable, peak_bytes=None if peak is None else int(peak), faults=result.faults,
                        iterations_run=result.iterations_run)
+
+
+class FaultFields(TypedDict, total=False):
+    """``BatchSample``'s fault fields, as keyword arguments (none where faults are not counted)."""
+
+    page_faults_per_iteration: Optional[float]
+    page_fault_ms: Optional[float]
 
 
 class FaultTally:
@@ -112,7 +119,7 @@ class FaultTally:
             faults, iterations = self._counts.get(batch, (0, 0))
             self._counts[batch] = (faults + result.faults, iterations + result.iterations_run)
 
-    def fields(self, batch: int, headline: Optional[Throughput] = None) -> dict[str, Optional[float]]:
+    def fields(self, batch: int, headline: Optional[Throughput] = None) -> FaultFields:
         """``BatchSample``'s fault fields for ``batch``; the profiled batch passes the throughput it reuses."""
         if not self.cpu:
             return {}

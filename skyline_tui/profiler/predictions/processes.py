@@ -12,7 +12,7 @@ torch op cannot fork: OpenMP's thread pool does not survive it, and the forked p
 parallel op.  So the run child forks a *spawner* once it has imported the entry point's module (with what it
 imports, torchvision say: no measurer pays for that again) and before it builds anything; for each batch
 size the spawner forks a *measurer*, which builds the model and inputs at that batch, measures them
-(``batch_timing.measure_point``) and writes the result back.  The spawner never runs an op itself.
+(``timing.measure_point``) and writes the result back.  The spawner never runs an op itself.
 
 Not on CUDA (the device cannot be shared across a fork; the device's memory, not the host's allocator, is
 what matters there), not with ``torch.compile`` (every measurer would compile again), and only where
@@ -36,7 +36,7 @@ from typing import Any, Optional
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.lifetime import MEASURER_NAME, die_with_parent, name_this_process
-from skyline_tui.profiler.batch_timing import PointPlan, PointResult, measure_point
+from skyline_tui.profiler.predictions.timing import PointPlan, PointResult, measure_point
 from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.errors import ProfileError, from_exception
 from skyline_tui.profiler.memory import measure_peak

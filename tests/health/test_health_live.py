@@ -108,3 +108,58 @@ def test_unsampled_steps_between_samples_leave_the_values_alone():
         values = publisher.end_iteration()
     assert values["3"]["update_to_weight"] == pytest.approx(float((after - before).norm() / before.norm()), rel=1e-4)
     assert publisher.iterations == 1
+
+
+def test_two_optimizers_each_read_their_own_gradients_as_a_gan_steps_them():
+    # Discriminator: backward and step; then the generator: its own backward (the discriminator's gradients
+    # go stale) and step.  Each layer's gradient is the one its own optimizer stepped with.
+    def build_gan() -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer]:
+        torch.manual_seed(8)
+        generator, critic = nn.Linear(4, 6), nn.Linear(6, 1)
+        return generator, critic, torch.optim.Adam(generator.parameters(), lr=1e-3), \
+            torch.optim.SGD(critic.parameters(), lr=0.01)
+
+    noise = torch.randn(16, 4, generator=torch.Generator().manual_seed(9))
+
+    def gan_step(generator, critic, gen_opt, critic_opt, grads=None):
+        critic_opt.zero_grad()
+        critic(generator(noise).detach()).mean().backward()
+        if grads is not None:
+            grads["critic"] = float(torch.cat([p.grad.reshape(-1) for p in critic.parameters()]).norm())
+        critic_opt.step()
+        gen_opt.zero_grad()
+        (-critic(generator(noise)).mean()).backward()
+        if grads is not None:
+            grads["generator"] = float(torch.cat([p.grad.reshape(-1) for p in generator.parameters()]).norm())
+        gen_opt.step()
+
+    expected: dict[str, float] = {}
+    gan_step(*build_gan(), grads=expected)  # the plain loop, reading each gradient before its step
+    generator, critic, gen_opt, critic_opt = build_gan()
+    model = nn.Sequential(generator, critic)  # one publisher over both networks
+    with Publisher(model) as publisher:
+        publisher.start_iteration()
+        gan_step(generator, critic, gen_opt, critic_opt)
+        values = publisher.end_iteration()
+    assert values["0"]["grad_norm"] == pytest.approx(expected["generator"], rel=1e-5)
+    assert values["1"]["grad_norm"] == pytest.approx(expected["critic"], rel=1e-5)
+    kinds = {layer.path: layer.optimizer.kind for layer in publisher.layers() if layer.optimizer is not None}
+    assert kinds == {"0": "adaptive", "1": "sgd"}
+
+
+def test_weights_updated_by_the_scripts_own_code_are_measured_without_an_optimizer():
+    torch.manual_seed(10)
+    layer = nn.Linear(8, 2)
+    x = torch.randn(4, 8, generator=torch.Generator().manual_seed(11))
+    with Publisher(layer) as publisher:
+        publisher.start_iteration()
+        before = layer.weight.detach().clone(), layer.bias.detach().clone()
+        layer(x).square().sum().backward()
+        with torch.no_grad():
+            for param in layer.parameters():
+                param -= 0.05 * param.grad
+        values = publisher.end_iteration()
+    change = torch.cat([(layer.weight.detach() - before[0]).reshape(-1), layer.bias.detach() - before[1]]).norm()
+    assert values[""]["update_to_weight"] == pytest.approx(float(change / torch.cat(
+        [before[0].reshape(-1), before[1]]).norm()), rel=1e-4)
+    assert values[""]["update_to_weight"] > 0

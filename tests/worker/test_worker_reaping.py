@@ -19,13 +19,16 @@ from skyline_tui.lifetime import MEASURER_NAME
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import WorkerClient
 
-from .conftest import FIXTURES
-from .processes import new_marker, processes_with_marker
+from ..conftest import FIXTURES
+from ..processes import new_marker, processes_with_marker
 from .test_worker import Recorder
 
 # The predictions on, the other phases off: the run reaches a batch size measured in a process of its own, where
-# hangs_above.py loops for ever, so each run is cancelled with its whole tree alive.
-PREDICTING = ProfileConfig.quick(breakdown=False, memory=False, health=False, predictions=True)
+# hangs_above.py loops for ever, so each run is cancelled with its whole tree alive.  A budget that a loaded
+# machine cannot spend on the smaller batch sizes first (with the quick 2 s, a run once ended before it tried one
+# above 4, and no measurer ever hung).
+PREDICTING = ProfileConfig.quick(breakdown=False, memory=False, health=False, predictions=True,
+                                 predictions_budget_s=120.0, timeout_s=300.0)
 HANGS_ABOVE = str(FIXTURES / "faults" / "hangs_above.py")
 HEALTHY = str(FIXTURES / "faults" / "healthy.py")
 POLLS = 5000  # looks at /proc, 10 ms apart, before a test gives up waiting for a process to appear

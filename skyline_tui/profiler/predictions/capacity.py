@@ -15,7 +15,7 @@ from typing import Optional
 
 import torch
 
-from skyline_tui.fits import evaluate, fit_linear, largest_batch_that_fits
+from skyline_tui.predictions.fits import evaluate, fit_linear, largest_batch_that_fits
 from skyline_tui.profiler.errors import ProfileError, is_oom
 from skyline_tui.profiler.memory import memory_capacity
 from skyline_tui.profiler.workload import Workload

@@ -15,19 +15,19 @@ import json
 
 import pytest
 
-from skyline_tui.comparison.drift import drift_between
+from skyline_tui.comparison.drift import drift_between, learn_drift
 from skyline_tui.history import History
 from skyline_tui.report import DeviceInfo
 from skyline_tui.tui.history_sink import HistorySink
 
-from .history_support import make_report, run_verb
+from ..history_support import make_report, run_verb
 
 CONFIG = {"warmup_s": 0.1, "throughput_budget_s": 2.0}
 
 
-def record(store, project, iteration_ms, *, source="x = 1\n", device=None, config=CONFIG):
+def record(store, project, iteration_ms, *, source="x = 1\n", device=None, config=CONFIG, lines=None):
     (project / "entry.py").write_text(source)
-    report = make_report(project, iteration_ms=iteration_ms, stdev=0.01)
+    report = make_report(project, iteration_ms=iteration_ms, stdev=0.01, **({"lines": lines} if lines else {}))
     if device is not None:
         report = report.replace(device=DeviceInfo(type="cpu", name=device, memory_capacity_bytes=None))
     with History(store) as history:
@@ -91,15 +91,20 @@ def test_a_change_of_source_is_judged_against_the_drift_learned_from_repeated_ru
 def test_with_no_repeated_source_a_change_drift_could_explain_is_unknown(tmp_path, project):
     store = tmp_path / "h.db"
     first = record(store, project, 2.65)
-    edited = record(store, project, 3.79, source="x = 2\n")
+    # Line 5 took 3.0 ms, now 4.5 (+50 %, within unknown drift); line 6 2.0 then 6.0 (3x: slower whatever it is).
+    edited = record(store, project, 3.79, source="x = 2\n", lines=((5, "x = a(x)", 4.5), (6, "x = b(x)", 6.0)))
     doubled = record(store, project, 6.0, source="x = 3\n")
     data = diff_json(store, first, edited)
     # Beyond both runs' own noise (5 % floor) but less than 2x apart, and no source ran twice yet.
     assert data["iteration"]["verdict"] == data["throughput"]["verdict"] == "unknown"
     assert data["peak"]["verdict"] == "same"  # memory does not drift as time does
     assert "drift between processes unknown" in data["cautions"][0]
-    _code, text, _err = run_verb("diff", str(first), str(edited), "--history", str(store))
+    assert {line["code"]: line["verdict"] for line in data["lines"]} == {"x = a(x)": "unknown", "x = b(x)": "slower"}
+    code, text, err = run_verb("diff", str(first), str(edited), "--history", str(store))
+    assert code == 0, err
     assert "unknown" in text.splitlines()[4]  # the iteration's line: "... +43.0 %  unknown"
+    assert any(row.startswith("?  entry.py:5") and row.endswith("unknown  x = a(x)")
+               for row in text.splitlines()), text
     # 2.65 -> 6.0 ms is 2.26x: more than drift has done here, whatever it is.
     assert diff_json(store, first, doubled)["iteration"]["verdict"] == "slower"
 
@@ -141,3 +146,19 @@ def test_a_baseline_run_of_the_store_counts_the_drift_learned_there(tmp_path, pr
     checks = prepare_checks(ProfileConfig(), baseline=str(tmp_path / "base.json"), history_path=store)
     time = {c.metric: c for c in checks.apply(current).baseline.changes}["throughput.iteration_ms"]
     assert time.noise == pytest.approx(0.04) and time.regressed
+
+
+def test_the_drift_of_any_figure_a_run_records_is_learned_alike():
+    # A training run's final loss, say: sources "s" (2.0, 2.2) and "t" (1.0, 1.0, 1.3); a failed run and
+    # another machine's run left out.  Means 2.1 and 1.1; squared relative deviations 2 * (0.1 / 2.1)**2 =
+    # 0.0045351 and 2 * (0.1 / 1.1)**2 + (0.2 / 1.1)**2 = 0.0495868; over 1 + 2 degrees of freedom:
+    # sigma = sqrt(0.0541219 / 3) = 0.13432.
+    def row(source, loss, device="cpu", error=None):
+        return {"source_hash": source, "config": None, "batch_size": 8, "device": device, "error_kind": error,
+                "final_loss": loss}
+
+    rows = [row("s", 2.0), row("s", 2.2), row("t", 1.0), row("t", 1.0), row("t", 1.3), row("t", 9.0, error="nan"),
+            row("t", 5.0, device="gpu")]
+    drift = learn_drift(rows, "cpu", figure="final_loss")
+    assert (drift.sigma, drift.runs, drift.groups) == (pytest.approx(0.13432, abs=1e-5), 5, 2)
+    assert learn_drift(rows[:1] + rows[2:3], "cpu", figure="final_loss").sigma is None  # nothing ran twice

@@ -2,13 +2,14 @@
 
 The profiler measures the iteration time and peak memory at a few batch sizes and fits
 ``iteration_ms(b) = slope·b + bias`` and ``peak_bytes(b) = slope·b + bias`` over them
-(:mod:`skyline_tui.profiler.batch_scaling`).  The UI moves a target batch size and asks this module what
+(:mod:`skyline_tui.profiler.predictions.scaling`).  The UI moves a target batch size and asks this module what
 follows from it, and the largest batch predicted to fit in memory.
 
 Iteration time is not always a straight line: on a GPU a small batch leaves it idle (the time barely grows
 until the batch fills it), a batch whose activations outgrow a cache steps up, and on CPU glibc's malloc
 can make one batch size 2x slower than its neighbours.  So the profiler checks the line against its own
-measurements (:func:`time_model`): where it passes within their noise of every point, the line predicts
+measurements (:func:`time_model`, by the comparison rule: each point's noise and the drift between the
+processes that measured them): where it passes within their noise of every point, the line predicts
 (it averages the points' noise); where it does not, time is read off the measured points instead, joined
 between neighbours and continued along the nearest segment beyond them (:func:`interpolated`).  The report
 says which (``Predictions.time_model``).  Memory grows linearly with the batch, so it always uses the line.
@@ -22,6 +23,7 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence
 
+from skyline_tui.comparison.rule import NOISE_SIGMAS, SAME, UNKNOWN, Drift, spread, verdict
 from skyline_tui.report import LinearFit, Predictions
 
 __all__ = [
@@ -100,14 +102,26 @@ def interpolated(points: Sequence[tuple[float, float]], x: float) -> Optional[fl
 
 
 def time_model(fit: Optional[LinearFit], xs: Sequence[float], ys: Sequence[float],
-               tolerances: Sequence[float]) -> str:
-    """``"line"`` when ``fit`` lies within each point's own tolerance (its noise) of every point, else
-    ``"points"`` (also without a fit, or when the inputs do not line up)."""
+               tolerances: Sequence[float], drift: Optional[Drift] = None) -> str:
+    """``"line"`` when ``fit`` lies within the noise of every point, else ``"points"`` (also without a fit,
+    or when the inputs do not line up): a point is off the line only where the comparison rule
+    (:mod:`skyline_tui.comparison.rule`) calls the difference real.
+
+    A point's band is its ``tolerance`` (its own rounds' noise, at least the line's allowance) plus
+    ``NOISE_SIGMAS`` times the ``drift`` between processes: each batch size measured in a process of its own
+    carries that drift, and a point it moved is no bend in the curve.  With the drift unknown a point less
+    than ``UNKNOWN_DRIFT_RATIO`` from the line may be drift alone: it does not make the points the model
+    (they would follow the noise: the held-out convnet's batch 128 read 157, 122 and 137 ms in three
+    profiles, and the two that chose the points predicted 96 +24 % and +16 % off, the line +4.5 %).
+    ``drift=None``: the points' own noise alone, as measured in one process."""
     if fit is None or not len(xs) == len(ys) == len(tolerances):
         return "points"
     for x, y, tolerance in zip(xs, ys, tolerances, strict=True):
         predicted = evaluate(fit, x)
-        if predicted is None or abs(y - predicted) > tolerance:
+        if predicted is None:
+            return "points"
+        band = tolerance + NOISE_SIGMAS * spread(y, 0.0, drift)
+        if verdict(predicted, y, band, drift, up="above", down="below") not in (SAME, UNKNOWN):
             return "points"
     return "line"
 

@@ -121,3 +121,32 @@ def test_a_layer_that_started_from_zero_is_not_judged_on_its_early_steps():
     health = judge_health([layer(path) for path in ratios], values)
     assert raised(health) == {}
     assert any("started from zero weights (zero_init)" in note for note in health.notes)
+
+
+def test_a_gradual_spread_over_the_layers_is_no_outlier():
+    # Layer-wise learning-rate decay spreads the ratios evenly over four decades: no layer stands apart, so
+    # the band widens to 3.5 robust deviations (the ends sit 100x from the median, past 30x).
+    ratios = {f"block{i}": 10 ** (-5 + i / 3) for i in range(13)}
+    layers = [layer(path) for path in ratios]
+    assert raised(judge_health(layers, history(ratios))) == {}
+    # The same 1e-5 at one end, when the other layers sit together at the median, stands apart.
+    tight = {path: 1e-3 for path in ratios} | {"block0": 1e-5}
+    assert raised(judge_health(layers, history(tight))) == {"block0": {"update_ratio_low"}}
+
+
+def test_a_layer_left_out_of_the_optimizer_is_flagged_low_and_says_so():
+    ratios = {f"conv{i}": 1e-2 for i in range(5)} | {"forgotten": 0.0}
+    layers = [layer(path) for path in ratios][:-1] + [LayerInfo(path="forgotten", type="Linear", parameters=10)]
+    health = judge_health(layers, history(ratios))
+    assert raised(health) == {"forgotten": {"update_ratio_low"}}
+    assert "no optimizer in view steps its parameters" in health.modules[-1].flags[0].message
+
+
+def test_the_phase_stretches_its_budget_up_to_three_times_until_a_median_can_be_judged():
+    from skyline_tui.profiler.health.phase import _out_of_time
+
+    budget = 5.0
+    assert not _out_of_time(elapsed=12.0, done=4, budget=budget)  # 4 slow iterations: go on for the 5th
+    assert _out_of_time(elapsed=15.5, done=4, budget=budget)  # but not past 3x the budget
+    assert _out_of_time(elapsed=5.5, done=5, budget=budget)  # 5 done: the plain budget again
+    assert not _out_of_time(elapsed=4.0, done=12, budget=budget)

@@ -1,7 +1,7 @@
 """Predicted run time and memory at a target batch size, from a report's linear fits.
 
 Every number the app shows for a batch size that was not measured comes from here, so the views stay
-render-only.  The fitted lines are evaluated by :mod:`skyline_tui.fits` (the one place that math
+render-only.  The fitted lines are evaluated by :mod:`skyline_tui.predictions.fits` (the one place that math
 lives); this module chooses between measured and predicted numbers and picks the steps the keys move by.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from skyline_tui import fits as fitted
+from skyline_tui.predictions import fits as fitted
 from skyline_tui.report import Report
 
 # Far beyond any real batch; stops a held key from walking into absurd numbers.

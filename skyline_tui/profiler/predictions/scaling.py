@@ -3,21 +3,22 @@
 The batch sizes are chosen around the profiled one ``b`` in the order that helps most for their cost:
 ``2b, 4b, b/2, 8b`` (then ``b/4, b/8, ...`` only while there are too few points, e.g. after an OOM); 2b and
 4b are what the UI asks about first.  The line of time against batch (weights ``1/ms²``) predicts when it
-passes within ``LINE_TOLERANCE`` (or the point's noise) of every point; else the joined points do (``time_model``).
-On CPU, once ``LINE_POINTS`` batches lie on the line, the next (8b) is probed with one warm-up iteration and
-one round: within ``LINE_TOLERANCE`` of the line, that is its time (8b had cost half the phase); off it, the
-probe was its warm-up and it is timed in full (a curve that bends past 4b).  Never against the last segment
-where no line predicts (two points, one maybe high: such probes were off by over 5 % in all 13 traced runs).
-A probed batch's peak is not measured: on CPU the capacity (RAM) is far, and the memory line has 4 points.
+passes within ``LINE_TOLERANCE`` (or the point's noise, with the drift between processes where each batch had
+one: ``time_model``) of every point; else the joined points do.  On CPU, once ``LINE_POINTS`` batches lie on
+the line, the next (8b) is probed with one warm-up iteration and one round: within ``LINE_TOLERANCE`` of the
+line, that is its time (8b had cost half the phase); off it, the probe was its warm-up and it is timed in full
+(a curve that bends past 4b).  Never against the last segment where no line predicts (two points, one maybe
+high: such probes were off by over 5 % in all 13 traced runs).  A probed batch's peak is not measured: on CPU
+the capacity (RAM) is far, and the memory line has 4 points.
 
-Never past device memory (the rules are in :mod:`skyline_tui.profiler.capacity`); an out-of-memory error is
-recovered from, drops every larger candidate, and the gap to the largest batch that ran is bisected.
+Never past device memory (the rules are in ``capacity.py``); an out-of-memory error is recovered from, drops
+every larger candidate, and the gap to the largest batch that ran is bisected.
 
 A time budget (``config.predictions_budget_s``) keeps this to seconds: a batch whose predicted cost does
 not fit what is left is skipped once ``config.min_prediction_points`` points are in (before that the
 cheapest remaining candidate is measured even when over budget: fewer points would make no fit at all).
 
-On CPU each new batch runs in a fresh process, as a training run at that size would (``batch_processes``:
+On CPU each new batch runs in a fresh process, as a training run at that size would (``processes.py``:
 allocator history changes a CPU iteration's time): warm-up, rounds until two agree (at most ``POINT_ROUNDS``),
 then its peak.  Elsewhere here, its peak first (its ``PEAK_ITERATIONS`` are the new shapes' first iterations:
 warm-up), the warm-up still missing (at least one after the profiler), then the rounds.  The profiled batch
@@ -42,35 +43,31 @@ import statistics
 import time
 from typing import Any, Callable, Optional
 
-from skyline_tui.comparison.rule import NOISE_SIGMAS
+from skyline_tui.comparison.rule import IN_ONE_PROCESS, NOISE_SIGMAS, Drift
 from skyline_tui.config import ProfileConfig
-from skyline_tui.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
-                              time_model)
-from skyline_tui.profiler.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule, is_oom_error,
-                                           max_batch_size, predicted_peak, release_after_oom)
+from skyline_tui.predictions.fits import evaluate, fit_linear, iteration_ms_at, max_samples_per_second, time_model
 from skyline_tui.profiler.errors import ProfileError
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
-from skyline_tui.profiler.batch_processes import SpawnerGone
-from skyline_tui.profiler.batch_timing import FaultTally, PointPlan, PointResult, measure_point, one_round
+from skyline_tui.profiler.predictions.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule,
+                                                       is_oom_error, max_batch_size, predicted_peak, release_after_oom)
+from skyline_tui.profiler.predictions.processes import SpawnerGone
+from skyline_tui.profiler.predictions.timing import FaultTally, PointPlan, PointResult, measure_point, one_round
 from skyline_tui.profiler.timing import standard_error
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import BatchSample, LinearFit, Predictions, Report
 
 __all__ = ["CUDA_HEADROOM", "measure_predictions"]
 
-MeasurePeak = Callable[[Workload, tuple], "tuple[int, str]"]
+MeasurePeak = Callable[[Workload, tuple[Any, ...]], "tuple[int, str]"]
 
 PLANNED = ((2, 1), (4, 1), (1, 2), (8, 1))  # 2b, 4b, b/2, 8b as (numerator, denominator)
 MAX_BISECTIONS = 3  # after an OOM, at most this many batches between the last good one and the failure
 MAX_PASSES = 3  # re-timing passes, budget permitting (8 before: a noisy 2b was re-timed 8 times, 0.4 s of 1.2)
 EXPLORATION_SHARE = 0.5  # of the remaining budget, per new batch, spent before the interleaved passes
-# Re-timing passes get at most this share of what timing every batch the first time took (a budget in
-# iterations, not seconds: under load more passes mostly re-measure the load; 1.0 before issue 16).
-REFINE_SHARE = 0.5
+REFINE_SHARE = 0.5  # of what the first timings took, for re-timing passes (under load more re-measure the load)
 POINT_ROUNDS = 4  # a new batch's first timing: at most this many rounds (more only re-measure the noise)
-# A point's time is known when NOISE_SIGMAS (comparison.rule's) standard errors...
-POINT_TOLERANCE = 0.03  # ...are within 3 % of it (the predictions' goal is 10 % at sizes never sampled)
+POINT_TOLERANCE = 0.03  # a point's time is known when NOISE_SIGMAS standard errors are within 3 % of it
 LINE_TOLERANCE = 0.05  # the line predicts when it is this close to every point (or within its noise)
 ROUND_SCALE_LIMIT = 4  # a small batch's round: at most this many times the configured round's iterations
 LINE_POINTS = 4  # enough batches to tell a line from a curve: on CPU, once they lie on one, 8b is only probed
@@ -109,9 +106,10 @@ class _Sampler:
         self.first_error: dict[int, float] = {}  # standard error (ms) of each batch's first measurement
         self.settled: dict[int, bool] = {}  # whether the first measurement's rounds agreed
         self.faults = FaultTally(cpu=work.device.type == "cpu")  # over each batch's timed rounds
-        # On CPU each new batch runs in a process of its own (batch_processes.py): its load is part of the cost.
+        # On CPU each new batch runs in a process of its own (processes.py): its load is part of the cost.
         self.processes = work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
         self.process_s = 0.0
+        self.apart = False  # some batch was measured in a process of its own
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -168,8 +166,7 @@ class _Sampler:
             for batch in order:
                 try:
                     self._retime(batch)
-                except _OutOfMemory:
-                    # It ran before: memory is at the edge here.  Treat it as the limit.
+                except _OutOfMemory:  # it ran before: memory is at the edge here, treat it as the limit
                     self._record_oom(batch)
                     for dropped in [b for b in self.samples if b >= batch]:
                         del self.samples[dropped]
@@ -195,8 +192,9 @@ class _Sampler:
 
     def _model(self, batches: list[int], within_noise: bool = True) -> str:
         noise = [NOISE_SIGMAS * self._error(b) if within_noise else 0.0 for b in batches]
+        drift = Drift(sigma=None) if self.apart and within_noise else IN_ONE_PROCESS  # apart: unknown here
         return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
-                          [max(LINE_TOLERANCE * self._time_of(b), n) for b, n in zip(batches, noise)])
+                          [max(LINE_TOLERANCE * self._time_of(b), n) for b, n in zip(batches, noise)], drift)
 
     def _known(self, batch: int) -> bool:
         if len(self.rounds.get(batch, [])) < 2 and not self.settled.get(batch, True):
@@ -321,7 +319,7 @@ class _Sampler:
             raise
 
     def _measure(self, batch: int, probe: bool) -> PointResult:
-        """A new batch size's first measurement: in a process of its own on CPU (batch_processes.py), timed
+        """A new batch size's first measurement: in a process of its own on CPU (processes.py), timed
         before its peak (the peak's profiler leaves the allocator in another regime); else here, the peak
         first (its iterations are warm-up), and its inputs go with this frame before the next batch is made."""
         plan = PointPlan(batch=batch, round_iterations=self._round_iterations(batch),
@@ -330,8 +328,9 @@ class _Sampler:
                          peak_last=self.processes is not None)
         if self.processes is not None:
             try:
-                result = self.processes.measure(self.config, plan)
+                result: PointResult = self.processes.measure(self.config, plan)  # Workload holds it as Any (no circle)
                 self.process_s = max(self.process_s, result.load_s)
+                self.apart = True
                 return result
             except SpawnerGone:
                 self.processes = None  # from here on in this process, peak first

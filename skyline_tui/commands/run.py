@@ -1,0 +1,32 @@
+"""``skyline-tui run [OPTIONS] SCRIPT [ARGS...]``: a training script run unchanged and watched step by step.
+
+Its arguments and its work are ``skyline_tui.run.command``'s, imported only when this verb is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from skyline_tui.commands import Command
+
+
+class RunCommand(Command):
+    name = "run"
+    summary = "run a training script unchanged and watch it step by step"
+    description = ("Run a training script unchanged and watch it step by step: step time and its phases, "
+                   "samples/s, the loss, memory, and per-layer health every N steps.")
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        from skyline_tui.run.command import prepare_parser
+
+        prepare_parser(parser)
+
+    def parse(self, parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+        from skyline_tui.run.command import parse
+
+        return parse(parser, argv)
+
+    def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        from skyline_tui.run.command import run
+
+        return run(args, parser)
