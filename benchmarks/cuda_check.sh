@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Everything issue 11 could not check without a GPU, on a GPU box, in two calls of under 5 minutes each
 # (a lent GPU's minutes are counted: a first call that fails leaves time for a second):
-#   benchmarks/cuda_check.sh tests     the cuda-marked tests (tests/test_cuda.py, tests/test_memory.py)
+#   benchmarks/cuda_check.sh tests     the cuda-marked tests (tests/profiler/test_cuda.py, tests/profiler/test_memory.py)
 #   benchmarks/cuda_check.sh figures   throughput vs a plain loop, breakdown overhead, predictions vs
 #                                      measured at 2x/3x/4x/6x the batch, peak vs max_memory_allocated,
 #                                      largest predicted batch vs the largest that runs

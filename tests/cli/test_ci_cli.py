@@ -25,7 +25,7 @@ def budget_lines(stderr: str) -> list[str]:
 
 def test_budgets_that_fail_exit_3_with_one_line_each_and_are_recorded(tmp_path):
     out = tmp_path / "report.json"
-    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", *QUICK_FLAGS,
+    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-health", *QUICK_FLAGS,
                      "--fail-if", "iteration_ms > 5ms",  # fails: at least the 20 ms sleep
                      "--fail-if", "iteration_ms < 20ms",  # passes, for the same reason
                      "--fail-if", "peak_memory > 4MiB",  # fails: the iteration holds 8 MiB
@@ -56,7 +56,7 @@ def test_budgets_that_pass_and_a_baseline_within_noise_exit_0(tmp_path):
         "throughput": {"samples_per_second": 2000.0 / 30, "iteration_ms": 30.0, "iteration_ms_stdev": 500.0,
                        "iterations_measured": 10}}))
     out = tmp_path / "report.json"
-    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-memory", *QUICK_FLAGS,
+    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-health", "--no-memory", *QUICK_FLAGS,
                      "--fail-if", "iteration_ms > 2s", "--baseline", str(baseline), "--max-regression", "5")
     assert result.returncode == 0, result.stderr
     assert budget_lines(result.stderr) == []
@@ -76,8 +76,8 @@ def test_a_baseline_regression_outside_the_noise_exits_3(tmp_path):
         "throughput": {"samples_per_second": 200.0, "iteration_ms": 10.0, "iteration_ms_stdev": 0.01,
                        "iterations_measured": 10}}))
     out = tmp_path / "report.json"
-    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-memory", "--no-breakdown",
-                     *QUICK_FLAGS, "--baseline", str(baseline), "--max-regression", "50")
+    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-health", "--no-memory",
+                     "--no-breakdown", *QUICK_FLAGS, "--baseline", str(baseline), "--max-regression", "50")
     assert result.returncode == 3, result.stderr
     lines = budget_lines(result.stderr)
     # >= 20 ms against 10 ms: at least 100 % slower and at least 50 % fewer samples/s.
@@ -95,8 +95,8 @@ def test_a_history_run_as_baseline(tmp_path):
             "throughput": {"samples_per_second": 200.0, "iteration_ms": 10.0, "iteration_ms_stdev": 0.01,
                            "iterations_measured": 10}}))
     out = tmp_path / "report.json"
-    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-memory", "--no-breakdown",
-                     *QUICK_FLAGS, "--history", str(store), "--baseline", str(run_id))
+    result = run_cli(str(SLEEPY), "--json", str(out), "--no-predictions", "--no-health", "--no-memory",
+                     "--no-breakdown", *QUICK_FLAGS, "--history", str(store), "--baseline", str(run_id))
     assert result.returncode == 3, result.stderr
     comparison = json.loads(out.read_text())["baseline"]
     assert comparison["source"] == str(run_id) and not comparison["ok"]

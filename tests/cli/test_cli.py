@@ -16,7 +16,7 @@ from skyline_tui.schema import SCHEMA_PATH
 from ..conftest import FIXTURES, QUICK_FLAGS, SAMPLES, TINY_ENTRY, run_cli
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
-NO_EXTRAS = ["--no-breakdown", "--no-memory", "--no-predictions"]
+NO_EXTRAS = ["--no-breakdown", "--no-memory", "--no-predictions", "--no-health"]
 
 
 def test_json_to_stdout_is_only_json_even_when_user_code_prints(tmp_path):

@@ -14,7 +14,7 @@ from skyline_tui.tui.watch import ProjectWatcher, project_folders, project_sourc
 
 from ..conftest import QUICK_FLAGS, TINY_ENTRY, run_cli
 
-NO_EXTRAS = ["--no-memory", "--no-predictions"]
+NO_EXTRAS = ["--no-memory", "--no-predictions", "--no-health"]  # the breakdown names the project's files
 
 
 def make_project(top: Path, marker: str | None) -> Path:

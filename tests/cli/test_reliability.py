@@ -16,6 +16,7 @@ from ..processes import left_behind, new_marker, processes_with_marker
 from ..reliability_cases import FAULT_TABLE, OOM_ABOVE, OOM_ABOVE_LARGEST_THAT_FITS, Fault
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
+THROUGHPUT_ONLY = ["--no-breakdown", "--no-memory", "--no-health", "--no-predictions"]
 
 
 def run_marked(fault: Fault, tmp_path, marker: str):
@@ -24,8 +25,9 @@ def run_marked(fault: Fault, tmp_path, marker: str):
 
     env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
     # The row's flags come after the quick ones: for a flag given twice argparse keeps the last, so they win.
+    # Only the throughput: every row's fault strikes in the first iteration, before any other phase.
     return subprocess.run([sys.executable, "-m", "skyline_tui", fault.path, "--json", "-", *QUICK_FLAGS,
-                           *fault.flags, "--no-predictions"], capture_output=True, text=True, cwd=tmp_path, env=env,
+                           *fault.flags, *THROUGHPUT_ONLY], capture_output=True, text=True, cwd=tmp_path, env=env,
                           timeout=120, stdin=subprocess.DEVNULL)
 
 
@@ -60,7 +62,8 @@ def test_out_of_memory_above_the_default_batch_is_recovered_and_bounds_max_batch
     import sys
 
     marker = new_marker()
-    result = subprocess.run([sys.executable, "-m", "skyline_tui", str(OOM_ABOVE), "--json", "-", *QUICK_FLAGS],
+    result = subprocess.run([sys.executable, "-m", "skyline_tui", str(OOM_ABOVE), "--json", "-", *QUICK_FLAGS,
+                             "--no-breakdown", "--no-health"],
                             capture_output=True, text=True, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
                             env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
     assert result.returncode == 0, result.stderr[-2000:]
@@ -87,8 +90,9 @@ def test_a_hang_in_a_batch_size_measured_in_its_own_process_points_at_the_users_
     marker = new_marker()
     hangs = OOM_ABOVE.parent / "hangs_above.py"
     result = subprocess.run([sys.executable, "-m", "skyline_tui", str(hangs), "--json", "-", *QUICK_FLAGS,
-                             "--timeout", "10"], capture_output=True, text=True, cwd=tmp_path, timeout=120,
-                            stdin=subprocess.DEVNULL, env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
+                             "--no-breakdown", "--no-memory", "--no-health", "--timeout", "10"], capture_output=True,
+                            text=True, cwd=tmp_path, timeout=120, stdin=subprocess.DEVNULL,
+                            env={**cli_env(), "SKYLINE_TEST_MARKER": marker})
     assert result.returncode == 1, result.stderr[-2000:]
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "timeout" and "while measuring predictions" in error["message"], error
@@ -108,8 +112,9 @@ def test_no_listening_socket_is_opened_during_a_run(tmp_path):
 
     marker = new_marker()
     env = {**cli_env(), "SKYLINE_TEST_MARKER": marker}
+    # The run lives until its timeout: 4 s of a looping run child is 20 looks at all three processes.
     proc = subprocess.Popen([sys.executable, "-m", "skyline_tui", str(FIXTURES / "faults" / "infinite_loop.py"),
-                             "--json", str(tmp_path / "out.json"), "--timeout", "8"], cwd=tmp_path, env=env,
+                             "--json", str(tmp_path / "out.json"), "--timeout", "4"], cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     try:
         checked = 0

@@ -16,7 +16,7 @@ from ..conftest import FIXTURES, QUICK_FLAGS, cli_env, run_cli
 from ..history_support import make_report
 from ..architecture.test_boundaries import imported_after, roots
 
-FAST = [*QUICK_FLAGS, "--no-predictions", "-q"]
+FAST = [*QUICK_FLAGS, "--no-predictions", "--no-health", "-q"]
 
 
 def healthy_project(tmp_path: Path) -> Path:

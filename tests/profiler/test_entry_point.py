@@ -110,7 +110,8 @@ def test_sibling_modules_import_from_the_entry_folder(write_entry, monkeypatch, 
         """,
     )
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))  # run from any working directory
-    report = profile(str(entry), None, ProfileConfig.quick(breakdown=False, memory=False, predictions=False))
+    report = profile(str(entry), None,
+                     ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False))
     assert report.error is None, report.error
 
 

@@ -42,7 +42,7 @@ def skyline_iteration_provider(model):
     return iteration
 """
 
-CONFIG = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, throughput_budget_s=1.0)
+CONFIG = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False, throughput_budget_s=1.0)
 
 
 @pytest.fixture(autouse=True)

@@ -183,8 +183,8 @@ async def test_the_real_app_path_records_each_finished_run_in_the_store(tmp_path
     from skyline_tui.worker.client import WorkerClient
 
     store = tmp_path / "history.db"
-    app = SkylineApp(str(HEALTHY_ENTRY), config=ProfileConfig.quick(predictions=False), source=WorkerClient,
-                     gpu=FakeGpu(), history=HistorySink(store))
+    app = SkylineApp(str(HEALTHY_ENTRY), config=ProfileConfig.quick(predictions=False, health=False),
+                     source=WorkerClient, gpu=FakeGpu(), history=HistorySink(store))
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: finished(app) and app.state.history.latest_run is not None,
                          timeout=180, explain=lambda: describe_app(app))  # importing torch on a busy machine

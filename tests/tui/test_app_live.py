@@ -30,7 +30,7 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="the worker needs torch"),
 ]
 
-THROUGHPUT_ONLY = ProfileConfig.quick(breakdown=False, memory=False, predictions=False)
+THROUGHPUT_ONLY = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False)
 RUN_TIMEOUT = 90.0
 
 
@@ -252,7 +252,7 @@ class TitleRecordingApp(SkylineApp):
 
 
 async def test_panes_say_which_parts_are_fresh_and_a_failed_save_keeps_the_last_good_report(live_app):
-    config = ProfileConfig.quick(breakdown=True, memory=False, predictions=False)
+    config = ProfileConfig.quick(breakdown=True, memory=False, predictions=False, health=False)
     app, clients, entry = live_app(config=config, app_class=TitleRecordingApp)
     app.titles = []
     async with app.run_test(size=(100, 30)) as pilot:

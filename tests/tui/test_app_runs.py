@@ -1,6 +1,6 @@
 """Runs as the panes and the status bar tell them: fresh or previous-run sections, failed runs, the
 profiler process going away, a run's elapsed time, GPU readings.  Pilot, with a fake profiler source
-replaying fixture reports (tests/test_app.py has the keys and panes)."""
+replaying fixture reports (tests/tui/test_app.py has the keys and panes)."""
 
 from __future__ import annotations
 

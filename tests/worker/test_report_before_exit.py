@@ -15,7 +15,7 @@ from skyline_tui.worker.client import WorkerClient, profile_once
 from ..conftest import FIXTURES
 
 HEALTHY = str(FIXTURES / "faults" / "healthy.py")
-THROUGHPUT_ONLY = ProfileConfig.quick(breakdown=False, memory=False, predictions=False)
+THROUGHPUT_ONLY = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False)
 
 
 def test_the_final_report_is_handed_over_while_the_worker_is_still_up():

@@ -17,7 +17,7 @@ from ..conftest import FIXTURES, TINY_ENTRY
 from ..processes import new_marker, processes_with_marker
 
 FAULTS = FIXTURES / "faults"
-QUICK = ProfileConfig.quick(breakdown=False, memory=False, predictions=False)
+QUICK = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False)
 
 
 class Recorder:

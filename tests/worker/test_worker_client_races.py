@@ -15,7 +15,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.worker import protocol as p
 from skyline_tui.worker.client import WorkerClient
 
-QUICK = ProfileConfig.quick(breakdown=False, memory=False, predictions=False)
+QUICK = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False)
 
 
 def deaf_worker(tmp_path) -> str:
