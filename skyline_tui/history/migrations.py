@@ -71,8 +71,19 @@ ALTER TABLE runs ADD COLUMN page_faults_per_iteration REAL;
 ALTER TABLE runs ADD COLUMN page_fault_ms REAL;
 """
 
+# Version 4: the metrics a script logged with track.log, one row per (step, metric); a NaN is stored as NULL.
+_V4 = """
+CREATE TABLE metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX metrics_by_run ON metrics (run_id, step);
+"""
+
 # STEPS[n] brings a store from version n to n + 1.
-STEPS: tuple[str, ...] = (_V1, _V2, _V3)
+STEPS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(STEPS)
 
 
