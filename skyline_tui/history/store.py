@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, Union
 
+from skyline_tui.history.metrics import insert_metrics, metric_rows, metrics_frame
 from skyline_tui.history.migrations import SCHEMA_VERSION, STEPS, statements
 from skyline_tui.history.provenance import Provenance, provenance
 from skyline_tui.report import Report, ReportFormatError
@@ -174,6 +175,22 @@ class History:
 
         return self._retrying(write)
 
+    def record_metrics(self, run_id: int, records: list[tuple[int, str, float]]) -> None:
+        """Append ``(step, name, value)`` records (``track.log``'s) to run ``run_id``, in one transaction."""
+        connection = self._db()
+
+        def write() -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                insert_metrics(connection, run_id, records)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+        self._retrying(write)
+
     # -- reading --------------------------------------------------------------------------------------
 
     def runs(self, entry: str | None = None, limit: int | None = None, *,
@@ -208,6 +225,12 @@ class History:
             return Report.from_json(zlib.decompress(row[0]).decode("utf-8"))
         except (zlib.error, UnicodeDecodeError, ReportFormatError) as exc:
             raise HistoryError(f"run {run_id} in {self.path} cannot be read back: {exc}") from None
+
+    def metrics(self, run_id: int) -> Any:
+        """What run ``run_id``'s script logged with ``track.log``: a DataFrame with a ``step`` column and
+        one column per metric (NaN where a metric was not logged at a step)."""
+        rows = self._retrying(lambda: metric_rows(self._db(), run_id))
+        return metrics_frame(rows)
 
     def dataframe(self) -> Any:
         """All runs, one row each, ``config`` and ``knobs`` flattened into ``config.NAME`` and
