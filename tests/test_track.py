@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from skyline_tui.history import History
-from skyline_tui.track.recorder import FLUSH_EVERY, Tracker
+from skyline_tui.track.recorder import Tracker
 from skyline_tui.track.values import as_number, as_step
 
 from .conftest import REPO
@@ -81,17 +81,16 @@ def test_history_path_in_the_environment_chooses_the_store(tmp_path):
     assert stored_records(db, run["id"]) == printed_records(result.stdout)
 
 
-def test_records_reach_the_store_every_batch_even_when_the_process_skips_its_exit_handlers(tmp_path):
-    project = project_copy(tmp_path, "many_records.py")
-    count = 2 * FLUSH_EVERY + 300
-    result = run_plainly(project / "many_records.py", str(count), env=plain_env(), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+def test_a_script_that_crashes_keeps_every_record_it_logged(tmp_path):
+    project = project_copy(tmp_path, "train.py")
+    result = run_plainly(project / "train.py", "--steps", "9", "--fail-at-step", "6", env=plain_env(), cwd=tmp_path)
+    assert result.returncode == 1 and "failing at step 6, as asked" in result.stderr
+    logged = printed_records(result.stdout)
+    assert [step for step, name, _v in logged if name == "loss"] == list(range(6))
     db = project / ".skyline-tui" / "history.db"
     with History(db, create=False) as history:
         (run,) = history.runs()
-    rows = stored_records(db, run["id"])
-    # os._exit: the last 300 were never flushed; the two full batches were, in order.
-    assert rows == [(step, "value", step * 0.5) for step in range(2 * FLUSH_EVERY)]
+    assert stored_records(db, run["id"]) == logged
 
 
 def test_an_unwritable_store_costs_one_warning_not_the_run(tmp_path):
@@ -121,7 +120,8 @@ def test_values_and_steps_a_script_may_pass():
         assert as_step(bad) is None, bad
 
 
-def test_without_a_step_each_call_is_the_next_step_and_a_given_step_moves_the_count():
+@pytest.mark.parametrize("background", [False, True])
+def test_without_a_step_each_call_is_the_next_step_and_a_given_step_moves_the_count(background):
     written: list[list[tuple[int, str, float]]] = []
 
     class Memory:
@@ -131,14 +131,16 @@ def test_without_a_step_each_call_is_the_next_step_and_a_given_step_moves_the_co
         def close(self):
             pass
 
-    tracker = Tracker(sink_factory=Memory, flush_every=4)
+    tracker = Tracker(sink_factory=Memory, flush_every=4, background=background)
     tracker.log(a=1.0)
     tracker.log(a=2.0, b=3)
     tracker.log(step=10, a=4.0)
     tracker.log(a=5.0)
+    tracker.log(b=6.0, c=7.0, d=8.0)
     tracker.close()
-    # A batch is handed over once it holds 4 records; the rest at close.
-    assert written == [[(0, "a", 1.0), (1, "a", 2.0), (1, "b", 3.0), (10, "a", 4.0)], [(11, "a", 5.0)]]
+    # A batch is handed over once it holds 4 records (by the writer thread in the background); the rest at close.
+    assert written == [[(0, "a", 1.0), (1, "a", 2.0), (1, "b", 3.0), (10, "a", 4.0)],
+                       [(11, "a", 5.0), (12, "b", 6.0), (12, "c", 7.0), (12, "d", 8.0)]]
 
 
 def test_importing_track_imports_neither_torch_nor_sqlite():

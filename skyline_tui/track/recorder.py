@@ -1,10 +1,17 @@
 """The buffer behind ``track.log``: records appended in memory, handed to a sink in batches.
 
 One :class:`Tracker` per process.  ``log`` only checks the values and appends ``(step, name, value)``
-tuples; every :data:`FLUSH_EVERY` records, at exit, and on :func:`flush`, the batch goes to the sink.  The
-sink is chosen at the first flush (the run's event stream when one was installed, else the history store),
-so ``import`` and ``log`` never touch the disk or import sqlite3.  Nothing here raises into the script:
-a sink that fails costs one warning and the records are dropped, training goes on.
+tuples; every :data:`FLUSH_EVERY` records, at exit, and on :func:`flush`, the batch goes to the sink.
+
+- Plain run: the sink is the history store, written by a background thread (made at the first batch),
+  so the training thread never waits for SQLite (a few microseconds a row here) nor for git (the run's
+  provenance).  ``import`` and ``log`` never touch the disk or import sqlite3.
+- Under ``skyline-tui run``: the run's hooks install the event stream with :meth:`Tracker.use_sink`; a
+  batch is written on the calling thread (one line on the run's pipe, in order with the step events), and
+  also every ``max_delay_s`` so the live view sees the metrics as they come.
+
+Nothing here raises into the script: a sink that fails costs one warning and the records are dropped,
+training goes on.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import atexit
 import os
 import sys
 import threading
+import time
 from typing import Any, Callable, Optional, Protocol
 
 from skyline_tui.track.values import as_number, as_step, describe
@@ -42,28 +50,38 @@ def _warn(message: str) -> None:
 
 class Tracker:
     def __init__(self, sink_factory: Optional[Callable[[], Optional[Sink]]] = None,
-                 flush_every: int = FLUSH_EVERY) -> None:
+                 flush_every: int = FLUSH_EVERY, background: Optional[bool] = None) -> None:
+        """``sink_factory``: default, the history store (a plain run).  ``background``: write batches on a
+        thread of ours (default: for the history store only)."""
         self.flush_every = flush_every
         self._lock = threading.Lock()
         self._buffer: list[Record] = []
         self._next_step = 0
         self._warned: set[str] = set()
         self._factory = sink_factory
+        self._background = sink_factory is None if background is None else background
         self._sink: Optional[Sink] = None
         self._sink_ready = False
         self._off = os.environ.get(TRACK_ENV, "").strip().lower() in _OFF
         self._exit_hooked = False
+        self._write_lock = threading.Lock()
+        self._queue: Any = None  # queue.Queue of batches for the background writer (plain run), once started
+        self._thread: Optional[threading.Thread] = None
+        self.max_delay_s: Optional[float] = None  # also flush when the last flush is this old (run mode)
+        self._last_flush = time.monotonic()
         self.current_step: Optional[Callable[[], Optional[int]]] = None  # a run's own step count, when known
 
     def use_sink(self, factory: Callable[[], Optional[Sink]],
-                 current_step: Optional[Callable[[], Optional[int]]] = None) -> None:
-        """Send records to the sink ``factory`` makes (called at the first flush); ``skyline-tui run``'s
-        hooks install its event stream here before the script's first line.  ``current_step``: the run's
-        own step count, used when ``log`` is given no step."""
+                 current_step: Optional[Callable[[], Optional[int]]] = None,
+                 max_delay_s: Optional[float] = None) -> None:
+        """Send records to the sink ``factory`` makes (called at the first flush), on the calling thread;
+        ``skyline-tui run``'s hooks install its event stream here before the script's first line.
+        ``current_step``: the run's own step count, used when ``log`` is given no step."""
         with self._lock:
-            self._factory = factory
+            self._factory, self._background = factory, False
             self._sink, self._sink_ready = None, False
             self.current_step = current_step
+            self.max_delay_s = max_delay_s
 
     def log(self, step: Any = None, **metrics: Any) -> None:
         if self._off:
@@ -101,12 +119,13 @@ class Tracker:
             return
         with self._lock:
             self._buffer.extend(rows)
-            full = len(self._buffer) >= self.flush_every
+            due = len(self._buffer) >= self.flush_every or (
+                self.max_delay_s is not None and time.monotonic() - self._last_flush >= self.max_delay_s)
             if not self._exit_hooked:
                 self._exit_hooked = True
                 atexit.register(self.close)
-        if full:
-            self.flush()
+        if due:
+            self._hand_off(wait=False)
 
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
@@ -114,11 +133,44 @@ class Tracker:
             _warn(message)
 
     def flush(self) -> None:
-        """Hand what is buffered to the sink now (the sink is made on the first flush)."""
+        """Hand what is buffered to the sink now, and return once it is written."""
+        self._hand_off(wait=True)
+
+    def _hand_off(self, wait: bool) -> None:
         with self._lock:
             records, self._buffer = self._buffer, []
-            if not records:
-                return
+            self._last_flush = time.monotonic()
+        if not self._background:  # a run's stream: in order, on this thread
+            if records:
+                self._write(records)
+            return
+        if records:
+            self._writer_queue().put(records)
+        if wait and self._queue is not None:
+            self._queue.join()
+
+    def _writer_queue(self) -> Any:
+        if self._queue is None:
+            import queue
+
+            self._queue = queue.Queue()
+            self._thread = threading.Thread(target=self._write_batches, name="skyline-tui-track", daemon=True)
+            self._thread.start()
+        return self._queue
+
+    def _write_batches(self) -> None:
+        batches = self._queue
+        while True:
+            batch = batches.get()
+            try:
+                if batch is None:
+                    return
+                self._write(batch)
+            finally:
+                batches.task_done()
+
+    def _write(self, records: list[Record]) -> None:
+        with self._write_lock:
             sink = self._ensure_sink()
             if sink is None:
                 return
@@ -142,10 +194,15 @@ class Tracker:
         return self._sink
 
     def close(self) -> None:
-        """At exit: the last batch out, then the sink closed."""
+        """At exit: the last batch out, the writer stopped, then the sink closed."""
         self.flush()
-        with self._lock:
+        if self._thread is not None and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30.0)
+            self._thread, self._queue = None, None
+        with self._write_lock:
             sink, self._sink = self._sink, None
+            self._sink_ready = False
         if sink is not None:
             try:
                 sink.close()
@@ -155,8 +212,9 @@ class Tracker:
     def forget_after_fork(self) -> None:
         """In a forked child (a DataLoader worker): the parent's records are the parent's to write, and the
         parent's sink (an open SQLite file, the run's pipe) must not be shared.  The child records nothing."""
-        self._lock = threading.Lock()
+        self._lock, self._write_lock = threading.Lock(), threading.Lock()
         self._buffer = []
+        self._queue, self._thread = None, None  # the writer thread is the parent's; none came along
         self._sink, self._sink_ready, self._off = None, True, True
 
 
