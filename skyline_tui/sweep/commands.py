@@ -25,6 +25,7 @@ from skyline_tui.sweep.results import (
     make_trials,
     sweep_document,
 )
+from skyline_tui.sweep.script_spec import defines_providers
 from skyline_tui.sweep.spec import SpecError, SweepSpec, load_spec
 
 EXIT_OK, EXIT_NO_TRIAL_SUCCEEDED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -92,7 +93,14 @@ def new_sweep_id() -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    script = next((a for a in argv if a.endswith(".py") and os.path.isfile(a)), None)
+    if script is not None and not defines_providers(script):
+        # A plain training script (no providers): each trial is a real run of it (script_commands.py).
+        from skyline_tui.sweep.script_commands import main as script_main
+
+        return script_main(argv)
+    args = build_parser().parse_args(argv)
     args.sweep_id = new_sweep_id()
     err = sys.stderr
     if not os.path.isfile(args.entry):
