@@ -33,6 +33,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "history": ("skyline_tui.history.commands", "history_main", "list recorded profile runs, newest first"),
     "diff": ("skyline_tui.history.commands", "diff_main", "what changed between two runs, line by line"),
     "sweep": ("skyline_tui.sweep.commands", "main", "profile a grid of configurations"),
+    "run": ("skyline_tui.run.command", "main", "run a training script unchanged and watch it step by step"),
 }
 
 

@@ -306,6 +306,8 @@ class Health:
     modules: tuple[ModuleHealth, ...] = ()  # pre-order, as in named_modules
     non_finite: Optional[NonFinite] = None
     errors: tuple[HealthError, ...] = ()
+    # What the flags could not judge, and why (too few iterations for a median, too few layers to compare)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,8 @@ def history_parser() -> argparse.ArgumentParser:
 
 JSON_FIELDS = ("id", "created_at", "entry_point", "project_root", "batch_size", "device", "torch_version",
                "samples_per_second", "iteration_ms", "iteration_ms_stdev", "peak_bytes", "error_kind", "status",
-               "git_commit", "git_dirty", "source_hash", "sweep_id", "config", "knobs")
+               "git_commit", "git_dirty", "source_hash", "sweep_id", "config", "knobs", "kind", "argv", "steps",
+               "exit_code", "final_loss")
 
 
 def history_main(argv: Sequence[str], out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -88,15 +89,16 @@ def history_main(argv: Sequence[str], out: TextIO | None = None, err: TextIO | N
 
 
 def history_table(runs: list[dict[str, Any]]) -> str:
-    header = ("id", "time (UTC)", "entry", "batch", "device", "samples/s", "iter ms", "peak", "status", "note")
+    header = ("id", "time (UTC)", "kind", "entry", "batch", "device", "samples/s", "iter ms", "peak", "status", "note")
     rows = [header] + [(
-        str(run["id"]), (run["created_at"] or "")[:19].replace("T", " "), _short_path(run["entry_point"]),
+        str(run["id"]), (run["created_at"] or "")[:19].replace("T", " "), run.get("kind") or "profile",
+        _short_path(run["entry_point"]),
         _text(run["batch_size"]), run["device"] or "-", _number(run["samples_per_second"], 1),
         _iteration(run["iteration_ms"], run["iteration_ms_stdev"]), _bytes(run["peak_bytes"]), run["status"],
         _note(run),
     ) for run in runs]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    right = {0, 3, 5, 6, 7}
+    right = {0, 4, 6, 7, 8}
     lines = ["  ".join(cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
     return "\n".join(line.rstrip() for line in lines) + "\n"
@@ -222,6 +224,9 @@ def diff_text(result: Diff) -> str:
 def _note(run: dict[str, Any]) -> str:
     """A sweep trial's knobs (but its batch size, which has a column), then why a run's times may be the
     machine's rather than the code's, by the report's own rules."""
+    if run.get("kind") == "train":  # a supervised run: iter ms is its median step
+        loss = run.get("final_loss")
+        return ", ".join([f"{run.get('steps') or 0} steps"] + ([f"loss {loss:.4g}"] if loss is not None else []))
     return ", ".join(knob_labels(run.get("knobs")) + _machine_notes(run))
 
 

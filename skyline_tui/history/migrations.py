@@ -71,15 +71,35 @@ ALTER TABLE runs ADD COLUMN page_faults_per_iteration REAL;
 ALTER TABLE runs ADD COLUMN page_fault_ms REAL;
 """
 
-# Version 4: the metrics a script logged with track.log, one row per (step, metric); a NaN is stored as NULL.
+# Version 4: supervised training runs (``skyline-tui run``) beside profiles.  ``kind`` says which ('profile' for
+# every run recorded before); a training run keeps its summary JSON in report_zlib, its argv, step count, exit
+# status and last loss as columns, and its steps (downsampled past a few thousand) in their own table.
 _V4 = """
-CREATE TABLE metrics (
+ALTER TABLE runs ADD COLUMN kind TEXT NOT NULL DEFAULT 'profile';
+ALTER TABLE runs ADD COLUMN argv_json TEXT;
+ALTER TABLE runs ADD COLUMN steps INTEGER;
+ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+ALTER TABLE runs ADD COLUMN final_loss REAL;
+CREATE TABLE steps (
     run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     step INTEGER NOT NULL,
-    name TEXT NOT NULL,
-    value REAL
+    steps_merged INTEGER NOT NULL,
+    end_s REAL NOT NULL,
+    wall_ms REAL NOT NULL,
+    forward_ms REAL NOT NULL,
+    backward_ms REAL NOT NULL,
+    optimizer_ms REAL NOT NULL,
+    evaluation_ms REAL NOT NULL,
+    other_ms REAL NOT NULL,
+    samples INTEGER,
+    loss REAL,
+    losses_json TEXT,
+    allocated_bytes INTEGER,
+    reserved_bytes INTEGER,
+    peak_allocated_bytes INTEGER,
+    rss_bytes INTEGER
 );
-CREATE INDEX metrics_by_run ON metrics (run_id, step);
+CREATE INDEX steps_by_run ON steps (run_id, step);
 """
 
 # STEPS[n] brings a store from version n to n + 1.

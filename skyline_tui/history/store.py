@@ -17,12 +17,16 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Sequence, TextIO, TypeVar, Union
 
 from skyline_tui.history.metrics import insert_metrics, metric_rows, metrics_frame
 from skyline_tui.history.migrations import SCHEMA_VERSION, STEPS, statements
 from skyline_tui.history.provenance import Provenance, provenance
 from skyline_tui.report import Report, ReportFormatError
+
+if TYPE_CHECKING:
+    from skyline_tui.run.events import Step
+    from skyline_tui.run.summary import RunSummary
 
 StrPath = Union[str, "os.PathLike[str]"]
 T = TypeVar("T")
@@ -32,8 +36,11 @@ RUN_FIELDS = (
     "id", "created_at", "entry_point", "project_root", "batch_size", "device", "torch_version",
     "git_commit", "git_dirty", "source_hash", "samples_per_second", "iteration_ms", "iteration_ms_stdev",
     "iterations_measured", "peak_bytes", "error_kind", "sweep_id", "config_json", "knobs_json",
-    "cpu_contention", "page_faults_per_iteration", "page_fault_ms",
+    "cpu_contention", "page_faults_per_iteration", "page_fault_ms", "kind", "argv_json", "steps", "exit_code",
+    "final_loss",
 )
+# Run kinds: a profile of an entry point, or a supervised training run (``skyline-tui run``).
+KINDS = ("profile", "train")
 # How long a writer keeps trying while other processes hold the write lock.  A write takes milliseconds,
 # so this is only reached when something is badly wrong (a process holding a transaction open).
 DEFAULT_BUSY_TIMEOUT_S = 30.0
@@ -175,6 +182,49 @@ class History:
 
         return self._retrying(write)
 
+    def record_run(self, summary: RunSummary, steps: Sequence[Step], *, project_root: str,
+                   config: dict[str, Any] | None = None) -> int:
+        """Record a supervised training run (kind ``train``): its summary, argv, provenance and steps."""
+        from skyline_tui.history.train_steps import STEP_COLUMNS, step_rows
+
+        origin = provenance(project_root)
+        body = zlib.compress(summary.to_json(indent=None).encode("utf-8"), _COMPRESSION_LEVEL)
+        script = summary.script
+        entry = script if script.startswith("-m ") else os.path.abspath(os.path.join(summary.cwd or "", script))
+        run = {
+            "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "entry_point": entry, "project_root": os.path.abspath(project_root) if project_root else "",
+            "torch_version": summary.torch_version, "config_json": _json_or_none(config),
+            "git_commit": origin.git_commit,
+            "git_dirty": None if origin.git_dirty is None else int(origin.git_dirty),
+            "source_hash": origin.source_hash, "samples_per_second": summary.samples_per_second,
+            "iteration_ms": summary.step_ms.median, "peak_bytes": summary.memory.peak_allocated
+            if summary.memory.peak_allocated is not None else summary.memory.peak_rss,
+            "error_kind": summary.error.kind if summary.error else None, "kind": "train",
+            "argv_json": json.dumps(list(summary.argv)), "steps": summary.steps, "exit_code": summary.exit_code,
+            "final_loss": summary.loss.last, "report_zlib": body,
+        }
+        rows = step_rows(steps)
+        connection = self._db()
+
+        def write() -> int:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = connection.execute(
+                    f"INSERT INTO runs ({', '.join(run)}) VALUES ({', '.join('?' * len(run))})", tuple(run.values()))
+                run_id = int(cursor.lastrowid or 0)
+                connection.executemany(
+                    f"INSERT INTO steps (run_id, {', '.join(STEP_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * (len(STEP_COLUMNS) + 1))})", [(run_id, *row) for row in rows])
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+            return run_id
+
+        return self._retrying(write)
+
     def record_metrics(self, run_id: int, records: list[tuple[int, str, float]]) -> None:
         """Append ``(step, name, value)`` records (``track.log``'s) to run ``run_id``, in one transaction."""
         connection = self._db()
@@ -194,7 +244,8 @@ class History:
     # -- reading --------------------------------------------------------------------------------------
 
     def runs(self, entry: str | None = None, limit: int | None = None, *,
-             batch_size: int | None = None, sweep_id: str | None = None) -> list[dict[str, Any]]:
+             batch_size: int | None = None, sweep_id: str | None = None,
+             kind: str | None = None) -> list[dict[str, Any]]:
         """Runs newest first, as plain dicts (``config`` and ``knobs`` as dicts, ``git_dirty`` a bool)."""
         where, params = [], []  # type: list[str], list[Any]
         if entry is not None:
@@ -206,6 +257,9 @@ class History:
         if sweep_id is not None:
             where.append("sweep_id = ?")
             params.append(sweep_id)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
         sql = f"SELECT {', '.join(RUN_FIELDS)} FROM runs"
         if where:
             sql += " WHERE " + " AND ".join(where)
@@ -218,13 +272,46 @@ class History:
 
     def report(self, run_id: int) -> Report:
         row = self._retrying(
-            lambda: self._db().execute("SELECT report_zlib FROM runs WHERE id = ?", (run_id,)).fetchone())
+            lambda: self._db().execute("SELECT report_zlib, kind FROM runs WHERE id = ?", (run_id,)).fetchone())
         if row is None:
             raise HistoryError(f"no run {run_id} in {self.path}")
+        if row[1] != "profile":
+            raise HistoryError(f"run {run_id} in {self.path} is a training run, not a profile: "
+                               "History.summary(run_id) and History.steps(run_id) read it")
         try:
             return Report.from_json(zlib.decompress(row[0]).decode("utf-8"))
         except (zlib.error, UnicodeDecodeError, ReportFormatError) as exc:
             raise HistoryError(f"run {run_id} in {self.path} cannot be read back: {exc}") from None
+
+    def summary(self, run_id: int) -> RunSummary:
+        """A training run's summary (kind ``train``)."""
+        from skyline_tui.run.summary import RunSummary
+
+        row = self._retrying(
+            lambda: self._db().execute("SELECT report_zlib, kind FROM runs WHERE id = ?", (run_id,)).fetchone())
+        if row is None:
+            raise HistoryError(f"no run {run_id} in {self.path}")
+        if row[1] != "train":
+            raise HistoryError(f"run {run_id} in {self.path} is a profile, not a training run: History.report(run_id)")
+        try:
+            return RunSummary.from_dict(json.loads(zlib.decompress(row[0]).decode("utf-8")))
+        except (zlib.error, UnicodeDecodeError, ValueError) as exc:
+            raise HistoryError(f"run {run_id} in {self.path} cannot be read back: {exc}") from None
+
+    def steps(self, run_id: int) -> Any:
+        """A training run's steps as a DataFrame indexed by step (``steps_merged`` > 1 where downsampled;
+        ``losses`` the step's losses, as a list, where not)."""
+        from skyline_tui.history.train_steps import STEP_COLUMNS
+
+        pandas = _pandas("History.steps()")
+        rows = self._retrying(lambda: self._db().execute(
+            f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE run_id = ? ORDER BY step", (run_id,)).fetchall())
+        if not rows and not self._retrying(
+                lambda: self._db().execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone()):
+            raise HistoryError(f"no run {run_id} in {self.path}")
+        frame = pandas.DataFrame.from_records(rows, columns=list(STEP_COLUMNS))
+        frame["losses"] = [json.loads(text) if text else None for text in frame.pop("losses_json")]
+        return frame.set_index("step")
 
     def metrics(self, run_id: int) -> Any:
         """What run ``run_id``'s script logged with ``track.log``: a DataFrame with a ``step`` column and
@@ -235,10 +322,7 @@ class History:
     def dataframe(self) -> Any:
         """All runs, one row each, ``config`` and ``knobs`` flattened into ``config.NAME`` and
         ``knobs.NAME`` columns (pandas is the optional extra ``skyline-tui[pandas]``)."""
-        try:
-            import pandas  # type: ignore[import-untyped]
-        except ImportError:
-            raise ImportError("History.dataframe() needs pandas: pip install 'skyline-tui[pandas]'") from None
+        pandas = _pandas("History.dataframe()")
         records = []
         for run in reversed(self.runs()):  # oldest first, like a log
             flat = {key: value for key, value in run.items() if key not in ("config", "knobs")}
@@ -249,6 +333,28 @@ class History:
         frame = pandas.DataFrame.from_records(records, columns=_frame_columns(records))
         frame["created_at"] = pandas.to_datetime(frame["created_at"], utc=True, format="ISO8601")
         return frame.set_index("id")
+
+
+def _pandas(what: str) -> Any:
+    try:
+        import pandas  # type: ignore[import-untyped]
+    except ImportError:
+        raise ImportError(f"{what} needs pandas: pip install 'skyline-tui[pandas]'") from None
+    return pandas
+
+
+def record_run_safely(summary: RunSummary, steps: Sequence[Step], path: StrPath | None, *, project_root: str,
+                      stream: TextIO | None = None) -> int | None:
+    """Record a training run; a store that cannot be written costs one warning line, never the run."""
+    if path is None:
+        return None
+    try:
+        with History(path) as history:
+            return history.record_run(summary, steps, project_root=project_root)
+    except Exception as exc:  # noqa: BLE001 - the run is over and summarised; the history is a bonus
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"skyline-tui: warning: run not recorded in history ({path}: {reason})", file=stream)
+        return None
 
 
 def prepare_folder(folder: Path) -> None:
@@ -303,17 +409,21 @@ def _json_or_none(value: dict[str, Any] | None) -> str | None:
 
 def _run_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     run = dict(zip(RUN_FIELDS, row))
+    argv = run.pop("argv_json")
+    run["argv"] = json.loads(argv) if argv else None
     for name in ("config", "knobs"):
         text = run.pop(f"{name}_json")
         run[name] = json.loads(text) if text else None
     if run["git_dirty"] is not None:
         run["git_dirty"] = bool(run["git_dirty"])
     run["status"] = "ok" if run["error_kind"] is None else run["error_kind"]
+    if run["error_kind"] is None and run["exit_code"]:
+        run["status"] = f"exit {run['exit_code']}"
     return run
 
 
 def _frame_columns(records: list[dict[str, Any]]) -> list[str]:
-    columns = [name for name in RUN_FIELDS if name not in ("config_json", "knobs_json")] + ["status"]
+    columns = [name for name in RUN_FIELDS if name not in ("config_json", "knobs_json", "argv_json")] + ["status"]
     seen = set(columns)
     for record in records:
         for key in record:

@@ -1,16 +1,18 @@
-"""From per-iteration values to series, and from series to flags a user can act on.
+"""The rules that turn a layer's series into flags a user can act on.
 
-Torch-free arithmetic over plain floats; the thresholds are the usual rules of thumb (an update of about
-1e-3 of the weight per step is the healthy scale for SGD-like training).
+Torch-free arithmetic over plain floats.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
-from typing import Optional
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
 
 from skyline_tui.report import HealthFlag, MetricSeries
+
+if TYPE_CHECKING:
+    from skyline_tui.profiler.health.judgement import LayerInfo
 
 UPDATE_RATIO_HIGH = 1e-2
 UPDATE_RATIO_LOW = 1e-5
@@ -18,23 +20,29 @@ DEAD_FRACTION_HIGH = 0.5
 SATURATION_HIGH = 0.5
 
 
-def summarize(series: list[Optional[float]]) -> MetricSeries:
-    """``last`` and ``median`` over the finite values; a NaN/Inf stays in the series as null."""
-    clean = tuple(v if v is not None and math.isfinite(v) else None for v in series)
-    finite = [v for v in clean if v is not None]
-    return MetricSeries(last=finite[-1] if finite else None,
-                        median=statistics.median(finite) if finite else None, series=clean)
+@dataclass(frozen=True)
+class PopulationContext:
+    """What every layer is judged against: the model's other layers."""
+
+    iterations: int
+    notes: tuple[str, ...] = ()
 
 
-def _median(metrics: dict[str, MetricSeries], name: str) -> Optional[float]:
+def population_context(layers: Sequence["LayerInfo"], metrics: Mapping[str, Mapping[str, MetricSeries]],
+                       iterations: int) -> PopulationContext:
+    return PopulationContext(iterations=iterations)
+
+
+def _median(metrics: Mapping[str, MetricSeries], name: str) -> Optional[float]:
     series = metrics.get(name)
     return series.median if series is not None else None
 
 
-def module_flags(metrics: dict[str, MetricSeries], has_parameters: bool) -> list[HealthFlag]:
+def module_flags(layer: "LayerInfo", metrics: Mapping[str, MetricSeries],
+                 context: PopulationContext) -> list[HealthFlag]:
     flags: list[HealthFlag] = []
     grads = metrics.get("grad_norm")
-    if has_parameters and grads is not None and grads.series and all(v == 0.0 for v in grads.series):
+    if layer.parameters and grads is not None and grads.series and all(v == 0.0 for v in grads.series):
         flags.append(HealthFlag("no_gradient", "no gradient reached its parameters in any iteration: is its output "
                                                "detached (.detach(), .data, no_grad), or every unit after it dead?"))
     ratio = _median(metrics, "update_to_weight")
@@ -55,4 +63,3 @@ def module_flags(metrics: dict[str, MetricSeries], has_parameters: bool) -> list
         flags.append(HealthFlag("saturated", f"{saturation:.0%} of its outputs sit within 0.03 of a bound, where "
                                              "the gradient vanishes: scale its input or initialisation down"))
     return flags
-

@@ -17,23 +17,18 @@ from __future__ import annotations
 import gc
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.capacity import is_oom_error, release_after_oom
 from skyline_tui.profiler.errors import ProfileError, from_exception
-from skyline_tui.profiler.health.flags import module_flags, summarize
 from skyline_tui.profiler.health.nonfinite import locate
-from skyline_tui.profiler.health.publisher import (
-    BUILTIN_METRICS,
-    IterationValues,
-    Publisher,
-)
+from skyline_tui.profiler.health.publisher import Publisher
 from skyline_tui.profiler.health.subscribers import SubscriberSet, load_subscribers
 from skyline_tui.profiler.workload import Workload, load_workload
-from skyline_tui.report import Health, HealthError, HealthFlag, ModuleHealth, NonFinite, Report
+from skyline_tui.report import Health, HealthError, NonFinite, Report
 
 HEALTH_SEED = 0
 
@@ -48,7 +43,8 @@ def seeded(device: torch.device) -> Iterator[None]:
 
 
 def measure_health(work: Workload, config: ProfileConfig, report: Optional[Report] = None) -> Health:
-    subscribers = work.run_user(lambda: load_subscribers(work.entry), "skyline_health_subscribers")
+    subscribers = work.run_user(lambda: load_subscribers(work.entry.module, work.entry.files),
+                                "skyline_health_subscribers")
     _release(work.device)  # what the earlier phases left cached, before a second model is built
     fresh: list[Workload] = []  # a list, so the finally can drop the model
     try:
@@ -79,9 +75,7 @@ def _release(device: torch.device) -> None:
 
 
 def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> Health:
-    publisher = Publisher(fresh.model, fresh.entry.files, subscribers.wanted_kinds)
-    history: list[IterationValues] = []
-    custom: list[dict[str, dict[str, Optional[float]]]] = []
+    publisher = Publisher(fresh.model, fresh.entry.files, subscribers=subscribers)
     deadline = time.perf_counter() + config.health_budget_s
     non_finite_at: Optional[int] = None
     with publisher:
@@ -90,21 +84,12 @@ def _run(fresh: Workload, config: ProfileConfig, subscribers: SubscriberSet) -> 
                 break
             publisher.start_iteration()
             publisher.run(fresh.run)
-            values = publisher.end_iteration()
-            history.append(values)
-            custom.append({path: subscribers.compute(path, module, publisher.held.get(path, {}))
-                           for path, module in publisher.modules})
-            publisher.held = {}
-            if not publisher.outside_finite or _any_non_finite(values):
+            publisher.end_iteration()
+            if not publisher.finite:
                 non_finite_at = i  # what follows a NaN is NaN: stop here, and find where it came from
                 break
     non_finite = _locate(fresh, non_finite_at, config) if non_finite_at is not None else None
-    return Health(iterations=len(history), modules=_modules(publisher, history, custom, subscribers, non_finite),
-                  non_finite=non_finite, errors=tuple(subscribers.errors))
-
-
-def _any_non_finite(values: IterationValues) -> bool:
-    return any(v != v or v in (float("inf"), float("-inf")) for metrics in values.values() for v in metrics.values())
+    return publisher.health(non_finite=non_finite)
 
 
 def _locate(fresh: Workload, iteration: int, config: ProfileConfig) -> NonFinite:
@@ -119,25 +104,3 @@ def _locate(fresh: Workload, iteration: int, config: ProfileConfig) -> NonFinite
     return NonFinite(module=None, phase="forward", file=None, line=None, iteration=iteration,
                      message="a NaN/Inf appeared, but not again when the iteration was replayed "
                              "(non-deterministic code?)")
-
-
-def _modules(publisher: Publisher, history: list[IterationValues], custom: list[dict[str, Any]],
-             subscribers: SubscriberSet, non_finite: Optional[NonFinite]) -> tuple[ModuleHealth, ...]:
-    names = sorted(subscribers.series_names())
-    rows = []
-    for path, module in publisher.modules:
-        metrics = {}
-        for name in BUILTIN_METRICS:
-            if any(name in it[path] for it in history):
-                metrics[name] = summarize([it[path].get(name) for it in history])
-        for name in names:
-            if any(it[path].get(name) is not None for it in custom):
-                metrics[name] = summarize([it[path].get(name) for it in custom])
-        flags = module_flags(metrics, has_parameters=bool(publisher.params[path]))
-        if non_finite is not None and non_finite.module == path:
-            flags.append(HealthFlag("non_finite", f"first NaN/Inf here ({non_finite.phase}, iteration "
-                                                  f"{non_finite.iteration}): {non_finite.message}"))
-        site = publisher.call_sites.get(path)
-        rows.append(ModuleHealth(module=path, type=type(module).__name__, file=site[0] if site else None,
-                                 line=site[1] if site else None, metrics=metrics, flags=tuple(flags)))
-    return tuple(rows)

@@ -1,7 +1,7 @@
-"""The publisher: per-module activations, gradients, weights and updates of a real training iteration.
+"""The publisher: per-module activations, gradients, weights and updates of real training iterations.
 
-Hooks only, on a model built for the health phase (never the one the timing phases measure), removed on
-the way out:
+Usable on any model in any process: the profile's health phase attaches it to a fresh model; a supervisor
+attaches it to a user's live model and samples one step in N.  Hooks only, removed by ``detach``:
 
 - a forward hook per watched module takes its output (``activations``): the built-in statistics are
   reduced on the device at once, the tensor is held only if a subscriber asked for it; a tensor hook on
@@ -10,13 +10,12 @@ the way out:
   raises "Output 0 of BackwardHookFunction is a view and is being modified inplace").
 - the global optimizer step pre-hook reads the gradients (backward is done, the step has not run and
   ``zero_grad`` has not cleared them) and snapshots the weights; at the end of the iteration the weights
-  minus the snapshot are the updates of every step the iteration took.
+  minus the snapshot are the updates of every step the iteration took.  The optimizers seen stepping are
+  the ones the flags judge with (their kind and learning rate per parameter group).
+- between ``start_iteration`` and ``end_iteration``, ``OutsideModelCheck`` notes whether the calls made
+  outside the model (the loss) gave finite values.
 
-A NaN made outside the model (``torch.log`` of a negative loss term) reaches no module output and, its
-gradient being finite, no norm either: ``OutsideModelCheck``, a torch function mode taken off the stack
-while the model's forward runs and passing the optimizer's step straight through, notes for the calls
-outside the model (the loss, mostly: a few calls) whether their outputs are finite, on the device.
-
+Outside a sampled iteration the hooks return at once: an unsampled step pays a few Python calls per module.
 Norms are taken with one ``torch._foreach_norm`` per list and summed per module with ``index_add``;
 every number of an iteration then crosses to the host in one ``tolist()``: one host sync per iteration.
 """
@@ -24,28 +23,34 @@ every number of an iteration then crosses to the host in one ``tolist()``: one h
 from __future__ import annotations
 
 import math
+import os
 import sys
-from typing import Any, Optional
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from skyline_tui.profiler.frames import ProjectFiles
+from skyline_tui.profiler.health.judgement import (
+    BUILTIN_METRICS,
+    IterationValues,
+    LayerInfo,
+    SubscriberValues,
+    judge_health,
+)
+from skyline_tui.profiler.health.layers import describe_layers
+from skyline_tui.profiler.health.outside import OutsideModelCheck
+from skyline_tui.profiler.health.subscribers import SubscriberSet
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
+from skyline_tui.report import Health, NonFinite
 
 RELU_FAMILY = (nn.ReLU, nn.ReLU6)
 SATURATING = {nn.Tanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0)}
 SATURATION_MARGIN = 0.03
 
-# Metrics the publisher computes itself, per module and iteration.
-WEIGHT_METRICS = ("update_to_weight", "grad_norm", "weight_norm")
-ACTIVATION_METRICS = ("activation_mean", "activation_std", "dead_fraction", "saturation")
-BUILTIN_METRICS = WEIGHT_METRICS + ACTIVATION_METRICS
-
-IterationValues = dict[str, dict[str, float]]  # module path -> metric -> value (may be NaN/Inf)
-
-_ATTRIBUTE_ACCESS = ("__get__", "__set__")  # what a torch function mode sees for ``tensor.grad`` and the like
+__all__ = ["BUILTIN_METRICS", "IterationValues", "OutsideModelCheck", "Publisher", "watched_modules"]
 
 
 def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -89,75 +94,25 @@ def dead_fraction(value: torch.Tensor) -> torch.Tensor:
     return ((low == 0) & (high == 0)).float().mean()
 
 
-class OutsideModelCheck(TorchFunctionMode):
-    """Whether the torch calls made outside the model's forward produced only finite values."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        self.checks: list[torch.Tensor] = []
-        # Per model forward or optimizer step under way: whether it took this mode off the stack.
-        self._popped: list[bool] = []
-        self._handles: list[Any] = []
-
-    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
-        # Attribute reads (``p.grad`` for every parameter in ``zero_grad``) make no new value, and checking
-        # each gradient again would cost a full pass over it: a non-finite gradient shows in grad_norm.
-        if getattr(func, "__name__", None) in _ATTRIBUTE_ACCESS:
-            return out
-        if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
-            return out
-        if out._base is not None and not any(out is arg for arg in (*args, *(kwargs or {}).values())):
-            return out  # a new view (``logits.view(-1, n)``) of values checked where they were made
-        # Its largest and smallest values are finite exactly when all are (amax/amin propagate NaN): two
-        # plain reductions, ~20x cheaper on CPU than ``isfinite(out).all()``'s five passes.
-        value = out.detach()
-        self.checks += [value.amax(), value.amin()]
-        return out
-
-    def install(self) -> None:
-        self._handles = [self.model.register_forward_pre_hook(lambda module, args: self.step_aside()),
-                         self.model.register_forward_hook(lambda module, args, output: self.step_back())]
-
-    def remove(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def step_aside(self) -> None:
-        """Off the stack while the model's forward runs: its calls are checked through its modules'
-        outputs; and while the optimizer steps: its values are the next iteration's weights, checked
-        by their norms.  Each of their calls (an Adam step makes ~20 per parameter) is spared a trip
-        through Python.  Only our mode, and only when it is on top."""
-        depth = torch._C._len_torch_function_stack()
-        popped = depth > 0 and torch._C._get_function_stack_at(depth - 1) is self
-        if popped:
-            torch._C._pop_torch_function_stack()
-        self._popped.append(popped)
-
-    def step_back(self) -> None:
-        if self._popped and self._popped.pop():
-            torch._C._push_on_torch_function_stack(self)
-
-    def restore(self) -> None:
-        """A forward or a step that raised never reached its post-hook: put the mode back before it is
-        exited."""
-        while self._popped:
-            self.step_back()
-
-    def take(self) -> Optional[torch.Tensor]:
-        checks, self.checks = self.checks, []
-        return torch.stack(checks).isfinite().all() if checks else None
-
-
 class Publisher:
-    """Install with ``with publisher:``; call ``start_iteration`` / ``end_iteration`` around each one."""
+    """Per-layer values of sampled training iterations of ``model``, kept for the judgement.
 
-    def __init__(self, model: nn.Module, files: ProjectFiles, wanted_kinds: set[str]):
+    ``attach()`` (or ``with publisher:``) hooks the model and the optimizers; ``start_iteration()`` and
+    ``end_iteration()`` go around each sampled iteration (forward, backward and the optimizer steps);
+    ``health()`` judges what was kept; ``detach()`` removes every hook.  ``files`` names the project's
+    code (the call site of each layer; default: the current folder).  ``wanted_kinds`` are the messages
+    subscribers need held (``skyline_tui.health.KINDS``); ``subscribers``, when given, are computed at
+    the end of each iteration and add theirs.  ``window`` keeps only the last so many iterations (a long
+    run); ``check_outside`` turns off the check of the calls made outside the model.
+    """
+
+    def __init__(self, model: nn.Module, files: Optional[ProjectFiles] = None, wanted_kinds: Iterable[str] = (),
+                 *, subscribers: Optional[SubscriberSet] = None, window: Optional[int] = None,
+                 check_outside: bool = True):
         self.modules = watched_modules(model)
-        self.files = files
-        self.wanted = wanted_kinds
+        self.files = files if files is not None else ProjectFiles(os.getcwd())
+        self.subscribers = subscribers
+        self.wanted = set(wanted_kinds) | (subscribers.wanted_kinds if subscribers is not None else set())
         self.call_sites: dict[str, tuple[str, int]] = {}
         self.params: dict[str, list[nn.Parameter]] = {
             path: [p for p in module.parameters(recurse=False) if p.requires_grad] for path, module in self.modules}
@@ -171,11 +126,17 @@ class Publisher:
         self._owner3 = torch.cat([self._owner, self._owner + count, self._owner + 2 * count])
         self._zero = torch.zeros((), device=self._device)  # the norm of a gradient that is missing
         # The weights before the step, copied into the same buffers every iteration (allocated at the first
-        # step: one copy of the trainable parameters for the whole phase).
+        # step: one copy of the trainable parameters while attached).
         self._snapshot: list[torch.Tensor] = []
         self._handles: list[Any] = []
         self._watch = OptimizerWatch(on_step_start=self._step_start, on_step_end=self._step_end)
         self.outside = OutsideModelCheck(model)
+        self._check_outside = check_outside
+        self._active = False  # inside a sampled iteration
+        # What was kept, one entry per iteration ended: the built-in values and the subscribers'.
+        self.history: deque[IterationValues] = deque(maxlen=window)
+        self.custom: deque[SubscriberValues] = deque(maxlen=window)
+        self.iterations = 0  # ended, all told (the window may keep fewer)
         self._reset()
 
     def _reset(self) -> None:
@@ -185,10 +146,13 @@ class Publisher:
         self._grads: Optional[list[Optional[torch.Tensor]]] = None
         self.stepped = False
         self.outside_finite = True
+        self.finite = True  # the last iteration's values and the calls outside the model were all finite
 
     # --- hooks -------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "Publisher":
+    def attach(self) -> "Publisher":
+        if self._handles:
+            return self
         for path, module in self.modules:
             self._handles.append(module.register_forward_pre_hook(
                 lambda module, args, path=path: self._call_site(path)))
@@ -198,20 +162,35 @@ class Publisher:
         self.outside.install()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def detach(self) -> None:
+        """Every hook removed; an iteration still open is dropped."""
+        self.cancel_iteration()
         self.outside.remove()
-        self._watch.__exit__(*exc)
+        self._watch.__exit__(None, None, None)
         for handle in self._handles:
             handle.remove()
         self._handles = []
 
+    def __enter__(self) -> "Publisher":
+        return self.attach()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.detach()
+
+    @property
+    def optimizers(self) -> list[Any]:
+        """The optimizers seen stepping while attached."""
+        return self._watch.optimizers
+
     def _call_site(self, path: str) -> None:
-        if path not in self.call_sites:
+        if self._active and path not in self.call_sites:
             site = self.files.innermost(sys._getframe(1))
             if site is not None:
                 self.call_sites[path] = site
 
     def _forward(self, path: str, module: nn.Module, output: Any) -> None:
+        if not self._active:
+            return
         out = first_tensor(output)
         if out is None or not out.is_floating_point() or out.numel() == 0:
             return
@@ -238,18 +217,13 @@ class Publisher:
     def _layer_gradient(self, path: str, grad: torch.Tensor) -> None:
         self.held.setdefault(path, {})["layer_gradients"] = grad.detach()
 
-    def run(self, iteration: Any) -> None:
-        """One iteration under the outside-model check."""
-        with self.outside:
-            try:
-                iteration()
-            finally:
-                self.outside.restore()
-
     def _step_end(self, optimizer: Any) -> None:
-        self.outside.step_back()
+        if self._active:
+            self.outside.step_back()
 
     def _step_start(self, optimizer: Any) -> None:
+        if not self._active:
+            return
         self.outside.step_aside()
         if not self._snapshot_taken:  # the first step of the iteration: later ones add to the update
             self._take_gradients()
@@ -270,10 +244,69 @@ class Publisher:
     # --- per iteration -----------------------------------------------------------------------------
 
     def start_iteration(self) -> None:
+        """The next forward, backward and optimizer steps, until ``end_iteration``, are one sampled
+        iteration.  Attaches first if needed."""
+        self.attach()
+        self.cancel_iteration()
+        self._reset()
+        self._active = True
+        if self._check_outside:
+            self.outside.enter()
+
+    def cancel_iteration(self) -> None:
+        """Drop an iteration under way (it raised, or the run ended inside it): nothing is kept."""
+        if not self._active:
+            return
+        self._active = False
+        if self._check_outside:
+            self.outside.leave()
+            self.outside.take()
         self._reset()
 
+    def run(self, iteration: Callable[[], Any]) -> None:
+        """Call ``iteration`` between ``start_iteration`` and ``end_iteration``; if it raises, the
+        iteration is dropped (the outside check leaves the torch function stack) and the error goes on."""
+        try:
+            iteration()
+        except BaseException:
+            self.cancel_iteration()
+            raise
+
     def end_iteration(self) -> IterationValues:
-        """Every built-in metric of the iteration, by module: one host sync."""
+        """Every built-in metric of the iteration, by module (one host sync), kept for ``health()`` with
+        the subscribers' values of the same iteration."""
+        if not self._active:
+            raise RuntimeError("end_iteration() without start_iteration()")
+        self._active = False
+        if self._check_outside:
+            self.outside.leave()
+        values = self._values()
+        self.finite = self.outside_finite and all(math.isfinite(v) for metrics in values.values()
+                                                  for v in metrics.values())
+        custom: SubscriberValues = {}
+        if self.subscribers is not None:
+            custom = {path: self.subscribers.compute(path, module, self.held.get(path, {}))
+                      for path, module in self.modules}
+        self.held = {}
+        self.history.append(values)
+        self.custom.append(custom)
+        self.iterations += 1
+        return values
+
+    # --- the judgement -----------------------------------------------------------------------------
+
+    def layers(self) -> tuple[LayerInfo, ...]:
+        """Each watched layer as the judgement sees it, with the optimizer setting that steps it."""
+        return describe_layers(self.modules, self.params, self.call_sites, self.optimizers)
+
+    def health(self, non_finite: Optional[NonFinite] = None) -> Health:
+        """The report's health section over the iterations kept: ``judge_health`` on them."""
+        subscribers = self.subscribers
+        return judge_health(self.layers(), list(self.history), list(self.custom),
+                            subscriber_series=subscribers.series_names() if subscribers is not None else (),
+                            non_finite=non_finite, errors=subscribers.errors if subscribers is not None else ())
+
+    def _values(self) -> IterationValues:
         if self._grads is None:  # no optimizer stepped: the gradients are whatever backward left
             self._take_gradients()
         params = [p.detach() for p in self._flat_params]

@@ -9,16 +9,15 @@ the message and the line of its own code that raised) and gets no more calls; it
 from __future__ import annotations
 
 import inspect
-import math
 import os
 import traceback
 from importlib import metadata
+from types import ModuleType
 from typing import Any, Optional
 
 from torch import nn
 
 from skyline_tui.health import ENTRY_HOOK, ENTRY_POINT_GROUP, KINDS, Subscriber
-from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.report import HealthError
 
@@ -86,13 +85,14 @@ def _own_frame(exc: BaseException, sub: Any, files: ProjectFiles) -> tuple[Optio
     return files.relpath(chosen.filename) or chosen.filename, chosen.lineno
 
 
-def load_subscribers(ep: EntryPoint) -> SubscriberSet:
-    """The entry point's subscribers, then the installed packages'."""
+def load_subscribers(module: Optional[ModuleType], files: ProjectFiles) -> SubscriberSet:
+    """The subscribers ``module`` offers (an entry point's ``skyline_health_subscribers()``; None: none),
+    then the installed packages'.  ``files`` names the project's code, for the line a subscriber
+    raised at."""
     found: list[Any] = []
     errors: list[HealthError] = []
-    files = ep.files
     subscribers = SubscriberSet([], errors, files)
-    hook = getattr(ep.module, ENTRY_HOOK, None)
+    hook = getattr(module, ENTRY_HOOK, None) if module is not None else None
     if callable(hook):
         try:
             found += list(hook())
@@ -127,7 +127,3 @@ def _contract_problem(sub: Any) -> Optional[str]:
     if not isinstance(kinds, tuple) or not kinds or any(kind not in KINDS for kind in kinds):
         return f"{sub.name}: kinds must be a non-empty tuple of {', '.join(KINDS)}; got {kinds!r}"
     return None
-
-
-def finite_or_none(value: Optional[float]) -> Optional[float]:
-    return value if value is not None and math.isfinite(value) else None

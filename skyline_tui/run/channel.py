@@ -1,0 +1,51 @@
+"""The pipe between the script's process and the launcher, and what both sides agree on.
+
+Events go over a descriptor of their own, never the script's stdout or stderr.  Torch-free: both sides import it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any, Optional
+
+from skyline_tui.run.events import encode
+
+# The launcher's settings for the child, as JSON in the environment (the child removes it before the script runs).
+CONFIG_ENV = "SKYLINE_TUI_RUN"
+# What the launcher passes on to the script (a kill aimed at the launcher), blocked in the launcher and unblocked
+# in the child before the script runs.
+FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
+
+
+class Sender:
+    """Writes events to the pipe, from the process that opened it only: a forked DataLoader worker inherits the
+    descriptor and the hooks, and must stay silent.  A launcher that went away costs nothing but the events."""
+
+    def __init__(self, fd: Optional[int]):
+        self.fd = fd
+        self.pid = os.getpid()
+        if fd is not None:
+            try:
+                os.set_inheritable(fd, False)  # a program the script starts gets no copy
+            except OSError:
+                self.fd = None
+
+    def send(self, event: Any) -> None:
+        if self.fd is None or os.getpid() != self.pid:
+            return
+        data = encode(event)
+        try:
+            while data:  # one write per line; lines under PIPE_BUF arrive whole
+                written = os.write(self.fd, data)
+                data = data[written:]
+        except OSError:
+            self.fd = None
+
+    def close(self) -> None:
+        if self.fd is not None:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = None

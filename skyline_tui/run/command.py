@@ -1,0 +1,146 @@
+"""``skyline-tui run [OPTIONS] SCRIPT [ARGS...]`` and ``skyline-tui run [OPTIONS] -m MODULE [ARGS...]``.
+
+skyline-tui's options come before the script; everything after it is the script's.  The exit status is the
+script's (128 + N when signal N ended it, as a shell reports it); 2 when the run is refused before it starts
+(no such script, several processes).  Torch-free and textual-free: the script runs in its own process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence, TextIO
+
+from skyline_tui.argtypes import positive_int
+from skyline_tui.run import events as ev
+from skyline_tui.run.headless import EventsFile, Progress, summary_text
+from skyline_tui.run.launcher import RunOptions, Target, distributed_launcher, launch
+from skyline_tui.run.summary import RunSummary, SummaryBuilder
+
+EXIT_USAGE = 2
+
+
+def prepare_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("Run a training script unchanged and watch it step by step: step time and its phases, "
+                          "samples/s, the loss, memory, and per-layer health every N steps.")
+    parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m MODULE does")
+    parser.add_argument("--json", metavar="PATH", help="write the summary as JSON to PATH ('-': stdout, after the "
+                                                       "script's own output)")
+    parser.add_argument("--events", metavar="PATH", help="write every event (one a step) as JSON lines as they come")
+    parser.add_argument("--samples-per-step", type=positive_int, metavar="N",
+                        help="samples in one step (default: the leading dimension of the batch the outermost "
+                             "module receives)")
+    parser.add_argument("--health-every", type=positive_int, metavar="N",
+                        help="sample per-layer health every N steps (default: off)")
+    parser.add_argument("--history", metavar="PATH", help="record the run in this history store (default: "
+                        "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
+    parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines nor summary on stderr")
+    parser.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...]",
+                        help="the script and its own arguments")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="skyline-tui run")
+    prepare_parser(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    return run(args, parser)
+
+
+def target_of(args: argparse.Namespace) -> Target:
+    if args.module is not None:
+        return Target(script=None, module=args.module, args=tuple(args.target))
+    return Target(script=args.target[0], module=None, args=tuple(args.target[1:]))
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO = sys.stderr) -> int:
+    if args.module is None and not args.target:
+        parser.error("a script to run is needed: skyline-tui run [OPTIONS] SCRIPT [ARGS...]")
+    target = target_of(args)
+    refusal = distributed_launcher(target)
+    if refusal is not None:
+        print(f"skyline-tui: {refusal}", file=err)
+        return EXIT_USAGE
+    if target.script is not None and not os.path.exists(target.script):
+        print(f"skyline-tui: no such script: {target.script}", file=err)
+        return EXIT_USAGE
+    if args.json is None and sys.stdout.isatty() and err.isatty():
+        print("skyline-tui: the live view is not built yet; running headless (--json PATH writes the summary)",
+              file=err)
+    root = _project_root(target)
+    sinks: list[Any] = []
+    events_file = None
+    if args.events:
+        try:
+            events_file = EventsFile(args.events)
+        except OSError as exc:
+            print(f"skyline-tui: cannot write {args.events}: {exc.strerror or exc}", file=err)
+            return EXIT_USAGE
+        sinks.append(events_file)
+    builder = SummaryBuilder(target.shown, (target.script or target.module or "", *target.args))
+    sinks.append(builder)
+    progress = Progress(builder, err) if not args.quiet else None
+
+    def on_event(event: ev.Event) -> None:
+        for sink in sinks:
+            sink(event)
+
+    began = time.monotonic()
+    options = RunOptions(samples_per_step=args.samples_per_step, health_every=args.health_every, root=root)
+    try:
+        returncode = launch(target, options, on_event, on_tick=progress.tick if progress else None)
+    finally:
+        if events_file is not None:
+            events_file.close()
+    summary = builder.summary(duration_s=time.monotonic() - began)
+    status = _write_summary(summary, args.json, err)
+    if not args.quiet:
+        print(summary_text(summary), file=err)
+    _record(summary, builder.steps, root, args, err)
+    if status:
+        return status
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _project_root(target: Target) -> str:
+    from skyline_tui.project import find_project_root
+
+    if target.script is not None:
+        return str(find_project_root(target.script))
+    return os.getcwd()
+
+
+def _write_summary(summary: RunSummary, destination: Optional[str], err: TextIO) -> int:
+    if destination is None:
+        return 0
+    text = summary.to_json() + "\n"
+    try:
+        if destination == "-":
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            Path(destination).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"skyline-tui: cannot write {destination}: {exc.strerror or exc}", file=err)
+        return 1
+    return 0
+
+
+def _record(summary: RunSummary, steps: list[ev.Step], root: str, args: argparse.Namespace, err: TextIO) -> None:
+    from skyline_tui.history.location import resolve_history_path
+    from skyline_tui.history.store import record_run_safely
+
+    path = resolve_history_path(args.history, args.no_history, root)
+    record_run_safely(summary, steps, path, project_root=root, stream=err)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The event stream of a supervised run: typed events, one JSON line each.
+
+The script's process (the hooks) sends them to the launcher over a pipe of its own (never the script's stdout
+or stderr, which stay the user's); the launcher adds its own (the script's output when it captures it, the
+exit), writes them to ``--events PATH`` as they come and hands them to whoever watches (the headless progress
+line, the summary, a live view).  One event per step, per sampled health, per log line and per exit, so a
+view consumes the stream and needs nothing else.
+
+Torch-free and textual-free: both sides import it.  Times are milliseconds, sizes bytes, ``None`` means "not
+measured"; a loss that was not finite is ``None`` in ``losses`` and counted in ``non_finite_losses``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+
+from skyline_tui.dataclass_json import ReportFormatError, from_dict, to_dict
+from skyline_tui.report import ErrorInfo, Health, NonFinite
+
+
+@dataclass(frozen=True)
+class ScriptStarted:
+    """The child is up; its hooks go in before the script's first line."""
+
+    pid: int
+    script: str  # the path as given, or "-m MODULE"
+    argv: tuple[str, ...]  # the script's sys.argv
+    cwd: str
+
+
+@dataclass(frozen=True)
+class TorchSeen:
+    """The script imported torch: the step hooks are installed from here on."""
+
+    torch_version: str
+    cuda: bool  # torch.cuda.is_available() as torch sees it without initialising the device
+
+
+@dataclass(frozen=True)
+class SamplesFrom:
+    """Where a step's sample count comes from, said once: the leading ``dim`` of ``tensor`` (e.g.
+    ``args[0]``) passed to ``module`` (the outermost module's class); or ``--samples-per-step``."""
+
+    module: Optional[str]
+    tensor: Optional[str]
+    dim: Optional[int]
+    override: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One training step, closed.  ``wall_ms`` runs from the previous step's end to this one's; the phases
+    are exclusive (an LBFGS closure's forward and backward are not counted in its optimizer time) and
+    ``other_ms`` is what is left (data loading, logging, a hand-written update)."""
+
+    index: int  # 1-based
+    end_s: float  # seconds since the child started
+    wall_ms: float
+    forward_ms: float
+    backward_ms: float
+    optimizer_ms: float
+    evaluation_ms: float  # forward passes without gradient (evaluation) inside this step's time
+    other_ms: float
+    samples: Optional[int]
+    losses: tuple[Optional[float], ...] = ()  # each scalar backward ran on, in order
+    non_finite_losses: int = 0
+    # Memory, sampled at a step end at most a few times a second (None in between): per-step reads of
+    # the allocator's statistics would cost more than the step on a small model.
+    allocated_bytes: Optional[int] = None
+    reserved_bytes: Optional[int] = None
+    peak_allocated_bytes: Optional[int] = None
+    rss_bytes: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class HealthSampled:
+    """The per-layer health of one sampled step (``--health-every N``), in the profile's shape."""
+
+    step: int
+    health: Health
+
+
+@dataclass(frozen=True)
+class NonFiniteSeen:
+    """The first NaN/Inf of the run: the step, and where it was made when that could be located."""
+
+    step: int  # the step it appeared in (1-based)
+    where: Optional[NonFinite]  # module and line, when found (a health-sampled step, or the loss)
+    message: str
+
+
+@dataclass(frozen=True)
+class ScriptOutput:
+    """A piece of the script's stdout or stderr, when the launcher captures them (a live view)."""
+
+    stream: str  # "stdout" | "stderr"
+    text: str
+
+
+@dataclass(frozen=True)
+class ChildFinished:
+    """The child's last word, sent on the way out (not after ``os._exit`` or a kill)."""
+
+    exit_code: int
+    error: Optional[ErrorInfo]  # the exception that ended the script, at the user's line
+    interrupted: bool  # a KeyboardInterrupt the script did not catch
+    why_no_steps: Optional[str]  # when no step completed: what the hooks saw instead
+    evaluation_passes: int
+    evaluation_ms: float  # every forward pass without gradient, in steps and outside them
+    backward_passes: int
+    optimizer_steps: int
+    peak_rss_bytes: Optional[int]
+    peak_allocated_bytes: Optional[int]
+    peak_reserved_bytes: Optional[int]
+
+
+@dataclass(frozen=True)
+class ScriptExited:
+    """The launcher saw the child end: the final event of every run."""
+
+    exit_code: int  # the script's status; negative: killed by that signal
+    message: str  # one line: how it ended
+
+
+Event = Union[ScriptStarted, TorchSeen, SamplesFrom, Step, HealthSampled, NonFiniteSeen, ScriptOutput,
+              ChildFinished, ScriptExited]
+
+_TYPES: dict[str, type] = {
+    "started": ScriptStarted, "torch": TorchSeen, "samples_from": SamplesFrom, "step": Step,
+    "health": HealthSampled, "non_finite": NonFiniteSeen, "output": ScriptOutput, "finished": ChildFinished,
+    "exited": ScriptExited,
+}
+_NAMES = {cls: name for name, cls in _TYPES.items()}
+_STEP_FIELDS = tuple(f.name for f in dataclasses.fields(Step))
+
+
+def encode(event: Any) -> bytes:
+    """One event as one newline-terminated JSON line."""
+    if type(event) is Step:  # the hot path, once per step: no reflection over nested types
+        payload: dict[str, Any] = {"type": "step"}
+        for name in _STEP_FIELDS:
+            payload[name] = getattr(event, name)
+    else:
+        payload = {"type": _NAMES[type(event)], **to_dict(event)}
+    return (json.dumps(payload, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+
+
+def decode(line: Union[bytes, str]) -> Event:
+    try:
+        payload = json.loads(line)
+        cls = _TYPES[payload.pop("type")]
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ReportFormatError(f"malformed run event: {exc}") from None
+    event: Event = from_dict(cls, payload, where=cls.__name__)
+    return event

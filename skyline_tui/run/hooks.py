@@ -1,0 +1,346 @@
+"""The hooks inside the script's process: what they watch, and what they cost per step.
+
+Installed once torch is imported (before the script's first torch call), never removed while the script runs:
+
+- the global optimizer step pre/post hooks, and ``Optimizer.__init__`` wrapped so the engine knows which
+  optimizers exist (a GAN builds both before its loop);
+- ``torch.autograd.backward`` (which ``Tensor.backward`` calls) and ``torch.autograd.grad`` wrapped: the
+  backward phase and the loss, the scalar it ran on;
+- module forward hooks on the *outermost* modules: global module hooks until the first step closes (to find
+  them: the modules called with nothing around them), then hooks on those modules alone, so a model of
+  hundreds of layers pays two hook calls per forward, not hundreds.  A module first called after the first
+  step is not seen (its time is ``other``).
+
+Per step: a few Python calls, ``perf_counter`` reads, the loss read (``item()`` on CPU; on CUDA a non-blocking
+copy read once its event has passed, so no step waits for the device), one JSON line.  Memory is read at
+most every ``MEMORY_EVERY_S``.  Nothing is sent from another process (a forked DataLoader worker inherits
+the hooks and the pipe).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import resource
+import weakref
+from collections import deque
+from typing import Any, Callable, Optional
+
+import torch
+from torch.nn.modules import module as nn_module
+from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+from skyline_tui.run import events as ev
+from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
+
+MEMORY_EVERY_S = 0.25
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class PendingLoss:
+    """A CUDA loss on its way to the host: read when the copy's event has passed."""
+
+    __slots__ = ("host", "event")
+
+    def __init__(self, loss: torch.Tensor):
+        self.host = torch.empty((), dtype=loss.dtype, pin_memory=True)
+        self.host.copy_(loss.detach().reshape(()), non_blocking=True)
+        self.event = torch.cuda.Event()
+        self.event.record()
+
+    def ready(self) -> bool:
+        return bool(self.event.query())
+
+    def value(self) -> float:
+        self.event.synchronize()
+        return float(self.host)
+
+
+def read_loss(tensor: Any) -> Any:
+    """The loss as a float (CPU), a pending read (CUDA), or None (not a scalar tensor)."""
+    if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or not tensor.is_floating_point():
+        return None
+    if tensor.device.type == "cuda":
+        return PendingLoss(tensor)
+    if tensor.device.type == "meta":
+        return None
+    return float(tensor.detach())
+
+
+def first_batch_tensor(args: Any, kwargs: Optional[dict[str, Any]]) -> Optional[tuple[str, torch.Tensor]]:
+    """The first tensor with a leading dimension among the arguments, and where it was (``args[0]``)."""
+    def search(value: Any, where: str, depth: int) -> Optional[tuple[str, torch.Tensor]]:
+        if isinstance(value, torch.Tensor):
+            return (where, value) if value.dim() >= 1 else None
+        if depth > 2:
+            return None
+        if isinstance(value, (list, tuple)):
+            items: Any = enumerate(value)
+        elif isinstance(value, dict):
+            items = value.items()
+        else:
+            return None
+        for key, item in items:
+            found = search(item, f"{where}[{key!r}]" if isinstance(key, str) else f"{where}[{key}]", depth + 1)
+            if found is not None:
+                return found
+        return None
+
+    for i, arg in enumerate(args):
+        found = search(arg, f"args[{i}]", 1)
+        if found is not None:
+            return found
+    for key, arg in (kwargs or {}).items():
+        found = search(arg, key, 1)
+        if found is not None:
+            return found
+    return None
+
+
+class MemoryReader:
+    def __init__(self) -> None:
+        try:
+            self._statm: Optional[int] = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            self._statm = None
+        self._next = 0.0
+
+    def rss(self) -> Optional[int]:
+        if self._statm is None:
+            return None
+        try:
+            return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def due(self, now: float) -> bool:
+        if now < self._next:
+            return False
+        self._next = now + MEMORY_EVERY_S
+        return True
+
+    def cuda(self) -> tuple[Optional[int], Optional[int], Optional[int]]:
+        if not torch.cuda.is_initialized():
+            return None, None, None
+        return torch.cuda.memory_allocated(), torch.cuda.memory_reserved(), torch.cuda.max_memory_allocated()
+
+    @staticmethod
+    def peak_rss() -> int:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
+
+
+class RunHooks:
+    """The step engine fed by torch's hooks; closed steps go to ``send`` as ``Step`` events."""
+
+    def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None):
+        self._send = send
+        self._started = started
+        self._override = samples_per_step
+        self.engine = StepEngine(self._closed)
+        self.memory = MemoryReader()
+        self._waiting: deque[Segment] = deque()  # closed, their CUDA losses not yet read
+        self._handles: list[Any] = []
+        self._global_forward: list[Any] = []
+        self._roots: dict[int, Any] = {}  # id -> weakref of the outermost modules seen
+        self._depth = 0
+        self._outer_phase: list[str] = []
+        self._samples_said = samples_per_step is not None
+        self._in_backward = False
+        self._pid = os.getpid()
+        self.peaks = [0, 0]  # peak allocated, peak reserved, as sampled
+        self.emitted = 0
+
+    # --- installing --------------------------------------------------------------------------------
+
+    def install(self) -> None:
+        engine = self.engine
+        self._handles += [register_optimizer_step_pre_hook(self._optimizer_pre),
+                          register_optimizer_step_post_hook(self._optimizer_post)]
+        self._wrap_optimizer_init()
+        self._wrap_backward()
+        self._global_forward = [
+            nn_module.register_module_forward_pre_hook(self._global_pre),
+            nn_module.register_module_forward_hook(self._global_post, always_call=True)]
+        if self._override is not None:
+            self._send(ev.SamplesFrom(module=None, tensor=None, dim=None, override=self._override))
+        del engine
+
+    def _wrap_optimizer_init(self) -> None:
+        original = torch.optim.Optimizer.__init__
+        engine = self.engine
+
+        @functools.wraps(original)
+        def __init__(optimizer: Any, *args: Any, **kwargs: Any) -> None:
+            original(optimizer, *args, **kwargs)
+            key = id(optimizer)
+            engine.optimizer_built(key)
+            weakref.finalize(optimizer, engine.alive.discard, key)
+
+        torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign]
+
+    def _wrap_backward(self) -> None:
+        autograd = torch.autograd
+        hooks = self
+
+        def wrap(original: Callable[..., Any], losses_of: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(original)
+            def wrapper(*args: Any, **kwargs: Any) -> Any:
+                if hooks._in_backward or os.getpid() != hooks._pid:
+                    return original(*args, **kwargs)
+                hooks._in_backward = True
+                try:
+                    hooks._backward_begins(losses_of(*args, **kwargs))
+                    return original(*args, **kwargs)
+                finally:
+                    hooks.engine.leave(BACKWARD)
+                    hooks._in_backward = False
+            return wrapper
+
+        def backward_losses(tensors: Any = None, *args: Any, **kwargs: Any) -> Any:
+            return tensors
+
+        def grad_losses(outputs: Any = None, *args: Any, **kwargs: Any) -> Any:
+            return outputs
+
+        autograd.backward = wrap(autograd.backward, backward_losses)  # type: ignore[assignment]
+        autograd.grad = wrap(autograd.grad, grad_losses)  # type: ignore[assignment]
+
+    def _backward_begins(self, tensors: Any) -> None:
+        self.engine.enter(BACKWARD)
+        for tensor in tensors if isinstance(tensors, (list, tuple)) else (tensors,):
+            loss = read_loss(tensor)
+            if loss is not None:
+                self.engine.note_loss(loss)
+
+    # --- optimizer ---------------------------------------------------------------------------------
+
+    def _optimizer_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        key = id(optimizer)
+        self.engine.optimizer_stepping(key)
+        self.engine.enter(OPTIMIZER)
+
+    def _optimizer_post(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        self.engine.leave(OPTIMIZER)
+        self.engine.alive.add(id(optimizer))
+        self.engine.optimizer_stepped(id(optimizer))
+
+    # --- forward -----------------------------------------------------------------------------------
+
+    def _global_pre(self, module: Any, args: Any) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            key = id(module)
+            if key not in self._roots:
+                self._roots[key] = weakref.ref(module)
+            self._outer_begins(module, args, None)
+
+    def _global_post(self, module: Any, args: Any, output: Any) -> None:
+        if self._depth == 1:
+            self._outer_ends()
+        self._depth = max(0, self._depth - 1)
+
+    def _root_pre(self, module: Any, args: Any, kwargs: Any) -> None:
+        self._depth += 1
+        if self._depth == 1:
+            self._outer_begins(module, args, kwargs)
+
+    def _root_post(self, module: Any, args: Any, kwargs: Any, output: Any) -> None:
+        if self._depth == 1:
+            self._outer_ends()
+        self._depth = max(0, self._depth - 1)
+
+    def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> None:
+        if os.getpid() != self._pid:
+            self._outer_phase.append("")
+            return
+        phase = FORWARD if torch.is_grad_enabled() else EVALUATION
+        self._outer_phase.append(phase)
+        self.engine.enter(phase)
+        if phase == FORWARD and self._override is None and self.engine.wants_samples():
+            found = first_batch_tensor(args, kwargs)
+            if found is not None:
+                where, tensor = found
+                self.engine.note_samples(int(tensor.shape[0]))
+                if not self._samples_said:
+                    self._samples_said = True
+                    self._send(ev.SamplesFrom(module=type(module).__name__, tensor=where, dim=0))
+
+    def _outer_ends(self) -> None:
+        phase = self._outer_phase.pop() if self._outer_phase else ""
+        if phase:
+            self.engine.leave(phase)
+
+    def _watch_roots_only(self) -> None:
+        """After the first step: hooks on the outermost modules alone (the global ones cost every layer)."""
+        for handle in self._global_forward:
+            handle.remove()
+        self._global_forward = []
+        for ref in self._roots.values():
+            module = ref()
+            if module is not None:
+                self._handles += [module.register_forward_pre_hook(self._root_pre, with_kwargs=True),
+                                  module.register_forward_hook(self._root_post, with_kwargs=True, always_call=True)]
+
+    # --- closed steps ------------------------------------------------------------------------------
+
+    def _closed(self, segment: Segment) -> None:
+        if self._global_forward and self._depth == 0:
+            self._watch_roots_only()
+        if self._override is not None:
+            segment.samples = self._override
+        self._waiting.append(segment)
+        self._send_ready(wait=False)
+
+    def _send_ready(self, wait: bool) -> None:
+        while self._waiting:
+            segment = self._waiting[0]
+            if not wait and not all(not isinstance(loss, PendingLoss) or loss.ready() for loss in segment.losses):
+                return
+            self._waiting.popleft()
+            self._send(self._step_event(segment))
+
+    def _step_event(self, segment: Segment) -> ev.Step:
+        self.emitted += 1
+        losses = [loss.value() if isinstance(loss, PendingLoss) else loss for loss in segment.losses]
+        finite = tuple(v if v is not None and math.isfinite(v) else None for v in losses)
+        seconds = segment.seconds
+        wall = segment.end - segment.start
+        other = wall - sum(seconds.values())
+        allocated = reserved = peak = rss = None
+        if self.memory.due(segment.end):
+            allocated, reserved, peak = self.memory.cuda()
+            rss = self.memory.rss()
+            if peak is not None and reserved is not None:
+                self.peaks = [max(self.peaks[0], peak), max(self.peaks[1], reserved)]
+        return ev.Step(
+            index=self.emitted, end_s=round(segment.end - self._started, 6), wall_ms=wall * 1e3,
+            forward_ms=seconds[FORWARD] * 1e3, backward_ms=seconds[BACKWARD] * 1e3,
+            optimizer_ms=seconds[OPTIMIZER] * 1e3, evaluation_ms=seconds[EVALUATION] * 1e3,
+            other_ms=max(0.0, other) * 1e3, samples=segment.samples, losses=finite,
+            non_finite_losses=sum(1 for v in losses if v is not None and not math.isfinite(v)),
+            allocated_bytes=allocated, reserved_bytes=reserved, peak_allocated_bytes=peak, rss_bytes=rss)
+
+    def finish(self) -> None:
+        """The script is over: close what can be closed and send every step still waiting for its loss."""
+        self.engine.finish()
+        if self._waiting and torch.cuda.is_initialized():
+            try:
+                torch.cuda.synchronize()
+            except Exception:  # noqa: BLE001 - a device in an error state: the losses are lost, not the steps
+                for segment in self._waiting:
+                    segment.losses = [None if isinstance(loss, PendingLoss) else loss for loss in segment.losses]
+        self._send_ready(wait=True)
+
+    def evaluation_seconds(self) -> float:
+        return self.engine.evaluation_seconds
+
+    def peak_memory(self) -> tuple[Optional[int], Optional[int], Optional[int]]:
+        rss = MemoryReader.peak_rss()
+        if torch.cuda.is_initialized():
+            try:
+                return rss, max(self.peaks[0], torch.cuda.max_memory_allocated()), \
+                    max(self.peaks[1], torch.cuda.max_memory_reserved())
+            except Exception:  # noqa: BLE001
+                pass
+        return rss, None, None

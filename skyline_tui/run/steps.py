@@ -1,0 +1,232 @@
+"""What a step is, from what the hooks see: torch-free bookkeeping of phases and step boundaries.
+
+The hooks (hooks.py) call ``enter``/``leave`` around each outermost forward, each backward and each optimizer
+step, and ``optimizer_stepped`` after a step; this class turns that into closed steps:
+
+- **Optimizers** (any ``torch.optim`` optimizer exists): a step is one *round* in which every known optimizer
+  has stepped, closed at the end of the round's last optimizer step.  Known: the optimizers alive (built
+  before the loop, as a GAN builds two).  An optimizer that steps again before the round is complete (a
+  critic stepping five times per generator step) leaves a *tentative* boundary; when the round completes,
+  those segments are one step.  Where the round never completes (an optimizer built and never used, one
+  replaced each epoch) the tentative boundaries become steps after ``TENTATIVE_LIMIT`` of them, and the
+  optimizers that did not step are no longer waited for.  LBFGS's ``step(closure)`` is one step however
+  many backward passes the closure runs.
+- **No optimizer** (updates by hand): a step is a backward pass and what follows it, closed when the next
+  training activity begins (an outermost forward with gradients, or a backward).
+
+Time is exclusive: a phase entered inside another (an LBFGS closure's forward inside ``step``) pauses the
+outer one.  Forward passes without gradient are evaluation, their own phase.  ``other`` is the step's wall
+time left over.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+FORWARD, BACKWARD, OPTIMIZER, EVALUATION = "forward", "backward", "optimizer", "evaluation"
+PHASES = (FORWARD, BACKWARD, OPTIMIZER, EVALUATION)
+TENTATIVE_LIMIT = 64
+
+
+@dataclass
+class Segment:
+    """What happened since the last boundary: a step once closed (several, for a round with repeats)."""
+
+    start: float
+    end: float = 0.0
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    samples: Optional[int] = None
+    losses: list[Any] = field(default_factory=list)  # whatever the hooks pass: a float, or a pending read
+
+    def absorb(self, later: "Segment") -> None:
+        self.end = later.end
+        for phase, seconds in later.seconds.items():
+            self.seconds[phase] += seconds
+        if self.samples is None:
+            self.samples = later.samples
+        self.losses += later.losses
+
+
+ClosedStep = Callable[[Segment], None]
+
+
+class StepEngine:
+    def __init__(self, on_step: ClosedStep, clock: Callable[[], float] = time.perf_counter):
+        self._on_step = on_step
+        self._clock = clock
+        self._stack: list[str] = []
+        self._mark = 0.0
+        self._segment: Optional[Segment] = None  # None until the first training activity
+        self._outside = dict.fromkeys(PHASES, 0.0)  # time in phases before training began or after it ended
+        # Optimizer rounds: ids of the optimizers waited for, those that stepped in the open round, and those
+        # that ever stepped.
+        self.alive: set[int] = set()
+        self._round: set[int] = set()
+        self._ever: set[int] = set()
+        self._dropped: set[int] = set()
+        self._tentative: list[Segment] = []
+        self._last_leave = 0.0
+        self._last_end: Optional[tuple[float, dict[str, float], int, Optional[int]]] = None
+        self._backward_in_segment = False
+        self.steps = 0
+        self.backward_passes = 0
+        self.optimizer_steps = 0
+        self.evaluation_passes = 0
+        self.training_forwards = 0
+        self.evaluation_seconds = 0.0  # in steps and outside them
+
+    # --- what the hooks report ---------------------------------------------------------------------
+
+    def optimizer_built(self, key: int) -> None:
+        self.alive.add(key)
+
+    def optimizer_gone(self, key: int) -> None:
+        self.alive.discard(key)
+        self._round.discard(key)
+        self._close_round_if_complete(self._clock())
+
+    def enter(self, phase: str) -> None:
+        now = self._clock()
+        if phase in (FORWARD, BACKWARD) and not self._stack:
+            self._training_begins(now)
+        elif phase == OPTIMIZER and self._segment is None:
+            self._training_begins(now)  # an LBFGS step runs its first forward inside step()
+        self._charge(now)
+        self._stack.append(phase)
+        if phase == EVALUATION:
+            self.evaluation_passes += 1
+        elif phase == FORWARD:
+            self.training_forwards += 1
+        elif phase == BACKWARD:
+            self.backward_passes += 1
+            self._backward_in_segment = True
+        elif phase == OPTIMIZER:
+            self.optimizer_steps += 1
+
+    def leave(self, phase: str) -> None:
+        now = self._clock()
+        self._charge(now)
+        self._last_leave = now
+        # Pop down to the phase left: a hook that never ran its ``leave`` (an exception) must not pin the stack.
+        while self._stack:
+            if self._stack.pop() == phase:
+                break
+
+    def optimizer_stepping(self, key: int) -> None:
+        """Before an optimizer's step: a second step of one optimizer in an incomplete round."""
+        if key in self._round and self._segment is not None:
+            self._charge(self._clock())
+            self._tentative.append(self._cut_at_last_optimizer_end())
+            self._round = set()
+            if len(self._tentative) > TENTATIVE_LIMIT:
+                # The round does not complete: stop waiting for the optimizers that did not step.
+                missing = self._waited_for() - {key}
+                self._dropped |= missing
+                for segment in self._tentative:
+                    self._emit(segment)
+                self._tentative = []
+
+    def optimizer_stepped(self, key: int) -> None:
+        now = self._clock()
+        if self._segment is not None:  # where a tentative boundary would go
+            self._last_end = (now, dict(self._segment.seconds), len(self._segment.losses), self._segment.samples)
+        self._ever.add(key)
+        self._dropped.discard(key)
+        self._round.add(key)
+        self._close_round_if_complete(now)
+
+    def note_samples(self, samples: int) -> None:
+        if self._segment is not None and self._segment.samples is None:
+            self._segment.samples = samples
+
+    def wants_samples(self) -> bool:
+        return self._segment is None or self._segment.samples is None
+
+    def note_loss(self, loss: Any) -> None:
+        if self._segment is not None:
+            self._segment.losses.append(loss)
+
+    def finish(self) -> None:
+        """The script ended: tentative segments are steps; the open one is not (its step did not complete)."""
+        now = self._clock()
+        self._charge(now)
+        if self._optimizers_in_use():
+            for segment in self._tentative:
+                self._emit(segment)
+            self._tentative = []
+        elif self._segment is not None and self._backward_in_segment:
+            # By hand, the last step's update comes after its backward with no hook to see it end: the step
+            # ends with its last phase rather than with the script (which may save, evaluate, print for long).
+            self._segment.end = self._last_leave
+            self._emit(self._segment)
+        self._segment = None
+
+    # --- bookkeeping -------------------------------------------------------------------------------
+
+    @property
+    def phase(self) -> Optional[str]:
+        return self._stack[-1] if self._stack else None
+
+    def _optimizers_in_use(self) -> bool:
+        return bool(self.alive or self._ever)
+
+    def _waited_for(self) -> set[int]:
+        return (self.alive | self._ever) - self._dropped
+
+    def _training_begins(self, now: float) -> None:
+        if self._segment is None:
+            self._segment = Segment(start=now)
+            self._mark = now
+        elif not self._optimizers_in_use() and self._backward_in_segment:
+            # By hand: the next forward or backward after a backward begins the next step.
+            self._charge(now)
+            self._segment.end = now
+            self._emit(self._segment)
+            self._segment = Segment(start=now)
+            self._backward_in_segment = False
+
+    def _charge(self, now: float) -> None:
+        if self._stack:
+            into = self._segment.seconds if self._segment is not None else self._outside
+            phase = self._stack[-1]
+            into[phase] += now - self._mark
+            if phase == EVALUATION:
+                self.evaluation_seconds += now - self._mark
+        self._mark = now
+
+    def _close_round_if_complete(self, now: float) -> None:
+        if self._segment is None or not self._round or not self._waited_for() <= self._round:
+            return
+        step = self._cut(now)
+        for earlier in reversed(self._tentative):
+            earlier.absorb(step)
+            step = earlier
+        self._tentative = []
+        self._round = set()
+        self._emit(step)
+
+    def _cut_at_last_optimizer_end(self) -> Segment:
+        """End the open segment where its last optimizer step ended; what came after moves to the next."""
+        assert self._segment is not None and self._last_end is not None
+        at, seconds, losses, samples = self._last_end
+        after = self._segment
+        closing = Segment(start=after.start, end=at, seconds=seconds, samples=samples, losses=after.losses[:losses])
+        self._segment = Segment(start=at, seconds={k: v - seconds[k] for k, v in after.seconds.items()},
+                                samples=after.samples if samples is None else None, losses=after.losses[losses:])
+        self._backward_in_segment = bool(self._segment.seconds[BACKWARD])
+        return closing
+
+    def _cut(self, at: float) -> Segment:
+        """End the open segment at ``at`` and open the next one there (time after ``at`` moves along)."""
+        assert self._segment is not None
+        closing = self._segment
+        closing.end = at
+        self._segment = Segment(start=at)
+        self._backward_in_segment = False
+        return closing
+
+    def _emit(self, segment: Segment) -> None:
+        self.steps += 1
+        self._on_step(segment)
