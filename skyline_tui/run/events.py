@@ -118,6 +118,16 @@ class ChildFinished:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """What the script logged with ``skyline_tui.track.log`` since the last batch, in order: record i is
+    (``steps[i]``, ``names[i]``, ``values[i]``); a NaN or infinite value is ``None`` (JSON has none)."""
+
+    steps: tuple[int, ...]
+    names: tuple[str, ...]
+    values: tuple[Optional[float], ...]
+
+
+@dataclass(frozen=True)
 class ScriptExited:
     """The launcher saw the child end: the final event of every run."""
 
@@ -126,12 +136,12 @@ class ScriptExited:
 
 
 Event = Union[ScriptStarted, TorchSeen, SamplesFrom, Step, HealthSampled, NonFiniteSeen, ScriptOutput,
-              ChildFinished, ScriptExited]
+              ChildFinished, ScriptExited, Metrics]
 
 _TYPES: dict[str, type] = {
     "started": ScriptStarted, "torch": TorchSeen, "samples_from": SamplesFrom, "step": Step,
     "health": HealthSampled, "non_finite": NonFiniteSeen, "output": ScriptOutput, "finished": ChildFinished,
-    "exited": ScriptExited,
+    "exited": ScriptExited, "metrics": Metrics,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 _STEP_FIELDS = tuple(f.name for f in dataclasses.fields(Step))
