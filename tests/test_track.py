@@ -35,7 +35,8 @@ def test_a_plain_run_records_what_the_script_logged_in_the_project_store(tmp_pat
     with History(db, create=False) as history:
         (run,) = history.runs()
         assert run["entry_point"] == str(project / "train.py")
-        assert run["config"]["argv"] == ["--steps", "9", "--lr", "0.05"]
+        assert run["kind"] == "train"
+        assert history.summary(run["id"]).argv == (str(project / "train.py"), "--steps", "9", "--lr", "0.05")
         assert stored_records(db, run["id"]) == logged
         frame = history.metrics(run["id"])
     assert list(frame.columns) == ["step", "loss", "val_accuracy"]

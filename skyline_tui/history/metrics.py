@@ -26,6 +26,29 @@ def metric_rows(connection: sqlite3.Connection, run_id: int) -> list[tuple[int, 
     return [(int(step), str(name), math.nan if value is None else float(value)) for step, name, value in rows]
 
 
+def metric_columns(connection: sqlite3.Connection, run_ids: list[int]) -> dict[int, dict[str, float]]:
+    """Per run, ``metrics.NAME.final`` (the value at the highest step), ``metrics.NAME.min`` and
+    ``metrics.NAME.max`` of each metric it logged: the columns ``History.dataframe()`` adds.  Which of min
+    and max is a metric's best is the metric's own sense (a loss's min, an accuracy's max)."""
+    by_run: dict[int, list[tuple[int, str, float]]] = {}
+    for start in range(0, len(run_ids), 500):  # SQLite's limit on bound parameters
+        chunk = run_ids[start:start + 500]
+        rows = connection.execute(
+            f"SELECT run_id, step, name, value FROM metrics WHERE run_id IN ({', '.join('?' * len(chunk))}) "
+            "ORDER BY rowid", chunk).fetchall()
+        for run_id, step, name, value in rows:
+            by_run.setdefault(int(run_id), []).append((int(step), str(name),
+                                                       math.nan if value is None else float(value)))
+    columns: dict[int, dict[str, float]] = {}
+    for run_id, records in by_run.items():
+        flat = columns.setdefault(run_id, {})
+        for name, summary in summarise(records).items():
+            flat[f"metrics.{name}.final"] = summary["last"]
+            flat[f"metrics.{name}.min"] = summary["min"]
+            flat[f"metrics.{name}.max"] = summary["max"]
+    return columns
+
+
 def metrics_frame(rows: list[tuple[int, str, float]]) -> Any:
     """One row per step, one column per metric (in the order first logged); a metric not logged at a
     step is NaN there.  Logged twice at one step, the later value stands (as in the script's own dict)."""

@@ -1,17 +1,19 @@
-"""A plain run's metrics (``python train.py``): one run in the project's history store, its metrics rows
-appended batch by batch.  The project root is found from the script as for a profile, and the store chosen
-as for every command (``SKYLINE_TUI_HISTORY=PATH`` another file, ``SKYLINE_TUI_HISTORY=off`` none)."""
+"""A plain run's metrics (``python train.py``): one run of kind ``train`` in the project's history store,
+its metrics rows appended batch by batch.  The project root is found from the script as for a profile, and
+the store chosen as for every command (``SKYLINE_TUI_HISTORY=PATH`` another file, ``=off`` none).
+
+Nothing watched the run's steps (that is ``skyline-tui run``), so its summary says 0 steps and why, and its
+exit status is unknown (null): the row is written with the first batch, before the script ends."""
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 from skyline_tui.history.location import resolve_history_path
 from skyline_tui.history.store import History
 from skyline_tui.project import find_project_root
-from skyline_tui.report import Report
 from skyline_tui.track.recorder import Record
 
 
@@ -41,9 +43,23 @@ class StoreSink:
     def write(self, records: list[Record]) -> None:
         if self.run_id is None:
             # The run is created with its first batch: a script that logs nothing leaves no run behind.
-            report = Report(entry_point=self.script, project_root=self.root)
-            self.run_id = self.history.record(report, config={"argv": sys.argv[1:]})
+            self.run_id = self.history.record_run(plain_summary(self.script), (), project_root=self.root,
+                                                  metrics=records)
+            return
         self.history.record_metrics(self.run_id, records)
 
     def close(self) -> None:
         self.history.close()
+
+
+PLAIN_RUN = ("a plain run (python SCRIPT): its steps were not watched, only what it logged with "
+             "skyline_tui.track; run it with 'skyline-tui run' for steps, samples/s and memory")
+
+
+def plain_summary(script: str) -> Any:
+    from skyline_tui.run.summary import LossSummary, PhaseTimes, RunMemory, RunSummary, StepTimes
+
+    return RunSummary(script=script, argv=tuple(sys.argv), exit_code=None, steps=0, samples_per_second=None,
+                      step_ms=StepTimes(None, None), phases_ms=PhaseTimes(None, None, None, None),
+                      loss=LossSummary(None, None, None), memory=RunMemory(None, None, None),
+                      why_no_steps=PLAIN_RUN, cwd=os.getcwd())
