@@ -12,6 +12,7 @@ import json
 import math
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -19,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+# Read by the run launcher when it records the run: which sweep the trial belongs to, and its knobs.
+from skyline_tui.run.command import SWEEP_ID_ENV, SWEEP_KNOBS_ENV
 from skyline_tui.sweep.script_spec import ScriptTrial
 
-# Read by the run launcher when it records the run: which sweep the trial belongs to, and its knobs.
-SWEEP_ID_ENV, SWEEP_KNOBS_ENV = "SKYLINE_TUI_SWEEP_ID", "SKYLINE_TUI_SWEEP_KNOBS"
 STOP_GRACE_S = 5.0  # after SIGINT, how long a trial gets to run its own handlers before SIGKILL
 RECENT_STEPS = 20  # live samples/s: over the last steps
 
@@ -52,8 +53,8 @@ class TrialState:
             self.steps = max(self.steps, int(event.get("index") or 0))
             if event.get("samples") and event.get("wall_ms"):
                 self.recent = [*self.recent[-(RECENT_STEPS - 1):], (int(event["samples"]), float(event["wall_ms"]))]
-        elif kind == "metrics":
-            for _step, name, value in event.get("records", ()):
+        elif kind == "metrics":  # run/events.py's Metrics: parallel lists
+            for name, value in zip(event.get("names", ()), event.get("values", ()), strict=False):
                 self.series.setdefault(name, []).append(math.nan if value is None else float(value))
 
 
@@ -110,11 +111,12 @@ class TrialProcess:
         for stale in (self.events_path, self.summary_path):
             stale.unlink(missing_ok=True)
         record = ["--history", history] if history else ["--no-history"]
-        command = [sys.executable, "-m", "skyline_tui", "run", "--json", str(self.summary_path), "--events",
+        command = [sys.executable, "-m", "skyline_tui", "run", "-q", "--json", str(self.summary_path), "--events",
                    str(self.events_path), *record, script, *trial.argv]
         child_env = dict(os.environ, **env)
         child_env[SWEEP_ID_ENV] = sweep_id
         child_env[SWEEP_KNOBS_ENV] = json.dumps(trial.knobs, sort_keys=True, default=str)
+        self.history, self.sweep_id = history, sweep_id
         self._offset = 0
         self._partial = b""
         with open(self.log_path, "wb") as log:
@@ -167,8 +169,26 @@ class TrialProcess:
             trial=state.trial, exit_code=summary.get("exit_code", exit_code),
             steps=summary.get("steps", state.steps if state.steps else None),
             samples_per_second=summary.get("samples_per_second"), peak_bytes=peak,
-            metrics=metric_summary(state.series, mode), run_id=summary.get("run_id"),
+            metrics=metric_summary(state.series, mode), run_id=recorded_run(self.history, self.sweep_id, state.trial),
             error=error, interrupted=interrupted)
+
+
+def recorded_run(history: Optional[str], sweep_id: str, trial: ScriptTrial) -> Optional[int]:
+    """The id the run recorded itself under: the newest run of the sweep with the trial's knobs (an
+    interrupted earlier attempt of a resumed trial is older).  None without a store, or when it failed."""
+    if history is None or not os.path.isfile(history):
+        return None
+    from skyline_tui.history.store import History, HistoryError
+
+    want = json.loads(json.dumps(trial.knobs, sort_keys=True, default=str))
+    try:
+        with History(history, create=False) as store:
+            for run in store.runs(sweep_id=sweep_id, kind="train"):
+                if run["knobs"] == want:
+                    return int(run["id"])
+    except (HistoryError, OSError, sqlite3.Error):
+        return None
+    return None
 
 
 def _signal_group(pid: int, signum: int) -> None:
