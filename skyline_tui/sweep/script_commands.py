@@ -163,7 +163,7 @@ def run_script_sweep(args: argparse.Namespace, script: str, script_args: list[st
 
     def go(tick: Any) -> None:
         if ray_runner is not None:
-            ray_runner.run(todo, script, history_text, sweep_id, os.getcwd(), args.mode, by_state, tick)
+            ray_runner.run(todo, script, history_text, sweep_id, os.getcwd(), args.mode, str(folder), by_state, tick)
         else:
             run_local(todo, slots, launch, finished_process, tick)
 

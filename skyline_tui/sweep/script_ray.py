@@ -24,13 +24,19 @@ CANCEL_GRACE_S = 10.0
 
 
 def script_trial_task(script: str, trial: dict[str, Any], history: Optional[str], sweep_id: str,
-                      cwd: Optional[str], mode: str) -> dict[str, Any]:
-    """The task body on a Ray worker: dicts in and out (plain data crosses Ray's serialisation)."""
+                      cwd: Optional[str], mode: str, folder: str) -> dict[str, Any]:
+    """The task body on a Ray worker: dicts in and out (plain data crosses Ray's serialisation).  The
+    trial's files go to the sweep's folder where this node can write it (the same machine, a shared disk),
+    else to a temporary folder of the node's."""
     from skyline_tui.sweep.script_local import stop_all
 
     state = TrialState(ScriptTrial(index=trial["index"], knobs=trial["knobs"], argv=tuple(trial["argv"])))
-    folder = Path(tempfile.mkdtemp(prefix="skyline-ray-trial-"))
-    process = TrialProcess(state, script, folder, history, sweep_id, env={}, cwd=cwd)
+    where = Path(folder)
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        where = Path(tempfile.mkdtemp(prefix="skyline-ray-trial-"))
+    process = TrialProcess(state, script, where, history, sweep_id, env={}, cwd=cwd)
     try:
         while (code := process.poll()) is None:
             time.sleep(0.1)
@@ -56,7 +62,7 @@ class ScriptRayRunner:
         return ray
 
     def run(self, states: list[TrialState], script: str, history: Optional[str], sweep_id: str,
-            cwd: Optional[str], mode: str, finished: Callable[[ScriptTrialResult], None],
+            cwd: Optional[str], mode: str, folder: str, finished: Callable[[ScriptTrialResult], None],
             tick: Optional[Callable[[], None]] = None) -> None:
         ray = self.check()
         try:
@@ -75,7 +81,7 @@ class ScriptRayRunner:
             for state in states:
                 trial = state.trial
                 ref = task.remote(script, {"index": trial.index, "knobs": trial.knobs, "argv": list(trial.argv)},
-                                  history, sweep_id, cwd, mode)
+                                  history, sweep_id, cwd, mode, folder)
                 pending[ref] = state
                 state.status = "running"  # queued on the cluster: Ray decides when it starts
             while pending:
