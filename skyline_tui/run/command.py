@@ -41,8 +41,8 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines nor summary on stderr")
-    parser.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT [ARGS...]",
-                        help="the script and its own arguments")
+    parser.add_argument("target", nargs="*", metavar="SCRIPT [ARGS...]",
+                        help="the script and its own arguments (everything after the script is the script's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    return run(args, parser)
+    return run(parse(parser, list(sys.argv[1:] if argv is None else argv)), parser)
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Our options up to the script (or ``-m MODULE``); every token after it is the script's, even one that
+    looks like ours (``--json``).  argparse's REMAINDER alone would not stop after ``-m MODULE``."""
+    ours, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            i += 1
+            break
+        if token == "-m" or not token.startswith("-") or token == "-":
+            break
+        action = parser._option_string_actions.get(token.split("=", 1)[0])
+        takes_value = action is not None and action.nargs is None and action.const is None and "=" not in token
+        ours += argv[i:i + (2 if takes_value else 1)]
+        i += 2 if takes_value else 1
+    if argv[i:i + 1] == ["-m"]:
+        args = parser.parse_args([*ours, *argv[i:i + 2]])
+        args.target = argv[i + 2:]
+        return args
+    args = parser.parse_args(ours)
+    args.target = argv[i:]
+    return args
 
 
 def target_of(args: argparse.Namespace) -> Target:

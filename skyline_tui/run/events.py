@@ -73,11 +73,24 @@ class Step:
     reserved_bytes: Optional[int] = None
     peak_allocated_bytes: Optional[int] = None
     rss_bytes: Optional[int] = None
+    health_sampled: bool = False  # per-layer health was sampled in this step (its time includes that)
 
 
 @dataclass(frozen=True)
 class HealthSampled:
-    """The per-layer health of one sampled step (``--health-every N``), in the profile's shape."""
+    """One sampled step's per-layer values (``--health-every N``): module -> metric -> value (null where not
+    finite), and the layers flagged so far (module -> flag kinds).  Small, so a long run's stream stays small;
+    the judged section in the profile's shape comes as ``HealthJudged``."""
+
+    step: int
+    values: dict[str, dict[str, Optional[float]]]
+    flagged: dict[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class HealthJudged:
+    """The per-layer health over the sampled steps kept, in the profile's shape: every ``JUDGE_EVERY``
+    samples and at the end."""
 
     step: int
     health: Health
@@ -135,12 +148,13 @@ class ScriptExited:
     message: str  # one line: how it ended
 
 
-Event = Union[ScriptStarted, TorchSeen, SamplesFrom, Step, HealthSampled, NonFiniteSeen, ScriptOutput,
-              ChildFinished, ScriptExited, Metrics]
+Event = Union[ScriptStarted, TorchSeen, SamplesFrom, Step, HealthSampled, HealthJudged, NonFiniteSeen,
+              ScriptOutput, ChildFinished, ScriptExited, Metrics]
 
 _TYPES: dict[str, type] = {
     "started": ScriptStarted, "torch": TorchSeen, "samples_from": SamplesFrom, "step": Step,
-    "health": HealthSampled, "non_finite": NonFiniteSeen, "output": ScriptOutput, "finished": ChildFinished,
+    "health": HealthSampled, "health_judged": HealthJudged, "non_finite": NonFiniteSeen, "output": ScriptOutput,
+    "finished": ChildFinished,
     "exited": ScriptExited, "metrics": Metrics,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}

@@ -23,6 +23,7 @@ import functools
 import math
 import os
 import resource
+import sys
 import weakref
 from collections import deque
 from typing import Any, Callable, Optional
@@ -133,13 +134,22 @@ class MemoryReader:
 class RunHooks:
     """The step engine fed by torch's hooks; closed steps go to ``send`` as ``Step`` events."""
 
-    def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None):
+    def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None,
+                 health_every: Optional[int] = None, root: Optional[str] = None):
         self._send = send
+        self._health_every = health_every
+        self._root = root or os.getcwd()
+        self.health: Any = None  # HealthSampler, from the first step on when --health-every is given
+        self._loss_non_finite_said = False
+        self._health_due = False
+        self._flagged: dict[str, tuple[str, ...]] = {}
+        self._trained_roots: set[int] = set()
         self._started = started
         self._override = samples_per_step
         self.engine = StepEngine(self._closed)
         self.memory = MemoryReader()
         self._waiting: deque[Segment] = deque()  # closed, their CUDA losses not yet read
+        self._pending_events: list[Any] = []
         self._handles: list[Any] = []
         self._global_forward: list[Any] = []
         self._roots: dict[int, Any] = {}  # id -> weakref of the outermost modules seen
@@ -207,6 +217,11 @@ class RunHooks:
         autograd.grad = wrap(autograd.grad, grad_losses)  # type: ignore[assignment]
 
     def _backward_begins(self, tensors: Any) -> None:
+        if self._health_due:
+            # Here, not where the first step closed: that is inside torch's loop over the optimizer hooks (or a
+            # module's), which attaching the publishers would change under it.
+            self._health_due = False
+            self._start_health()
         self.engine.enter(BACKWARD)
         for tensor in tensors if isinstance(tensors, (list, tuple)) else (tensors,):
             loss = read_loss(tensor)
@@ -255,6 +270,8 @@ class RunHooks:
             self._outer_phase.append("")
             return
         phase = FORWARD if torch.is_grad_enabled() else EVALUATION
+        if phase == FORWARD and self._global_forward:
+            self._trained_roots.add(id(module))
         self._outer_phase.append(phase)
         self.engine.enter(phase)
         if phase == FORWARD and self._override is None and self.engine.wants_samples():
@@ -287,10 +304,39 @@ class RunHooks:
     def _closed(self, segment: Segment) -> None:
         if self._global_forward and self._depth == 0:
             self._watch_roots_only()
+            self._health_due = bool(self._health_every)
         if self._override is not None:
             segment.samples = self._override
+        segment.health = self.health is not None and self.health.sampling is not None
         self._waiting.append(segment)
         self._send_ready(wait=False)
+        if self.health is not None:
+            index = self.engine.steps
+            sampled = self.health.step_ends(index)
+            if sampled is not None:
+                values, found = sampled
+                judged = self.health.health() if found is not None or self.health.judge_now() else None
+                if judged is not None:
+                    self._flagged = {row.module: tuple(f.kind for f in row.flags) for row in judged.modules
+                                     if row.flags}
+                self._send(ev.HealthSampled(step=index, values=values, flagged=self._flagged))
+                if judged is not None:
+                    self._send(ev.HealthJudged(step=index, health=judged))
+                if found is not None:
+                    self._send(ev.NonFiniteSeen(step=index, where=found, message=found.message))
+            self.health.step_begins(index + 1)
+
+    def _start_health(self) -> None:
+        from skyline_tui.run.health import HealthSampler
+
+        roots = [module for key, ref in self._roots.items()
+                 if key in self._trained_roots and (module := ref()) is not None]
+        try:
+            self.health = HealthSampler(roots, self._health_every or 1, self._root)
+            self.health.attach()
+        except Exception as exc:  # noqa: BLE001 - health is a bonus; the steps go on
+            print(f"skyline-tui: warning: per-layer health is off for this run ({type(exc).__name__}: {exc})",
+                  file=sys.stderr)
 
     def _send_ready(self, wait: bool) -> None:
         while self._waiting:
@@ -299,6 +345,9 @@ class RunHooks:
                 return
             self._waiting.popleft()
             self._send(self._step_event(segment))
+            for event in self._pending_events:
+                self._send(event)
+            self._pending_events = []
 
     def _step_event(self, segment: Segment) -> ev.Step:
         self.emitted += 1
@@ -313,8 +362,14 @@ class RunHooks:
             rss = self.memory.rss()
             if peak is not None and reserved is not None:
                 self.peaks = [max(self.peaks[0], peak), max(self.peaks[1], reserved)]
+        if not self._loss_non_finite_said and any(v is not None and not math.isfinite(v) for v in losses):
+            self._loss_non_finite_said = True
+            hint = "" if self._health_every == 1 else " (--health-every 1 locates the layer)"
+            self._pending_events.append(ev.NonFiniteSeen(
+                step=self.emitted, where=None, message=f"the loss was not finite first at step {self.emitted}{hint}"))
         return ev.Step(
-            index=self.emitted, end_s=round(segment.end - self._started, 6), wall_ms=wall * 1e3,
+            index=self.emitted, health_sampled=segment.health, end_s=round(segment.end - self._started, 6),
+            wall_ms=wall * 1e3,
             forward_ms=seconds[FORWARD] * 1e3, backward_ms=seconds[BACKWARD] * 1e3,
             optimizer_ms=seconds[OPTIMIZER] * 1e3, evaluation_ms=seconds[EVALUATION] * 1e3,
             other_ms=max(0.0, other) * 1e3, samples=segment.samples, losses=finite,
@@ -323,6 +378,10 @@ class RunHooks:
 
     def finish(self) -> None:
         """The script is over: close what can be closed and send every step still waiting for its loss."""
+        if self.health is not None:
+            self.health.cancel()
+            if self.health.samples:
+                self._send(ev.HealthJudged(step=self.engine.steps, health=self.health.health()))
         self.engine.finish()
         if self._waiting and torch.cuda.is_initialized():
             try:

@@ -39,6 +39,7 @@ class Segment:
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
     samples: Optional[int] = None
     losses: list[Any] = field(default_factory=list)  # whatever the hooks pass: a float, or a pending read
+    health: bool = False  # the hooks sampled per-layer health in it
 
     def absorb(self, later: "Segment") -> None:
         self.end = later.end

@@ -142,10 +142,13 @@ class SummaryBuilder:
             self.torch = event
         elif isinstance(event, ev.SamplesFrom):
             self.samples_from = event
-        elif isinstance(event, ev.HealthSampled):
+        elif isinstance(event, ev.HealthJudged):
             self.health = event.health
         elif isinstance(event, ev.NonFiniteSeen):
-            self.non_finite = self.non_finite or event
+            # The earliest; at one step, the one located at a layer (health) over the loss's.
+            current = self.non_finite
+            if current is None or event.step < current.step or (event.step == current.step and current.where is None):
+                self.non_finite = event
         elif isinstance(event, ev.ChildFinished):
             self.finished = event
         elif isinstance(event, ev.ScriptExited):

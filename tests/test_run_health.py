@@ -1,0 +1,49 @@
+"""Per-layer health of a supervised run, sampled every N steps with the profile's publisher: the numbers are the
+script's own (it prints them), its own health metric is computed, and the first NaN/Inf is found at its layer."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.run_support import printed, run_script
+
+
+def test_sampled_steps_carry_the_scripts_own_update_ratios_and_its_subscriber(tmp_path):
+    outcome = run_script(tmp_path, "health_ratio.py", options=("--health-every", "3"))
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    ratios = printed(outcome.stdout, "RATIO")
+    grad_max = printed(outcome.stdout, "RATIO \\S+ GRADMAX")
+    samples = [e for e in outcome.events if e["type"] == "health"]
+    assert [e["step"] for e in samples] == [3, 6, 9, 12]  # every third step once the first has shown the model
+    assert [e["values"]["0"]["update_to_weight"] for e in samples] == pytest.approx(
+        [ratios[e["step"] - 1] for e in samples], rel=1e-4)
+    assert [e["values"]["0"]["grad_max"] for e in samples] == pytest.approx(
+        [grad_max[e["step"] - 1] for e in samples], rel=1e-6)
+    sampled = [step["index"] for step in outcome.steps if step["health_sampled"]]
+    assert sampled == [3, 6, 9, 12]
+    health = outcome.summary["health"]
+    assert health["iterations"] == 4
+    rows = {row["module"]: row for row in health["modules"]}
+    assert set(rows) == {"0", "1", "2"}
+    assert rows["0"]["metrics"]["update_to_weight"]["series"] == pytest.approx(
+        [ratios[e["step"] - 1] for e in samples], rel=1e-4)
+    assert "grad_max" in rows["2"]["metrics"]
+
+
+def test_the_first_nan_is_located_at_its_layer_on_the_step_it_appears(tmp_path):
+    outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "5", "--steps", "7",
+                         options=("--health-every", "1"))
+    theirs = printed(outcome.stdout)
+    first_nan = next(i for i, v in enumerate(theirs, 1) if v != v)
+    found = outcome.summary["non_finite"]
+    assert found["step"] == first_nan == 5
+    assert found["where"]["module"] == "2" and found["where"]["phase"] == "forward"  # the Blowup layer
+    rows = {row["module"]: row for row in outcome.summary["health"]["modules"]}
+    assert [flag["kind"] for flag in rows["2"]["flags"]] == ["non_finite"]
+
+
+def test_without_health_the_loss_still_says_where_the_nan_began(tmp_path):
+    outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "3", "--steps", "5")
+    found = outcome.summary["non_finite"]
+    assert found["step"] == 3 and found["where"] is None and "--health-every 1" in found["message"]
+    assert outcome.summary["health"] is None

@@ -1,0 +1,136 @@
+"""``skyline-tui run`` on real training scripts, run as a user runs them: what it counts and records is checked
+against what each script prints itself (its own step count, ``loss.item()`` values and perf_counter times)."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from tests.run_support import TRAIN, line_of, printed, printed_ms, run_script, step_count
+
+
+def first_losses(outcome):
+    return [step["losses"][0] for step in outcome.steps]
+
+
+def within_noise(ours: float, theirs: float) -> bool:
+    # The same period measured from outside and from inside the loop, on a loaded 2-core machine: a generous
+    # factor, never a time bound.
+    return theirs / 4 <= ours <= theirs * 4
+
+
+def test_a_hand_written_sgd_loop_has_the_scripts_steps_losses_and_step_times(tmp_path):
+    outcome = run_script(tmp_path, "sgd_by_hand.py", "--steps", "25")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 25
+    assert first_losses(outcome) == printed(outcome.stdout)
+    assert outcome.summary["loss"]["series"] == printed(outcome.stdout)
+    assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
+    assert all(step["samples"] == 64 for step in outcome.steps)
+    assert outcome.summary["samples_from"] == {"module": "Sequential", "tensor": "args[0]", "dim": 0,
+                                               "override": None}
+
+
+def test_evaluation_under_no_grad_is_timed_apart_and_is_not_a_step(tmp_path):
+    outcome = run_script(tmp_path, "eval_no_grad.py")
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 40
+    assert first_losses(outcome) == printed(outcome.stdout)
+    evaluations = int(outcome.stdout.split("EVALUATIONS ")[1].split()[0])
+    assert outcome.summary["evaluation"]["passes"] == evaluations == 12
+    # The evaluation after steps 10, 20 and 30 lies in the time of steps 11, 21 and 31.
+    assert [s["index"] for s in outcome.steps if s["evaluation_ms"] > 0] == [11, 21, 31]
+    assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
+
+
+def test_lbfgs_with_a_closure_counts_one_step_per_call_and_keeps_every_backwards_loss(tmp_path):
+    outcome = run_script(tmp_path, "lbfgs.py")
+    backwards = int(outcome.stdout.split("BACKWARDS ")[1].split()[0])
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 10
+    assert sum(len(step["losses"]) for step in outcome.steps) == backwards > 10
+    assert first_losses(outcome) == printed(outcome.stdout)  # step(closure) returns the first evaluation's loss
+    assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
+    phases = outcome.summary["phases_ms"]
+    assert phases["forward"] > 0 and phases["backward"] > 0  # run inside step(), not charged to the optimizer
+
+
+def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
+    outcome = run_script(tmp_path, "gan.py")
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 20
+    lines = [line.split() for line in outcome.stdout.splitlines() if line.startswith("STEP ")]
+    assert [step["losses"] for step in outcome.steps] == [[float(v) for v in line[3:6]] for line in lines]
+    assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
+
+
+def test_a_dataloader_with_worker_processes_gives_each_steps_batch_size(tmp_path):
+    outcome = run_script(tmp_path, "dataloader_workers.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 16
+    assert first_losses(outcome) == printed(outcome.stdout)
+    assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "LOSS \\S+ SAMPLES")]
+    assert [e["type"] for e in outcome.events].count("started") == 1  # the forked workers sent nothing
+
+
+def test_a_crash_at_step_k_keeps_the_steps_before_it_and_points_at_the_users_line(tmp_path):
+    outcome = run_script(tmp_path, "crash_at_step.py", "--crash-at", "4")
+    assert outcome.process.returncode == 1
+    assert outcome.summary["exit_code"] == 1
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 3
+    assert first_losses(outcome) == printed(outcome.stdout)
+    error = outcome.summary["error"]
+    assert error["line"] == line_of("crash_at_step.py", "# CRASH LINE")
+    assert error["message"] == "ValueError: bad batch at step 4"
+    shown = outcome.process.stderr
+    frames = [line for line in shown.splitlines() if line.startswith('  File "')]
+    assert frames and all("crash_at_step.py" in line for line in frames), shown  # none of ours, nor runpy's
+    assert shown.count("ValueError: bad batch at step 4") == 1
+
+
+def test_a_nan_at_step_k_is_recorded_at_that_step(tmp_path):
+    outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "5", "--steps", "7")
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 7
+    theirs = printed(outcome.stdout)
+    first_nan = next(i for i, v in enumerate(theirs, 1) if v != v)
+    assert first_nan == 5
+    assert outcome.summary["loss"]["first_non_finite_step"] == first_nan
+    assert first_losses(outcome)[:first_nan - 1] == theirs[:first_nan - 1]
+    assert outcome.steps[first_nan - 1]["losses"] == [None] and outcome.steps[first_nan - 1]["non_finite_losses"] == 1
+
+
+def test_a_script_that_never_trains_has_zero_steps_and_says_why(tmp_path):
+    outcome = run_script(tmp_path, "never_trains.py")
+    assert outcome.process.returncode == 0 and "PREDICTED 5" in outcome.stdout
+    assert outcome.summary["steps"] == 0
+    assert "5 forward passes ran without gradient" in outcome.summary["why_no_steps"]
+    assert "no steps: 5 forward passes" in outcome.process.stderr
+
+
+def test_a_script_that_changes_directory_and_starts_a_subprocess(tmp_path):
+    outcome = run_script(tmp_path, "chdir_subprocess.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert "CHILD False" in outcome.stdout  # our settings do not leak into the script's own subprocesses
+    assert f"FILE {TRAIN / 'chdir_subprocess.py'}" in outcome.stdout  # an absolute __file__, as python gives
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 5
+    assert first_losses(outcome) == printed(outcome.stdout)
+
+
+def test_a_torch_compiled_model(tmp_path):
+    outcome = run_script(tmp_path, "compiled.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 6
+    assert first_losses(outcome) == printed(outcome.stdout)
+
+
+def test_a_module_run_with_dash_m_gets_its_arguments(tmp_path):
+    outcome = run_script(tmp_path, "-m sgd_by_hand", "--steps", "4", cwd=TRAIN)
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 4
+    assert outcome.summary["script"] == "-m sgd_by_hand"
+
+
+def test_samples_per_step_overrides_the_batch_and_says_so(tmp_path):
+    outcome = run_script(tmp_path, "gan.py", options=("--samples-per-step", "100"))
+    assert {step["samples"] for step in outcome.steps} == {100}
+    assert outcome.summary["samples_from"]["override"] == 100
+    rates = [100 * 1e3 / step["wall_ms"] for step in outcome.steps[outcome.summary["warmup_steps"]:]]
+    assert outcome.summary["samples_per_second"] == pytest.approx(statistics.median(rates))
