@@ -185,7 +185,7 @@ def run_script_sweep(args: argparse.Namespace, script: str, script_args: list[st
     out = err if args.json == "-" else sys.stdout
     Console(file=out, width=max(Console(file=out).width, 140)).print(
         trial_table(ranked(states, args.metric, args.mode), args.metric, args.mode,
-                    title=f"sweep {sweep_id} of {os.path.basename(script)}"))
+                    title=f"sweep {sweep_id} of {os.path.basename(script)} on {where}"))
     if args.json is not None:
         text = json.dumps(sweep_json(sweep_id, script, states), indent=2) + "\n"
         try:
