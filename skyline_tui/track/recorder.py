@@ -84,6 +84,10 @@ class Tracker:
             self.max_delay_s = max_delay_s
 
     def log(self, step: Any = None, **metrics: Any) -> None:
+        self.record(step, metrics)
+
+    def record(self, step: Any, metrics: dict[str, Any]) -> None:
+        """``log`` with the metrics as a dict (the module's ``log`` calls this: no second keyword packing)."""
         if self._off:
             return
         try:
@@ -233,7 +237,7 @@ def log(step: Any = None, **metrics: Any) -> None:
     """Record ``metrics`` (name=number) at ``step`` (default: the run's step under ``skyline-tui run``,
     else one more than the last step logged, from 0).  Never raises; a non-number is skipped with one
     warning per key."""
-    TRACKER.log(step, **metrics)
+    TRACKER.record(step, metrics)
 
 
 def flush() -> None:
