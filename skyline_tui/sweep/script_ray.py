@@ -2,8 +2,10 @@
 
 Each task runs the same ``skyline-tui run`` of the script as a local trial (one GPU each on a cluster with
 GPUs, one CPU otherwise), with the script at the same path on every node, and returns its result and its
-tracked series.  Ctrl-C cancels every task without force first, so each one stops its trial's session
-itself (a forced cancel kills the task's worker and would leave the trial running), then with force.
+tracked series; while it runs, it sends the trial's steps and new metric values to the driver every second
+(a ``ray.util.queue.Queue``) for the live table.  Ctrl-C cancels every task without force first, so each
+one stops its trial's session itself (a forced cancel kills the task's worker and would leave the trial
+running), then with force.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from skyline_tui.sweep.script_spec import ScriptTrial
 from skyline_tui.sweep.script_trials import ScriptTrialResult, TrialProcess, TrialState
 
 POLL_S = 0.5
+PROGRESS_EVERY_S = 1.0  # how often a task sends its trial's steps and new metric values to the driver
 CANCEL_GRACE_S = 10.0
 
 
 def script_trial_task(script: str, trial: dict[str, Any], history: Optional[str], sweep_id: str,
-                      cwd: Optional[str], mode: str, folder: str) -> dict[str, Any]:
+                      cwd: Optional[str], mode: str, folder: str, progress: Any = None) -> dict[str, Any]:
     """The task body on a Ray worker: dicts in and out (plain data crosses Ray's serialisation).  The
     trial's files go to the sweep's folder where this node can write it (the same machine, a shared disk),
     else to a temporary folder of the node's."""
@@ -37,13 +40,40 @@ def script_trial_task(script: str, trial: dict[str, Any], history: Optional[str]
     except OSError:
         where = Path(tempfile.mkdtemp(prefix="skyline-ray-trial-"))
     process = TrialProcess(state, script, where, history, sweep_id, env={}, cwd=cwd)
+    sent: dict[str, int] = {}
+    last = time.monotonic()
     try:
         while (code := process.poll()) is None:
             time.sleep(0.1)
+            if progress is not None and time.monotonic() - last >= PROGRESS_EVERY_S:
+                last = time.monotonic()
+                _report(progress, state, sent)
     except KeyboardInterrupt:  # ray.cancel without force
         stop_all([process])
         raise
     return {"result": process.result(code, mode).to_dict(), "series": state.series, "steps": state.steps}
+
+
+def _report(progress: Any, state: TrialState, sent: dict[str, int]) -> None:
+    """What the trial gained since the last report, to the driver's queue (new values only)."""
+    fresh = {name: values[sent.get(name, 0):] for name, values in state.series.items()}
+    for name, values in state.series.items():
+        sent[name] = len(values)
+    try:
+        progress.put_nowait({"index": state.trial.index, "steps": state.steps, "recent": state.recent,
+                             "series": {name: values for name, values in fresh.items() if values}})
+    except Exception:  # noqa: BLE001 - a full or lost queue costs the live table a refresh, not the trial
+        pass
+
+
+def apply_progress(states: dict[int, TrialState], item: dict[str, Any]) -> None:
+    state = states.get(item["index"])
+    if state is None or state.result is not None:
+        return
+    state.steps = max(state.steps, int(item["steps"]))
+    state.recent = [(int(s), float(ms)) for s, ms in item["recent"]]
+    for name, values in item["series"].items():
+        state.series.setdefault(name, []).extend(values)
 
 
 class ScriptRayRunner:
@@ -78,14 +108,21 @@ class ScriptRayRunner:
             has_gpus = ray.cluster_resources().get("GPU", 0) > 0
             task = ray.remote(num_gpus=1)(script_trial_task) if has_gpus else \
                 ray.remote(num_cpus=1)(script_trial_task)
+            from ray.util.queue import Queue
+
+            progress = Queue()  # an actor: the tasks' progress, drained by this loop for the live table
+            by_index = {state.trial.index: state for state in states}
             for state in states:
                 trial = state.trial
                 ref = task.remote(script, {"index": trial.index, "knobs": trial.knobs, "argv": list(trial.argv)},
-                                  history, sweep_id, cwd, mode, folder)
+                                  history, sweep_id, cwd, mode, folder, progress)
                 pending[ref] = state
                 state.status = "running"  # queued on the cluster: Ray decides when it starts
             while pending:
                 ready, _rest = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
+                waiting = progress.size()
+                for item in progress.get_nowait_batch(waiting) if waiting else ():
+                    apply_progress(by_index, item)
                 for ref in ready:
                     state = pending.pop(ref)
                     finished(self._result(ray, ref, state))
