@@ -43,7 +43,11 @@ per sweep), each trial in its own forked process; with several GPUs, one trial p
 failing trial (an exception, out of memory, a timeout) is a result with its error; the sweep goes on.
 
 Exit status: 0 when the sweep ran, 1 when no trial succeeded, 2 for a bad spec or usage, 130 on Ctrl-C
-(finished trials are still printed and written)."""
+(finished trials are still printed and written).
+
+A plain training script (a file with no providers) is swept as real training runs instead, each knob one
+of its own options: skyline-tui sweep SCRIPT SPEC [--parallel N] [--metric NAME] [--mode min|max]
+[--resume SWEEP_ID] [-- ARGS]; `skyline-tui sweep SCRIPT SPEC --help` lists its flags."""
 
 
 def build_parser() -> argparse.ArgumentParser:

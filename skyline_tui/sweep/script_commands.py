@@ -44,14 +44,9 @@ Exit status: 0 when the sweep ran, 1 when no trial succeeded, 2 for a bad spec o
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="skyline-tui sweep", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("script", help="the training script (its own argparse options take the knobs)")
+    # "entry", as the profile sweep names its file: one parser can serve both once the verbs share one.
+    parser.add_argument("entry", metavar="SCRIPT", help="the training script (its own argparse options take the knobs)")
     parser.add_argument("spec", help="the sweep file (YAML)")
-    parser.add_argument("--parallel", type=positive_int, default=1, metavar="N",
-                        help="CPU: run N trials at once (default: 1; they share the cores and slow each other)")
-    parser.add_argument("--metric", metavar="NAME", help="the tracked metric the table shows and ranks by")
-    parser.add_argument("--mode", choices=("min", "max"), default="min",
-                        help="whether a lower or a higher --metric is better (default: min)")
-    parser.add_argument("--resume", metavar="SWEEP_ID", help="run only the trials of this sweep that did not finish")
     parser.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH ('-' for stdout)")
     parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                         help="run each trial as a Ray task: join ADDRESS (or $RAY_ADDRESS), else a local cluster "
@@ -61,7 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="no live table on stderr")
+    add_script_flags(parser)
     return parser
+
+
+def add_script_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags only a training-script sweep has (the rest it shares with the profile sweep)."""
+    parser.add_argument("--parallel", type=positive_int, default=1, metavar="N",
+                        help="script sweeps, CPU: run N trials at once (default: 1; they share the cores and slow "
+                             "each other)")
+    parser.add_argument("--metric", metavar="NAME", help="script sweeps: the tracked metric the table shows and "
+                                                         "ranks by")
+    parser.add_argument("--mode", choices=("min", "max"), default="min",
+                        help="script sweeps: whether a lower or a higher --metric is better (default: min)")
+    parser.add_argument("--resume", metavar="SWEEP_ID", help="script sweeps: run only the trials of this sweep that "
+                                                             "did not finish")
 
 
 def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -73,12 +82,16 @@ def split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ours, script_args = split_script_args(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(ours)
+    return run(build_parser().parse_args(ours), script_args)
+
+
+def run(args: argparse.Namespace, script_args: list[str]) -> int:
+    """A parsed script sweep (``args.entry`` the script; ``script_args``: what came after ``--``)."""
     err = sys.stderr
-    if not os.path.isfile(args.script):
-        print(f"skyline-tui sweep: script not found (or not a file): {args.script}", file=err)
+    if not os.path.isfile(args.entry):
+        print(f"skyline-tui sweep: script not found (or not a file): {args.entry}", file=err)
         return EXIT_USAGE
-    script = os.path.abspath(args.script)
+    script = os.path.abspath(args.entry)
     try:
         sweep = load_script_spec(args.spec, script, script_args, cwd=os.getcwd())
     except SpecError as exc:
@@ -177,7 +190,7 @@ def run_script_sweep(args: argparse.Namespace, script: str, script_args: list[st
     except KeyboardInterrupt:
         interrupted = True
         save()
-        print(f"skyline-tui sweep: interrupted; resume with: skyline-tui sweep {args.script} {args.spec} "
+        print(f"skyline-tui sweep: interrupted; resume with: skyline-tui sweep {args.entry} {args.spec} "
               f"--resume {sweep_id}", file=err)
     except BackendError as exc:
         print(f"skyline-tui sweep: {exc}", file=err)
