@@ -212,9 +212,15 @@ def _error_text(summary: dict[str, Any], exit_code: int, log_path: Path) -> Opti
         return f"{error.get('kind', 'error')}: {error['message']}"
     if exit_code == 0:
         return None
-    if exit_code < 0:
-        return f"killed by signal {-exit_code}"
-    return f"exit status {exit_code}: {_last_line(log_path)}"
+    # The script's own status, as the run's summary has it (negative: killed by that signal), else the run's
+    # (128 + N when signal N ended the script, as a shell says it).
+    own = summary.get("exit_code")
+    code: int = own if isinstance(own, int) else exit_code
+    signum = -code if code < 0 else (code - 128 if code > 128 and not summary else None)
+    if signum:
+        hint = " (SIGKILL: the kernel's out-of-memory killer, or a kill from outside)" if signum == 9 else ""
+        return f"killed by signal {signum}{hint}: {_last_line(log_path)}"
+    return f"exit status {code}: {_last_line(log_path)}"
 
 
 def _last_line(path: Path) -> str:
