@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any, Optional
 
 from skyline_tui.run.events import encode
@@ -16,6 +17,9 @@ CONFIG_ENV = "SKYLINE_TUI_RUN"
 # What the launcher passes on to the script (a kill aimed at the launcher), blocked in the launcher and unblocked
 # in the child before the script runs.
 FORWARDED_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT})
+# Step lines are written together at most this often: a write per step would wake the launcher per step, and
+# on a small model that costs the script a share of its CPU.  Any other event, and the end, write them at once.
+FLUSH_EVERY_S = 0.05
 
 
 class Sender:
@@ -25,6 +29,8 @@ class Sender:
     def __init__(self, fd: Optional[int]):
         self.fd = fd
         self.pid = os.getpid()
+        self._pending: list[bytes] = []
+        self._flushed = 0.0
         if fd is not None:
             try:
                 os.set_inheritable(fd, False)  # a program the script starts gets no copy
@@ -34,15 +40,32 @@ class Sender:
     def send(self, event: Any) -> None:
         if self.fd is None or os.getpid() != self.pid:
             return
-        data = encode(event)
+        self._pending.append(encode(event))
+        self.flush()
+
+    def send_line(self, line: bytes, now: float) -> None:
+        """A step's line, already encoded: written with the next ones unless ``FLUSH_EVERY_S`` has passed."""
+        if self.fd is None or os.getpid() != self.pid:
+            return
+        self._pending.append(line)
+        if now - self._flushed >= FLUSH_EVERY_S:
+            self.flush(now)
+
+    def flush(self, now: Optional[float] = None) -> None:
+        if self.fd is None or os.getpid() != self.pid or not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending = []
+        self._flushed = time.perf_counter() if now is None else now
         try:
-            while data:  # one write per line; lines under PIPE_BUF arrive whole
+            while data:
                 written = os.write(self.fd, data)
                 data = data[written:]
         except OSError:
             self.fd = None
 
     def close(self) -> None:
+        self.flush()
         if self.fd is not None:
             try:
                 os.close(self.fd)

@@ -59,14 +59,14 @@ class PendingLoss:
 
 
 def read_loss(tensor: Any) -> Any:
-    """The loss as a float (CPU), a pending read (CUDA), or None (not a scalar tensor)."""
+    """The loss as a float (CPU), a pending read (CUDA), or None (not a scalar floating-point tensor)."""
     if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or not tensor.is_floating_point():
         return None
-    if tensor.device.type == "cuda":
+    if tensor.is_cuda:
         return PendingLoss(tensor)
-    if tensor.device.type == "meta":
+    if tensor.is_meta:
         return None
-    return float(tensor.detach())
+    return tensor.item()  # on the CPU no device to wait for
 
 
 def first_batch_tensor(args: Any, kwargs: Optional[dict[str, Any]]) -> Optional[tuple[str, torch.Tensor]]:
@@ -135,13 +135,16 @@ class RunHooks:
     """The step engine fed by torch's hooks; closed steps go to ``send`` as ``Step`` events."""
 
     def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None,
-                 health_every: Optional[int] = None, root: Optional[str] = None):
+                 health_every: Optional[int] = None, root: Optional[str] = None,
+                 send_line: Optional[Callable[[bytes, float], None]] = None):
         self._send = send
+        self._send_line = send_line or (lambda line, now: None)
         self._health_every = health_every
         self._root = root or os.getcwd()
         self.health: Any = None  # HealthSampler, from the first step on when --health-every is given
         self._loss_non_finite_said = False
         self._health_due = False
+        self._scaled: Optional[tuple[Any, Any]] = None  # GradScaler.scale's last (output, loss)
         self._flagged: dict[str, tuple[str, ...]] = {}
         self._trained_roots: set[int] = set()
         self._started = started
@@ -169,6 +172,7 @@ class RunHooks:
                           register_optimizer_step_post_hook(self._optimizer_post)]
         self._wrap_optimizer_init()
         self._wrap_backward()
+        self._wrap_grad_scaler()
         self._global_forward = [
             nn_module.register_module_forward_pre_hook(self._global_pre),
             nn_module.register_module_forward_hook(self._global_post, always_call=True)]
@@ -188,6 +192,45 @@ class RunHooks:
             weakref.finalize(optimizer, engine.alive.discard, key)
 
         torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign]
+
+    def _wrap_grad_scaler(self) -> None:
+        """Mixed precision skips ``optimizer.step()`` when the scaled gradients overflowed (often, in the first
+        iterations): no step hook runs, yet the script's iteration is over.  ``GradScaler.step`` counts as the
+        optimizer's step when it skipped."""
+        engine = self.engine
+        for cls in {getattr(torch.amp, "GradScaler", None), getattr(torch.cuda.amp, "GradScaler", None)}:
+            if cls is None or "step" not in cls.__dict__:
+                continue
+            original = cls.__dict__["step"]
+
+            def step(scaler: Any, optimizer: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
+                before = engine.optimizer_steps
+                result = original(scaler, optimizer, *args, **kwargs)
+                if engine.optimizer_steps == before and os.getpid() == self._pid:  # skipped
+                    self._optimizer_pre(optimizer, args, kwargs)
+                    self._optimizer_post(optimizer, args, kwargs)
+                return result
+
+            cls.step = functools.wraps(original)(step)
+        self._wrap_grad_scaler_scale()
+
+    def _wrap_grad_scaler_scale(self) -> None:
+        """``scaler.scale(loss).backward()`` runs backward on the loss times the scale (up to 2**16, or inf): the
+        loss recorded is the one the script computed, the tensor ``scale`` was given."""
+        cls = getattr(torch.amp, "GradScaler", None)
+        if cls is None or "scale" not in cls.__dict__:
+            return
+        original = cls.__dict__["scale"]
+        hooks = self
+
+        @functools.wraps(original)
+        def scale(scaler: Any, outputs: Any, *args: Any, **kwargs: Any) -> Any:
+            scaled = original(scaler, outputs, *args, **kwargs)
+            if isinstance(scaled, torch.Tensor) and isinstance(outputs, torch.Tensor):
+                hooks._scaled = (scaled, outputs)  # the last one only: the next backward's
+            return scaled
+
+        cls.scale = scale
 
     def _wrap_backward(self) -> None:
         autograd = torch.autograd
@@ -224,6 +267,9 @@ class RunHooks:
             self._start_health()
         self.engine.enter(BACKWARD)
         for tensor in tensors if isinstance(tensors, (list, tuple)) else (tensors,):
+            if self._scaled is not None and tensor is self._scaled[0]:
+                tensor = self._scaled[1]
+                self._scaled = None
             loss = read_loss(tensor)
             if loss is not None:
                 self.engine.note_loss(loss)
@@ -344,37 +390,36 @@ class RunHooks:
             if not wait and not all(not isinstance(loss, PendingLoss) or loss.ready() for loss in segment.losses):
                 return
             self._waiting.popleft()
-            self._send(self._step_event(segment))
+            self._send_line(self._step_line(segment), segment.end)
             for event in self._pending_events:
                 self._send(event)
             self._pending_events = []
 
-    def _step_event(self, segment: Segment) -> ev.Step:
+    def _step_line(self, segment: Segment) -> bytes:
         self.emitted += 1
         losses = [loss.value() if isinstance(loss, PendingLoss) else loss for loss in segment.losses]
-        finite = tuple(v if v is not None and math.isfinite(v) else None for v in losses)
+        finite = [v if v is not None and math.isfinite(v) else None for v in losses]
+        bad = sum(1 for v in losses if v is not None and not math.isfinite(v))
         seconds = segment.seconds
         wall = segment.end - segment.start
-        other = wall - sum(seconds.values())
         allocated = reserved = peak = rss = None
         if self.memory.due(segment.end):
             allocated, reserved, peak = self.memory.cuda()
             rss = self.memory.rss()
             if peak is not None and reserved is not None:
                 self.peaks = [max(self.peaks[0], peak), max(self.peaks[1], reserved)]
-        if not self._loss_non_finite_said and any(v is not None and not math.isfinite(v) for v in losses):
+        if bad and not self._loss_non_finite_said:
             self._loss_non_finite_said = True
             hint = "" if self._health_every == 1 else " (--health-every 1 locates the layer)"
             self._pending_events.append(ev.NonFiniteSeen(
                 step=self.emitted, where=None, message=f"the loss was not finite first at step {self.emitted}{hint}"))
-        return ev.Step(
-            index=self.emitted, health_sampled=segment.health, end_s=round(segment.end - self._started, 6),
-            wall_ms=wall * 1e3,
-            forward_ms=seconds[FORWARD] * 1e3, backward_ms=seconds[BACKWARD] * 1e3,
-            optimizer_ms=seconds[OPTIMIZER] * 1e3, evaluation_ms=seconds[EVALUATION] * 1e3,
-            other_ms=max(0.0, other) * 1e3, samples=segment.samples, losses=finite,
-            non_finite_losses=sum(1 for v in losses if v is not None and not math.isfinite(v)),
-            allocated_bytes=allocated, reserved_bytes=reserved, peak_allocated_bytes=peak, rss_bytes=rss)
+        forward, backward = seconds[FORWARD] * 1e3, seconds[BACKWARD] * 1e3
+        optimizer, evaluation = seconds[OPTIMIZER] * 1e3, seconds[EVALUATION] * 1e3
+        wall_ms = wall * 1e3
+        other = max(0.0, wall_ms - forward - backward - optimizer - evaluation)
+        return ev.step_line(self.emitted, round(segment.end - self._started, 6), wall_ms, forward, backward, optimizer,
+                            evaluation, other, segment.samples, finite, bad, allocated, reserved, peak, rss,
+                            segment.health)
 
     def finish(self) -> None:
         """The script is over: close what can be closed and send every step still waiting for its loss."""

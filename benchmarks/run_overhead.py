@@ -1,0 +1,88 @@
+"""What ``skyline-tui run`` costs a training script (not a test).
+
+An unmodified training script times its own steps with ``time.perf_counter`` and prints their median (after
+its own warm-up).  It runs alone (``python script.py``) and under ``skyline-tui run`` (without health
+sampling, and with ``--health-every 50``), in alternating rounds so the machine's drift hits every variant
+alike; each round's ratio is the supervised median over the plain median of the same round, and the medians
+of those ratios are printed.  Goals (issue 27): at most 1.02x without health, 1.05x with health every 50 steps.
+
+Two models: a small MLP (a step well under a millisecond on CPU: the per-step hook cost shows most) and a
+wider one (a few milliseconds).  Usage: ``python benchmarks/run_overhead.py [--rounds 5] [--steps 600]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+SCRIPT = '''
+import statistics, sys, time
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+width, steps = int(sys.argv[1]), int(sys.argv[2])
+torch.manual_seed(0)
+torch.set_num_threads(1)
+model = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
+times = []
+for step in range(steps):
+    began = time.perf_counter()
+    optimizer.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    times.append(time.perf_counter() - began)
+print(f"MEDIAN_MS {statistics.median(times[steps // 5:]) * 1e3!r}")
+'''
+
+VARIANTS = {
+    "alone": [],
+    "run": ["-m", "skyline_tui", "run", "-q", "--no-history"],
+    "run --health-every 50": ["-m", "skyline_tui", "run", "-q", "--no-history", "--health-every", "50"],
+}
+
+
+def median_ms(variant: list[str], script: Path, width: int, steps: int) -> float:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, *variant, str(script), str(width), str(steps)], env=env,
+                          capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
+    return float(done.stdout.split("MEDIAN_MS ")[1].split()[0])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=600)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        script = Path(folder) / "train.py"
+        script.write_text(SCRIPT)
+        for width in (64, 512):
+            times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+            for round_ in range(args.rounds):
+                order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
+                for name in order:
+                    times[name].append(median_ms(VARIANTS[name], script, width, args.steps))
+            alone = statistics.median(times["alone"])
+            print(f"width {width}: the script's own median step alone {alone:.3f} ms "
+                  f"({args.rounds} rounds of {args.steps} steps)")
+            for name in VARIANTS:
+                if name == "alone":
+                    continue
+                ratios = [t / a for t, a in zip(times[name], times["alone"])]
+                print(f"  {name:<24} {statistics.median(ratios):.3f}x  (rounds: "
+                      + ", ".join(f"{r:.3f}" for r in ratios) + ")")
+
+
+if __name__ == "__main__":
+    main()
