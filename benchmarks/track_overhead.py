@@ -1,5 +1,6 @@
 """What one ``track.log`` call costs in the script's process (plain run: buffered, flushed into a real
-SQLite store every 1,000 records), beside an empty Python call with the same arguments.
+SQLite store every 1,000 records; under a run: Metrics events over a pipe), beside an empty Python call
+with the same arguments.
 
 Measured in one process, alternating (A B A B ...) blocks of N calls, medians over the blocks: the store's
 flushes fall inside the blocks, so the figure includes their share.  Usage:
@@ -34,6 +35,29 @@ def block(fn, calls: int, metrics: int) -> float:  # noqa: ANN001
     return (time.perf_counter() - start) / calls
 
 
+def run_like_tracker():  # noqa: ANN201
+    """A tracker wired as in a run's child: batches as Metrics events through the run's Sender over a pipe,
+    which a thread here drains (the launcher's part)."""
+    import threading
+
+    from skyline_tui.run.channel import Sender
+    from skyline_tui.track.recorder import Tracker
+    from skyline_tui.track.run_sink import MAX_DELAY_S, RunStreamSink
+
+    read_end, write_end = os.pipe()
+
+    def drain() -> None:
+        while os.read(read_end, 1 << 16):
+            pass
+
+    threading.Thread(target=drain, daemon=True).start()
+    sender = Sender(write_end)
+    tracker = Tracker()
+    tracker.use_sink(lambda: RunStreamSink(lambda line: sender.send_line(line, time.perf_counter())),
+                     max_delay_s=MAX_DELAY_S)  # as run/child.py installs it
+    return tracker
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=20000)
@@ -57,18 +81,24 @@ def main() -> None:
 
     buffered_only = Tracker()
     buffered_only.use_sink(Discard)  # the same checks and buffer, batches handed to a sink that keeps nothing
-    tracked, plain, discarded = [], [], []
+    over_pipe = run_like_tracker()
+    tracked, plain, discarded, piped = [], [], [], []
     for _ in range(args.blocks):
         tracked.append(block(track.log, args.calls, args.metrics))
         plain.append(block(empty, args.calls, args.metrics))
         discarded.append(block(buffered_only.log, args.calls, args.metrics))
+        piped.append(block(over_pipe.log, args.calls, args.metrics))
     track.flush()
+    over_pipe.close()
     t, p, d = statistics.median(tracked), statistics.median(plain), statistics.median(discarded)
+    r = statistics.median(piped)
     print(f"{args.metrics} metric(s) a call, medians of {args.blocks} alternating blocks of {args.calls:,} calls:")
     print(f"  an empty call            {p * 1e9:8,.0f} ns")
     print(f"  track.log, no store      {d * 1e9:8,.0f} ns  (+{(d - p) * 1e9:,.0f} ns: checks and buffer)")
     print(f"  track.log into SQLite    {t * 1e9:8,.0f} ns  (+{(t - p) * 1e9:,.0f} ns; "
           f"{(t - p) / args.metrics * 1e9:,.0f} ns a metric, the background writer's share included)")
+    print(f"  track.log over a pipe    {r * 1e9:8,.0f} ns  (+{(r - p) * 1e9:,.0f} ns: as under skyline-tui run, "
+          "a Metrics event every 0.25 s)")
     import sqlite3
 
     with sqlite3.connect(os.environ["SKYLINE_TUI_HISTORY"]) as db:

@@ -231,7 +231,8 @@ def main(argv: list[str]) -> int:
     # leaves at exit from an atexit handler registered later than _finish, so before the child's last word.
     from skyline_tui.track.run_sink import install as install_track
 
-    install_track(sender.send, lambda: state.hooks.engine.steps if state.hooks is not None else 0)
+    install_track(lambda line: sender.send_line(line, time.perf_counter()),
+                  lambda: state.hooks.engine.steps if state.hooks is not None else 0)
     if "torch" in sys.modules:
         _torch_imported(state)
     else:

@@ -189,6 +189,13 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
             ).encode()
 
 
+def metrics_line(steps: list[int], names: list[str], values: list[Optional[float]]) -> bytes:
+    """A ``Metrics`` event's line from plain lists (track.log's batches, up to a thousand records): the C JSON
+    encoder over lists, no dataclass reflection per record."""
+    return (json.dumps({"type": "metrics", "steps": steps, "names": names, "values": values},
+                       separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+
+
 def decode(line: Union[bytes, bytearray, str]) -> Event:
     try:
         payload = json.loads(line)

@@ -18,21 +18,24 @@ MAX_DELAY_S = 0.25
 
 
 class RunStreamSink:
-    def __init__(self, send: Callable[[Any], None]) -> None:
-        self._send = send
+    """Writes each batch as one ``Metrics`` line through ``write_line`` (the run's Sender, in order with the
+    step lines it holds)."""
+
+    def __init__(self, write_line: Callable[[bytes], None]) -> None:
+        self._write_line = write_line
 
     def write(self, records: list[Record]) -> None:
-        from skyline_tui.run.events import Metrics
+        from skyline_tui.run.events import metrics_line
 
-        self._send(Metrics(steps=tuple(r[0] for r in records), names=tuple(r[1] for r in records),
-                           values=tuple(r[2] if math.isfinite(r[2]) else None for r in records)))
+        self._write_line(metrics_line([r[0] for r in records], [r[1] for r in records],
+                                      [r[2] if math.isfinite(r[2]) else None for r in records]))
 
     def close(self) -> None:
         pass  # the pipe is the run's to close
 
 
-def install(send: Callable[[Any], None], current_step: Optional[Callable[[], Optional[int]]] = None) -> None:
-    TRACKER.use_sink(lambda: RunStreamSink(send), current_step=current_step, max_delay_s=MAX_DELAY_S)
+def install(write_line: Callable[[bytes], None], current_step: Optional[Callable[[], Optional[int]]] = None) -> None:
+    TRACKER.use_sink(lambda: RunStreamSink(write_line), current_step=current_step, max_delay_s=MAX_DELAY_S)
 
 
 def records_of(event: Any) -> list[tuple[int, str, float]]:
