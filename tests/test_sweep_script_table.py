@@ -28,3 +28,15 @@ def test_best_and_ranking_follow_the_mode_and_put_failed_trials_last():
         states.append(state)
     assert [s.trial.index for s in ranked(states, "loss", "min")] == [2, 0, 1, 3]
     assert [s.trial.index for s in ranked(states, "loss", "max")] == [0, 2, 1, 3]
+
+
+def test_progress_from_a_ray_task_extends_the_trial_until_its_result_arrives():
+    from skyline_tui.sweep.script_ray import apply_progress
+
+    state = TrialState(ScriptTrial(index=0, knobs={}, argv=()), status="running")
+    states = {0: state}
+    apply_progress(states, {"index": 0, "steps": 2, "recent": [[8, 4.0]], "series": {"loss": [0.9, 0.8]}})
+    apply_progress(states, {"index": 0, "steps": 3, "recent": [[8, 4.0], [8, 2.0]], "series": {"loss": [0.7]}})
+    apply_progress(states, {"index": 5, "steps": 9, "recent": [], "series": {"loss": [0.1]}})  # not ours
+    assert state.steps == 3 and state.series == {"loss": [0.9, 0.8, 0.7]}
+    assert state.samples_per_second == 16 * 1000.0 / 6.0  # 16 samples over 6 ms of the recent steps
