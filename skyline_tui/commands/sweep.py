@@ -22,7 +22,11 @@ per sweep), each trial in its own forked process; with several GPUs, one trial p
 failing trial (an exception, out of memory, a timeout) is a result with its error; the sweep goes on.
 
 Exit status: 0 when the sweep ran, 1 when no trial succeeded, 2 for a bad spec or usage, 130 on Ctrl-C
-(finished trials are still printed and written)."""
+(finished trials are still printed and written).
+
+A plain training script (a file with no providers) is swept as real training runs instead: each knob one of
+its own options, each trial a `skyline-tui run` of it (--parallel, --metric, --mode, --resume; arguments
+after `--` go to every trial)."""
 
 
 class SweepCommand(Command):
@@ -51,8 +55,19 @@ class SweepCommand(Command):
                             help="warm-up time before each trial's measurement (default: %(default)g)")
         add_recording(parser, "trial (with the sweep id and its knobs)")
         add_quiet(parser, "no live table on stderr")
+        from skyline_tui.sweep.script_commands import add_script_flags  # the training-script sweep's own flags
+
+        add_script_flags(parser)
+
+    def parse(self, parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+        """Everything after ``--`` goes to every trial of a training-script sweep."""
+        cut = argv.index("--") if "--" in argv else len(argv)
+        args = parser.parse_args(argv[:cut])
+        args.script_args = argv[cut + 1:]
+        return args
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        import os
         import sys
 
         from skyline_tui.history import resolve_history_path
@@ -62,7 +77,14 @@ class SweepCommand(Command):
         from skyline_tui.sweep.runner import EXIT_USAGE, new_sweep_id, run_sweep, trial_recorder
         from skyline_tui.sweep.spec import SpecError, load_spec
 
+        from skyline_tui.sweep.script_spec import defines_providers
+
         err = sys.stderr
+        if os.path.isfile(args.entry) and not defines_providers(args.entry):
+            # A plain training script (no providers): each trial is a real run of it.
+            from skyline_tui.sweep import script_commands
+
+            return script_commands.run(args, args.script_args)
         problem = entry_problem(args.entry, args.root)
         if problem is not None:
             print(f"skyline-tui sweep: {problem.message}", file=err)

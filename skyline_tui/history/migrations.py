@@ -102,8 +102,19 @@ CREATE TABLE steps (
 CREATE INDEX steps_by_run ON steps (run_id, step);
 """
 
+# Version 5: the metrics a script logged with track.log, one row per (step, metric); a NaN is stored as NULL.
+_V5 = """
+CREATE TABLE metrics (
+    run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    step INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL
+);
+CREATE INDEX metrics_by_run ON metrics (run_id, step);
+"""
+
 # STEPS[n] brings a store from version n to n + 1.
-STEPS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+STEPS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(STEPS)
 
 

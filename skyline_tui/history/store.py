@@ -19,6 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Sequence, TextIO, TypeVar, Union
 
+from skyline_tui.history.metrics import insert_metrics, metric_columns, metric_rows, metrics_frame
 from skyline_tui.history.migrations import SCHEMA_VERSION, STEPS, statements
 from skyline_tui.history.provenance import Provenance, provenance
 from skyline_tui.report import Report, ReportFormatError
@@ -182,7 +183,9 @@ class History:
         return self._retrying(write)
 
     def record_run(self, summary: RunSummary, steps: Sequence[Step], *, project_root: str,
-                   config: dict[str, Any] | None = None) -> int:
+                   config: dict[str, Any] | None = None, sweep_id: str | None = None,
+                   knobs: dict[str, Any] | None = None,
+                   metrics: Sequence[tuple[int, str, float]] = ()) -> int:
         """Record a supervised training run (kind ``train``): its summary, argv, provenance and steps."""
         from skyline_tui.history.train_steps import STEP_COLUMNS, step_rows
 
@@ -202,6 +205,7 @@ class History:
             "error_kind": summary.error.kind if summary.error else None, "kind": "train",
             "argv_json": json.dumps(list(summary.argv)), "steps": summary.steps, "exit_code": summary.exit_code,
             "final_loss": summary.loss.last, "report_zlib": body,
+            "sweep_id": sweep_id, "knobs_json": _json_or_none(knobs),
         }
         rows = step_rows(steps)
         connection = self._db()
@@ -215,6 +219,7 @@ class History:
                 connection.executemany(
                     f"INSERT INTO steps (run_id, {', '.join(STEP_COLUMNS)}) "
                     f"VALUES ({', '.join('?' * (len(STEP_COLUMNS) + 1))})", [(run_id, *row) for row in rows])
+                insert_metrics(connection, run_id, metrics)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -223,6 +228,22 @@ class History:
             return run_id
 
         return self._retrying(write)
+
+    def record_metrics(self, run_id: int, records: list[tuple[int, str, float]]) -> None:
+        """Append ``(step, name, value)`` records (``track.log``'s) to run ``run_id``, in one transaction."""
+        connection = self._db()
+
+        def write() -> None:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                insert_metrics(connection, run_id, records)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+        self._retrying(write)
 
     # -- reading --------------------------------------------------------------------------------------
 
@@ -296,16 +317,26 @@ class History:
         frame["losses"] = [json.loads(text) if text else None for text in frame.pop("losses_json")]
         return frame.set_index("step")
 
-    def dataframe(self) -> Any:
-        """All runs, one row each, ``config`` and ``knobs`` flattened into ``config.NAME`` and
-        ``knobs.NAME`` columns (pandas is the optional extra ``skyline-tui[pandas]``)."""
+    def metrics(self, run_id: int) -> Any:
+        """What run ``run_id``'s script logged with ``track.log``: a DataFrame with a ``step`` column and
+        one column per metric (NaN where a metric was not logged at a step)."""
+        rows = self._retrying(lambda: metric_rows(self._db(), run_id))
+        return metrics_frame(rows)
+
+    def dataframe(self, kind: str | None = None) -> Any:
+        """All runs (of ``kind``: "profile" or "train"), one row each, ``config`` and ``knobs`` flattened into
+        ``config.NAME`` and ``knobs.NAME`` columns, and what a script logged with ``track.log`` into
+        ``metrics.NAME.final``/``.min``/``.max`` (pandas is the optional extra ``skyline-tui[pandas]``)."""
         pandas = _pandas("History.dataframe()")
         records = []
-        for run in reversed(self.runs()):  # oldest first, like a log
+        runs = list(reversed(self.runs(kind=kind)))  # oldest first, like a log
+        logged = self._retrying(lambda: metric_columns(self._db(), [run["id"] for run in runs]))
+        for run in runs:
             flat = {key: value for key, value in run.items() if key not in ("config", "knobs")}
             for prefix in ("config", "knobs"):
                 for key, value in (run[prefix] or {}).items():
                     flat[f"{prefix}.{key}"] = value
+            flat.update(logged.get(run["id"], {}))
             records.append(flat)
         frame = pandas.DataFrame.from_records(records, columns=_frame_columns(records))
         frame["created_at"] = pandas.to_datetime(frame["created_at"], utc=True, format="ISO8601")
@@ -321,13 +352,14 @@ def _pandas(what: str) -> Any:
 
 
 def record_run_safely(summary: RunSummary, steps: Sequence[Step], path: StrPath | None, *, project_root: str,
-                      stream: TextIO | None = None) -> int | None:
-    """Record a training run; a store that cannot be written costs one warning line, never the run."""
+                      stream: TextIO | None = None, **options: Any) -> int | None:
+    """Record a training run; a store that cannot be written costs one warning line, never the run.
+    ``options``: record_run's (sweep_id, knobs, metrics)."""
     if path is None:
         return None
     try:
         with History(path) as history:
-            return history.record_run(summary, steps, project_root=project_root)
+            return history.record_run(summary, steps, project_root=project_root, **options)
     except Exception as exc:  # noqa: BLE001 - the run is over and summarised; the history is a bonus
         reason = " ".join(str(exc).split()) or type(exc).__name__
         print(f"skyline-tui: warning: run not recorded in history ({path}: {reason})", file=stream)

@@ -227,6 +227,12 @@ def main(argv: list[str]) -> int:
     sys.argv = list(script_argv)
     sender.send(ev.ScriptStarted(pid=os.getpid(), script=shown, argv=tuple(script_argv), cwd=os.getcwd()))
     atexit.register(_finish, state)
+    # track.log in the script: over this pipe, with the run's own step count when it names no step.  Its batch
+    # leaves at exit from an atexit handler registered later than _finish, so before the child's last word.
+    from skyline_tui.track.run_sink import install as install_track
+
+    install_track(lambda line: sender.send_line(line, time.perf_counter()),
+                  lambda: state.hooks.engine.steps if state.hooks is not None else 0)
     if "torch" in sys.modules:
         _torch_imported(state)
     else:

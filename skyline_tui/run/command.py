@@ -21,6 +21,8 @@ from skyline_tui.run.launcher import RunOptions, Target, distributed_launcher, l
 from skyline_tui.run.summary import RunSummary, SummaryBuilder
 
 EXIT_USAGE = 2
+# Set by `skyline-tui sweep SCRIPT` for each trial: the sweep's id and the trial's knobs (JSON), recorded with the run.
+SWEEP_ID_ENV, SWEEP_KNOBS_ENV = "SKYLINE_TUI_SWEEP_ID", "SKYLINE_TUI_SWEEP_KNOBS"
 
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +112,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO =
         sinks.append(events_file)
     builder = SummaryBuilder(target.shown, (target.script or target.module or "", *target.args))
     sinks.append(builder)
+    tracked = TrackedMetrics()
+    sinks.append(tracked)
     progress = Progress(builder, err) if not args.quiet else None
 
     def on_event(event: ev.Event) -> None:
@@ -127,7 +131,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO =
     status = _write_summary(summary, args.json, err)
     if not args.quiet:
         print(summary_text(summary), file=err)
-    _record(summary, builder.steps, root, args, err)
+    _record(summary, builder.steps, tracked.records, root, args, err)
     if status:
         return status
     return 128 - returncode if returncode < 0 else returncode
@@ -157,12 +161,40 @@ def _write_summary(summary: RunSummary, destination: Optional[str], err: TextIO)
     return 0
 
 
-def _record(summary: RunSummary, steps: list[ev.Step], root: str, args: argparse.Namespace, err: TextIO) -> None:
+class TrackedMetrics:
+    """What the script logged with ``skyline_tui.track``, gathered from its ``Metrics`` events."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, str, float]] = []
+
+    def __call__(self, event: ev.Event) -> None:
+        if isinstance(event, ev.Metrics):
+            from skyline_tui.track.run_sink import records_of
+
+            self.records += records_of(event)
+
+
+def _record(summary: RunSummary, steps: list[ev.Step], metrics: list[tuple[int, str, float]], root: str,
+            args: argparse.Namespace, err: TextIO) -> None:
     from skyline_tui.history.location import resolve_history_path
     from skyline_tui.history.store import record_run_safely
 
     path = resolve_history_path(args.history, args.no_history, root)
-    record_run_safely(summary, steps, path, project_root=root, stream=err)
+    # A sweep's trial (skyline-tui sweep SCRIPT) says which sweep it belongs to, and its knobs.
+    sweep_id = os.environ.get(SWEEP_ID_ENV) or None
+    knobs = _knobs_from_env()
+    record_run_safely(summary, steps, path, project_root=root, stream=err, sweep_id=sweep_id, knobs=knobs,
+                      metrics=metrics)
+
+
+def _knobs_from_env() -> Optional[dict[str, Any]]:
+    import json
+
+    try:
+        knobs = json.loads(os.environ.get(SWEEP_KNOBS_ENV) or "null")
+    except ValueError:
+        return None
+    return knobs if isinstance(knobs, dict) else None
 
 
 if __name__ == "__main__":

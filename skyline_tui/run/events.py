@@ -131,6 +131,16 @@ class ChildFinished:
 
 
 @dataclass(frozen=True)
+class Metrics:
+    """What the script logged with ``skyline_tui.track.log`` since the last batch, in order: record i is
+    (``steps[i]``, ``names[i]``, ``values[i]``); a NaN or infinite value is ``None`` (JSON has none)."""
+
+    steps: tuple[int, ...]
+    names: tuple[str, ...]
+    values: tuple[Optional[float], ...]
+
+
+@dataclass(frozen=True)
 class ScriptExited:
     """The launcher saw the child end: the final event of every run."""
 
@@ -139,13 +149,13 @@ class ScriptExited:
 
 
 Event = Union[ScriptStarted, TorchSeen, SamplesFrom, Step, HealthSampled, HealthJudged, NonFiniteSeen,
-              ScriptOutput, ChildFinished, ScriptExited]
+              ScriptOutput, ChildFinished, ScriptExited, Metrics]
 
 _TYPES: dict[str, type] = {
     "started": ScriptStarted, "torch": TorchSeen, "samples_from": SamplesFrom, "step": Step,
     "health": HealthSampled, "health_judged": HealthJudged, "non_finite": NonFiniteSeen, "output": ScriptOutput,
     "finished": ChildFinished,
-    "exited": ScriptExited,
+    "exited": ScriptExited, "metrics": Metrics,
 }
 _NAMES = {cls: name for name, cls in _TYPES.items()}
 _STEP_FIELDS = tuple(f.name for f in dataclasses.fields(Step))
@@ -177,6 +187,13 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
             f'"reserved_bytes":{_number(reserved_bytes)},"peak_allocated_bytes":{_number(peak_allocated_bytes)},'
             f'"rss_bytes":{_number(rss_bytes)},"health_sampled":{"true" if health_sampled else "false"}}}\n'
             ).encode()
+
+
+def metrics_line(steps: list[int], names: list[str], values: list[Optional[float]]) -> bytes:
+    """A ``Metrics`` event's line from plain lists (track.log's batches, up to a thousand records): the C JSON
+    encoder over lists, no dataclass reflection per record."""
+    return (json.dumps({"type": "metrics", "steps": steps, "names": names, "values": values},
+                       separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
 
 
 def decode(line: Union[bytes, bytearray, str]) -> Event:

@@ -54,8 +54,11 @@ def load_spec(spec_path: str, entry_path: str) -> SweepSpec:
     return parse_spec(text, spec_path, accepted)
 
 
-def parse_spec(text: str, where: str, accepted: Optional[set[str]]) -> SweepSpec:
-    """``accepted``: the provider keyword parameters, or None when a provider takes ``**kwargs``."""
+def parse_spec(text: str, where: str, accepted: Optional[set[str]],
+               builtins: tuple[str, ...] = BUILTIN_KNOBS) -> SweepSpec:
+    """``accepted``: the provider keyword parameters, or None when a provider takes ``**kwargs``.
+    ``builtins``: the knobs always accepted and checked here (a training script's sweep has none: its
+    ``batch_size`` is its own option)."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -80,13 +83,14 @@ def parse_spec(text: str, where: str, accepted: Optional[set[str]]) -> SweepSpec
         at = f"{where}, line {line}"
         if not isinstance(key, str):
             raise SpecError(f"{at}: knob names are strings, not {key!r}")
-        if key not in BUILTIN_KNOBS and accepted is not None and key not in accepted:
-            known = ", ".join(sorted(set(BUILTIN_KNOBS) | accepted))
+        if key not in builtins and accepted is not None and key not in accepted:
+            known = ", ".join(sorted(set(builtins) | accepted))
             raise SpecError(f"{at}: unknown knob {key!r}: not a built-in knob and no provider takes it "
                             f"(knobs here: {known})")
         values = _values(key, value, at)
         for item in values:
-            _check_builtin(key, item, at)
+            if key in builtins:
+                _check_builtin(key, item, at)
         axes.append((key, values))
     return SweepSpec(path=where, axes=tuple(axes))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from skyline_tui.history import (
+    SCHEMA_VERSION,
     History,
     HistoryVersionError,
     default_history_path,
@@ -211,7 +212,7 @@ def test_a_store_written_by_the_previous_schema_version_is_read_and_upgraded(tmp
         new = history.record(make_report(tmp_path), sweep_id="s")
         assert [r["id"] for r in history.runs()] == [new, 1]
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert integrity(path) == "ok"
 
 
@@ -248,7 +249,7 @@ def test_a_version_2_store_gains_the_machine_columns_and_a_busy_run_is_noted(tmp
     assert table[0].split()[-1] == "note"
     assert table[1].endswith("busy CPU 81%, page faults ≈ 40.0 ms") and table[2].endswith("ok"), table
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert integrity(path) == "ok"
 
 

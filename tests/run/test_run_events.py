@@ -47,6 +47,7 @@ def test_every_event_survives_its_json_line():
                          evaluation_ms=2.0, backward_passes=3, optimizer_steps=3, peak_rss_bytes=10,
                          peak_allocated_bytes=None, peak_reserved_bytes=None),
         ev.ScriptExited(exit_code=-2, message="the script was ended by SIGINT"),
+        ev.Metrics(steps=(0, 1), names=("loss", "acc"), values=(0.5, None)),
     ]
     assert {type(e) for e in samples} == set(ev.Event.__args__)  # type: ignore[attr-defined]
     for event in samples:
