@@ -23,14 +23,13 @@ import threading
 import time
 from typing import Any, Callable, Optional, Protocol
 
-from skyline_tui.track.values import as_number, as_step, describe
+from skyline_tui.track.values import Record, as_number, as_step, describe
 
 TRACK_ENV = "SKYLINE_TUI_TRACK"  # "off": track.log records nothing, wherever it runs
 _OFF = ("off", "none", "0", "no")
 # A batch of 1,000 records is one SQLite transaction of a few milliseconds; a crash loses at most this many.
 FLUSH_EVERY = 1000
 
-Record = tuple[int, str, float]  # (step, metric name, value)
 
 
 class Sink(Protocol):

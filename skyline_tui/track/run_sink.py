@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Optional
 
-from skyline_tui.track.recorder import TRACKER, Record
+from skyline_tui.track.recorder import TRACKER
+from skyline_tui.track.values import Record
 
 # Batches leave at least this often, so the live view and a sweep's table see the metrics as they come.
 MAX_DELAY_S = 0.25

@@ -14,7 +14,7 @@ from typing import Any, Optional
 from skyline_tui.history.location import resolve_history_path
 from skyline_tui.history.store import History
 from skyline_tui.project import find_project_root
-from skyline_tui.track.recorder import Record
+from skyline_tui.track.values import Record
 
 
 def script_path() -> Optional[str]:

@@ -8,6 +8,8 @@ from typing import Any, Optional
 # The types that need no conversion (the common case: ``loss.item()`` gives a float).
 _PLAIN = (float, int)
 
+Record = tuple[int, str, float]  # one tracked value: (step, metric name, value)
+
 
 def as_number(value: Any) -> Optional[float]:
     """``value`` as a float, or None when it is not a number.  ``bool`` counts (0/1); so does anything
