@@ -33,7 +33,7 @@ VERBS: dict[str, tuple[str, str, str]] = {
     "history": ("skyline_tui.history.commands", "history_main", "list recorded profile runs, newest first"),
     "diff": ("skyline_tui.history.commands", "diff_main", "what changed between two runs, line by line"),
     "sweep": ("skyline_tui.sweep.commands", "main", "profile a grid of configurations"),
-    "run": ("skyline_tui.run.command", "main", "run a training script unchanged and watch it step by step"),
+    "run": ("skyline_tui.cli", "run_main", "run a training script unchanged and watch it step by step"),
 }
 
 
@@ -110,6 +110,19 @@ def config_from_args(args: argparse.Namespace, interactive: bool = False) -> Pro
     if getattr(args, "trace", None):
         changes["trace_path"] = os.path.abspath(args.trace)  # the run child works in the project's folder
     return base.replace(**changes)
+
+
+def run_main(argv: Sequence[str]) -> int:
+    """``skyline-tui run``: the live view with a terminal (Textual imported only then), else headless."""
+    from skyline_tui.run import command
+
+    parser = command.build_parser()
+    args = command.parse(parser, list(argv))
+    if not command.wants_live_view(args):
+        return command.run(args, parser)
+    from skyline_tui.tui.run_launch import run_live
+
+    return run_live(args, parser)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
