@@ -283,8 +283,10 @@ def non_finite_text(view: RunView) -> Optional[str]:
     where = located.where
     at = f"{where.file}:{where.line}" if where.file and where.line else "an unknown line"
     module = f" in {where.module or '(root)'}" if where.module is not None else ""
-    first = f"NaN/Inf first at step {found.step}; " if found.step != located.step else "NaN/Inf first "
-    return f"{first}at a layer at step {located.step}, {at}{module} ({where.phase}) · e: go to the line"
+    if found.step == located.step:
+        return f"NaN/Inf first at step {found.step}: {at}{module} ({where.phase}) · e: go to the line"
+    return (f"NaN/Inf first at step {found.step} (the loss); at a layer first at step {located.step}: {at}{module} "
+            f"({where.phase}) · e: go to the line")
 
 
 def status_text(view: RunView) -> str:
