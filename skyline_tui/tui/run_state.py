@@ -308,7 +308,7 @@ def memory_readings(view: RunView) -> list[MemoryReading]:
     """On a GPU, allocated and reserved against the device's memory, then the host's RSS against its RAM."""
     rows: list[MemoryReading] = []
     if view.cuda and (view.allocated_bytes is not None or view.reserved_bytes is not None):
-        rows.append(("allocated", view.allocated_bytes, view.peak_allocated_bytes, view.gpu_total_bytes, "GPU"))
-        rows.append(("reserved", view.reserved_bytes, None, view.gpu_total_bytes, "GPU"))
+        rows.append(("alloc", view.allocated_bytes, view.peak_allocated_bytes, view.gpu_total_bytes, "GPU"))
+        rows.append(("resv", view.reserved_bytes, None, view.gpu_total_bytes, "GPU"))
     rows.append(("RSS", view.rss_bytes, view.peak_rss_bytes, view.host_ram_bytes, "RAM"))
     return rows

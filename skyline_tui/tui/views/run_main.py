@@ -70,7 +70,7 @@ class RunMainView(Horizontal):
         if health_every is None:
             pane.border_title = "Layers · not sampled (--health-every N)"
         else:
-            pane.border_title = f"Layers · health every {health_every} steps"
+            pane.border_title = "Layers · health every " + ("step" if health_every == 1 else f"{health_every} steps")
         pane.show(rows if rows or health_every is not None else None, non_finite_text(view),
                   (where.file, where.line) if where is not None else (None, None))
 

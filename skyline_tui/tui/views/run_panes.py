@@ -10,13 +10,14 @@ from typing import Optional, Sequence
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Label, Sparkline, Static
 
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 
 BAR_WIDTH = 24
+MEMORY_BAR_WIDTH = 8
 # Each phase a glyph of its own as well as a colour, so NO_COLOR keeps them apart (as bars.py says).
 PHASE_LOOK = {
     "forward": ("█", "run--forward", "fwd"),
@@ -41,8 +42,12 @@ class StepsPane(_Pane):
     def compose(self) -> ComposeResult:
         yield Static(id="steps-figures")
         yield Static(id="steps-phases")
-        yield Sparkline([0.0], id="steps-time")
-        yield Sparkline([0.0], id="steps-rate")
+        with Horizontal(classes="run-chart"):
+            yield Label("ms/step", classes="run-chart-label")
+            yield Sparkline([0.0], id="steps-time")
+        with Horizontal(classes="run-chart"):
+            yield Label("samples/s", classes="run-chart-label")
+            yield Sparkline([0.0], id="steps-rate")
 
     def on_mount(self) -> None:
         self.border_title = "Steps"
@@ -62,14 +67,16 @@ class StepsPane(_Pane):
                         BAR_WIDTH, ("·", self.style("track"))) if total > 0 else Text("")
         legend = Text(no_wrap=True, overflow="ellipsis")
         legend.append_text(bar)
-        for name, value in phases_ms:
-            if value > 0 or name != "evaluation":
-                glyph, _, short = PHASE_LOOK[name]
-                legend.append(f" {glyph}{short} {fmt.ms(value)}", self.style(name))
+        legend.append("\n")
+        shown = [(name, value) for name, value in phases_ms if value > 0 or name != "evaluation"]
+        for i, (name, value) in enumerate(shown):
+            glyph, _, short = PHASE_LOOK[name]
+            # One unit for the line (narrow panes): "█fwd 28.0 ▓bwd 0.24 … ms".
+            number = fmt.ms(value) if i == len(shown) - 1 else fmt.ms(value).removesuffix(" ms")
+            legend.append(f"{glyph}{short} {number} ", self.style(name))
         self.query_one("#steps-phases", Static).update(legend)
         self.query_one("#steps-time", Sparkline).data = list(recent_ms) or [0.0]
         self.query_one("#steps-rate", Sparkline).data = list(recent_rates) or [0.0]
-        self.query_one("#steps-time", Sparkline).tooltip = "ms per step, last steps"
 
 
 class LossPane(_Pane):
@@ -77,7 +84,9 @@ class LossPane(_Pane):
 
     def compose(self) -> ComposeResult:
         yield Static(id="loss-figures")
-        yield Sparkline([0.0], id="loss-curve")
+        with Horizontal(classes="run-chart"):
+            yield Label("loss", classes="run-chart-label")
+            yield Sparkline([0.0], id="loss-curve")
 
     def on_mount(self) -> None:
         self.border_title = "Loss"
@@ -110,16 +119,16 @@ class RunMemoryPane(_Pane):
         for i, (label, used, peak, capacity, of) in enumerate(readings):
             if i:
                 text.append("\n")
-            text.append(f"{label:<9}", self.style("label"))
+            text.append(f"{label:<6}", self.style("label"))
             if capacity and used is not None:
                 over = used > capacity
                 text.append_text(split_bar([(min(1.0, used / capacity), "█", self.style("over" if over else "value"))],
-                                           BAR_WIDTH // 2, ("·", self.style("track"))))
-                text.append(f" {fmt.size(used)}/{fmt.size(capacity)} {of}")
-            else:
-                text.append(fmt.size(used) + (f" ({of} N/A)" if used is not None else ""))
+                                           MEMORY_BAR_WIDTH, ("·", self.style("track"))))
+                text.append(" ")
+            text.append(fmt.size(used), self.style("value"))
             if peak is not None:
                 text.append(f" · peak {fmt.size(peak)}", self.style("label"))
+            text.append(f" / {fmt.size(capacity)} {of}" if capacity else f" ({of} N/A)", self.style("label"))
         self.query_one("#memory-bars", Static).update(text)
 
 
