@@ -241,6 +241,29 @@ class RunApp(App[int]):
         if yes and child is not None and child.poll() is None:
             child.kill()
 
+    def leave_on_signal(self, signum: int) -> None:
+        """SIGTERM or SIGHUP (an SSH drop) reached skyline-tui: pass it on to the script, as the headless run
+        does, and quit once the run is recorded (``run_launch`` arms a fallback in case it never ends)."""
+        if self.view.phase == ENDED:
+            self.exit(self.exit_status if self.exit_status is not None else 128 + signum)
+            return
+        self.view = transitions.stop_asked(self.view)
+        self._quit_when_over = True
+        with self._child_lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            child.send_signal(signum)
+
+    def kill_script(self) -> None:
+        """The last resort (the fallback after a signal, a crash of the app): the script must not outlive us."""
+        with self._child_lock:
+            child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()
+
+    def on_unmount(self) -> None:
+        self._interrupt()  # only if it still runs (the app failed): its own handler gets the chance to save
+
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.project_root, RUN_KEYS))
 

@@ -17,6 +17,8 @@ from skyline_tui.run import command
 from skyline_tui.run.launcher import EventSink, RunOptions
 from skyline_tui.tui.run_app import RunApp, host_ram_bytes
 
+SIGNAL_GRACE_S = 15.0
+
 
 def supervisor_for(args: argparse.Namespace, notes: io.StringIO) -> Callable[
         [EventSink, Callable[[subprocess.Popen[bytes]], None]], Optional[command.Outcome]]:
@@ -55,11 +57,22 @@ def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     refused = command.check_target(args, parser, sys.stderr)
     if refused is not None:
         return refused
+    from skyline_tui.tui.shutdown import ExitOnSignals
+
     notes = io.StringIO()
     app = build_app(args, notes)
-    app.run()
+
+    def request_exit(code: int) -> None:
+        loop = app._loop  # set while the app runs; call_soon_threadsafe is safe from a signal handler
+        if loop is None:
+            raise RuntimeError("the app is not running")
+        loop.call_soon_threadsafe(app.leave_on_signal, code - 128)
+
+    # The script gets the signal and the time to end and be recorded; past the grace, it is killed.
+    with ExitOnSignals(request_exit, app.kill_script, grace_s=SIGNAL_GRACE_S) as signals:
+        app.run()
     if notes.getvalue():
         sys.stderr.write(notes.getvalue())  # after the screen is gone: readable
-    if app.exit_status is None:
-        return 1
-    return app.exit_status
+    if app.exit_status is not None:
+        return app.exit_status
+    return signals.exit_code or 1
