@@ -5,6 +5,7 @@ script itself printed, read from the events file the run writes (``--events``) o
 from __future__ import annotations
 
 import io
+import os
 import json
 import re
 from pathlib import Path
@@ -110,3 +111,35 @@ async def test_q_asks_then_sends_ctrl_c_the_script_s_handler_runs_and_the_run_is
         assert len(runs) == 1
         summary = history.summary(runs[0]["id"])
     assert summary.steps == taken and summary.exit_code == 3
+
+
+async def test_a_sigterm_to_skyline_tui_reaches_the_script_and_the_run_is_still_recorded(tmp_path):
+    import signal
+
+    events, store = tmp_path / "events.jsonl", tmp_path / "history.db"
+    app = app_for("--history", str(store), "--events", str(events), str(TRAIN / "keyboard_interrupt.py"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: "READY" in output_of(events), timeout=RUN_S)
+        app.leave_on_signal(signal.SIGTERM)  # what run_launch's handler calls on the app's loop
+        await wait_until(pilot, lambda: not app.is_running, timeout=RUN_S)
+    assert app.exit_status == 128 + signal.SIGTERM  # the script did not catch it: a shell would say 143
+    assert "INTERRUPTED" not in output_of(events)  # SIGTERM, not the Ctrl-C its handler catches
+    with History(store) as history:
+        runs = history.runs(kind="train")
+        assert len(runs) == 1
+        summary = history.summary(runs[0]["id"])
+    assert summary.exit_code == -signal.SIGTERM and summary.steps >= 5  # it printed READY at step 5
+
+
+def test_without_a_terminal_run_stays_headless_and_never_imports_textual(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "hello.py"
+    script.write_text("print('HELLO')\n")
+    probe = ("import sys\nfrom skyline_tui import cli\nstatus = cli.run_main(['--no-history', '-q', sys.argv[1]])\n"
+             "print('TEXTUAL', any(name.split('.')[0] in ('textual', 'rich') for name in sys.modules), status)\n")
+    result = subprocess.run([sys.executable, "-c", probe, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=RUN_S,
+                            stdin=subprocess.DEVNULL)
+    assert result.stdout.splitlines() == ["HELLO", "TEXTUAL False 0"], result.stderr
