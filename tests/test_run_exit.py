@@ -65,3 +65,43 @@ def test_a_missing_script_is_refused(tmp_path):
     run = subprocess.run(command("--no-history", "nope.py"), cwd=tmp_path, env=environment(), capture_output=True,
                          text=True, timeout=60)
     assert run.returncode == 2 and run.stderr.strip() == "skyline-tui: no such script: nope.py"
+
+
+def test_ctrl_c_at_the_terminal_reaches_the_scripts_handler_once(tmp_path):
+    """Ctrl-C typed at a terminal: the terminal signals the whole foreground group, the script's process as well
+    as skyline-tui's, which must not send it a second one (the script's handler would be interrupted)."""
+    import os
+    import pty
+    import time
+
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a session of its own on the pty, as a shell would start it
+        os.chdir(tmp_path)
+        os.execve(command()[0], [*command("--no-history", "-q", str(TRAIN / "keyboard_interrupt.py"))], environment())
+    seen = b""
+    try:
+        deadline = time.monotonic() + 120
+        while b"READY" not in seen and time.monotonic() < deadline:
+            seen += os.read(master, 1024)
+        os.write(master, b"\x03")  # Ctrl-C, as typed
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # the pty closed: the run is over
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        status = None
+        while status is None and time.monotonic() < deadline + 30:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+            time.sleep(0.1)
+        if status is None:  # Ctrl-C never reached the script: the run goes on
+            os.killpg(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(master)
+    text = seen.decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 3, text
+    assert text.count("INTERRUPTED steps=") == 1 and "Traceback" not in text, text

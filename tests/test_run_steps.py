@@ -134,3 +134,12 @@ def test_samples_per_step_overrides_the_batch_and_says_so(tmp_path):
     assert outcome.summary["samples_from"]["override"] == 100
     rates = [100 * 1e3 / step["wall_ms"] for step in outcome.steps[outcome.summary["warmup_steps"]:]]
     assert outcome.summary["samples_per_second"] == pytest.approx(statistics.median(rates))
+
+
+def test_mixed_precision_steps_the_scaler_skipped_still_count_with_the_unscaled_loss(tmp_path):
+    outcome = run_script(tmp_path, "amp_scaler_skips.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    skipped = [line.split()[3] == "True" for line in outcome.stdout.splitlines() if line.startswith("STEP ")]
+    assert any(skipped) and not all(skipped)  # the fixture does what it says
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 12
+    assert first_losses(outcome) == printed(outcome.stdout, "SKIPPED \\S+ LOSS")  # loss, not loss x 2**127

@@ -179,7 +179,7 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
             ).encode()
 
 
-def decode(line: Union[bytes, str]) -> Event:
+def decode(line: Union[bytes, bytearray, str]) -> Event:
     try:
         payload = json.loads(line)
         cls = _TYPES[payload.pop("type")]

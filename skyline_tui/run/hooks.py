@@ -144,6 +144,7 @@ class RunHooks:
         self.health: Any = None  # HealthSampler, from the first step on when --health-every is given
         self._loss_non_finite_said = False
         self._health_due = False
+        self._scaled: Optional[tuple[Any, Any]] = None  # GradScaler.scale's last (output, loss)
         self._flagged: dict[str, tuple[str, ...]] = {}
         self._trained_roots: set[int] = set()
         self._started = started
@@ -171,6 +172,7 @@ class RunHooks:
                           register_optimizer_step_post_hook(self._optimizer_post)]
         self._wrap_optimizer_init()
         self._wrap_backward()
+        self._wrap_grad_scaler()
         self._global_forward = [
             nn_module.register_module_forward_pre_hook(self._global_pre),
             nn_module.register_module_forward_hook(self._global_post, always_call=True)]
@@ -190,6 +192,45 @@ class RunHooks:
             weakref.finalize(optimizer, engine.alive.discard, key)
 
         torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign]
+
+    def _wrap_grad_scaler(self) -> None:
+        """Mixed precision skips ``optimizer.step()`` when the scaled gradients overflowed (often, in the first
+        iterations): no step hook runs, yet the script's iteration is over.  ``GradScaler.step`` counts as the
+        optimizer's step when it skipped."""
+        engine = self.engine
+        for cls in {getattr(torch.amp, "GradScaler", None), getattr(torch.cuda.amp, "GradScaler", None)}:
+            if cls is None or "step" not in cls.__dict__:
+                continue
+            original = cls.__dict__["step"]
+
+            def step(scaler: Any, optimizer: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
+                before = engine.optimizer_steps
+                result = original(scaler, optimizer, *args, **kwargs)
+                if engine.optimizer_steps == before and os.getpid() == self._pid:  # skipped
+                    self._optimizer_pre(optimizer, args, kwargs)
+                    self._optimizer_post(optimizer, args, kwargs)
+                return result
+
+            cls.step = functools.wraps(original)(step)
+        self._wrap_grad_scaler_scale()
+
+    def _wrap_grad_scaler_scale(self) -> None:
+        """``scaler.scale(loss).backward()`` runs backward on the loss times the scale (up to 2**16, or inf): the
+        loss recorded is the one the script computed, the tensor ``scale`` was given."""
+        cls = getattr(torch.amp, "GradScaler", None)
+        if cls is None or "scale" not in cls.__dict__:
+            return
+        original = cls.__dict__["scale"]
+        hooks = self
+
+        @functools.wraps(original)
+        def scale(scaler: Any, outputs: Any, *args: Any, **kwargs: Any) -> Any:
+            scaled = original(scaler, outputs, *args, **kwargs)
+            if isinstance(scaled, torch.Tensor) and isinstance(outputs, torch.Tensor):
+                hooks._scaled = (scaled, outputs)  # the last one only: the next backward's
+            return scaled
+
+        cls.scale = scale
 
     def _wrap_backward(self) -> None:
         autograd = torch.autograd
@@ -226,6 +267,9 @@ class RunHooks:
             self._start_health()
         self.engine.enter(BACKWARD)
         for tensor in tensors if isinstance(tensors, (list, tuple)) else (tensors,):
+            if self._scaled is not None and tensor is self._scaled[0]:
+                tensor = self._scaled[1]
+                self._scaled = None
             loss = read_loss(tensor)
             if loss is not None:
                 self.engine.note_loss(loss)

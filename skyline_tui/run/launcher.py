@@ -17,7 +17,7 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 from skyline_tui.dataclass_json import ReportFormatError
 from skyline_tui.run import events as ev
@@ -140,7 +140,7 @@ def _read_events(fd: int, child: subprocess.Popen[bytes], on_event: EventSink,
         exited = child.poll() is not None
 
 
-def _deliver(line: bytes, on_event: EventSink) -> None:
+def _deliver(line: Union[bytes, bytearray], on_event: EventSink) -> None:
     if not line.strip():
         return
     try:
@@ -183,12 +183,19 @@ class _OutputReader(threading.Thread):
         self.start()
 
     def run(self) -> None:
+        """Whole lines, one event each (a script writing unbuffered sends ``hello`` and ``\\n`` apart); what is left
+        without a newline at the end comes last."""
         fd = self._stream.fileno()  # type: ignore[attr-defined]
+        pending = b""
         while True:
             data = os.read(fd, 1 << 16)
             if not data:
-                return
-            self._on_event(ev.ScriptOutput(stream=self._name, text=data.decode("utf-8", "replace")))
+                break
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                self._on_event(ev.ScriptOutput(stream=self._name, text=line.decode("utf-8", "replace") + "\n"))
+        if pending:
+            self._on_event(ev.ScriptOutput(stream=self._name, text=pending.decode("utf-8", "replace")))
 
 
 def distributed_launcher(target: Target, environ: Optional[dict[str, str]] = None,

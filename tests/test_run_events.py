@@ -1,0 +1,74 @@
+"""The run's event stream as a view would consume it: typed events from the launcher, the script's output as
+events when captured, every event through its JSON line and back."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from skyline_tui.report import Health, HealthFlag, MetricSeries, ModuleHealth, NonFinite
+from skyline_tui.run import events as ev
+from skyline_tui.run.launcher import RunOptions, Target, launch
+
+
+def test_captured_output_arrives_as_events_and_the_exit_comes_last(tmp_path):
+    script = tmp_path / "talk.py"
+    script.write_text("import sys\nprint('hello', flush=True)\nprint('oops', file=sys.stderr, flush=True)\n"
+                      "sys.exit(4)\n")
+    seen: list[ev.Event] = []
+    code = launch(Target(script=str(script), module=None), RunOptions(capture_output=True), seen.append)
+    assert code == 4
+    output = {(e.stream, e.text) for e in seen if isinstance(e, ev.ScriptOutput)}
+    assert output == {("stdout", "hello\n"), ("stderr", "oops\n")}
+    assert isinstance(seen[0], ev.ScriptStarted) and seen[0].argv == (str(script),)
+    finished = next(e for e in seen if isinstance(e, ev.ChildFinished))
+    assert finished.exit_code == 4 and finished.why_no_steps == "the script never imported torch"
+    assert seen[-1] == ev.ScriptExited(exit_code=4, message="the script exited with status 4")
+
+
+def test_every_event_survives_its_json_line():
+    health = Health(iterations=2, modules=(ModuleHealth(
+        module="fc1", type="Linear", file="train.py", line=12,
+        metrics={"grad_norm": MetricSeries(last=1.0, median=1.5, series=(2.0, None, 1.0))},
+        flags=(HealthFlag("no_gradient", "none"),)),))
+    where = NonFinite(module="fc1", phase="forward", file="train.py", line=12, iteration=3, message="inf")
+    samples = [
+        ev.ScriptStarted(pid=1, script="train.py", argv=("train.py", "--lr", "1"), cwd="/tmp"),
+        ev.TorchSeen(torch_version="2.13.0", cuda=False),
+        ev.SamplesFrom(module="Net", tensor="args[0]", dim=0),
+        ev.Step(index=3, end_s=1.5, wall_ms=12.25, forward_ms=1.0, backward_ms=2.0, optimizer_ms=0.5,
+                evaluation_ms=0.0, other_ms=8.75, samples=None, losses=(0.5, None), non_finite_losses=1,
+                rss_bytes=123, health_sampled=True),
+        ev.HealthSampled(step=3, values={"fc1": {"grad_norm": 1.0, "update_to_weight": None}},
+                         flagged={"fc1": ("no_gradient",)}),
+        ev.HealthJudged(step=3, health=health),
+        ev.NonFiniteSeen(step=3, where=where, message="inf"),
+        ev.ScriptOutput(stream="stdout", text="ünïcode\n"),
+        ev.ChildFinished(exit_code=0, error=None, interrupted=False, why_no_steps=None, evaluation_passes=1,
+                         evaluation_ms=2.0, backward_passes=3, optimizer_steps=3, peak_rss_bytes=10,
+                         peak_allocated_bytes=None, peak_reserved_bytes=None),
+        ev.ScriptExited(exit_code=-2, message="the script was ended by SIGINT"),
+    ]
+    assert {type(e) for e in samples} == set(ev.Event.__args__)  # type: ignore[attr-defined]
+    for event in samples:
+        line = ev.encode(event)
+        assert line.endswith(b"\n") and line.count(b"\n") == 1
+        assert ev.decode(line) == event, event
+    step = samples[3]
+    assert isinstance(step, ev.Step)
+    assert ev.decode(ev.encode(dataclasses.replace(step, samples=64))).samples == 64
+
+
+def test_the_launcher_side_imports_neither_torch_nor_a_ui_library(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.run_support import environment
+
+    script = tmp_path / "plain.py"
+    script.write_text("print('ok')\n")
+    probe = ("import sys\nfrom skyline_tui.run.command import main\ncode = main(['-q', '--no-history', sys.argv[1]])\n"
+             "loaded = [m for m in ('torch', 'textual', 'rich') if m in sys.modules]\n"
+             "print('LOADED', loaded, code)\n")
+    done = subprocess.run([sys.executable, "-c", probe, str(script)], env=environment(), capture_output=True,
+                          text=True, timeout=120, cwd=tmp_path)
+    assert done.stdout.splitlines()[-1] == "LOADED [] 0", done.stderr
