@@ -143,3 +143,54 @@ def test_without_a_terminal_run_stays_headless_and_never_imports_textual(tmp_pat
                             env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=RUN_S,
                             stdin=subprocess.DEVNULL)
     assert result.stdout.splitlines() == ["HELLO", "TEXTUAL False 0"], result.stderr
+
+
+def test_with_a_terminal_run_opens_the_view_and_q_y_stops_the_script_through_its_handler(tmp_path):
+    """The whole path as a user types it, on a pseudo-terminal: ``skyline-tui run`` opens the live view (its
+    pane titles on screen), ``q`` asks, ``y`` sends Ctrl-C; the exit status is the one the script's handler chose."""
+    import pty
+    import signal
+    import time
+
+    from run_support import command, environment
+
+    pid, master = pty.fork()
+    if pid == 0:
+        os.chdir(tmp_path)
+        os.environ["COLUMNS"], os.environ["LINES"] = "100", "30"
+        os.execve(command()[0], command("--no-history", str(TRAIN / "keyboard_interrupt.py")), environment())
+    seen, status = b"", None
+    deadline = time.monotonic() + RUN_S
+
+    def read_until(marker: bytes) -> None:
+        nonlocal seen
+        while re.search(marker, seen) is None and time.monotonic() < deadline:
+            seen += os.read(master, 1 << 16)
+
+    try:
+        read_until(rb"pid \d+ \xc2\xb7 step [1-9]\d")  # the status bar past step 10 ("READY" is in the source pane)
+        assert b"Steps" in seen and b"Loss" in seen, seen[-2000:]
+        time.sleep(0.5)
+        os.write(master, b"q")
+        read_until(rb"Stop the run\?")
+        time.sleep(0.5)  # painted is not yet listening: a key sent within the same millisecond can miss the dialog
+        os.write(master, b"y")
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 1 << 16)
+            except OSError:  # the pty closed: skyline-tui is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        while status is None and time.monotonic() < deadline + 30:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            status = code if done else None
+            time.sleep(0.1)
+        if status is None:
+            os.killpg(pid, signal.SIGKILL)
+            _, status = os.waitpid(pid, 0)
+        os.close(master)
+    assert b"Stop the run?" in seen
+    assert os.waitstatus_to_exitcode(status) == 3, seen[-1500:]  # keyboard_interrupt.py's handler exits 3

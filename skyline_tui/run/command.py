@@ -41,6 +41,9 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines nor summary on stderr")
+    parser.add_argument("--headless", action="store_true",
+                        help="no live view even with a terminal: the script's output passes through, with progress "
+                             "lines on stderr (the default without a terminal or with --json)")
     parser.add_argument("target", nargs="*", metavar="SCRIPT [ARGS...]",
                         help="the script and its own arguments (everything after the script is the script's)")
 
@@ -107,9 +110,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO =
 
 
 def wants_live_view(args: argparse.Namespace, stdout: TextIO = sys.stdout, err: TextIO = sys.stderr) -> bool:
-    """A terminal on both streams and no ``--json``: the live view (``cli`` opens it, this module never
+    """A terminal on both streams, no ``--json`` nor ``--headless``: the live view (``cli`` opens it, this module never
     imports Textual)."""
-    return args.json is None and stdout.isatty() and err.isatty()
+    return args.json is None and not args.headless and stdout.isatty() and err.isatty()
 
 
 def check_target(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO) -> Optional[int]:

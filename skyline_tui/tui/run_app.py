@@ -57,30 +57,17 @@ class RunEventBuffer:
         self._lock = threading.Lock()
         self._events: list[ev.Event] = []
         self._output: deque[tuple[str, str]] = deque(maxlen=MAX_LOG_LINES)  # (stream, line), newest kept
-        self._partial: dict[str, str] = {}  # stream -> its last line, until its newline comes
         self._announced = False
 
     def __call__(self, event: ev.Event) -> None:
         with self._lock:
-            if isinstance(event, ev.ScriptOutput):
-                if not self._add_output(event.stream, event.text):
-                    return
+            if isinstance(event, ev.ScriptOutput):  # a whole line (the launcher assembles them)
+                self._output.append((event.stream, event.text))
             else:
-                if isinstance(event, ev.ScriptExited):  # what was printed without a newline, last
-                    for stream in list(self._partial):
-                        self._add_output(stream, "\n")
                 self._events.append(event)
             announce, self._announced = not self._announced, True
         if announce:
             self._post(EventsWaiting())
-
-    def _add_output(self, stream: str, text: str) -> bool:
-        """Whole lines only: an unbuffered script writes a print's text and its newline apart."""
-        *lines, rest = (self._partial.pop(stream, "") + text).split("\n")
-        if rest:
-            self._partial[stream] = rest
-        self._output.extend((stream, line) for line in lines)
-        return bool(lines)
 
     def drain(self) -> tuple[list[ev.Event], list[tuple[str, str]]]:
         with self._lock:
