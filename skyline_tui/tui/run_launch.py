@@ -28,8 +28,11 @@ def supervisor_for(args: argparse.Namespace, notes: io.StringIO) -> Callable[
 
     def supervise(on_event: EventSink, on_started: Callable[[subprocess.Popen[bytes]], None]) -> \
             Optional[command.Outcome]:
-        return command.supervise(args, command.summary_builder(target), [on_event], RunOptions(capture_output=True),
-                                 notes, on_started=on_started)
+        outcome = command.supervise(args, command.summary_builder(target), [on_event],
+                                    RunOptions(capture_output=True), notes, on_started=on_started)
+        if outcome is None:  # refused before it started (--events cannot be written): the view says why
+            raise RuntimeError(notes.getvalue().strip().removeprefix("skyline-tui: "))
+        return outcome
 
     return supervise
 
