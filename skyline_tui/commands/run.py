@@ -27,6 +27,11 @@ class RunCommand(Command):
         return parse(parser, argv)
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-        from skyline_tui.run.command import run
+        """The live view with a terminal (Textual imported only then), else headless."""
+        from skyline_tui.run import command
 
-        return run(args, parser)
+        if not command.wants_live_view(args):
+            return command.run(args, parser)
+        from skyline_tui.tui.run_launch import run_live
+
+        return run_live(args, parser)

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional, Sequence, TextIO
+from typing import Any, Callable, Optional, Sequence, TextIO
 
 from skyline_tui.argtypes import positive_int
 from skyline_tui.run import events as ev
 from skyline_tui.run.headless import EventsFile, Progress, summary_text
-from skyline_tui.run.launcher import RunOptions, Target, distributed_launcher, launch
+from skyline_tui.run.launcher import EventSink, RunOptions, Target, distributed_launcher, launch
 from skyline_tui.run.summary import RunSummary, SummaryBuilder
 
 EXIT_USAGE = 2
@@ -41,6 +43,9 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines nor summary on stderr")
+    parser.add_argument("--headless", action="store_true",
+                        help="no live view even with a terminal: the script's output passes through, with progress "
+                             "lines on stderr (the default without a terminal or with --json)")
     parser.add_argument("target", nargs="*", metavar="SCRIPT [ARGS...]",
                         help="the script and its own arguments (everything after the script is the script's)")
 
@@ -87,6 +92,33 @@ def target_of(args: argparse.Namespace) -> Target:
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO = sys.stderr) -> int:
+    """The headless run: the script's output passes through, a progress line every few seconds on stderr."""
+    refused = check_target(args, parser, err)
+    if refused is not None:
+        return refused
+    target = target_of(args)
+    builder = summary_builder(target)
+    progress = Progress(builder, err) if not args.quiet else None
+    outcome = supervise(args, builder, [], RunOptions(), err,
+                        on_tick=progress.tick if progress else None)
+    if outcome is None:
+        return EXIT_USAGE
+    status = _write_summary(outcome.summary, args.json, err)
+    if not args.quiet:
+        print(summary_text(outcome.summary), file=err)
+    if status:
+        return status
+    return outcome.exit_status
+
+
+def wants_live_view(args: argparse.Namespace, stdout: TextIO = sys.stdout, err: TextIO = sys.stderr) -> bool:
+    """A terminal on both streams, no ``--json`` nor ``--headless``: the live view (``cli`` opens it, this module never
+    imports Textual)."""
+    return args.json is None and not args.headless and stdout.isatty() and err.isatty()
+
+
+def check_target(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO) -> Optional[int]:
+    """The exit status of a run refused before it starts (no script, several processes), else None."""
     if args.module is None and not args.target:
         parser.error("a script to run is needed: skyline-tui run [OPTIONS] SCRIPT [ARGS...]")
     target = target_of(args)
@@ -97,10 +129,33 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO =
     if target.script is not None and not os.path.exists(target.script):
         print(f"skyline-tui: no such script: {target.script}", file=err)
         return EXIT_USAGE
-    if args.json is None and sys.stdout.isatty() and err.isatty():
-        print("skyline-tui: the live view is not built yet; running headless (--json PATH writes the summary)",
-              file=err)
-    root = _project_root(target)
+    return None
+
+
+def summary_builder(target: Target) -> SummaryBuilder:
+    return SummaryBuilder(target.shown, (target.script or target.module or "", *target.args))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    returncode: int  # as the launcher returns it (negative: the signal that ended the script)
+    summary: RunSummary
+    run_id: Optional[int]  # in the history store (None: not recorded)
+
+    @property
+    def exit_status(self) -> int:
+        """The script's status as a shell reports it (128 + N when signal N ended it)."""
+        return 128 - self.returncode if self.returncode < 0 else self.returncode
+
+
+def supervise(args: argparse.Namespace, builder: SummaryBuilder, watchers: Sequence[EventSink],
+              options: RunOptions, err: TextIO, on_tick: Optional[Callable[[], None]] = None,
+              on_started: Optional[Callable[[subprocess.Popen[bytes]], None]] = None) -> Optional[Outcome]:
+    """One run from start to history, for the headless path and the live view alike: ``--events``, the
+    summary (``builder``), each of ``watchers`` fed every event, then the run recorded.  ``options`` adds
+    what the caller needs (``capture_output``) to what ``args`` say.  None: ``--events`` cannot be written."""
+    target = target_of(args)
+    root = project_root_of(target)
     sinks: list[Any] = []
     events_file = None
     if args.events:
@@ -108,36 +163,30 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO =
             events_file = EventsFile(args.events)
         except OSError as exc:
             print(f"skyline-tui: cannot write {args.events}: {exc.strerror or exc}", file=err)
-            return EXIT_USAGE
+            return None
         sinks.append(events_file)
-    builder = SummaryBuilder(target.shown, (target.script or target.module or "", *target.args))
     sinks.append(builder)
     tracked = TrackedMetrics()
     sinks.append(tracked)
-    progress = Progress(builder, err) if not args.quiet else None
+    sinks.extend(watchers)
 
     def on_event(event: ev.Event) -> None:
         for sink in sinks:
             sink(event)
 
     began = time.monotonic()
-    options = RunOptions(samples_per_step=args.samples_per_step, health_every=args.health_every, root=root)
+    options = replace(options, samples_per_step=args.samples_per_step, health_every=args.health_every, root=root)
     try:
-        returncode = launch(target, options, on_event, on_tick=progress.tick if progress else None)
+        returncode = launch(target, options, on_event, on_tick=on_tick, on_started=on_started)
     finally:
         if events_file is not None:
             events_file.close()
     summary = builder.summary(duration_s=time.monotonic() - began)
-    status = _write_summary(summary, args.json, err)
-    if not args.quiet:
-        print(summary_text(summary), file=err)
-    _record(summary, builder.steps, tracked.records, root, args, err)
-    if status:
-        return status
-    return 128 - returncode if returncode < 0 else returncode
+    run_id = _record(summary, builder.steps, tracked.records, root, args, err)
+    return Outcome(returncode, summary, run_id)
 
 
-def _project_root(target: Target) -> str:
+def project_root_of(target: Target) -> str:
     from skyline_tui.project import find_project_root
 
     if target.script is not None:
@@ -175,7 +224,7 @@ class TrackedMetrics:
 
 
 def _record(summary: RunSummary, steps: list[ev.Step], metrics: list[tuple[int, str, float]], root: str,
-            args: argparse.Namespace, err: TextIO) -> None:
+            args: argparse.Namespace, err: TextIO) -> Optional[int]:
     from skyline_tui.history.location import resolve_history_path
     from skyline_tui.history.store import record_run_safely
 
@@ -183,8 +232,8 @@ def _record(summary: RunSummary, steps: list[ev.Step], metrics: list[tuple[int, 
     # A sweep's trial (skyline-tui sweep SCRIPT) says which sweep it belongs to, and its knobs.
     sweep_id = os.environ.get(SWEEP_ID_ENV) or None
     knobs = _knobs_from_env()
-    record_run_safely(summary, steps, path, project_root=root, stream=err, sweep_id=sweep_id, knobs=knobs,
-                      metrics=metrics)
+    return record_run_safely(summary, steps, path, project_root=root, stream=err, sweep_id=sweep_id, knobs=knobs,
+                             metrics=metrics)
 
 
 def _knobs_from_env() -> Optional[dict[str, Any]]:

@@ -51,7 +51,9 @@ class RunOptions:
     samples_per_step: Optional[int] = None
     health_every: Optional[int] = None
     root: Optional[str] = None
-    capture_output: bool = False  # the script's output as ScriptOutput events (a live view), not passed through
+    # A live view: the script's output as ScriptOutput events, not passed through; unbuffered, so a print shows
+    # when it is made (a pipe would hold it in 8 KiB blocks); stdin from /dev/null, since the view reads the keys.
+    capture_output: bool = False
 
 
 EventSink = Callable[[ev.Event], None]
@@ -68,10 +70,14 @@ def launch(target: Target, options: RunOptions, on_event: EventSink,
                                   "health_every": options.health_every, "root": options.root})
     command = [python or sys.executable, "-m", "skyline_tui.run.child", *target.child_argv()]
     output = subprocess.PIPE if options.capture_output else None
+    stdin = subprocess.DEVNULL if options.capture_output else None
+    if options.capture_output:
+        env.setdefault("PYTHONUNBUFFERED", "1")
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
     try:
         try:
-            child = subprocess.Popen(command, pass_fds=(write_fd,), env=env, stdout=output, stderr=output)
+            child = subprocess.Popen(command, pass_fds=(write_fd,), env=env, stdin=stdin, stdout=output,
+                                     stderr=output)
         finally:
             os.close(write_fd)
         if on_started is not None:

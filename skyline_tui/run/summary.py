@@ -99,6 +99,14 @@ def warmup_steps(count: int) -> int:
     return min(10, count // 5)
 
 
+def first_non_finite(current: Optional[ev.NonFiniteSeen], event: ev.NonFiniteSeen) -> ev.NonFiniteSeen:
+    """The NaN/Inf a run reports: the earliest; at one step, the one located at a layer (health) over the
+    loss's.  The summary and the live view both keep it by this rule."""
+    if current is None or event.step < current.step or (event.step == current.step and current.where is None):
+        return event
+    return current
+
+
 def percentile(values: list[float], fraction: float) -> Optional[float]:
     """Linear interpolation between the closest ranks (numpy's default)."""
     if not values:
@@ -145,10 +153,7 @@ class SummaryBuilder:
         elif isinstance(event, ev.HealthJudged):
             self.health = event.health
         elif isinstance(event, ev.NonFiniteSeen):
-            # The earliest; at one step, the one located at a layer (health) over the loss's.
-            current = self.non_finite
-            if current is None or event.step < current.step or (event.step == current.step and current.where is None):
-                self.non_finite = event
+            self.non_finite = first_non_finite(self.non_finite, event)
         elif isinstance(event, ev.ChildFinished):
             self.finished = event
         elif isinstance(event, ev.ScriptExited):

@@ -12,7 +12,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-KEYS = (
+KeyGroups = tuple[tuple[str, tuple[tuple[str, str], ...]], ...]
+
+KEYS: KeyGroups = (
     ("Moving around", (
         ("tab / shift+tab", "next / previous pane"),
         ("j k ↑ ↓", "move in a pane (pgup/pgdn, g/G: page, top, bottom)"),
@@ -40,20 +42,37 @@ KEYS = (
     )),
 )
 
+RUN_KEYS: KeyGroups = (
+    ("Moving around", (
+        ("tab / shift+tab", "next / previous pane"),
+        ("j k ↑ ↓", "move in a pane (pgup/pgdn, g/G: page, top, bottom)"),
+        ("enter", "on a layer: show its line in the source pane"),
+        ("mouse", "click a pane, a row or a source line"),
+    )),
+    ("Views", (
+        ("l", "show / hide the output of your script"),
+        ("H", "show / hide the layers (health every N steps: --health-every N)"),
+        ("e", "jump to the first NaN/Inf's line, else the error's"),
+        ("?", "this help"),
+        ("q", "quit; while the script runs: stop it (Ctrl-C to the script) after a yes, and record the run"),
+    )),
+)
+
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
 
-    def __init__(self, project_root: Optional[Path] = None) -> None:
+    def __init__(self, project_root: Optional[Path] = None, keys: KeyGroups = KEYS) -> None:
         super().__init__()
         self.project_root = project_root  # what is watched and counted as project code: worth a look
+        self.keys = keys  # (heading, ((key, what), ...)) groups: the profile's, or the live run's
 
 
     def compose(self) -> ComposeResult:
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold", no_wrap=True)
         table.add_column()
-        for index, (heading, keys) in enumerate(KEYS):
+        for index, (heading, keys) in enumerate(self.keys):
             if index:
                 table.add_row("", "")
             table.add_row(f"[u]{heading}[/u]", "")
