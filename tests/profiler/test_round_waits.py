@@ -140,14 +140,17 @@ class BusyProcessPressure:
 @pytest.mark.skipif(not HAS_WAITS or not hasattr(os, "sched_setaffinity"), reason="no per-thread schedstat")
 def test_the_contention_share_covers_the_rounds_the_time_came_from(monkeypatch):
     # The busy process for the first 2 rounds only: over the whole measurement the machine was busy (this
-    # thread and the busy process took turns on one CPU), over the 2 rounds kept it was not.  The stall counter
-    # is the busy process's alone (BusyProcessPressure), so the share of the rounds kept is known exactly: 0.
+    # thread and the busy process took turns on one CPU), over the rounds kept it was not.  The stall counter
+    # is the busy process's alone (BusyProcessPressure: it reads the process dead at the end of round 2, so
+    # only the first round carries stall), so the share of the rounds kept is known exactly: 0.
     whole = ContentionClock()
     with _pinned_beside_a_busy_process() as busy:
         monkeypatch.setattr(timing, "cpu_stall_us", BusyProcessPressure(busy))
         whole.start()
         result = _measure(busy, busy_rounds=2, tolerance=0.5, max_rounds=8)
         whole_share = whole.share()
-    assert result.stable and result.rounds_waited >= 2, result
+    # Whichever rounds were kept (the two that agreed, or, when every round waited on a loaded machine and the
+    # cap ended it, all but the first), none is the first: the busy process's stall is none of theirs.
+    assert result.rounds_waited >= 2, result
     assert whole_share is not None and whole_share > 0.0, whole_share
     assert result.stall_share == 0.0, result
