@@ -5,7 +5,8 @@ Peak (``measure_peak``):
 - CUDA: the caching allocator's own high-water mark (``torch.cuda.max_memory_allocated``) over one
   iteration, after one un-measured iteration at the same inputs (first-call workspaces, lazy optimizer
   state).  At another batch size the profiled batch's inputs, still alive, are taken out, so CPU and
-  CUDA peaks count the same things (the CPU peak counts only the measured batch's inputs).
+  CUDA peaks count the same things (the CPU peak counts only the measured batch's inputs).  What the
+  allocator reserved over that iteration (``reserved_peak``, from an emptied cache) is read right after.
 - CPU: there is no allocator statistic, so the allocator's own events are integrated.  With
   ``torch.profiler(profile_memory=True)`` the CPU allocator reports every allocation and free made while
   the profiler runs.  Two iterations are profiled: the first one only makes the second one's frees visible
@@ -121,6 +122,9 @@ def _cuda_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
     with torch.cuda.device(device):
         work.iteration(*inputs)
         torch.cuda.synchronize(device)
+        # Cached segments another batch size left (or this one's first iteration) would count in the reserved
+        # peak (reserved_peak), yet the allocator frees them before it runs out: measure from what is in use.
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         work.iteration(*inputs)
         torch.cuda.synchronize(device)
@@ -303,7 +307,7 @@ def measure_memory(work: Workload, config: ProfileConfig) -> MemoryBreakdown:
     state_bytes = unique_storage_bytes(optimizer_state_tensors(watch.optimizers), set(model_storages))
 
     peak, source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
-    peak_reserved = reserved_peak(work.device)  # measure_peak reset the statistics before its iteration
+    peak_reserved = reserved_peak(work, work.inputs)
     capacity, capacity_source = memory_capacity(work.device)
     entries = [_at_call_site(entry, tracker.call_sites) for entry in entries]
     for (module, where), nbytes in saved.by_site.items():
@@ -346,9 +350,11 @@ def memory_capacity(device: torch.device) -> tuple[Optional[int], str]:
     return device_info(device).memory_capacity_bytes, CPU_CAPACITY_SOURCE
 
 
-def reserved_peak(device: torch.device) -> Optional[int]:
-    """The caching allocator's reserved high-water mark since the last reset (the peak's context: the
-    allocated peak plus what fragmentation and cached blocks cost); ``None`` off CUDA."""
-    if device.type != "cuda":
+def reserved_peak(work: Workload, inputs: tuple[Any, ...]) -> Optional[int]:
+    """Right after ``measure_peak(work, inputs)``: the caching allocator's reserved high-water mark over the
+    iteration it measured (the allocated peak plus what rounding, fragmentation and cached blocks cost),
+    measured alike (without the profiled batch's inputs at another batch size); ``None`` off CUDA."""
+    if work.device.type != "cuda":
         return None
-    return int(torch.cuda.max_memory_reserved(device))
+    reserved = int(torch.cuda.max_memory_reserved(work.device))  # measure_peak reset it before that iteration
+    return max(0, reserved - other_batch_input_bytes(work, inputs))
