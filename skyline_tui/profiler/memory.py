@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
@@ -106,21 +106,24 @@ def resident_tensors(model: torch.nn.Module, optimizers: list[torch.optim.Optimi
 # Peak
 
 
-def measure_peak(work: Workload, inputs: tuple[Any, ...]) -> tuple[int, str]:
+def measure_peak(work: Workload, inputs: tuple[Any, ...],
+                 first: Optional[Callable[[], Any]] = None) -> tuple[int, str]:
     """Peak bytes of one training iteration of ``work`` at ``inputs``, and how it was measured.
 
     User exceptions (an out-of-memory error above all) propagate unchanged: callers narrow the batch size
-    on OOM.  Runs ``PEAK_ITERATIONS`` iterations.
+    on OOM.  Runs ``PEAK_ITERATIONS`` iterations; the first, un-measured one is ``first`` when given (an
+    iteration at ``inputs`` the caller wants run anyway, with instruments that allocate nothing).
     """
+    first = first or (lambda: work.iteration(*inputs))
     if work.device.type == "cuda":
-        return _cuda_peak(work, inputs), CUDA_PEAK_SOURCE
-    return _cpu_peak(work, inputs), CPU_PEAK_SOURCE
+        return _cuda_peak(work, inputs, first), CUDA_PEAK_SOURCE
+    return _cpu_peak(work, inputs, first), CPU_PEAK_SOURCE
 
 
-def _cuda_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
+def _cuda_peak(work: Workload, inputs: tuple[Any, ...], first: Callable[[], Any]) -> int:
     device = work.device
     with torch.cuda.device(device):
-        work.iteration(*inputs)
+        first()
         torch.cuda.synchronize(device)
         # Cached segments another batch size left (or this one's first iteration) would count in the reserved
         # peak (reserved_peak), yet the allocator frees them before it runs out: measure from what is in use.
@@ -165,7 +168,7 @@ def _consume_allocator_warning() -> None:
     _allocator_warning_consumed = True
 
 
-def _cpu_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
+def _cpu_peak(work: Workload, inputs: tuple[Any, ...], first: Callable[[], Any]) -> int:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     _consume_allocator_warning()
@@ -174,7 +177,7 @@ def _cpu_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
         with _native_stderr_silenced():
             prof.start()
         try:
-            work.iteration(*inputs)  # makes the measured iteration's frees visible (see the module doc)
+            first()  # makes the measured iteration's frees visible (see the module doc)
             resident = unique_storage_bytes(resident_tensors(work.model, watch.optimizers, inputs))
             with record_function(_MEASURED_MARK):
                 work.iteration(*inputs)
@@ -301,12 +304,12 @@ def measure_memory(work: Workload, config: ProfileConfig) -> MemoryBreakdown:
         with watch, tracker, torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
             work.iteration(*work.inputs)
 
-    work.run_user(one_iteration, "iteration")
+    # The hooked iteration is also the peak's first, un-measured one: the hooks allocate nothing, and the
+    # phase runs one iteration fewer than with it apart (2 instead of 3).
+    peak, source = work.run_user(lambda: measure_peak(work, work.inputs, first=one_iteration), "iteration")
     if not gradients:  # no optimizer stepped: gradients left after the iteration
         gradients.append(unique_storage_bytes(p.grad for p in model.parameters() if p.grad is not None))
     state_bytes = unique_storage_bytes(optimizer_state_tensors(watch.optimizers), set(model_storages))
-
-    peak, source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
     peak_reserved = reserved_peak(work, work.inputs)
     capacity, capacity_source = memory_capacity(work.device)
     entries = [_at_call_site(entry, tracker.call_sites) for entry in entries]
