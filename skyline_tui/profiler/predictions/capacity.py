@@ -30,8 +30,9 @@ ATTEMPT_FRACTION = 0.9
 # sampled batches: what that ratio cannot see a hundredfold beyond them (one contiguous segment for the
 # largest tensor, the line's own extrapolation).  On an H200 the lstm, sampled up to 256, ran up to 24,379-
 # 24,798; the headroom alone (on allocated bytes) predicted 26,902, and its reserved peak was about 10 %
-# above allocated: the ratio alone would have allowed about 27,200, both together about 24,450.  CPU peaks
-# are the allocator's own events against system RAM: no ratio, no headroom.
+# above allocated.  Worked from those figures (a ratio of 1.10, the line's bias neglected; not re-measured):
+# the ratio alone would allow about 27,170, both together about 24,460.  CPU peaks are the allocator's own
+# events against system RAM: no ratio, no headroom.
 CUDA_HEADROOM = 0.10
 
 
