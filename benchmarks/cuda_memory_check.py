@@ -79,11 +79,15 @@ def measure_one(entry: str, steps: int) -> dict[str, Any]:
     gc.collect()
     torch.cuda.empty_cache()
 
+    from skyline_tui.predictions.fits import reserved_per_allocated
+
     predicted = report.predictions.max_batch_size
     largest = _largest_that_runs(entry, predicted, steps) if predicted else None
     return {"batch_size": report.batch_size, "peak": report.memory.peak_bytes, "plain_peak": plain_peak,
             "reserved_peak": report.memory.reserved_peak_bytes, "capacity": report.memory.capacity_bytes,
             "predicted_max": predicted, "oom_batch_size": report.predictions.oom_batch_size,
+            # What the predicted maximum was scaled by: reserved/allocated at the largest sampled batch.
+            "reserved_ratio": reserved_per_allocated(report.predictions.samples),
             "largest_runs": largest}
 
 
@@ -129,7 +133,7 @@ def main() -> None:
         return
     mib = float(1 << 20)
     print(f"{'sample':<12} {'batch':>5} {'peak MiB':>9} {'plain MiB':>9} {'ratio':>6} {'reserved MiB':>12} "
-          f"{'capacity MiB':>12} {'predicted max':>13} {'largest runs':>12} {'oom at':>7}")
+          f"{'capacity MiB':>12} {'res/alloc':>9} {'predicted max':>13} {'largest runs':>12} {'oom at':>7}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     for name in args.samples.split(","):
         entry = SAMPLES / name / "entry.py"
@@ -145,6 +149,7 @@ def main() -> None:
         reserved = "-" if r["reserved_peak"] is None else f"{r['reserved_peak'] / mib:.1f}"
         print(f"{name:<12} {r['batch_size']:>5} {r['peak'] / mib:>9.1f} {r['plain_peak'] / mib:>9.1f} "
               f"{r['peak'] / r['plain_peak']:>6.3f} {reserved:>12} {r['capacity'] / mib:>12.0f} "
+              f"{r['reserved_ratio']:>9.3f} "
               f"{str(r['predicted_max']):>13} {str(r['largest_runs']):>12} {str(r['oom_batch_size']):>7}")
 
 

@@ -172,6 +172,11 @@ class BatchSample:
     # sample at 256 ran 52 ms with 16,920 faults an iteration, about 23 ms of it, and 3.5 ms with 13 at 16.
     page_faults_per_iteration: Optional[float] = None
     page_fault_ms: Optional[float] = None
+    # CUDA only: the caching allocator's reserved peak over the iteration that measured peak_bytes (torch.cuda.
+    # max_memory_reserved, measured alike: without the profiled batch's inputs at another batch size).  What it
+    # reserves beyond what it allocates scales the memory line where max_batch_size is decided
+    # (skyline_tui.predictions.fits.reserved_per_allocated).
+    reserved_peak_bytes: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ import math
 from typing import Optional, Sequence
 
 from skyline_tui.comparison.rule import NOISE_SIGMAS, SAME, UNKNOWN, Drift, spread, verdict
-from skyline_tui.report import LinearFit, Predictions
+from skyline_tui.report import BatchSample, LinearFit, Predictions
 
 __all__ = [
     "fit_linear",
@@ -36,6 +36,7 @@ __all__ = [
     "max_samples_per_second",
     "MIN_R2_FOR_MAX",
     "largest_batch_that_fits",
+    "reserved_per_allocated",
 ]
 
 
@@ -203,3 +204,20 @@ def largest_batch_that_fits(fit: Optional[LinearFit], capacity_bytes: Optional[f
     if limit is not None:
         largest = min(largest, max(0, int(limit)))
     return largest
+
+
+def reserved_per_allocated(samples: Sequence[BatchSample]) -> float:
+    """What the CUDA caching allocator reserved per byte it had allocated at the peak (``max_memory_reserved /
+    max_memory_allocated``), at the largest sampled batch that measured both; 1.0 where none did (CPU).
+
+    The memory line is fitted on allocated bytes, but a batch runs out of memory when what the allocator must
+    *reserve* does not fit: its segments hold rounding, fragmentation and cached blocks beyond the tensors.
+    The largest batch is nearest the batches the line is extrapolated to; at small ones the allocator's
+    fixed rounding (2 MiB segments) weighs more.  Never below 1: reserved bytes include the allocated ones.
+    """
+    largest: Optional[tuple[int, int, int]] = None  # (batch, reserved, allocated)
+    for sample in samples:
+        if sample.reserved_peak_bytes is not None and sample.peak_bytes and (
+                largest is None or sample.batch_size > largest[0]):
+            largest = (sample.batch_size, sample.reserved_peak_bytes, sample.peak_bytes)
+    return 1.0 if largest is None else max(1.0, largest[1] / largest[2])

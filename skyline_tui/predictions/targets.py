@@ -62,9 +62,11 @@ def target_prediction(report: Report, batch_size: int) -> TargetPrediction:
     if predictions is not None and predictions.oom_batch_size is not None and batch_size >= predictions.oom_batch_size:
         fits = False  # it was tried and ran out of memory: no fit can argue with that
     elif peak is not None and capacity:
-        # The same rule as max_batch_size: on CUDA a stated share of the capacity stays free.
+        # The same rule as max_batch_size: on CUDA the allocated peak times what the allocator reserved per
+        # allocated byte, and a stated share of the capacity stays free.
         headroom = predictions.memory_headroom if predictions is not None else 0.0
-        fits = peak <= capacity * (1.0 - headroom)
+        ratio = fitted.reserved_per_allocated(predictions.samples) if predictions is not None else 1.0
+        fits = peak * ratio <= capacity * (1.0 - headroom)
     elif max_batch is not None:
         fits = batch_size <= max_batch
 

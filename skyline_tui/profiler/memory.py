@@ -5,7 +5,8 @@ Peak (``measure_peak``):
 - CUDA: the caching allocator's own high-water mark (``torch.cuda.max_memory_allocated``) over one
   iteration, after one un-measured iteration at the same inputs (first-call workspaces, lazy optimizer
   state).  At another batch size the profiled batch's inputs, still alive, are taken out, so CPU and
-  CUDA peaks count the same things (the CPU peak counts only the measured batch's inputs).
+  CUDA peaks count the same things (the CPU peak counts only the measured batch's inputs).  What the
+  allocator reserved over that iteration (``reserved_peak``, from an emptied cache) is read right after.
 - CPU: there is no allocator statistic, so the allocator's own events are integrated.  With
   ``torch.profiler(profile_memory=True)`` the CPU allocator reports every allocation and free made while
   the profiler runs.  Two iterations are profiled: the first one only makes the second one's frees visible
@@ -22,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import torch
 
@@ -105,22 +106,28 @@ def resident_tensors(model: torch.nn.Module, optimizers: list[torch.optim.Optimi
 # Peak
 
 
-def measure_peak(work: Workload, inputs: tuple[Any, ...]) -> tuple[int, str]:
+def measure_peak(work: Workload, inputs: tuple[Any, ...],
+                 first: Optional[Callable[[], Any]] = None) -> tuple[int, str]:
     """Peak bytes of one training iteration of ``work`` at ``inputs``, and how it was measured.
 
     User exceptions (an out-of-memory error above all) propagate unchanged: callers narrow the batch size
-    on OOM.  Runs ``PEAK_ITERATIONS`` iterations.
+    on OOM.  Runs ``PEAK_ITERATIONS`` iterations; the first, un-measured one is ``first`` when given (an
+    iteration at ``inputs`` the caller wants run anyway, with instruments that allocate nothing).
     """
+    first = first or (lambda: work.iteration(*inputs))
     if work.device.type == "cuda":
-        return _cuda_peak(work, inputs), CUDA_PEAK_SOURCE
-    return _cpu_peak(work, inputs), CPU_PEAK_SOURCE
+        return _cuda_peak(work, inputs, first), CUDA_PEAK_SOURCE
+    return _cpu_peak(work, inputs, first), CPU_PEAK_SOURCE
 
 
-def _cuda_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
+def _cuda_peak(work: Workload, inputs: tuple[Any, ...], first: Callable[[], Any]) -> int:
     device = work.device
     with torch.cuda.device(device):
-        work.iteration(*inputs)
+        first()
         torch.cuda.synchronize(device)
+        # Cached segments another batch size left (or this one's first iteration) would count in the reserved
+        # peak (reserved_peak), yet the allocator frees them before it runs out: measure from what is in use.
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         work.iteration(*inputs)
         torch.cuda.synchronize(device)
@@ -161,7 +168,7 @@ def _consume_allocator_warning() -> None:
     _allocator_warning_consumed = True
 
 
-def _cpu_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
+def _cpu_peak(work: Workload, inputs: tuple[Any, ...], first: Callable[[], Any]) -> int:
     from torch.profiler import ProfilerActivity, profile, record_function
 
     _consume_allocator_warning()
@@ -170,7 +177,7 @@ def _cpu_peak(work: Workload, inputs: tuple[Any, ...]) -> int:
         with _native_stderr_silenced():
             prof.start()
         try:
-            work.iteration(*inputs)  # makes the measured iteration's frees visible (see the module doc)
+            first()  # makes the measured iteration's frees visible (see the module doc)
             resident = unique_storage_bytes(resident_tensors(work.model, watch.optimizers, inputs))
             with record_function(_MEASURED_MARK):
                 work.iteration(*inputs)
@@ -297,13 +304,13 @@ def measure_memory(work: Workload, config: ProfileConfig) -> MemoryBreakdown:
         with watch, tracker, torch.autograd.graph.saved_tensors_hooks(saved.pack, saved.unpack):
             work.iteration(*work.inputs)
 
-    work.run_user(one_iteration, "iteration")
+    # The hooked iteration is also the peak's first, un-measured one: the hooks allocate nothing, and the
+    # phase runs one iteration fewer than with it apart (2 instead of 3).
+    peak, source = work.run_user(lambda: measure_peak(work, work.inputs, first=one_iteration), "iteration")
     if not gradients:  # no optimizer stepped: gradients left after the iteration
         gradients.append(unique_storage_bytes(p.grad for p in model.parameters() if p.grad is not None))
     state_bytes = unique_storage_bytes(optimizer_state_tensors(watch.optimizers), set(model_storages))
-
-    peak, source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
-    peak_reserved = reserved_peak(work.device)  # measure_peak reset the statistics before its iteration
+    peak_reserved = reserved_peak(work, work.inputs)
     capacity, capacity_source = memory_capacity(work.device)
     entries = [_at_call_site(entry, tracker.call_sites) for entry in entries]
     for (module, where), nbytes in saved.by_site.items():
@@ -346,9 +353,11 @@ def memory_capacity(device: torch.device) -> tuple[Optional[int], str]:
     return device_info(device).memory_capacity_bytes, CPU_CAPACITY_SOURCE
 
 
-def reserved_peak(device: torch.device) -> Optional[int]:
-    """The caching allocator's reserved high-water mark since the last reset (the peak's context: the
-    allocated peak plus what fragmentation and cached blocks cost); ``None`` off CUDA."""
-    if device.type != "cuda":
+def reserved_peak(work: Workload, inputs: tuple[Any, ...]) -> Optional[int]:
+    """Right after ``measure_peak(work, inputs)``: the caching allocator's reserved high-water mark over the
+    iteration it measured (the allocated peak plus what rounding, fragmentation and cached blocks cost),
+    measured alike (without the profiled batch's inputs at another batch size); ``None`` off CUDA."""
+    if work.device.type != "cuda":
         return None
-    return int(torch.cuda.max_memory_reserved(device))
+    reserved = int(torch.cuda.max_memory_reserved(work.device))  # measure_peak reset it before that iteration
+    return max(0, reserved - other_batch_input_bytes(work, inputs))

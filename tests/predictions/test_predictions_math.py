@@ -18,6 +18,7 @@ from skyline_tui.predictions.fits import (
     largest_batch_that_fits,
     max_samples_per_second,
     peak_bytes_at,
+    reserved_per_allocated,
     time_model,
 )
 from skyline_tui.report import BatchSample, LinearFit, Predictions
@@ -110,6 +111,23 @@ def test_largest_batch_that_fits():
     assert largest_batch_that_fits(flat, 1000.0) is None  # unbounded: no answer without a limit
     assert largest_batch_that_fits(flat, 1000.0, limit=64) == 64
     assert largest_batch_that_fits(flat, 50.0, limit=64) == 0
+
+
+def test_what_the_allocator_reserves_per_allocated_byte_is_read_at_the_largest_batch_that_measured_it():
+    mib = 1 << 20
+    samples = (
+        BatchSample(batch_size=32, iteration_ms=1.0, peak_bytes=10 * mib, reserved_peak_bytes=14 * mib),  # 1.4
+        BatchSample(batch_size=256, iteration_ms=8.0, peak_bytes=100 * mib, reserved_peak_bytes=110 * mib),  # 1.1
+        BatchSample(batch_size=512, iteration_ms=16.0, peak_bytes=190 * mib),  # a probe's: no peaks at all
+        BatchSample(batch_size=1024, iteration_ms=32.0, peak_bytes=None),
+    )
+    # Not the 2 MiB rounding that weighs on batch 32: 110 / 100 at batch 256.
+    assert reserved_per_allocated(samples) == pytest.approx(1.1)
+    assert reserved_per_allocated(samples[:1]) == pytest.approx(1.4)
+    assert reserved_per_allocated(samples[2:]) == 1.0  # CPU (or a report from before it was recorded)
+    assert reserved_per_allocated(()) == 1.0
+    # Reserved below allocated (the profiled batch's inputs taken out of both, rounded apart): never below 1.
+    assert reserved_per_allocated([BatchSample(8, 1.0, 100, reserved_peak_bytes=90)]) == 1.0
 
 
 def test_weighted_fit_by_hand():

@@ -17,6 +17,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.predictions.fits import iteration_ms_at
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler import timing
+from skyline_tui.profiler.memory import measure_memory
 from skyline_tui.profiler.predictions.scaling import measure_predictions
 from skyline_tui.profiler.run import device_info, load_workload, measure_throughput, profile
 from skyline_tui.report import DeviceInfo, Report
@@ -173,6 +174,26 @@ def test_peak_memory_is_fitted_and_gives_the_largest_batch_that_fits(tmp_path):
     # Nothing predicted to need more than 90 % of the device (36 MB: batch 26) was ever attempted.
     assert max(ep.module.CALLS) <= 26
     assert [s.peak_bytes for s in pred.samples] == [s.batch_size * mb + 10 * mb for s in pred.samples]
+
+
+def test_what_the_allocator_reserved_at_the_profiled_batch_scales_the_line_the_largest_batch_is_decided_on(tmp_path):
+    """The memory phase's reserved peak (CUDA's max_memory_reserved; given here, as a CPU has none) over its
+    allocated peak scales the fitted peaks: twice as much reserved, and the largest batch that fits is the
+    largest whose fitted peak is half the capacity (found by trying every batch, not by the closed form)."""
+    capacity = 20_000_000
+    ep, work, report = prepare(write_entry(tmp_path), QUICK, capacity=capacity)
+    memory = measure_memory(work, QUICK)
+    memory = dataclasses.replace(memory, reserved_peak_bytes=2 * memory.peak_bytes)
+    pred = measure_predictions(work, QUICK, report.replace(memory=memory))
+    profiled = next(s for s in pred.samples if s.batch_size == work.batch_size)
+    assert profiled.reserved_peak_bytes == 2 * profiled.peak_bytes == 2 * memory.peak_bytes
+    assert all(s.reserved_peak_bytes is None for s in pred.samples if s is not profiled)  # no CUDA here
+    line = pred.peak_memory_bytes
+    assert line is not None and line.slope > 0 and pred.oom_batch_size is None, pred
+    # The profiled batch (8) is the only one that measured both: its 2x is the ratio.
+    fitting = [b for b in range(1, int(capacity / line.slope) + 2) if 2 * (line.slope * b + line.bias) <= capacity]
+    assert fitting and pred.max_batch_size == max(fitting) > max(s.batch_size for s in pred.samples), pred
+    assert "times 2.000" in pred.fits_rule
 
 
 @pytest.mark.parametrize("where", ["input provider", "iteration"])

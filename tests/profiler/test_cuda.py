@@ -261,6 +261,34 @@ def test_out_of_memory_above_batch_n_is_found_and_the_largest_batch_runs():
     torch.cuda.synchronize()
 
 
+def test_every_sampled_batch_records_what_the_allocator_reserved_and_the_largest_batch_it_allows_runs():
+    """Issue 29: the lstm's predicted maximum ran out of memory on an H200, its reserved peak ~10 % over the
+    allocated one.  Each sample's reserved peak is torch's own max_memory_reserved (at least the allocated
+    peak), the profiled batch's is the memory phase's, and the batch the scaled rule allows really runs."""
+    entry = CUDA / "entry.py"
+    work = workload(entry)
+    config = ProfileConfig.quick(predictions_budget_s=10.0)
+    report = Report(entry_point=str(entry), project_root=str(CUDA), batch_size=work.batch_size,
+                    device=device_info(work.device))
+    report = report.replace(throughput=measure_throughput(work, config), memory=measure_memory(work, config))
+    predictions = measure_predictions(work, config, report)
+    assert predictions.oom_batch_size is None and len(predictions.samples) >= 3, predictions
+    for sample in predictions.samples:
+        assert sample.reserved_peak_bytes is not None and sample.reserved_peak_bytes >= sample.peak_bytes, sample
+    profiled = next(s for s in predictions.samples if s.batch_size == work.batch_size)
+    assert profiled.reserved_peak_bytes == report.memory.reserved_peak_bytes
+    largest = max(predictions.samples, key=lambda s: s.batch_size)
+    ratio = largest.reserved_peak_bytes / largest.peak_bytes
+    assert ratio == 1.0 or f"times {ratio:.3f}" in predictions.fits_rule, predictions.fits_rule
+    del work, report  # the allocator decides alone: a fresh workload at the predicted maximum
+    gc.collect()
+    torch.cuda.empty_cache()
+    at_max = workload(entry, batch_size=predictions.max_batch_size)
+    at_max.run()  # raises if it does not fit
+    at_max.run()  # the second one with Adam's state
+    torch.cuda.synchronize()
+
+
 # ---- the worker --------------------------------------------------------------------------------------------------
 
 

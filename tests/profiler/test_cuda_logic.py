@@ -22,7 +22,8 @@ from skyline_tui.profiler.entry import load_entry_point
 from skyline_tui.profiler.errors import ProfileError, is_oom
 from skyline_tui.profiler.memory import CPU_CAPACITY_SOURCE, memory_capacity, other_batch_input_bytes
 from skyline_tui.profiler.run import load_workload, profile
-from skyline_tui.report import Report
+from skyline_tui.profiler.predictions.capacity import fits_rule, max_batch_size, predicted_peak
+from skyline_tui.report import BatchSample, LinearFit, Report
 from skyline_tui.tui.gpu import NOT_AVAILABLE, GpuMonitor
 from skyline_tui.predictions.targets import target_prediction
 from skyline_tui.worker.fork_safety import cuda_fork_problem
@@ -166,6 +167,54 @@ def test_the_ui_applies_the_reports_headroom(tmp_path):
     assert target_prediction(with_headroom, 950).fits is False  # 95 %: inside the headroom
     without = with_headroom.replace(predictions=dataclasses.replace(with_headroom.predictions, memory_headroom=0.0))
     assert target_prediction(without, 950).fits is True
+
+
+def test_the_ui_scales_the_peak_by_what_the_allocator_reserved_as_max_batch_size_does(tmp_path):
+    from app_support import load_report
+
+    cuda = load_report("transformer_cuda")
+    capacity = cuda.memory.capacity_bytes
+    fit = dataclasses.replace(cuda.predictions.peak_memory_bytes, slope=capacity / 1000, bias=0.0)
+    # At the largest sampled batch 1.2 bytes reserved per allocated byte (batch 8's 3x is rounding).
+    samples = (BatchSample(8, 1.0, peak_bytes=100, reserved_peak_bytes=300),
+               BatchSample(64, 2.0, peak_bytes=1000, reserved_peak_bytes=1200))
+    report = cuda.replace(predictions=dataclasses.replace(cuda.predictions, peak_memory_bytes=fit, samples=samples,
+                                                          oom_batch_size=None, memory_headroom=0.1))
+    # batch · capacity/1000 · 1.2 <= 0.9 · capacity: batch <= 750.
+    assert target_prediction(report, 749).fits is True
+    assert target_prediction(report, 751).fits is False
+    unscaled = report.replace(predictions=dataclasses.replace(report.predictions, samples=()))
+    assert target_prediction(unscaled, 751).fits is True  # 75.1 %: only the headroom applies
+    assert max_batch_size([8, 64], None, capacity, 0.1, fit, 1.2) == 750  # the same rule
+
+
+def test_the_largest_batch_that_fits_scales_the_allocated_line_by_what_the_allocator_reserved():
+    # The allocated peak 30,000 bytes a sample over 10,000,000; 1,000,000,000 bytes of capacity, 10 % kept.
+    fit = LinearFit(slope=30_000.0, bias=10_000_000.0, r2=1.0)
+    capacity = 1_000_000_000
+    # Allocated alone: (900,000,000 - 10,000,000) / 30,000 = 29,666.7.
+    assert max_batch_size([32, 256], None, capacity, 0.10, fit) == 29_666
+    # 1.1 reserved per allocated byte: (900,000,000 / 1.1 - 10,000,000) / 30,000 = 26,939.4.
+    assert max_batch_size([32, 256], None, capacity, 0.10, fit, 1.1) == 26_939
+    # Never below a batch that ran, and after an OOM only what ran counts, whatever the ratio.
+    assert max_batch_size([32, 30_000], None, capacity, 0.10, fit, 1.1) == 30_000
+    assert max_batch_size([32, 256], 512, capacity, 0.10, fit, 1.1) == 256
+    # On CPU (ratio 1, no headroom) the rule is as it was: (1,000,000,000 - 10,000,000) / 30,000 = 33,000.
+    assert max_batch_size([32, 256], None, capacity, 0.0, fit, 1.0) == 33_000
+
+
+def test_the_attempt_rule_and_the_stated_rule_count_what_the_allocator_reserves():
+    mb = 1_000_000
+    samples = [BatchSample(8, 1.0, peak_bytes=18 * mb, reserved_peak_bytes=20 * mb),
+               BatchSample(16, 2.0, peak_bytes=26 * mb, reserved_peak_bytes=39 * mb)]  # 1.5 at the largest
+    # The line: 1 MB a sample over 10 MB; at 20, 30 MB allocated, times 1.5 = 45 MB reserved.
+    assert predicted_peak(samples, 20) == pytest.approx(45 * mb)
+    assert predicted_peak([BatchSample(8, 1.0, peak_bytes=18 * mb)], 16) == pytest.approx(36 * mb)  # in proportion
+    rule = fits_rule(0.10, "free + reserved", 1.5)
+    assert "times 1.500" in rule and "max_memory_reserved / max_memory_allocated" in rule and "90 %" in rule
+    assert fits_rule(0.0, "system RAM", 1.0) == ("the largest batch whose fitted peak is at most the capacity: "
+                                                 "system RAM; after an out-of-memory error, the largest batch that "
+                                                 "ran below it")
 
 
 # ---- 8. peaks at other batch sizes, measured alike ----------------------------------------------------------

@@ -191,6 +191,40 @@ def test_sample_parts_match_their_architecture_and_what_coexists_fits_under_the_
     assert memory.weights_bytes + memory.optimizer_state_bytes + memory.activations_bytes <= memory.peak_bytes
 
 
+COUNTING_ENTRY = """
+import torch
+
+ITERATIONS = [0]
+
+def skyline_model_provider():
+    return torch.nn.Linear(8, 4)
+
+def skyline_input_provider(batch_size=4):
+    return (torch.randn(batch_size, 8),)
+
+def skyline_iteration_provider(model):
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    def iteration(x):
+        ITERATIONS[0] += 1
+        optimizer.zero_grad()
+        model(x).sum().backward()
+        optimizer.step()
+    return iteration
+"""
+
+
+def test_the_memory_phase_runs_two_iterations_its_hooked_one_is_the_peaks_first(tmp_path):
+    entry = tmp_path / "entry.py"
+    entry.write_text(COUNTING_ENTRY)
+    work = workload(entry)
+    counted = work.entry.module.ITERATIONS
+    memory = measure_memory(work, ProfileConfig.quick())
+    assert counted[0] == 2  # the entry's own count: the hooked iteration, then the measured one
+    weights = (8 * 4 + 4) * FLOAT
+    assert memory.weights_bytes == memory.gradients_bytes == weights and memory.optimizer_state_bytes == 0
+    assert memory.activations_bytes == 4 * 8 * FLOAT  # Linear saves its input for the weight's gradient
+
+
 def test_memory_phase_leaves_no_hooks_behind():
     from torch.nn.modules import module as module_hooks
     from torch.optim import optimizer as optimizer_hooks

@@ -45,9 +45,10 @@ from typing import Any, Callable, Optional
 
 from skyline_tui.comparison.rule import IN_ONE_PROCESS, NOISE_SIGMAS, Drift
 from skyline_tui.config import ProfileConfig
-from skyline_tui.predictions.fits import evaluate, fit_linear, iteration_ms_at, max_samples_per_second, time_model
+from skyline_tui.predictions.fits import (evaluate, fit_linear, iteration_ms_at, max_samples_per_second,
+                                          reserved_per_allocated, time_model)
 from skyline_tui.profiler.errors import ProfileError
-from skyline_tui.profiler.memory import PEAK_ITERATIONS
+from skyline_tui.profiler.memory import PEAK_ITERATIONS, reserved_peak
 from skyline_tui.profiler.memory import measure_peak as _measure_peak
 from skyline_tui.profiler.predictions.capacity import (ATTEMPT_FRACTION, CUDA_HEADROOM, capacity_for, fits_rule,
                                                        is_oom_error, max_batch_size, predicted_peak, release_after_oom)
@@ -96,9 +97,8 @@ class _Sampler:
         self.config = config
         self.report = report
         self.measure_peak = measure_peak
-        self.capacity, capacity_source = capacity_for(work, report)
+        self.capacity, self.capacity_source = capacity_for(work, report)
         self.headroom = CUDA_HEADROOM if work.device.type == "cuda" else 0.0
-        self.fits_rule = fits_rule(self.headroom, capacity_source)
         self.deadline = time.monotonic() + max(0.0, config.predictions_budget_s)
         self.refine_deadline = self.deadline  # set when the first timing of every batch is in
         self.samples: dict[int, BatchSample] = {}  # iteration_ms here is the first measurement
@@ -251,8 +251,7 @@ class _Sampler:
     def _may_fit(self, batch: int) -> bool:
         if self.oom is not None and batch >= self.oom:
             return False
-        predicted = predicted_peak([(b, s.peak_bytes) for b, s in self.samples.items() if s.peak_bytes is not None],
-                                   batch)
+        predicted = predicted_peak(list(self.samples.values()), batch)
         return predicted is None or self.capacity is None or predicted <= ATTEMPT_FRACTION * self.capacity
 
     def _predicted_ms(self, batch: int) -> float:
@@ -296,15 +295,17 @@ class _Sampler:
             if known_ms is None:
                 result = self._measure(batch, probe)
                 self.faults.add(batch, result)
-            else:  # the profiled batch: the throughput's time, and the memory phase's peak (measured alike)
+            else:  # the profiled batch: the throughput's time, and the memory phase's peaks (measured alike)
                 memory = self.report.memory if self.measure_peak is _measure_peak else None
-                peak = memory.peak_bytes if memory is not None else None
+                peak, reserved = (memory.peak_bytes, memory.reserved_peak_bytes) if memory else (None, None)
                 if peak is None and self.measure_peak is not None:
                     measure_peak = self.measure_peak
                     peak, _source = work.run_user(lambda: measure_peak(work, work.inputs), "iteration")
-                result = PointResult(mean_ms=known_ms, error_ms=known_error, settled=known_settled, peak_bytes=peak)
-            self.samples[batch] = BatchSample(batch_size=batch, iteration_ms=float(result.mean_ms),
-                                              peak_bytes=result.peak_bytes)
+                    reserved = reserved_peak(work, work.inputs) if measure_peak is _measure_peak else None
+                result = PointResult(mean_ms=known_ms, error_ms=known_error, settled=known_settled, peak_bytes=peak,
+                                     reserved_peak_bytes=reserved)
+            self.samples[batch] = BatchSample(batch, float(result.mean_ms), result.peak_bytes,
+                                              reserved_peak_bytes=result.reserved_peak_bytes)
             self.rounds[batch] = [float(result.mean_ms)]
             self.first_error[batch] = result.error_ms
             self.settled[batch] = result.settled
@@ -386,12 +387,12 @@ class _Sampler:
         samples = tuple(dataclasses.replace(self.samples[b], iteration_ms=self._time_of(b), **self.faults.fields(
             b, headline if b == self.work.batch_size and headline is not None else None)) for b in sorted(self.samples))
         batches = [s.batch_size for s in samples if s.iteration_ms > 0]
-        model = self._model(batches)
+        model, ratio = self._model(batches), reserved_per_allocated(samples)
         prediction = Predictions(samples=samples, run_time_ms=time_fit, peak_memory_bytes=memory_fit,
                                  predicted_max_samples_per_second=None, max_batch_size=max_batch_size(
-                                     list(self.samples), self.oom, self.capacity, self.headroom, memory_fit),
+                                     list(self.samples), self.oom, self.capacity, self.headroom, memory_fit, ratio),
                                  oom_batch_size=self.oom, capacity_bytes=self.capacity, memory_headroom=self.headroom,
-                                 fits_rule=self.fits_rule, time_model=model)
+                                 fits_rule=fits_rule(self.headroom, self.capacity_source, ratio), time_model=model)
         largest = prediction.max_batch_size
         ms_at_max = None if largest is None else iteration_ms_at(prediction, largest)
         measured = [(s.batch_size, s.iteration_ms) for s in samples] if model == "points" else []

@@ -16,6 +16,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.faults import fault_time
 from skyline_tui.profiler.memory import PEAK_ITERATIONS
 from skyline_tui.profiler.memory import measure_peak as memory_peak
+from skyline_tui.profiler.memory import reserved_peak
 from skyline_tui.profiler.timing import TimingResult, measure_until_stable, standard_error, warm_up
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Throughput
@@ -67,6 +68,7 @@ class PointResult:
     settled: bool
     peak_bytes: Optional[int] = None
     faults: Optional[int] = None
+    reserved_peak_bytes: Optional[int] = None  # CUDA: max_memory_reserved over the peak's iteration
     iterations_run: int = 0
     load_s: float = 0.0  # building the model and inputs first (a process of its own: processes.py)
 
@@ -85,19 +87,21 @@ def measure_point(work: Workload, config: ProfileConfig, inputs: tuple[Any, ...]
         if abs(probe.mean_ms - plan.probe_ms) <= plan.probe_tolerance * plan.probe_ms:
             return PointResult(mean_ms=probe.mean_ms, error_ms=0.0, settled=True, faults=probe.faults,
                                iterations_run=probe.iterations_run)
-    peak = None
+    peak = reserved = None
     peak_wanted = plan.probe_ms is None and measure_peak is not None
     if peak_wanted and not plan.peak_last and measure_peak is not None:  # peak_wanted says it is
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+        reserved = reserved_peak(work, inputs) if measure_peak is memory_peak else None
     warmed = plan.probe_ms is not None or (peak is not None and measure_peak is memory_peak)
     result = first_timing(work, config, run, round_iterations=plan.round_iterations, budget_s=plan.budget_s,
                           max_rounds=plan.max_rounds, warmed=warmed,
                           warmup_s=0.0 if plan.probe_ms is not None else plan.warmup_s)  # a probe warmed it
     if peak_wanted and plan.peak_last and measure_peak is not None:
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
+        reserved = reserved_peak(work, inputs) if measure_peak is memory_peak else None
     return PointResult(mean_ms=result.mean_ms, error_ms=standard_error(result.stdev_ms, len(result.samples_ms)),
                        settled=result.stable, peak_bytes=None if peak is None else int(peak), faults=result.faults,
-                       iterations_run=result.iterations_run)
+                       iterations_run=result.iterations_run, reserved_peak_bytes=reserved)
 
 
 class FaultFields(TypedDict, total=False):
