@@ -88,6 +88,8 @@ class RunApp(App[int]):
         Binding("l", "toggle_log", "Log"),
         Binding("H", "toggle_health", "Layers"),
         Binding("e", "show_problem", "NaN/error line"),
+        Binding("n", "metric(1)", "Next metric"),  # the metrics pane's, in the order the script first logged them
+        Binding("p", "metric(-1)", "Previous metric", show=False),
     ]
 
     def __init__(self, script: str, shown: str, project_root: Path, supervisor: Supervisor, *,
@@ -253,6 +255,13 @@ class RunApp(App[int]):
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.project_root, RUN_KEYS))
+
+    def action_metric(self, delta: int) -> None:
+        if not self.view.metrics:
+            self.notify("No metric logged so far (skyline_tui.track.log in the script).", timeout=3)
+            return
+        self.view = transitions.metric_chosen(self.view, delta)
+        self._render()
 
     def action_toggle_log(self) -> None:
         log = self.query_one(LogPane)

@@ -1,10 +1,11 @@
 """What the live view of a run shows, folded from the run's events by pure functions.
 
 One frozen :class:`RunView`, changed only by :func:`fold` (a batch of events, as the app drains them a few
-times a second) and the few transitions below (capacity read, stop asked, run over).  No Textual, no torch:
-tested by feeding events.  Long runs stay small: the step charts keep the last ``RECENT_STEPS`` steps, the
-loss curve the whole run in at most ``CURVE_POINTS`` points (neighbours averaged as it grows), each layer the
-last ``LAYER_POINTS`` samples of each metric.
+times a second) and the few transitions below (capacity read, metric chosen, stop asked, run over).  No
+Textual, no torch: tested by feeding events.  Long runs stay small: the step charts keep the last
+``RECENT_STEPS`` steps, the loss curve and each tracked metric's (``tui.run_metrics``) the whole run in at
+most ``CURVE_POINTS`` points (neighbours averaged as it grows), each layer the last ``LAYER_POINTS`` samples
+of each metric.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from typing import Iterable, Optional
 from skyline_tui.report import ErrorInfo, Health
 from skyline_tui.run import events as ev
 from skyline_tui.run.summary import RunSummary, first_non_finite
+from skyline_tui.tui.curve import Curve, curve_add
 from skyline_tui.tui.health_rows import FALLBACK_METRIC, MAIN_METRIC, HealthRow
+from skyline_tui.tui.run_metrics import MetricShown, MetricTrace, fold_metrics, metric_shown, step_choice
 
 RECENT_STEPS = 120
-CURVE_POINTS = 256
 LAYER_POINTS = 60
 
 STARTING, RUNNING, STOPPING, ENDED = "starting", "running", "stopping", "ended"
@@ -35,34 +37,6 @@ class StepPoint:
     evaluation_ms: float
     other_ms: float
     samples_per_second: Optional[float]
-
-
-@dataclass(frozen=True)
-class Curve:
-    """A whole series in at most ``CURVE_POINTS`` points: each point the mean of ``bucket`` consecutive
-    values, the last bucket filling (``pending_sum`` over ``pending_count`` values)."""
-
-    points: tuple[float, ...] = ()
-    bucket: int = 1
-    pending_sum: float = 0.0
-    pending_count: int = 0
-
-    @property
-    def values(self) -> tuple[float, ...]:
-        if self.pending_count:
-            return (*self.points, self.pending_sum / self.pending_count)
-        return self.points
-
-
-def curve_add(curve: Curve, value: float) -> Curve:
-    total, count = curve.pending_sum + value, curve.pending_count + 1
-    if count < curve.bucket:
-        return replace(curve, pending_sum=total, pending_count=count)
-    points, bucket = (*curve.points, total / count), curve.bucket
-    if len(points) >= CURVE_POINTS:  # full: halve the resolution (pairs of equal buckets average exactly)
-        points = tuple((points[i] + points[i + 1]) / 2 for i in range(0, len(points) - 1, 2))
-        bucket *= 2
-    return Curve(points, bucket)
 
 
 @dataclass(frozen=True)
@@ -105,6 +79,8 @@ class RunView:
     exit_code: Optional[int] = None
     summary: Optional[RunSummary] = None  # the final numbers, once the run is over
     run_id: Optional[int] = None  # in the history store
+    metrics: tuple[MetricTrace, ...] = ()  # what the script tracked, in the order first logged
+    chosen_metric: Optional[str] = None  # the one the metrics pane shows (None: the first)
 
 
 def fold(view: RunView, events: Iterable[ev.Event]) -> RunView:
@@ -163,6 +139,8 @@ def _fold_event(view: RunView, event: ev.Event) -> RunView:
         return replace(view, error=event.error, why_no_steps=event.why_no_steps,
                        peak_rss_bytes=_max(view.peak_rss_bytes, event.peak_rss_bytes),
                        peak_allocated_bytes=_max(view.peak_allocated_bytes, event.peak_allocated_bytes))
+    if isinstance(event, ev.Metrics):
+        return replace(view, metrics=fold_metrics(view.metrics, event))
     if isinstance(event, ev.ScriptExited):
         return replace(view, phase=ENDED, exit_message=event.message, exit_code=event.exit_code)
     return view  # ScriptOutput: the log pane's
@@ -199,6 +177,11 @@ def _sample_layers(layers: tuple[LayerTrace, ...], event: ev.HealthSampled) -> t
 
 def capacity_read(view: RunView, host_ram_bytes: Optional[int], gpu_total_bytes: Optional[int]) -> RunView:
     return replace(view, host_ram_bytes=host_ram_bytes, gpu_total_bytes=gpu_total_bytes)
+
+
+def metric_chosen(view: RunView, delta: int) -> RunView:
+    """The metrics pane steps ``delta`` metrics on (the keys ``n`` and ``p``), going round."""
+    return replace(view, chosen_metric=step_choice(view.metrics, view.chosen_metric, delta))
 
 
 def stop_asked(view: RunView) -> RunView:
@@ -299,6 +282,10 @@ def status_text(view: RunView) -> str:
         return f"{view.exit_message or 'the script ended'}{recorded} · q quits"
     torch = "" if view.torch_version else " · waiting for torch"
     return f"running · pid {view.pid} · step {view.steps}{torch}"
+
+
+def shown_metric(view: RunView) -> Optional[MetricShown]:
+    return metric_shown(view.metrics, view.chosen_metric)
 
 
 MemoryReading = tuple[str, Optional[int], Optional[int], Optional[int], str]  # label, used, peak, capacity, of

@@ -8,7 +8,8 @@ import statistics
 from skyline_tui.report import Health, HealthFlag, MetricSeries, ModuleHealth, NonFinite
 from skyline_tui.run import events as ev
 from skyline_tui.tui import run_state as rs
-from skyline_tui.tui.run_state import CURVE_POINTS, RECENT_STEPS, RunView, fold
+from skyline_tui.tui.curve import CURVE_POINTS
+from skyline_tui.tui.run_state import RECENT_STEPS, RunView, fold
 
 
 def step(index: int, wall: float, forward: float = 0.0, backward: float = 0.0, optimizer: float = 0.0,

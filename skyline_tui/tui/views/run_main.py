@@ -15,13 +15,14 @@ from skyline_tui.tui.run_state import (
     layer_rows,
     memory_readings,
     non_finite_text,
+    shown_metric,
     step_figures,
 )
 from skyline_tui.tui.views.errors import ErrorPane
 from skyline_tui.tui.views.health import HealthPane
 from skyline_tui.tui.views.log import LogPane
 from skyline_tui.tui.views.messages import JumpToSource
-from skyline_tui.tui.views.run_panes import LossPane, RunMemoryPane, StepsPane
+from skyline_tui.tui.views.run_panes import LossPane, MetricsPane, RunMemoryPane, StepsPane
 from skyline_tui.tui.views.source import SourceView
 
 
@@ -38,6 +39,7 @@ class RunMainView(Horizontal):
         with Vertical(id="right"):
             yield StepsPane(id="steps")
             yield LossPane(id="loss")
+            yield MetricsPane(id="metrics")
             yield RunMemoryPane(id="run-memory")
             yield ErrorPane(id="error")
             yield HealthPane(id="health")
@@ -53,6 +55,7 @@ class RunMainView(Horizontal):
                 [p.wall_ms for p in view.recent],
                 [p.samples_per_second for p in view.recent if p.samples_per_second is not None])
             self.query_one(LossPane).show(view.first_loss, view.last_loss, view.loss.values, view.non_finite_losses)
+            self.query_one(MetricsPane).show(shown_metric(view))
             self.query_one(RunMemoryPane).show(memory_readings(view))
             self.query_one(ErrorPane).show(view.error, kept_previous=False)
             source = self.query_one(SourceView)

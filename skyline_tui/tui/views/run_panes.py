@@ -1,6 +1,6 @@
-"""The live run's own panes: steps (time, samples/s, the phase split), the loss curve, memory against
-capacity, and the one-line run status.  Each renders the plain values it is given (``tui.run_state``
-computes them); sparklines are Textual's.
+"""The live run's own panes: steps (time, samples/s, the phase split), the loss curve, the tracked metrics'
+curve (one metric at a time), memory against capacity, and the one-line run status.  Each renders the plain
+values it is given (``tui.run_state`` and ``tui.run_metrics`` compute them); sparklines are Textual's.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline, Static
 
+from skyline_tui.tui.run_metrics import MetricShown
 from skyline_tui.tui.views import format as fmt
 from skyline_tui.tui.views.bars import split_bar
 
@@ -103,6 +104,40 @@ class LossPane(_Pane):
             text.append(f"  {non_finite} not finite", self.style("over"))
         self.query_one("#loss-figures", Static).update(text)
         self.query_one("#loss-curve", Sparkline).data = list(curve) or [0.0]
+
+
+class MetricsPane(_Pane):
+    """One metric the script tracked (``track.log``) over the whole run, with its last value, its min and its
+    max; ``n``/``p`` choose which.  Hidden until the script logs one."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="metrics-figures")
+        with Horizontal(classes="run-chart"):
+            yield Label("", id="metrics-name", classes="run-chart-label")
+            yield Sparkline([0.0], id="metrics-curve")
+
+    def on_mount(self) -> None:
+        self.border_title = "Metrics"  # hidden (app.tcss) until shown
+
+    def show(self, shown: Optional[MetricShown]) -> None:
+        self.display = shown is not None
+        if shown is None:
+            return
+        more = " · n/p: next/previous" if shown.count > 1 else ""
+        self.border_title = f"Metrics {shown.position}/{shown.count} · {shown.name}{more}"
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if shown.last is None:
+            text.append("no finite value yet", self.style("label"))
+        else:
+            text.append("last ", self.style("label"))
+            text.append(f"{shown.last:.4g}", self.style("value"))
+            text.append(f" @ step {shown.last_step}", self.style("label"))
+            text.append(f" · min {shown.low:.4g} · max {shown.high:.4g}", self.style("label"))
+        if shown.non_finite:
+            text.append(f"  {shown.non_finite} not finite", self.style("over"))
+        self.query_one("#metrics-figures", Static).update(text)
+        self.query_one("#metrics-name", Label).update(shown.name)
+        self.query_one("#metrics-curve", Sparkline).data = list(shown.values) or [0.0]
 
 
 class RunMemoryPane(_Pane):
