@@ -88,6 +88,38 @@ async def test_a_finished_run_stays_on_screen_with_its_steps_loss_layers_and_nan
     assert app.return_value == 0
 
 
+async def test_the_metrics_pane_shows_the_last_value_the_script_logged_and_n_p_switch_metrics(tmp_path):
+    from skyline_tui.tui.views.run_panes import MetricsPane
+
+    events = tmp_path / "events.jsonl"
+    script = REPO / "tests" / "fixtures" / "experiments" / "train.py"  # logs loss, and val_accuracy every 4 steps
+    app = app_for("--no-history", "--events", str(events), str(script), "--steps", "12")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.view.phase == ENDED and app.exit_status is not None, timeout=RUN_S)
+        await pilot.pause(0.1)
+        # What the script printed of each call to track.log: TRACKED {"step", "name", "value"}.
+        tracked = [json.loads(line.removeprefix("TRACKED ")) for line in output_of(events).splitlines()
+                   if line.startswith("TRACKED ")]
+        last = {record["name"]: record for record in tracked}  # the last of each name
+        assert list(last) == ["loss", "val_accuracy"] and last["val_accuracy"]["step"] == 11
+
+        pane = app.query_one(MetricsPane)
+
+        def shows(name: str) -> bool:
+            record = last[name]
+            return (f"· {name}" in str(pane.border_title)
+                    and f"last {record['value']:.4g} @ step {record['step']}" in pane_text(pane))
+
+        assert pane.display and shows("loss")  # the first logged, until a key chooses
+        await pilot.press("n")
+        await wait_until(pilot, lambda: shows("val_accuracy"))
+        assert str(pane.border_title).startswith("Metrics 2/2")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: shows("loss"))
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running)
+
+
 async def test_q_asks_then_sends_ctrl_c_the_script_s_handler_runs_and_the_run_is_recorded(tmp_path):
     from skyline_tui.tui.views.confirm import ConfirmScreen
 
