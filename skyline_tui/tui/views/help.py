@@ -52,7 +52,7 @@ RUN_KEYS: KeyGroups = (
     ("Views", (
         ("l", "show / hide the output of your script"),
         ("H", "show / hide the layers (health every N steps: --health-every N)"),
-        ("n / p", "metrics pane: next / previous metric the script logs (track.log)"),
+        ("n / p", "metrics pane: next / previous metric (track.log)"),
         ("e", "jump to the first NaN/Inf's line, else the error's"),
         ("?", "this help"),
         ("q", "quit; while the script runs: stop it (Ctrl-C to the script) after a yes, and record the run"),

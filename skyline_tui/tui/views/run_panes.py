@@ -19,6 +19,7 @@ from skyline_tui.tui.views.bars import split_bar
 
 BAR_WIDTH = 24
 MEMORY_BAR_WIDTH = 8
+LABEL_WIDTH = 10  # a chart's label (.run-chart-label in app.tcss)
 # Each phase a glyph of its own as well as a colour, so NO_COLOR keeps them apart (as bars.py says).
 PHASE_LOOK = {
     "forward": ("█", "run--forward", "fwd"),
@@ -136,7 +137,9 @@ class MetricsPane(_Pane):
         if shown.non_finite:
             text.append(f"  {shown.non_finite} not finite", self.style("over"))
         self.query_one("#metrics-figures", Static).update(text)
-        self.query_one("#metrics-name", Label).update(shown.name)
+        # The label is 10 cells: a longer name is cut with an ellipsis, so a gap stays before the curve.
+        label = shown.name if len(shown.name) < LABEL_WIDTH else shown.name[:LABEL_WIDTH - 2] + "…"
+        self.query_one("#metrics-name", Label).update(label)
         self.query_one("#metrics-curve", Sparkline).data = list(shown.values) or [0.0]
 
 
