@@ -125,7 +125,7 @@ def test_the_worker_preload_fails_loudly_on_a_missing_module():
 
 
 # The app's own modules: they mount the views (tui/__init__.py says what sits at the top and what in views/).
-MOUNTS_VIEWS = {"skyline_tui.tui.app", "skyline_tui.tui.history_actions"}
+MOUNTS_VIEWS = {"skyline_tui.tui.app", "skyline_tui.tui.history_actions", "skyline_tui.tui.run_app"}
 
 
 def test_of_the_ui_s_top_level_only_the_app_imports_the_views():
