@@ -159,10 +159,10 @@ def _write_summary(summary: RunSummary, destination: Optional[str], err: TextIO)
 
 def _record(summary: RunSummary, steps: list[ev.Step], root: str, args: argparse.Namespace, err: TextIO) -> None:
     from skyline_tui.history.location import resolve_history_path
-    from skyline_tui.history.store import record_run_safely
+    from skyline_tui.history.record import record_run
 
     path = resolve_history_path(args.history, args.no_history, root)
-    record_run_safely(summary, steps, path, project_root=root, stream=err)
+    record_run(summary, path, kind="train", steps=steps, project_root=root, stream=err)
 
 
 if __name__ == "__main__":
