@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence, TextIO
 
 from skyline_tui.argtypes import positive_int
 from skyline_tui.run import events as ev
+from skyline_tui.run.health_budget import HEALTH_BUDGET
 from skyline_tui.run.headless import EventsFile, Progress, summary_text
 from skyline_tui.run.launcher import RunOptions, Target, distributed_launcher, launch
 from skyline_tui.run.summary import RunSummary, SummaryBuilder
@@ -25,7 +26,7 @@ EXIT_USAGE = 2
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Run a training script unchanged and watch it step by step: step time and its phases, "
-                          "samples/s, the loss, memory, and per-layer health every N steps.")
+                          "samples/s, the loss, memory, and per-layer health on sampled steps.")
     parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m MODULE does")
     parser.add_argument("--json", metavar="PATH", help="write the summary as JSON to PATH ('-': stdout, after the "
                                                        "script's own output)")
@@ -33,8 +34,11 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-step", type=positive_int, metavar="N",
                         help="samples in one step (default: the leading dimension of the batch the outermost "
                              "module receives)")
-    parser.add_argument("--health-every", type=positive_int, metavar="N",
-                        help="sample per-layer health every N steps (default: off)")
+    health = parser.add_mutually_exclusive_group()
+    health.add_argument("--health-every", type=positive_int, metavar="N",
+                        help="sample per-layer health every N steps (default: as often as "
+                             f"{100 * HEALTH_BUDGET:g} %% of the run's time allows)")
+    health.add_argument("--no-health", action="store_true", help="no per-layer health")
     parser.add_argument("--history", metavar="PATH", help="record the run in this history store (default: "
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
@@ -117,7 +121,8 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser, err: TextIO =
             sink(event)
 
     began = time.monotonic()
-    options = RunOptions(samples_per_step=args.samples_per_step, health_every=args.health_every, root=root)
+    options = RunOptions(samples_per_step=args.samples_per_step, health_every=args.health_every, root=root,
+                         health_budget=None if args.no_health or args.health_every else HEALTH_BUDGET)
     try:
         returncode = launch(target, options, on_event, on_tick=progress.tick if progress else None)
     finally:

@@ -23,6 +23,7 @@ import functools
 import math
 import os
 import sys
+import time
 import weakref
 from collections import deque
 from typing import Any, Callable, Optional
@@ -32,6 +33,7 @@ from torch.nn.modules import module as nn_module
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from skyline_tui.run import events as ev
+from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
 from skyline_tui.run.readings import MemoryReader, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
 
@@ -40,12 +42,14 @@ class RunHooks:
 
     def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None,
                  health_every: Optional[int] = None, root: Optional[str] = None,
-                 send_line: Optional[Callable[[bytes, float], None]] = None):
+                 send_line: Optional[Callable[[bytes, float], None]] = None, health_budget: Optional[float] = None):
         self._send = send
         self._send_line = send_line or (lambda line, now: None)
-        self._health_every = health_every
+        self._health_every = health_every  # fixed by --health-every N, else ...
+        self._health_budget = health_budget  # ... as often as this share of the run's time allows; both None: off
+        self._schedule: Optional[EveryN | WithinBudget] = None
         self._root = root or os.getcwd()
-        self.health: Any = None  # HealthSampler, from the first step on when --health-every is given
+        self.health: Any = None  # HealthSampler, from the first step on unless health is off
         self._loss_non_finite_said = False
         self._health_due = False
         self._scaled: Optional[tuple[Any, Any]] = None  # GradScaler.scale's last (output, loss)
@@ -254,27 +258,40 @@ class RunHooks:
     def _closed(self, segment: Segment) -> None:
         if self._global_forward and self._depth == 0:
             self._watch_roots_only()
-            self._health_due = bool(self._health_every)
+            self._health_due = bool(self._health_every) or self._health_budget is not None
         if self._override is not None:
             segment.samples = self._override
         segment.health = self.health is not None and self.health.sampling is not None
         self._waiting.append(segment)
         self._send_ready(wait=False)
-        if self.health is not None:
-            index = self.engine.steps
-            sampled = self.health.step_ends(index)
-            if sampled is not None:
-                values, found = sampled
-                judged = self.health.health() if found is not None or self.health.judge_now() else None
-                if judged is not None:
-                    self._flagged = {row.module: tuple(f.kind for f in row.flags) for row in judged.modules
-                                     if row.flags}
-                self._send(ev.HealthSampled(step=index, values=values, flagged=self._flagged))
-                if judged is not None:
-                    self._send(ev.HealthJudged(step=index, health=judged))
-                if found is not None:
-                    self._send(ev.NonFiniteSeen(step=index, where=found, message=found.message))
-            self.health.step_begins(index + 1)
+        if self.health is not None and self._schedule is not None:
+            try:
+                self._sample_health(segment, self.health, self._schedule)
+            except Exception as exc:  # noqa: BLE001 - health is a bonus: the script must not pay for its failure
+                # Not detached: this runs inside torch's loop over the optimizer's (or a module's) hooks, which
+                # detaching would change under it; outside a sampled step the publishers' hooks return at once.
+                self.health = None
+                print(f"skyline-tui: warning: per-layer health is off from step {self.engine.steps} of this run "
+                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+
+    def _sample_health(self, segment: Segment, health: Any, schedule: EveryN | WithinBudget) -> None:
+        """The step that closed was sampled: send what it saw; then whether the next one is sampled."""
+        index = self.engine.steps
+        began = time.perf_counter()
+        sampled = health.step_ends(index)
+        if sampled is not None:
+            values, found = sampled
+            judged = health.health() if found is not None or health.judge_now() else None
+            if judged is not None:
+                self._flagged = {row.module: tuple(f.kind for f in row.flags) for row in judged.modules if row.flags}
+            self._send(ev.HealthSampled(step=index, values=values, flagged=self._flagged))
+            if judged is not None:
+                self._send(ev.HealthJudged(step=index, health=judged))
+            if found is not None:
+                self._send(ev.NonFiniteSeen(step=index, where=found, message=found.message))
+        now = time.perf_counter()
+        schedule.step_closed(segment.end - segment.start, segment.health, now - began if sampled is not None else 0.0)
+        health.step_begins(index + 1, schedule.due(index + 1, now))
 
     def _start_health(self) -> None:
         from skyline_tui.run.health import HealthSampler
@@ -282,8 +299,9 @@ class RunHooks:
         roots = [module for key, ref in self._roots.items()
                  if key in self._trained_roots and (module := ref()) is not None]
         try:
-            self.health = HealthSampler(roots, self._health_every or 1, self._root)
+            self.health = HealthSampler(roots, self._root)
             self.health.attach()
+            self._schedule = schedule(self._health_every, self._health_budget, time.perf_counter())
         except Exception as exc:  # noqa: BLE001 - health is a bonus; the steps go on
             print(f"skyline-tui: warning: per-layer health is off for this run ({type(exc).__name__}: {exc})",
                   file=sys.stderr)
