@@ -102,6 +102,13 @@ class History(TrainRuns):
         rows = self._retrying(lambda: self._db().execute(sql, params).fetchall())
         return [_run_dict(row) for row in rows]
 
+    def kind(self, run_id: int) -> str:
+        """Run ``run_id``'s kind ("profile" or "train")."""
+        row = self._retrying(lambda: self._db().execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone())
+        if row is None:
+            raise HistoryError(f"no run {run_id} in {self.path}")
+        return str(row[0])
+
     def report(self, run_id: int) -> Report:
         row = self._retrying(
             lambda: self._db().execute("SELECT report_zlib, kind FROM runs WHERE id = ?", (run_id,)).fetchone())

@@ -69,13 +69,6 @@ class TrainRuns(StoreConnection):
 
         return self._transaction(write)
 
-    def kind(self, run_id: int) -> str:
-        """Run ``run_id``'s kind ("profile" or "train")."""
-        row = self._retrying(lambda: self._db().execute("SELECT kind FROM runs WHERE id = ?", (run_id,)).fetchone())
-        if row is None:
-            raise HistoryError(f"no run {run_id} in {self.path}")
-        return str(row[0])
-
     def summary(self, run_id: int) -> RunSummary:
         """A training run's summary (kind ``train``)."""
         from skyline_tui.run.summary import RunSummary
