@@ -9,7 +9,10 @@ Installed once torch is imported (before the script's first torch call), never r
 - module forward hooks on the *outermost* modules: global module hooks until the first step closes (to find
   them: the modules called with nothing around them), then hooks on those modules alone, so a model of
   hundreds of layers pays two hook calls per forward, not hundreds.  A module first called after the first
-  step is not seen (its time is ``other``).
+  step is not seen (its time is ``other``);
+- per-layer health (:mod:`skyline_tui.run.health`) from the second step on, sampled on the steps its schedule
+  picks (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); a failure there
+  turns health off, never the script.
 
 Per step: a few Python calls, ``perf_counter`` reads, the loss read (``item()`` on CPU; on CUDA a non-blocking
 copy read once its event has passed, so no step waits for the device), one JSON line.  Memory is read at
