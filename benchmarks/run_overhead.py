@@ -1,10 +1,11 @@
 """What ``skyline-tui run`` costs a training script (not a test).
 
-An unmodified training script times its own steps with ``time.perf_counter`` and prints their median (after
-its own warm-up).  It runs alone (``python script.py``) and under ``skyline-tui run`` (without health
-sampling, and with ``--health-every 50``), in alternating rounds so the machine's drift hits every variant
-alike; each round's ratio is the supervised median over the plain median of the same round, and the medians
-of those ratios are printed.  Goals (issue 27): at most 1.02x without health, 1.05x with health every 50 steps.
+An unmodified training script times its own steps with ``time.perf_counter`` and prints their median and mean
+(after its own warm-up; a health sample every few steps shows in the mean only).  It runs alone (``python
+script.py``) and under ``skyline-tui run`` (``--no-health``, the default health within its 5 % budget, and
+``--health-every 50``), in alternating rounds so the machine's drift hits every variant alike; each round's
+ratio is the supervised median (mean) over the plain one of the same round, and the medians of those ratios are
+printed.  Goals (issue 27): at most 1.02x without health, 1.05x with health.
 
 Two models: a small MLP (a step well under a millisecond on CPU: the per-step hook cost shows most) and a
 wider one (a few milliseconds).  Usage: ``python benchmarks/run_overhead.py [--rounds 5] [--steps 600]``.
@@ -43,20 +44,23 @@ for step in range(steps):
     optimizer.step()
     times.append(time.perf_counter() - began)
 print(f"MEDIAN_MS {statistics.median(times[steps // 5:]) * 1e3!r}")
+print(f"MEAN_MS {statistics.fmean(times[steps // 5:]) * 1e3!r}")
 '''
 
 VARIANTS = {
     "alone": [],
-    "run": ["-m", "skyline_tui", "run", "-q", "--no-history"],
+    "run --no-health": ["-m", "skyline_tui", "run", "-q", "--no-history", "--no-health"],
+    "run": ["-m", "skyline_tui", "run", "-q", "--no-history"],  # health within its 5 % budget
     "run --health-every 50": ["-m", "skyline_tui", "run", "-q", "--no-history", "--health-every", "50"],
 }
 
 
-def median_ms(variant: list[str], script: Path, width: int, steps: int) -> float:
+def step_ms(variant: list[str], script: Path, width: int, steps: int) -> tuple[float, float]:
+    """The script's own median and mean step: a health sample every few steps shows in the mean only."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     done = subprocess.run([sys.executable, *variant, str(script), str(width), str(steps)], env=env,
                           capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
-    return float(done.stdout.split("MEDIAN_MS ")[1].split()[0])
+    return (float(done.stdout.split("MEDIAN_MS ")[1].split()[0]), float(done.stdout.split("MEAN_MS ")[1].split()[0]))
 
 
 def main() -> None:
@@ -68,20 +72,21 @@ def main() -> None:
         script = Path(folder) / "train.py"
         script.write_text(SCRIPT)
         for width in (64, 512):
-            times: dict[str, list[float]] = {name: [] for name in VARIANTS}
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
             for round_ in range(args.rounds):
                 order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
                 for name in order:
-                    times[name].append(median_ms(VARIANTS[name], script, width, args.steps))
-            alone = statistics.median(times["alone"])
+                    times[name].append(step_ms(VARIANTS[name], script, width, args.steps))
+            alone = statistics.median(median for median, _ in times["alone"])
             print(f"width {width}: the script's own median step alone {alone:.3f} ms "
                   f"({args.rounds} rounds of {args.steps} steps)")
             for name in VARIANTS:
                 if name == "alone":
                     continue
-                ratios = [t / a for t, a in zip(times[name], times["alone"])]
-                print(f"  {name:<24} {statistics.median(ratios):.3f}x  (rounds: "
-                      + ", ".join(f"{r:.3f}" for r in ratios) + ")")
+                for which, i in (("median", 0), ("mean", 1)):
+                    ratios = [t[i] / a[i] for t, a in zip(times[name], times["alone"])]
+                    print(f"  {name:<24} {which:<6} {statistics.median(ratios):.3f}x  (rounds: "
+                          + ", ".join(f"{r:.3f}" for r in ratios) + ")")
 
 
 if __name__ == "__main__":

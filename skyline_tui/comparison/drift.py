@@ -1,8 +1,9 @@
 """The drift between processes, learned from the history store: repeated runs of identical source.
 
 Two runs of one entry point on one machine (the ``device`` the store names) with the same ``source_hash``,
-config and batch size ran the same code the same way: what separates their iteration times is this
-machine's run-to-run noise.  Over every such group of the entry's runs, each run's time relative to its
+config and batch size (training runs: the same script, ``argv`` and ``source_hash``; their median step stands
+for the iteration) ran the same code the same way: what separates their times is this machine's run-to-run
+noise.  Over every such group of the entry's runs, each run's time relative to its
 group's mean, pooled (``Σ (ms/mean − 1)² / Σ (n − 1)``), is the drift's variance: :class:`Drift` ``.sigma``
 is its square root.  Unknown until some source has run twice.
 
@@ -30,11 +31,13 @@ class RunsSource(Protocol):
 
 
 def identity(row: Row) -> tuple[Any, ...] | None:
-    """What makes two runs "the same code, run the same way": None when the source is unknown (no hash)."""
+    """What makes two runs "the same code, run the same way": None when the source is unknown (no hash).  A
+    training run is run the same way with the same arguments (``argv``: a profile has none)."""
     if not row.get("source_hash"):
         return None
     config = row.get("config")
-    return (row.get("source_hash"), json.dumps(config, sort_keys=True, default=str), row.get("batch_size"))
+    return (row.get("kind") or "profile", row.get("source_hash"), json.dumps(config, sort_keys=True, default=str),
+            row.get("batch_size"), json.dumps(row.get("argv")))
 
 
 def same_source(a: Row, b: Row) -> bool:

@@ -1,5 +1,6 @@
 """Finding what the ``history`` and ``diff`` verbs name: the store (``--history``, the environment, the
-nearest one up from a folder) and the two runs of a diff (run ids, report files, or the newest runs).
+nearest one up from a folder) and the two runs of a diff (run ids, report files, or the newest runs; two
+profiles, or two training runs, never one of each).
 
 Torch-free and textual-free.
 """
@@ -12,6 +13,7 @@ from typing import Any
 
 from skyline_tui.comparison.diff import Diff, diff_reports, label
 from skyline_tui.comparison.drift import drift_between
+from skyline_tui.comparison.train_diff import TrainDiff, TrainRunLabel, diff_train_runs
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History
 from skyline_tui.report import Report, ReportFormatError
@@ -45,7 +47,13 @@ def open_store(path: Path) -> History:
     return History(path, create=False)
 
 
-def resolve_diff(specs: list[str], store: str | None) -> Diff:
+class KindMismatch(LookupProblem):
+    """A profile and a training run named together: nothing to compare them by."""
+
+
+def resolve_diff(specs: list[str], store: str | None) -> Diff | TrainDiff:
+    """The diff of the runs ``specs`` names (run ids or report files; see the ``diff`` verb): two profiles line
+    by line, or two training runs figure by figure.  A profile and a training run: :class:`KindMismatch`."""
     history: History | None = None
 
     def opened() -> History:
@@ -55,7 +63,15 @@ def resolve_diff(specs: list[str], store: str | None) -> Diff:
         return history
 
     try:
-        sides = [_load_side(spec, opened) for spec in specs]
+        files = {spec: _load_side(spec, opened) for spec in specs if not spec.isdigit()}  # a bad file first
+        kinds = [opened().kind(int(spec)) if spec.isdigit() else "profile" for spec in specs]
+        if len(set(kinds)) > 1:
+            profile, train = (specs[kinds.index(kind)] for kind in ("profile", "train"))
+            raise KindMismatch(f"{_named(profile)} is a profile and run {train} a training run: diff compares two "
+                               "profiles, or two training runs")
+        if kinds and kinds[0] == "train" or not specs and _newest_kind(opened) == "train":
+            return _diff_train_runs([int(spec) for spec in specs], opened)
+        sides = [files.get(spec) or _load_side(spec, opened) for spec in specs]
         if len(sides) < 2:
             entry: str | None
             if sides:
@@ -63,7 +79,7 @@ def resolve_diff(specs: list[str], store: str | None) -> Diff:
             else:  # the newest entry point in the store
                 newest_run = opened().runs(limit=1)
                 entry = newest_run[0]["entry_point"] if newest_run else None
-            candidates = [run["id"] for run in opened().runs(entry, limit=3)]
+            candidates = [run["id"] for run in opened().runs(entry, limit=3, kind="profile")]
             taken = {side[1].id for side in sides}
             ids = [run_id for run_id in candidates if run_id not in taken][: 2 - len(sides)]
             if len(ids) < 2 - len(sides):
@@ -83,6 +99,32 @@ def resolve_diff(specs: list[str], store: str | None) -> Diff:
     finally:
         if history is not None:
             history.close()
+
+
+def _named(spec: str) -> str:
+    return f"run {spec}" if spec.isdigit() else spec
+
+
+def _newest_kind(opened: Any) -> str | None:
+    newest = opened().runs(limit=1)
+    return str(newest[0]["kind"]) if newest else None
+
+
+def _diff_train_runs(ids: list[int], opened: Any) -> TrainDiff:
+    """Two training runs: the ones given, else the newest other training run(s) of the same script."""
+    rows = {row["id"]: row for row in opened().runs(kind="train")}
+    if len(ids) < 2:
+        entry = rows[ids[0]]["entry_point"] if ids else next(iter(rows.values()))["entry_point"]
+        others = [run_id for run_id, row in rows.items() if row["entry_point"] == entry and run_id not in ids]
+        if len(others) < 2 - len(ids):
+            raise LookupProblem(f"the history has fewer than two training runs to compare for {entry}")
+        ids = sorted([*ids, *others[: 2 - len(ids)]])
+    summaries = [opened().summary(run_id) for run_id in ids]
+    labels = [TrainRunLabel(source=f"run {run_id}", script=summary.script, argv=summary.argv,
+                            created_at=rows[run_id]["created_at"], id=run_id)
+              for run_id, summary in zip(ids, summaries)]
+    return diff_train_runs(summaries[0], summaries[1], labels[0], labels[1],
+                           drift=drift_between(opened(), ids[0], ids[1]))
 
 
 def _load_side(spec: str, opened: Any) -> tuple[Report, Any]:

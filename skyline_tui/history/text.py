@@ -7,10 +7,11 @@ Neither imports textual nor torch: listing a store of 10,000 runs answers in wel
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from skyline_tui.comparison.diff import Diff
+from skyline_tui.comparison.train_diff import TrainDiff
 from skyline_tui.history.labels import knob_labels
 from skyline_tui.presentation import machine_notes
 from skyline_tui.report import Throughput
@@ -37,7 +38,7 @@ def history_table(runs: list[dict[str, Any]]) -> str:
 
 FLAG_MARKS = {"appeared": "+", "gone": "-"}
 VERDICT_MARKS = {"slower": "▲", "faster": "▼", "same": "=", "unknown": "?", "new": "+", "gone": "-", "more": "▲",
-                 "less": "▼"}
+                 "less": "▼", "higher": "▲", "lower": "▼"}
 
 
 def diff_text(result: Diff) -> str:
@@ -70,6 +71,35 @@ def diff_text(result: Diff) -> str:
         flags = [("", "module", "flag", "change", "")]
         flags += [(FLAG_MARKS[c.change], c.module or "(model)", c.kind, c.change, c.message) for c in result.flags]
         out += ["", "health flags", *_columns(flags, right=set())]
+    return "\n".join(out) + "\n"
+
+
+def train_diff_text(result: TrainDiff) -> str:
+    """Two training runs, figure by figure: one row each, with its verdict."""
+    a, b = result.a, result.b
+    out = [f"A: {a.source}  {' '.join(a.argv) or a.script}  {a.created_at or ''}  ({result.steps[0]} steps)",
+           f"B: {b.source}  {' '.join(b.argv) or b.script}  {b.created_at or ''}  ({result.steps[1]} steps)",
+           f"noise band: {100 * result.noise_fraction:.1f} % of the larger median step (see README, 'history')", ""]
+    def ms(value: float) -> str:
+        return _number(value, 2) + " ms"
+
+    def loss(value: float) -> str:
+        return f"{value:.6g}"
+
+    facts: list[tuple[str, dict[str, Any], Callable[[Any], str]]] = [
+        ("samples/s", result.throughput, lambda v: _number(v, 1)), ("step median", result.step_median, ms),
+        ("step p90", result.step_p90, ms)]
+    facts += [(name, fact, ms) for name, fact in result.phases.items()]
+    facts += [(name.replace("_", " "), fact, _bytes) for name, fact in result.memory.items()]
+    facts.append(("final loss", result.final_loss, loss))
+    rows = [("", "figure", "A", "B", "change", "verdict")]
+    for name, fact, fmt in facts:
+        before, after, verdict = fact["before"], fact["after"], fact["verdict"]
+        percent = f"{fact['delta_percent']:+.1f} %" if fact["delta_percent"] is not None else ""
+        rows.append((VERDICT_MARKS.get(verdict or "", " "), name, fmt(before) if before is not None else "-",
+                     fmt(after) if after is not None else "-", percent, verdict or "-"))
+    out += _columns(rows, right={2, 3, 4})
+    out += [f"caution: {line}" for line in result.cautions]
     return "\n".join(out) + "\n"
 
 

@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional, Sequence, TextIO
 
 from skyline_tui.argtypes import positive_int
 from skyline_tui.run import events as ev
+from skyline_tui.run.health_budget import HEALTH_BUDGET
 from skyline_tui.run.headless import EventsFile, Progress, summary_text
 from skyline_tui.run.launcher import EventSink, RunOptions, Target, distributed_launcher, launch
 from skyline_tui.run.summary import RunSummary, SummaryBuilder
@@ -29,7 +30,7 @@ SWEEP_ID_ENV, SWEEP_KNOBS_ENV = "SKYLINE_TUI_SWEEP_ID", "SKYLINE_TUI_SWEEP_KNOBS
 
 def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = ("Run a training script unchanged and watch it step by step: step time and its phases, "
-                          "samples/s, the loss, memory, and per-layer health every N steps.")
+                          "samples/s, the loss, memory, and per-layer health on sampled steps.")
     parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, as python -m MODULE does")
     parser.add_argument("--json", metavar="PATH", help="write the summary as JSON to PATH ('-': stdout, after the "
                                                        "script's own output)")
@@ -37,8 +38,11 @@ def prepare_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-step", type=positive_int, metavar="N",
                         help="samples in one step (default: the leading dimension of the batch the outermost "
                              "module receives)")
-    parser.add_argument("--health-every", type=positive_int, metavar="N",
-                        help="sample per-layer health every N steps (default: off)")
+    health = parser.add_mutually_exclusive_group()
+    health.add_argument("--health-every", type=positive_int, metavar="N",
+                        help="sample per-layer health every N steps (default: as often as "
+                             f"{100 * HEALTH_BUDGET:g} %% of the run's time allows)")
+    health.add_argument("--no-health", action="store_true", help="no per-layer health")
     parser.add_argument("--history", metavar="PATH", help="record the run in this history store (default: "
                         "$SKYLINE_TUI_HISTORY, else <project root>/.skyline-tui/history.db)")
     parser.add_argument("--no-history", action="store_true", help="record nothing in the history store")
@@ -175,7 +179,8 @@ def supervise(args: argparse.Namespace, builder: SummaryBuilder, watchers: Seque
             sink(event)
 
     began = time.monotonic()
-    options = replace(options, samples_per_step=args.samples_per_step, health_every=args.health_every, root=root)
+    options = replace(options, samples_per_step=args.samples_per_step, health_every=args.health_every, root=root,
+                      health_budget=None if args.no_health or args.health_every else HEALTH_BUDGET)
     try:
         returncode = launch(target, options, on_event, on_tick=on_tick, on_started=on_started)
     finally:
@@ -226,14 +231,12 @@ class TrackedMetrics:
 def _record(summary: RunSummary, steps: list[ev.Step], metrics: list[tuple[int, str, float]], root: str,
             args: argparse.Namespace, err: TextIO) -> Optional[int]:
     from skyline_tui.history.location import resolve_history_path
-    from skyline_tui.history.store import record_run_safely
+    from skyline_tui.history.record import record_run
 
     path = resolve_history_path(args.history, args.no_history, root)
     # A sweep's trial (skyline-tui sweep SCRIPT) says which sweep it belongs to, and its knobs.
-    sweep_id = os.environ.get(SWEEP_ID_ENV) or None
-    knobs = _knobs_from_env()
-    return record_run_safely(summary, steps, path, project_root=root, stream=err, sweep_id=sweep_id, knobs=knobs,
-                             metrics=metrics)
+    return record_run(summary, path, kind="train", steps=steps, project_root=root, stream=err,
+                      sweep_id=os.environ.get(SWEEP_ID_ENV) or None, knobs=_knobs_from_env(), metrics=metrics)
 
 
 def _knobs_from_env() -> Optional[dict[str, Any]]:

@@ -1,5 +1,5 @@
-"""Per-layer health of a live run, one step in N: the profile's publisher and judgement (profiler/health), on the
-modules the script trains.
+"""Per-layer health of a live run, on the steps its schedule picks (:mod:`skyline_tui.run.health_budget`): the
+profile's publisher and judgement (profiler/health), on the modules the script trains.
 
 The publishers are built after the first step (the outermost modules trained are known then), one per such
 module (a GAN's generator and discriminator), with the script's ``skyline_health_subscribers()`` and the
@@ -27,8 +27,7 @@ JUDGE_EVERY = 20  # samples between two judgements sent (the judgement is over t
 
 
 class HealthSampler:
-    def __init__(self, roots: list[nn.Module], every: int, root: str):
-        self.every = every
+    def __init__(self, roots: list[nn.Module], root: str):
         self.files = ProjectFiles(root)
         self.subscribers = load_subscribers(sys.modules.get("__main__"), self.files)
         trained = [m for m in roots if any(p.requires_grad for p in m.parameters())]
@@ -42,9 +41,10 @@ class HealthSampler:
         for publisher in self.publishers:
             publisher.attach()
 
-    def step_begins(self, index: int) -> None:
-        """The step ``index`` (1-based) begins: sample it when its turn has come."""
-        if index % self.every == 0 and self.publishers:
+    def step_begins(self, index: int, due: bool) -> None:
+        """The step ``index`` (1-based) begins: sample it when its turn has come (``due``: the schedule's
+        word, :mod:`skyline_tui.run.health_budget`)."""
+        if due and self.publishers:
             self.sampling = index
             for publisher in self.publishers:
                 publisher.start_iteration()

@@ -9,12 +9,15 @@ Installed once torch is imported (before the script's first torch call), never r
 - module forward hooks on the *outermost* modules: global module hooks until the first step closes (to find
   them: the modules called with nothing around them), then hooks on those modules alone, so a model of
   hundreds of layers pays two hook calls per forward, not hundreds.  A module first called after the first
-  step is not seen (its time is ``other``).
+  step is not seen (its time is ``other``);
+- per-layer health (:mod:`skyline_tui.run.health`) from the second step on, sampled on the steps its schedule
+  picks (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); a failure there
+  turns health off, never the script.
 
 Per step: a few Python calls, ``perf_counter`` reads, the loss read (``item()`` on CPU; on CUDA a non-blocking
 copy read once its event has passed, so no step waits for the device), one JSON line.  Memory is read at
-most every ``MEMORY_EVERY_S``.  Nothing is sent from another process (a forked DataLoader worker inherits
-the hooks and the pipe).
+most every ``MEMORY_EVERY_S`` (what is read, and how: :mod:`skyline_tui.run.readings`).  Nothing is sent from
+another process (a forked DataLoader worker inherits the hooks and the pipe).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from __future__ import annotations
 import functools
 import math
 import os
-import resource
 import sys
+import time
 import weakref
 from collections import deque
 from typing import Any, Callable, Optional
@@ -33,115 +36,23 @@ from torch.nn.modules import module as nn_module
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from skyline_tui.run import events as ev
+from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
+from skyline_tui.run.readings import MemoryReader, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
-
-MEMORY_EVERY_S = 0.25
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-class PendingLoss:
-    """A CUDA loss on its way to the host: read when the copy's event has passed."""
-
-    __slots__ = ("host", "event")
-
-    def __init__(self, loss: torch.Tensor):
-        self.host = torch.empty((), dtype=loss.dtype, pin_memory=True)
-        self.host.copy_(loss.detach().reshape(()), non_blocking=True)
-        self.event = torch.cuda.Event()
-        self.event.record()
-
-    def ready(self) -> bool:
-        return bool(self.event.query())
-
-    def value(self) -> float:
-        self.event.synchronize()
-        return float(self.host)
-
-
-def read_loss(tensor: Any) -> Any:
-    """The loss as a float (CPU), a pending read (CUDA), or None (not a scalar floating-point tensor)."""
-    if not isinstance(tensor, torch.Tensor) or tensor.numel() != 1 or not tensor.is_floating_point():
-        return None
-    if tensor.is_cuda:
-        return PendingLoss(tensor)
-    if tensor.is_meta:
-        return None
-    return tensor.item()  # on the CPU no device to wait for
-
-
-def first_batch_tensor(args: Any, kwargs: Optional[dict[str, Any]]) -> Optional[tuple[str, torch.Tensor]]:
-    """The first tensor with a leading dimension among the arguments, and where it was (``args[0]``)."""
-    def search(value: Any, where: str, depth: int) -> Optional[tuple[str, torch.Tensor]]:
-        if isinstance(value, torch.Tensor):
-            return (where, value) if value.dim() >= 1 else None
-        if depth > 2:
-            return None
-        if isinstance(value, (list, tuple)):
-            items: Any = enumerate(value)
-        elif isinstance(value, dict):
-            items = value.items()
-        else:
-            return None
-        for key, item in items:
-            found = search(item, f"{where}[{key!r}]" if isinstance(key, str) else f"{where}[{key}]", depth + 1)
-            if found is not None:
-                return found
-        return None
-
-    for i, arg in enumerate(args):
-        found = search(arg, f"args[{i}]", 1)
-        if found is not None:
-            return found
-    for key, arg in (kwargs or {}).items():
-        found = search(arg, key, 1)
-        if found is not None:
-            return found
-    return None
-
-
-class MemoryReader:
-    def __init__(self) -> None:
-        try:
-            self._statm: Optional[int] = os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            self._statm = None
-        self._next = 0.0
-
-    def rss(self) -> Optional[int]:
-        if self._statm is None:
-            return None
-        try:
-            return int(os.pread(self._statm, 128, 0).split()[1]) * _PAGE
-        except (OSError, ValueError, IndexError):
-            return None
-
-    def due(self, now: float) -> bool:
-        if now < self._next:
-            return False
-        self._next = now + MEMORY_EVERY_S
-        return True
-
-    def cuda(self) -> tuple[Optional[int], Optional[int], Optional[int]]:
-        if not torch.cuda.is_initialized():
-            return None, None, None
-        return torch.cuda.memory_allocated(), torch.cuda.memory_reserved(), torch.cuda.max_memory_allocated()
-
-    @staticmethod
-    def peak_rss() -> int:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
-
 
 class RunHooks:
     """The step engine fed by torch's hooks; closed steps go to ``send`` as ``Step`` events."""
 
     def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None,
                  health_every: Optional[int] = None, root: Optional[str] = None,
-                 send_line: Optional[Callable[[bytes, float], None]] = None):
+                 send_line: Optional[Callable[[bytes, float], None]] = None, health_budget: Optional[float] = None):
         self._send = send
         self._send_line = send_line or (lambda line, now: None)
-        self._health_every = health_every
+        self._health_every = health_every  # fixed by --health-every N, else ...
+        self._health_budget = health_budget  # ... as often as this share of the run's time allows; both None: off
+        self._schedule: Optional[EveryN | WithinBudget] = None
         self._root = root or os.getcwd()
-        self.health: Any = None  # HealthSampler, from the first step on when --health-every is given
+        self.health: Any = None  # HealthSampler, from the first step on unless health is off
         self._loss_non_finite_said = False
         self._health_due = False
         self._scaled: Optional[tuple[Any, Any]] = None  # GradScaler.scale's last (output, loss)
@@ -350,27 +261,40 @@ class RunHooks:
     def _closed(self, segment: Segment) -> None:
         if self._global_forward and self._depth == 0:
             self._watch_roots_only()
-            self._health_due = bool(self._health_every)
+            self._health_due = bool(self._health_every) or self._health_budget is not None
         if self._override is not None:
             segment.samples = self._override
         segment.health = self.health is not None and self.health.sampling is not None
         self._waiting.append(segment)
         self._send_ready(wait=False)
-        if self.health is not None:
-            index = self.engine.steps
-            sampled = self.health.step_ends(index)
-            if sampled is not None:
-                values, found = sampled
-                judged = self.health.health() if found is not None or self.health.judge_now() else None
-                if judged is not None:
-                    self._flagged = {row.module: tuple(f.kind for f in row.flags) for row in judged.modules
-                                     if row.flags}
-                self._send(ev.HealthSampled(step=index, values=values, flagged=self._flagged))
-                if judged is not None:
-                    self._send(ev.HealthJudged(step=index, health=judged))
-                if found is not None:
-                    self._send(ev.NonFiniteSeen(step=index, where=found, message=found.message))
-            self.health.step_begins(index + 1)
+        if self.health is not None and self._schedule is not None:
+            try:
+                self._sample_health(segment, self.health, self._schedule)
+            except Exception as exc:  # noqa: BLE001 - health is a bonus: the script must not pay for its failure
+                # Not detached: this runs inside torch's loop over the optimizer's (or a module's) hooks, which
+                # detaching would change under it; outside a sampled step the publishers' hooks return at once.
+                self.health = None
+                print(f"skyline-tui: warning: per-layer health is off from step {self.engine.steps} of this run "
+                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+
+    def _sample_health(self, segment: Segment, health: Any, schedule: EveryN | WithinBudget) -> None:
+        """The step that closed was sampled: send what it saw; then whether the next one is sampled."""
+        index = self.engine.steps
+        began = time.perf_counter()
+        sampled = health.step_ends(index)
+        if sampled is not None:
+            values, found = sampled
+            judged = health.health() if found is not None or health.judge_now() else None
+            if judged is not None:
+                self._flagged = {row.module: tuple(f.kind for f in row.flags) for row in judged.modules if row.flags}
+            self._send(ev.HealthSampled(step=index, values=values, flagged=self._flagged))
+            if judged is not None:
+                self._send(ev.HealthJudged(step=index, health=judged))
+            if found is not None:
+                self._send(ev.NonFiniteSeen(step=index, where=found, message=found.message))
+        now = time.perf_counter()
+        schedule.step_closed(segment.end - segment.start, segment.health, now - began if sampled is not None else 0.0)
+        health.step_begins(index + 1, schedule.due(index + 1, now))
 
     def _start_health(self) -> None:
         from skyline_tui.run.health import HealthSampler
@@ -378,8 +302,9 @@ class RunHooks:
         roots = [module for key, ref in self._roots.items()
                  if key in self._trained_roots and (module := ref()) is not None]
         try:
-            self.health = HealthSampler(roots, self._health_every or 1, self._root)
+            self.health = HealthSampler(roots, self._root)
             self.health.attach()
+            self._schedule = schedule(self._health_every, self._health_budget, time.perf_counter())
         except Exception as exc:  # noqa: BLE001 - health is a bonus; the steps go on
             print(f"skyline-tui: warning: per-layer health is off for this run ({type(exc).__name__}: {exc})",
                   file=sys.stderr)

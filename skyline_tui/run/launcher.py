@@ -49,7 +49,8 @@ class Target:
 @dataclass(frozen=True)
 class RunOptions:
     samples_per_step: Optional[int] = None
-    health_every: Optional[int] = None
+    health_every: Optional[int] = None  # sample per-layer health every N steps, else ...
+    health_budget: Optional[float] = None  # ... as often as this share of the run's time allows; both None: off
     root: Optional[str] = None
     # A live view: the script's output as ScriptOutput events, not passed through; unbuffered, so a print shows
     # when it is made (a pipe would hold it in 8 KiB blocks); stdin from /dev/null, since the view reads the keys.
@@ -67,7 +68,8 @@ def launch(target: Target, options: RunOptions, on_event: EventSink,
     read_fd, write_fd = os.pipe()
     env = dict(os.environ)
     env[CONFIG_ENV] = json.dumps({"fd": write_fd, "samples_per_step": options.samples_per_step,
-                                  "health_every": options.health_every, "root": options.root})
+                                  "health_every": options.health_every, "health_budget": options.health_budget,
+                                  "root": options.root})
     command = [python or sys.executable, "-m", "skyline_tui.run.child", *target.child_argv()]
     output = subprocess.PIPE if options.capture_output else None
     stdin = subprocess.DEVNULL if options.capture_output else None

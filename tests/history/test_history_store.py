@@ -321,7 +321,9 @@ def test_dataframe_without_pandas_names_the_extra(tmp_path):
 
 def test_recording_a_run_of_an_unknown_kind_is_the_callers_mistake_and_writes_nothing(tmp_path):
     path = tmp_path / "history.db"
-    with pytest.raises(ValueError, match="unknown run kind 'train'"):
+    with pytest.raises(ValueError, match="unknown run kind 'trial'"):
+        record_run(make_report(tmp_path), path, kind="trial")
+    with pytest.raises(ValueError, match="of kind 'train' is recorded from its RunSummary, not a Report"):
         record_run(make_report(tmp_path), path, kind="train")
     assert not path.exists()
     assert record_run(make_report(tmp_path), path, kind="profile") == 1

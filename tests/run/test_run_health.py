@@ -43,7 +43,7 @@ def test_the_first_nan_is_located_at_its_layer_on_the_step_it_appears(tmp_path):
 
 
 def test_without_health_the_loss_still_says_where_the_nan_began(tmp_path):
-    outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "3", "--steps", "5")
+    outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "3", "--steps", "5", options=("--no-health",))
     found = outcome.summary["non_finite"]
     assert found["step"] == 3 and found["where"] is None and "--health-every 1" in found["message"]
     assert outcome.summary["health"] is None

@@ -61,3 +61,17 @@ def test_a_version_3_store_keeps_its_runs_as_profiles(tmp_path):
         (old,) = history.runs()
         assert old["kind"] == "profile" and old["steps"] is None
         assert history.runs(kind="train") == []
+
+
+def test_a_store_that_cannot_be_written_costs_one_warning_line_not_the_run(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    store = blocker / "h.db"  # its folder is a file: the store cannot be created
+    summary = tmp_path / "summary.json"
+    run = subprocess.run(command("-q", "--json", str(summary), "--history", str(store), str(TRAIN / "sgd_by_hand.py"),
+                                 "--steps", "3"), cwd=tmp_path, env=environment(), capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0 and step_count(run.stdout) == 3
+    warnings = [line for line in run.stderr.splitlines() if "not recorded" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("skyline-tui: warning: run not recorded in history (")
+    assert str(store) in warnings[0] and summary.exists()
