@@ -55,4 +55,4 @@ def test_importing_the_package_imports_neither_torch_nor_textual():
              "      [m for m in ('torch', 'textual', 'skyline_tui.worker.client') if m in sys.modules])\n")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=cli_env(),
                             timeout=60, check=True)
-    assert result.stdout.strip() == "['Report', '__version__', 'profile'] Report []"
+    assert result.stdout.strip() == "['Report', '__version__', 'profile', 'track'] Report []"
