@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -28,10 +29,19 @@ def test_json_to_stdout_is_only_json_even_when_user_code_prints(tmp_path):
     assert "stdout line 1999" in result.stderr  # the user's output is kept, on stderr
 
 
-def test_json_to_a_file_and_batch_size_override(tmp_path):
-    out = tmp_path / "out.json"
+@pytest.fixture(scope="module")
+def healthy_to_a_file(tmp_path_factory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """One run of the healthy fixture, --json to a file at batch size 6, without -q: read by the test of --json
+    PATH and --batch-size, and as the loud half of the test of -q."""
+    folder = tmp_path_factory.mktemp("healthy")
+    out = folder / "out.json"
     result = run_cli(str(FIXTURES / "faults" / "healthy.py"), "--json", str(out), "--batch-size", "6",
-                     *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
+                     *QUICK_FLAGS, *NO_EXTRAS, cwd=folder)
+    return result, out
+
+
+def test_json_to_a_file_and_batch_size_override(healthy_to_a_file):
+    result, out = healthy_to_a_file
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout == ""
     report = json.loads(out.read_text())
@@ -182,10 +192,10 @@ def test_without_a_terminal_the_app_says_to_use_json_and_exits_2(tmp_path):
     assert len(lines) == 1 and "--json PATH" in lines[0] and "not a terminal" in lines[0], result.stderr
 
 
-def test_quiet_writes_no_progress_lines(tmp_path):
-    entry = str(FIXTURES / "faults" / "healthy.py")
-    loud = run_cli(entry, "--json", str(tmp_path / "a.json"), *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
-    quiet = run_cli(entry, "--json", str(tmp_path / "b.json"), "-q", *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
+def test_quiet_writes_no_progress_lines(healthy_to_a_file, tmp_path):
+    loud, _out = healthy_to_a_file
+    quiet = run_cli(str(FIXTURES / "faults" / "healthy.py"), "--json", str(tmp_path / "b.json"), "--batch-size", "6",
+                    "-q", *QUICK_FLAGS, *NO_EXTRAS, cwd=tmp_path)
     assert loud.returncode == quiet.returncode == 0, loud.stderr + quiet.stderr
     assert "skyline-tui: throughput done" in loud.stderr and "report written to" in loud.stderr
     # Warnings stay (a busy CI machine gets "warning: other tasks waited for a CPU ..."); progress lines go.

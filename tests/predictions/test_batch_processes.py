@@ -7,6 +7,9 @@ import json
 import textwrap
 import threading
 import time
+from pathlib import Path
+
+import pytest
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler import entry as entry_mod
@@ -65,6 +68,38 @@ def run(tmp_path, guard: str = "", config: ProfileConfig = CONFIG):
     return report, calls
 
 
+class Plain:
+    """One profile of the unguarded entry point, shared by the tests that read it (each profile forks a measurer
+    per batch size): under a process marker, with an unfinished line printed at import and half a second of
+    warm-up, so one run serves the tests of which process ran what, that nothing is left behind, that the line
+    shows once and that a fresh process warms up as long as the headline did."""
+
+    def __init__(self, folder: Path, marker: str) -> None:
+        self.marker = marker
+        entry = folder / "entry.py"
+        log = folder / "calls.jsonl"
+        # The run child's stdout is line-buffered: an unfinished line printed at import sits in its buffer when
+        # the spawner is forked, and every measurer would print it again when it flushes on its way out.
+        entry.write_text(ENTRY.format(log=str(log), guard="").replace(
+            '_log("import")', '_log("import")\nprint("PARTIAL-LINE", end="")'))
+        self.logs: list[str] = []
+        # Everything is cold in a fresh process, as it was for the headline at b: its warm-up (``warmup_s``) is
+        # the batch's too.  Half a second of iterations of a fraction of a millisecond: with a few warm-up
+        # iterations only, a measurer would be done in milliseconds.
+        self.report = profile_once(str(entry), str(folder), CONFIG.replace(warmup_s=0.5),
+                                   on_event=lambda event: self.logs.append(event.text)
+                                   if isinstance(event, p.RunLog) else None)
+        self.calls = [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory) -> Plain:
+    marker = new_marker()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SKYLINE_TEST_MARKER", marker)
+        return Plain(tmp_path_factory.mktemp("plain"), marker)
+
+
 def batches_by_pid(calls) -> dict[int, set[int]]:
     ran: dict[int, set[int]] = {}
     for call in calls:
@@ -73,8 +108,8 @@ def batches_by_pid(calls) -> dict[int, set[int]]:
     return ran
 
 
-def test_each_sampled_batch_runs_alone_in_a_process_that_built_its_own_model(tmp_path):
-    report, calls = run(tmp_path)
+def test_each_sampled_batch_runs_alone_in_a_process_that_built_its_own_model(plain):
+    report, calls = plain.report, plain.calls
     assert report.error is None, report.error
     sampled = {s.batch_size for s in report.predictions.samples}
     assert {16, 32, 4} <= sampled  # 2b, 4b, b/2 (b = 8)
@@ -135,29 +170,19 @@ def test_when_the_spawner_dies_the_predictions_carry_on_in_the_run_child(tmp_pat
     assert {16, 32, 4} <= {s.batch_size for s in report.predictions.samples}
 
 
-def test_the_measuring_processes_are_gone_when_the_run_ends(tmp_path, monkeypatch):
-    marker = new_marker()
-    monkeypatch.setenv("SKYLINE_TEST_MARKER", marker)
-    report, calls = run(tmp_path)
-    assert report.error is None
-    assert len(batches_by_pid(calls)) >= 4  # the run child and a measurer per sampled batch
+def test_the_measuring_processes_are_gone_when_the_run_ends(plain):
+    assert plain.report.error is None
+    assert len(batches_by_pid(plain.calls)) >= 4  # the run child and a measurer per sampled batch
     deadline = time.monotonic() + 10.0
-    while processes_with_marker(marker) and time.monotonic() < deadline:
+    while processes_with_marker(plain.marker) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert processes_with_marker(marker) == []
+    assert processes_with_marker(plain.marker) == []
 
 
-def test_what_the_module_printed_before_the_fork_shows_once(tmp_path):
-    # The run child's stdout is line-buffered: an unfinished line printed at import sits in its buffer when the
-    # spawner is forked, and every measurer would print it again when it flushes on its way out.
-    entry = tmp_path / "entry.py"
-    entry.write_text(ENTRY.format(log=str(tmp_path / "calls.jsonl"), guard="").replace(
-        '_log("import")', '_log("import")\nprint("PARTIAL-LINE", end="")'))
-    logs: list[str] = []
-    report = profile_once(str(entry), str(tmp_path), CONFIG,
-                          on_event=lambda event: logs.append(event.text) if isinstance(event, p.RunLog) else None)
-    assert report.error is None, report.error
-    assert "".join(logs).count("PARTIAL-LINE") == 1, logs
+def test_what_the_module_printed_before_the_fork_shows_once(plain):
+    # (The unfinished line is printed at import: see Plain.)
+    assert plain.report.error is None, plain.report.error
+    assert "".join(plain.logs).count("PARTIAL-LINE") == 1, plain.logs
 
 
 def test_not_started_where_forking_is_not_safe(tmp_path):
@@ -176,11 +201,9 @@ def test_not_started_where_forking_is_not_safe(tmp_path):
         other.join()
 
 
-def test_a_fresh_process_warms_up_as_long_as_the_headline_did_before_it_is_timed(tmp_path):
-    # Everything is cold in a fresh process, as it was for the headline at b: its warm-up (``warmup_s``) is
-    # the batch's too.  Here half a second of iterations of a fraction of a millisecond: with a few
-    # warm-up iterations only, a measurer would be done in milliseconds.
-    report, calls = run(tmp_path, config=CONFIG.replace(warmup_s=0.5))
+def test_a_fresh_process_warms_up_as_long_as_the_headline_did_before_it_is_timed(plain):
+    # (The run's warm-up is half a second: see Plain.)
+    report, calls = plain.report, plain.calls
     assert report.error is None, report.error
     run_child = next(call["pid"] for call in calls if call["what"] == "import")
     spans = {}
