@@ -11,10 +11,8 @@ import pytest
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.worker import protocol as p
-from skyline_tui.worker.client import WorkerClient
 
 from ..conftest import FIXTURES, TINY_ENTRY
-from ..processes import new_marker, processes_with_marker
 
 FAULTS = FIXTURES / "faults"
 QUICK = ProfileConfig.quick(breakdown=False, memory=False, predictions=False, health=False)
@@ -40,16 +38,6 @@ class Recorder:
         return self.until(lambda e: isinstance(e, p.RunReport) and e.final and e.run_id == run_id, timeout)
 
 
-@pytest.fixture
-def worker(monkeypatch):
-    marker = new_marker()
-    monkeypatch.setenv("SKYLINE_TEST_MARKER", marker)
-    recorder = Recorder()
-    client = WorkerClient(recorder)
-    client.start()
-    yield client, recorder
-    client.close()
-    assert processes_with_marker(marker) == [], "the worker left processes behind"
 
 
 def test_messages_round_trip_through_the_line_protocol():

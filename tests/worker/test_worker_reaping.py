@@ -12,16 +12,12 @@ from __future__ import annotations
 import os
 import time
 
-import pytest
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.lifetime import MEASURER_NAME
 from skyline_tui.worker import protocol as p
-from skyline_tui.worker.client import WorkerClient
 
 from ..conftest import FIXTURES
-from ..processes import new_marker, processes_with_marker
-from .test_worker import Recorder
 
 # The predictions on, the other phases off: the run reaches a batch size measured in a process of its own, where
 # hangs_above.py loops for ever, so each run is cancelled with its whole tree alive.  A budget that a loaded
@@ -86,16 +82,6 @@ def measuring_run(worker_pid: int) -> int:
     raise AssertionError(f"no batch size was measured in a process of its own: {descendants(worker_pid)}")
 
 
-@pytest.fixture
-def worker(monkeypatch):
-    marker = new_marker()
-    monkeypatch.setenv("SKYLINE_TEST_MARKER", marker)
-    recorder = Recorder()
-    client = WorkerClient(recorder)
-    client.start()
-    yield client, recorder
-    client.close()
-    assert processes_with_marker(marker) == [], "the worker left processes behind"
 
 
 def test_a_cancelled_run_s_whole_process_tree_is_reaped_before_its_cancel_is_reported(worker):

@@ -166,11 +166,7 @@ class MainView(Horizontal):
 
     def show_error_line(self, error: Optional[ErrorInfo]) -> None:
         """Open the error's file at its line (nothing to do for an error without one)."""
-        if error is None or error.file is None:
-            return
-        source = self.query_one(SourceView)
-        source.show_file(self.project_root / error.file, error.file, error.line)
-        source.set_error_line(error.line)
+        self.query_one(SourceView).show_error(self.project_root, error)
 
     def toggle_health(self) -> None:
         """The Health pane takes the run-time table's place (it shows each module's share of the time)."""

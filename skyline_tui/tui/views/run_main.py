@@ -91,8 +91,5 @@ class RunMainView(Horizontal):
         source.set_marked({line} if line else set())
 
     def show_error_line(self, error: Optional[ErrorInfo]) -> None:
-        if error is None or error.file is None:
-            return
-        source = self.query_one(SourceView)
-        source.show_file(self.project_root / error.file, error.file, error.line)
-        source.set_error_line(error.line)
+        """Open the error's file at its line (nothing to do for an error without one)."""
+        self.query_one(SourceView).show_error(self.project_root, error)

@@ -24,6 +24,8 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from skyline_tui.report import ErrorInfo
+
 # Token families we colour, most specific first; each is a component class ("source--<name>").
 _TOKEN_CLASSES = (
     (Comment, "comment"),
@@ -202,6 +204,14 @@ class SourceView(ScrollView, can_focus=True):
     def set_error_line(self, line: Optional[int]) -> None:
         self._error_line = line
         self.refresh()
+
+    def show_error(self, root: Path, error: Optional[ErrorInfo]) -> None:
+        """Open the error's file (relative to the project ``root``) at its line, marked; nothing to do for an
+        error without a file.  The profile app's and the run view's error key both land here."""
+        if error is None or error.file is None:
+            return
+        self.show_file(root / error.file, error.file, error.line)
+        self.set_error_line(error.line)
 
     @property
     def line_count(self) -> int:
