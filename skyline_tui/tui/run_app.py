@@ -93,14 +93,14 @@ class RunApp(App[int]):
     ]
 
     def __init__(self, script: str, shown: str, project_root: Path, supervisor: Supervisor, *,
-                 health_every: Optional[int] = None, host_ram_bytes: Optional[int] = None,
+                 health_schedule: Optional[str] = None, host_ram_bytes: Optional[int] = None,
                  gpu_total: Optional[Callable[[], Optional[int]]] = None) -> None:
         super().__init__()
         self.script = script  # the file shown in the source pane (None for -m)
         self.project_root = project_root
         self.sub_title = shown
         self.view = transitions.capacity_read(RunView(script=shown), host_ram_bytes, None)
-        self.health_every = health_every
+        self.health_schedule = health_schedule  # None: health off
         self._supervisor = supervisor
         self._gpu_total = gpu_total
         self._buffer = RunEventBuffer(self.post_message)
@@ -187,7 +187,7 @@ class RunApp(App[int]):
         self._render()
 
     def _render(self) -> None:
-        self.query_one(RunMainView).show(self.view, self.health_every)
+        self.query_one(RunMainView).show(self.view, self.health_schedule)
         self.query_one(RunStatus).show(status_text(self.view), self.view.phase == ENDED)
 
     # ---- actions --------------------------------------------------------------------------------------

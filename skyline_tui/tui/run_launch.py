@@ -52,7 +52,16 @@ def build_app(args: argparse.Namespace, notes: io.StringIO) -> RunApp:
     target = command.target_of(args)
     root = Path(command.project_root_of(target))
     return RunApp(target.script or "", target.shown, root, supervisor_for(args, notes),
-                  health_every=args.health_every, host_ram_bytes=host_ram_bytes(), gpu_total=gpu_total_bytes)
+                  health_schedule=health_schedule(args), host_ram_bytes=host_ram_bytes(), gpu_total=gpu_total_bytes)
+
+
+def health_schedule(args: argparse.Namespace) -> Optional[str]:
+    """How often per-layer health is sampled, in words for the layers pane; None: not at all (--no-health)."""
+    if args.no_health:
+        return None
+    if args.health_every:
+        return "every step" if args.health_every == 1 else f"every {args.health_every} steps"
+    return "as often as 5 % of the run allows"  # run/health_budget.py's default
 
 
 def run_live(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

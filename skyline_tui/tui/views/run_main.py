@@ -47,7 +47,7 @@ class RunMainView(Horizontal):
     def on_mount(self) -> None:
         self.query_one(LogPane).border_title = "Output of your script"
 
-    def show(self, view: RunView, health_every: Optional[int]) -> None:
+    def show(self, view: RunView, health_schedule: Optional[str]) -> None:
         with self.app.batch_update():
             figures = step_figures(view)
             self.query_one(StepsPane).show(
@@ -64,17 +64,14 @@ class RunMainView(Horizontal):
             key = (view.health_samples, view.non_finite, view.located)
             if key != self._layers_key:
                 self._layers_key = key
-                self._show_layers(view, health_every)
+                self._show_layers(view, health_schedule)
 
-    def _show_layers(self, view: RunView, health_every: Optional[int]) -> None:
+    def _show_layers(self, view: RunView, health_schedule: Optional[str]) -> None:
         pane = self.query_one(HealthPane)
         where = view.located.where if view.located is not None else None
         rows = layer_rows(view)
-        if health_every is None:
-            pane.border_title = "Layers · not sampled (--health-every N)"
-        else:
-            pane.border_title = "Layers · health every " + ("step" if health_every == 1 else f"{health_every} steps")
-        pane.show(rows if rows or health_every is not None else None, non_finite_text(view),
+        pane.border_title = f"Layers · health {health_schedule or 'off (--no-health)'}"
+        pane.show(rows if rows or health_schedule is not None else None, non_finite_text(view),
                   (where.file, where.line) if where is not None else (None, None))
 
     # ---- the source pane ------------------------------------------------------------------------------
