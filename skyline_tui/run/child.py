@@ -83,7 +83,7 @@ def _torch_imported(state: ChildState) -> None:
 
         hooks = RunHooks(state.sender.send, state.started, samples_per_step=state.config.get("samples_per_step"),
                          health_every=state.config.get("health_every"), root=state.config.get("root"),
-                         send_line=state.sender.send_line, health_budget=state.config.get("health_budget"))
+                         send_step=state.sender.send_step, health_budget=state.config.get("health_budget"))
         hooks.install()
         state.hooks = hooks
         state.sender.send(ev.TorchSeen(torch_version=torch.__version__.split("+")[0], cuda=torch.cuda.is_available()))

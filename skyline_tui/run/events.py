@@ -12,8 +12,11 @@ measured"; a loss that was not finite is ``None`` in ``losses`` and counted in `
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
+import math
+from array import array
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
@@ -178,7 +181,7 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
               evaluation_ms: float, other_ms: float, samples: Optional[int], losses: Any, non_finite_losses: int,
               allocated_bytes: Optional[int], reserved_bytes: Optional[int], peak_allocated_bytes: Optional[int],
               rss_bytes: Optional[int], health_sampled: bool) -> bytes:
-    """A ``Step`` event's line straight from its values, the hot path of the script's process (once a step): no
+    """A ``Step`` event's line straight from its values (the launcher writes one per step to ``--events``): no
     dataclass, no dict, no reflection.  Times are finite floats; a loss that was not finite comes as None."""
     return (f'{{"type":"step","index":{index},"end_s":{end_s!r},"wall_ms":{wall_ms!r},"forward_ms":{forward_ms!r},'
             f'"backward_ms":{backward_ms!r},"optimizer_ms":{optimizer_ms!r},"evaluation_ms":{evaluation_ms!r},'
@@ -189,11 +192,62 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
             ).encode()
 
 
+# Steps cross the pipe packed: the script's process appends each step's numbers to an array of doubles (no
+# formatting in the training loop) and sends the array, base64, as one ``steps`` line at each flush; the launcher
+# unpacks them into ``Step`` events.  A record: these fields in order (None as NaN: every value that is not
+# finite is sent as None), then the losses' count and the losses.
+PACKED_STEP_FIELDS = ("index", "end_s", "wall_ms", "forward_ms", "backward_ms", "optimizer_ms", "evaluation_ms",
+                      "other_ms", "samples", "non_finite_losses", "allocated_bytes", "reserved_bytes",
+                      "peak_allocated_bytes", "rss_bytes", "health_sampled")
+_INTS = frozenset({"index", "samples", "non_finite_losses", "allocated_bytes", "reserved_bytes",
+                   "peak_allocated_bytes", "rss_bytes"})
+_NAN = float("nan")
+
+
+def steps_line(packed: bytes) -> bytes:
+    """One ``steps`` line from the packed records of several steps (native doubles: the pipe never leaves the
+    machine)."""
+    return b'{"type":"steps","packed":"' + base64.b64encode(packed) + b'"}\n'
+
+
+def unpack_steps(payload: dict[str, Any]) -> list[Step]:
+    values = array("d")
+    values.frombytes(base64.b64decode(payload["packed"], validate=True))
+    steps, at, fixed = [], 0, len(PACKED_STEP_FIELDS)
+    while at < len(values):
+        record = values[at:at + fixed]
+        count = int(values[at + fixed])
+        losses = tuple(None if math.isnan(v) else v for v in values[at + fixed + 1:at + fixed + 1 + count])
+        at += fixed + 1 + count
+        if len(record) < fixed or len(losses) < count:
+            raise ValueError("a packed step record was cut short")
+        fields: dict[str, Any] = {}
+        for name, value in zip(PACKED_STEP_FIELDS, record):
+            fields[name] = None if math.isnan(value) else int(value) if name in _INTS else value
+        fields["health_sampled"] = bool(fields["health_sampled"])
+        steps.append(Step(losses=losses, **fields))
+    return steps
+
+
+def none_as_nan(value: Optional[float]) -> float:
+    return _NAN if value is None else value
+
+
 def metrics_line(steps: list[int], names: list[str], values: list[Optional[float]]) -> bytes:
     """A ``Metrics`` event's line from plain lists (track.log's batches, up to a thousand records): the C JSON
     encoder over lists, no dataclass reflection per record."""
     return (json.dumps({"type": "metrics", "steps": steps, "names": names, "values": values},
                        separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+
+
+def decode_all(line: Union[bytes, bytearray, str]) -> list[Event]:
+    """The events of one line: one, or a ``steps`` line's several."""
+    if line[:16] in (b'{"type":"steps",', '{"type":"steps",'):
+        try:
+            return list(unpack_steps(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReportFormatError(f"malformed run event: {exc}") from None
+    return [decode(line)]
 
 
 def decode(line: Union[bytes, bytearray, str]) -> Event:

@@ -36,18 +36,23 @@ from torch.nn.modules import module as nn_module
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from skyline_tui.run import events as ev
+from skyline_tui.run.channel import current_pid
 from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
 from skyline_tui.run.readings import MemoryReader, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
+
+NAN = float("nan")
+nan_for_none = ev.none_as_nan
+
 
 class RunHooks:
     """The step engine fed by torch's hooks; closed steps go to ``send`` as ``Step`` events."""
 
     def __init__(self, send: Callable[[Any], None], started: float, samples_per_step: Optional[int] = None,
                  health_every: Optional[int] = None, root: Optional[str] = None,
-                 send_line: Optional[Callable[[bytes, float], None]] = None, health_budget: Optional[float] = None):
+                 send_step: Optional[Callable[[Any, float], None]] = None, health_budget: Optional[float] = None):
         self._send = send
-        self._send_line = send_line or (lambda line, now: None)
+        self._send_step = send_step or (lambda record, now: None)
         self._health_every = health_every  # fixed by --health-every N, else ...
         self._health_budget = health_budget  # ... as often as this share of the run's time allows; both None: off
         self._schedule: Optional[EveryN | WithinBudget] = None
@@ -63,6 +68,7 @@ class RunHooks:
         self.engine = StepEngine(self._closed)
         self.memory = MemoryReader()
         self._waiting: deque[Segment] = deque()  # closed, their CUDA losses not yet read
+        self._cuda_losses = 0  # pending reads noted, not yet sent (in the open step or in ``_waiting``)
         self._pending_events: list[Any] = []
         self._handles: list[Any] = []
         self._global_forward: list[Any] = []
@@ -117,7 +123,7 @@ class RunHooks:
             def step(scaler: Any, optimizer: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
                 before = engine.optimizer_steps
                 result = original(scaler, optimizer, *args, **kwargs)
-                if engine.optimizer_steps == before and os.getpid() == self._pid:  # skipped
+                if engine.optimizer_steps == before and current_pid() == self._pid:  # skipped
                     self._optimizer_pre(optimizer, args, kwargs)
                     self._optimizer_post(optimizer, args, kwargs)
                 return result
@@ -150,7 +156,7 @@ class RunHooks:
         def wrap(original: Callable[..., Any], losses_of: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(original)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if hooks._in_backward or os.getpid() != hooks._pid:
+                if hooks._in_backward or current_pid() != hooks._pid:
                     return original(*args, **kwargs)
                 hooks._in_backward = True
                 try:
@@ -183,6 +189,7 @@ class RunHooks:
                 self._scaled = None
             loss = read_loss(tensor)
             if loss is not None:
+                self._cuda_losses += isinstance(loss, PendingLoss)
                 self.engine.note_loss(loss)
 
     # --- optimizer ---------------------------------------------------------------------------------
@@ -223,7 +230,7 @@ class RunHooks:
         self._depth = max(0, self._depth - 1)
 
     def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> None:
-        if os.getpid() != self._pid:
+        if current_pid() != self._pid:
             self._outer_phase.append("")
             return
         phase = FORWARD if torch.is_grad_enabled() else EVALUATION
@@ -310,29 +317,41 @@ class RunHooks:
                   file=sys.stderr)
 
     def _send_ready(self, wait: bool) -> None:
+        waiting = self._waiting
+        if len(waiting) == 1 and not self._pending_events and not self._cuda_losses:
+            segment = waiting.popleft()  # the hot path: one step, its losses read on the CPU, nothing else to send
+            self._send_step(self._step_record(segment), segment.end)
+            return
         while self._waiting:
             segment = self._waiting[0]
             if not wait and not all(not isinstance(loss, PendingLoss) or loss.ready() for loss in segment.losses):
                 return
             self._waiting.popleft()
-            self._send_line(self._step_line(segment), segment.end)
+            self._send_step(self._step_record(segment), segment.end)
+            self._cuda_losses -= sum(isinstance(loss, PendingLoss) for loss in segment.losses)
             for event in self._pending_events:
                 self._send(event)
             self._pending_events = []
 
-    def _step_line(self, segment: Segment) -> bytes:
+    def _step_record(self, segment: Segment) -> tuple[float, ...]:
+        """The step's numbers in ``events.PACKED_STEP_FIELDS`` order, then its losses' count and losses."""
         self.emitted += 1
-        losses = [loss.value() if isinstance(loss, PendingLoss) else loss for loss in segment.losses]
-        finite = [v if v is not None and math.isfinite(v) else None for v in losses]
-        bad = sum(1 for v in losses if v is not None and not math.isfinite(v))
+        finite, bad = [], 0
+        for loss in segment.losses:
+            value = loss.value() if isinstance(loss, PendingLoss) else loss
+            if value is not None and not math.isfinite(value):
+                bad += 1
+                value = None
+            finite.append(NAN if value is None else value)
         seconds = segment.seconds
         wall = segment.end - segment.start
-        allocated = reserved = peak = rss = None
+        allocated = reserved = peak = rss = NAN
         if self.memory.due(segment.end):
-            allocated, reserved, peak = self.memory.cuda()
-            rss = self.memory.rss()
-            if peak is not None and reserved is not None:
-                self.peaks = [max(self.peaks[0], peak), max(self.peaks[1], reserved)]
+            cuda = self.memory.cuda()
+            rss = nan_for_none(self.memory.rss())
+            if cuda[0] is not None:
+                allocated, reserved, peak = cuda  # type: ignore[assignment]
+                self.peaks = [max(self.peaks[0], int(peak)), max(self.peaks[1], int(reserved))]
         if bad and not self._loss_non_finite_said:
             self._loss_non_finite_said = True
             hint = "" if self._health_every == 1 else " (--health-every 1 locates the layer)"
@@ -342,9 +361,9 @@ class RunHooks:
         optimizer, evaluation = seconds[OPTIMIZER] * 1e3, seconds[EVALUATION] * 1e3
         wall_ms = wall * 1e3
         other = max(0.0, wall_ms - forward - backward - optimizer - evaluation)
-        return ev.step_line(self.emitted, round(segment.end - self._started, 6), wall_ms, forward, backward, optimizer,
-                            evaluation, other, segment.samples, finite, bad, allocated, reserved, peak, rss,
-                            segment.health)
+        return (self.emitted, round(segment.end - self._started, 6), wall_ms, forward, backward, optimizer,
+                evaluation, other, nan_for_none(segment.samples), bad, allocated, reserved, peak, rss,
+                1.0 if segment.health else 0.0, len(finite), *finite)
 
     def finish(self) -> None:
         """The script is over: close what can be closed and send every step still waiting for its loss."""

@@ -146,11 +146,12 @@ def _deliver(line: Union[bytes, bytearray], on_event: EventSink) -> None:
     if not line.strip():
         return
     try:
-        event = ev.decode(line)
+        events = ev.decode_all(line)
     except ReportFormatError as exc:  # a line cut by a signal: one event lost, not the run
         print(f"skyline-tui: warning: an event from the run could not be read ({exc})", file=sys.stderr)
         return
-    on_event(event)
+    for event in events:
+        on_event(event)
 
 
 class SignalForwarder(threading.Thread):

@@ -47,6 +47,8 @@ def read_loss(tensor: Any) -> Any:
 
 def first_batch_tensor(args: Any, kwargs: Optional[dict[str, Any]]) -> Optional[tuple[str, torch.Tensor]]:
     """The first tensor with a leading dimension among the arguments, and where it was (``args[0]``)."""
+    if args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 1:
+        return "args[0]", args[0]  # the usual case, once a step: no search
     def search(value: Any, where: str, depth: int) -> Optional[tuple[str, torch.Tensor]]:
         if isinstance(value, torch.Tensor):
             return (where, value) if value.dim() >= 1 else None

@@ -131,12 +131,12 @@ class StepEngine:
 
     def optimizer_stepped(self, key: int) -> None:
         now = self._clock()
-        if self._segment is not None:  # where a tentative boundary would go
-            self._last_end = (now, dict(self._segment.seconds), len(self._segment.losses), self._segment.samples)
         self._ever.add(key)
         self._dropped.discard(key)
         self._round.add(key)
-        self._close_round_if_complete(now)
+        if not self._close_round_if_complete(now) and self._segment is not None:
+            # Where a tentative boundary would go (the round is open: this optimizer may step again first).
+            self._last_end = (now, dict(self._segment.seconds), len(self._segment.losses), self._segment.samples)
 
     def note_samples(self, samples: int) -> None:
         if self._segment is not None and self._segment.samples is None:
@@ -197,9 +197,9 @@ class StepEngine:
                 self.evaluation_seconds += now - self._mark
         self._mark = now
 
-    def _close_round_if_complete(self, now: float) -> None:
+    def _close_round_if_complete(self, now: float) -> bool:
         if self._segment is None or not self._round or not self._waited_for() <= self._round:
-            return
+            return False
         step = self._cut(now)
         for earlier in reversed(self._tentative):
             earlier.absorb(step)
@@ -207,6 +207,7 @@ class StepEngine:
         self._tentative = []
         self._round = set()
         self._emit(step)
+        return True
 
     def _cut_at_last_optimizer_end(self) -> Segment:
         """End the open segment where its last optimizer step ended; what came after moves to the next."""

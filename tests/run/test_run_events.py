@@ -59,6 +59,46 @@ def test_every_event_survives_its_json_line():
     assert ev.decode(ev.encode(dataclasses.replace(step, samples=64))).samples == 64
 
 
+def test_steps_packed_by_the_script_side_arrive_as_the_steps_it_closed():
+    """The hot path: records packed in the script's process, one ``steps`` line, unpacked by the launcher."""
+    import os
+
+    from skyline_tui.run.channel import Sender
+
+    read_end, write_end = os.pipe()
+    sender = Sender(write_end)
+    nan = float("nan")
+    # index, end_s, wall, forward, backward, optimizer, evaluation, other, samples, non-finite, allocated,
+    # reserved, peak, rss, health; the losses' count; the losses (a GAN's two, one of them not finite).
+    sender.send_step((1, 0.25, 10.5, 1.0, 2.0, 3.0, 0.0, 4.5, 64, 0, nan, nan, nan, 4096, 0.0, 1, 2.5), 0.0)
+    sender.send_step((2, 0.5, 12.0, 1.5, 2.5, 3.5, 0.5, 4.0, nan, 1, 2**40, 2**41, 2**40 + 7, nan, 1.0, 2, 0.75,
+                      nan), 0.01)
+    sender.send_step((3, 0.75, 9.0, 1.0, 1.0, 1.0, 0.0, 6.0, 32, 0, nan, nan, nan, nan, 0.0, 0), 0.02)
+    sender.close()
+    with os.fdopen(read_end, "rb") as pipe:
+        lines = pipe.read().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(b'{"type":"steps",')
+    assert ev.decode_all(lines[0]) == [
+        ev.Step(index=1, end_s=0.25, wall_ms=10.5, forward_ms=1.0, backward_ms=2.0, optimizer_ms=3.0,
+                evaluation_ms=0.0, other_ms=4.5, samples=64, losses=(2.5,), non_finite_losses=0, rss_bytes=4096),
+        ev.Step(index=2, end_s=0.5, wall_ms=12.0, forward_ms=1.5, backward_ms=2.5, optimizer_ms=3.5,
+                evaluation_ms=0.5, other_ms=4.0, samples=None, losses=(0.75, None), non_finite_losses=1,
+                allocated_bytes=1099511627776, reserved_bytes=2199023255552, peak_allocated_bytes=1099511627783,
+                health_sampled=True),
+        ev.Step(index=3, end_s=0.75, wall_ms=9.0, forward_ms=1.0, backward_ms=1.0, optimizer_ms=1.0,
+                evaluation_ms=0.0, other_ms=6.0, samples=32, losses=()),
+    ]
+    assert [type(step.index) for step in ev.decode_all(lines[0])] == [int, int, int]  # 64.0 == 64: say it
+    assert type(ev.decode_all(lines[0])[1].allocated_bytes) is int
+    cut = lines[0][:40] + b'"}'
+    try:
+        ev.decode_all(cut)
+    except ev.ReportFormatError:
+        pass
+    else:
+        raise AssertionError("a cut steps line must not decode")
+
+
 def test_the_launcher_side_imports_neither_torch_nor_a_ui_library(tmp_path):
     import subprocess
     import sys
