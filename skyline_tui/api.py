@@ -12,7 +12,8 @@ import os
 from typing import Optional, Sequence
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.headless import prepare_run_checks, profile_headless, trace_path
+from skyline_tui.headless import history_to_read, prepare_run_checks, profile_headless, trace_path
+from skyline_tui.history.lookup import with_learned_drift
 from skyline_tui.report import Report
 
 
@@ -39,7 +40,8 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
             changes[name] = value
     if trace is not None:
         changes["trace_path"] = trace_path(trace)
-    run_config = (config or ProfileConfig()).replace(**changes)
+    run_config = with_learned_drift((config or ProfileConfig()).replace(**changes),
+                                    history_to_read(os.fspath(entry), root), os.fspath(entry))
     checks = prepare_run_checks(os.fspath(entry), root, run_config, budgets, baseline, max_regression_pct)
     return checks.apply(profile_headless(os.fspath(entry), root, run_config))
 

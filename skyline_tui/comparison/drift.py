@@ -22,6 +22,9 @@ from skyline_tui.comparison.rule import UNKNOWN_DRIFT_RATIO, Drift
 
 Row = Mapping[str, Any]
 DRIFT_WINDOW = 1000  # the newest runs of the store the drift is learned from
+# Config keys that say how a run is judged, not how its code runs: two runs that differ only there ran the same
+# way (ProfileConfig.drift_sigma is this very drift, as learned before the run).
+JUDGING_ONLY = frozenset({"drift_sigma", "drift_device"})
 
 
 class RunsSource(Protocol):
@@ -36,6 +39,8 @@ def identity(row: Row) -> tuple[Any, ...] | None:
     if not row.get("source_hash"):
         return None
     config = row.get("config")
+    if isinstance(config, Mapping):
+        config = {key: value for key, value in config.items() if key not in JUDGING_ONLY}
     return (row.get("kind") or "profile", row.get("source_hash"), json.dumps(config, sort_keys=True, default=str),
             row.get("batch_size"), json.dumps(row.get("argv")))
 
@@ -81,10 +86,20 @@ def drift_between(history: RunsSource, a_id: int | None, b_id: int | None) -> Dr
     known = b or a
     if known is None:
         return Drift(sigma=None)
-    learned = learn_drift((row for row in rows if row["entry_point"] == known["entry_point"]), known.get("device"))
+    learned = _learned(rows, known["entry_point"], known.get("device"))
     if a is not None and b is not None and same_source(a, b):
         return Drift(learned.sigma, learned.runs, learned.groups, same_source=True)
     return learned
+
+
+def drift_before(history: RunsSource, entry_point: str, device: str | None) -> Drift:
+    """The drift a run of ``entry_point`` (as the store keeps it: absolute) about to start on ``device`` will
+    be judged with: learned as :func:`drift_between` learns it, from the same newest runs."""
+    return _learned(history.runs(None, limit=DRIFT_WINDOW), entry_point, device)
+
+
+def _learned(rows: Iterable[Row], entry_point: str, device: str | None) -> Drift:
+    return learn_drift((row for row in rows if row["entry_point"] == entry_point), device)
 
 
 def describe(drift: Drift) -> str:
