@@ -71,7 +71,6 @@ class SweepCommand(Command):
         import sys
 
         from skyline_tui.history import resolve_history_path
-        from skyline_tui.history.lookup import with_learned_drift
         from skyline_tui.project import entry_problem, project_root
         from skyline_tui.sweep.backend import BackendError, backend_named
         from skyline_tui.sweep.results import make_trials
@@ -102,13 +101,10 @@ class SweepCommand(Command):
         except BackendError as exc:
             print(f"skyline-tui sweep: {exc}", file=err)
             return EXIT_USAGE
-        root = project_root(args.entry, args.root)
-        # The drift the store learned for the entry (read even with --no-history, which only stops recording).
-        base = with_learned_drift(trial_config(args), resolve_history_path(args.history, False, root), args.entry)
-        sweep_id = new_sweep_id()
+        base, sweep_id = trial_config(args), new_sweep_id()
         # The store the entry's --json runs and the app record into: `skyline-tui history` lists the trials
         # with them.
-        store = resolve_history_path(args.history, args.no_history, root)
+        store = resolve_history_path(args.history, args.no_history, project_root(args.entry, args.root))
         return run_sweep(args.entry, args.root, make_trials(spec.trials(), base), backend, sweep_id=sweep_id,
                          sink=trial_recorder(store, base, sweep_id), quiet=args.quiet, json_destination=args.json)
 

@@ -1,13 +1,16 @@
 """The drift between processes, learned from the history store: repeated runs of identical source.
 
 Two runs of one entry point on one machine (the ``device`` the store names) with the same ``source_hash``,
-config and batch size (training runs: the same script, ``argv`` and ``source_hash``; their median step stands
-for the iteration) ran the same code the same way: what separates their times is this machine's run-to-run
-noise.  Over every such group of the entry's runs, each run's time relative to its
+config (less :data:`JUDGING_ONLY`) and batch size (training runs: the same script, ``argv`` and ``source_hash``;
+their median step stands for the iteration) ran the same code the same way: what separates their times is this
+machine's run-to-run noise.  Over every such group of the entry's runs, each run's time relative to its
 group's mean, pooled (``Σ (ms/mean − 1)² / Σ (n − 1)``), is the drift's variance: :class:`Drift` ``.sigma``
 is its square root.  Unknown until some source has run twice.
 
-Pure over the store's run rows (``History.runs()`` dicts): the store itself stays in ``history/``.
+A profile about to start is judged with :func:`drift_before` (the front doors look it up through
+``history.lookup.with_learned_drift`` and pass it in ``ProfileConfig.drift_sigma``: the batch-size predictions
+measure each batch in a process of its own on CPU).  Pure over the store's run rows (``History.runs()`` dicts):
+the store itself stays in ``history/``.
 """
 
 from __future__ import annotations
