@@ -30,7 +30,9 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
     ``report.budgets``), ``baseline``/``max_regression_pct`` are ``--baseline``/``--max-regression`` (a report file or a
     history run id)
     (``report.baseline``), ``trace`` is ``--trace``.  ``config`` starts from a given
-    :class:`~skyline_tui.config.ProfileConfig` (e.g. ``ProfileConfig.quick()``) instead of the defaults.
+    :class:`~skyline_tui.config.ProfileConfig` (e.g. ``ProfileConfig.quick()``) instead of the defaults.  The
+    predictions judge their points with the drift between processes the history store (``$SKYLINE_TUI_HISTORY``,
+    else the project's) learned for ``entry`` on this machine, as ``--json`` does; nothing is recorded there.
     Raises ``ValueError`` for an unreadable budget or baseline; never for a failure of the profiled code.
     """
     changes: dict[str, object] = {"breakdown": breakdown, "memory": memory, "predictions": predictions}
