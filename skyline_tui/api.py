@@ -12,7 +12,8 @@ import os
 from typing import Optional, Sequence
 
 from skyline_tui.config import ProfileConfig
-from skyline_tui.headless import prepare_run_checks, profile_headless, trace_path
+from skyline_tui.headless import history_to_read, prepare_run_checks, profile_headless, trace_path
+from skyline_tui.history.lookup import with_learned_drift
 from skyline_tui.report import Report
 
 
@@ -29,7 +30,9 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
     ``report.budgets``), ``baseline``/``max_regression_pct`` are ``--baseline``/``--max-regression`` (a report file or a
     history run id)
     (``report.baseline``), ``trace`` is ``--trace``.  ``config`` starts from a given
-    :class:`~skyline_tui.config.ProfileConfig` (e.g. ``ProfileConfig.quick()``) instead of the defaults.
+    :class:`~skyline_tui.config.ProfileConfig` (e.g. ``ProfileConfig.quick()``) instead of the defaults.  The
+    predictions judge their points with the drift between processes the history store (``$SKYLINE_TUI_HISTORY``,
+    else the project's) learned for ``entry`` on this machine, as ``--json`` does; nothing is recorded there.
     Raises ``ValueError`` for an unreadable budget or baseline; never for a failure of the profiled code.
     """
     changes: dict[str, object] = {"breakdown": breakdown, "memory": memory, "predictions": predictions}
@@ -39,7 +42,8 @@ def profile(entry: str | os.PathLike[str], batch_size: Optional[int] = None, *, 
             changes[name] = value
     if trace is not None:
         changes["trace_path"] = trace_path(trace)
-    run_config = (config or ProfileConfig()).replace(**changes)
+    run_config = with_learned_drift((config or ProfileConfig()).replace(**changes),
+                                    history_to_read(os.fspath(entry), root), os.fspath(entry))
     checks = prepare_run_checks(os.fspath(entry), root, run_config, budgets, baseline, max_regression_pct)
     return checks.apply(profile_headless(os.fspath(entry), root, run_config))
 

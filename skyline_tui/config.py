@@ -7,6 +7,7 @@ for more samples.  The config crosses the worker boundary as JSON, so it stays a
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -56,6 +57,14 @@ class ProfileConfig:
     predictions: bool = True
     predictions_budget_s: float = 8.0
     min_prediction_points: int = 3
+    # The drift between processes of identical code on this machine (the relative standard deviation of one
+    # run's time, skyline_tui.comparison.drift), as the history store learned it for this entry point on the
+    # CPU named ``drift_device``; a front door that reads the store fills both (skyline_tui.history.lookup.
+    # with_learned_drift).  The predictions judge the batch sizes measured each in a process of its own
+    # against it, on that CPU only; None: unknown (nothing learned, no store, another machine).  How to
+    # judge, not how the code runs: the drift's learning ignores it when it groups runs of one config.
+    drift_sigma: Optional[float] = None
+    drift_device: Optional[str] = None
 
     # Where the run child writes one profiled iteration as a Chrome trace (an absolute path), or None.
     trace_path: Optional[str] = None
@@ -66,6 +75,10 @@ class ProfileConfig:
     precision: str = "fp32"  # fp32 | bf16 | fp16: bf16/fp16 run the iteration under torch.autocast
     channels_last: bool = False  # the model and 4-D inputs in the channels-last memory format
     compile: bool = False  # torch.compile the model; the compile time is reported apart (Report.compile_ms)
+
+    def drift_sigma_on(self, device: Optional[str]) -> Optional[float]:
+        """``drift_sigma`` for a run on the device named ``device`` (``DeviceInfo.name``): None elsewhere."""
+        return self.drift_sigma if device is not None and device == self.drift_device else None
 
     def replace(self, **changes: Any) -> "ProfileConfig":
         return dataclasses.replace(self, **changes)
@@ -82,6 +95,8 @@ class ProfileConfig:
         config = cls(**data)
         if config.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (it is {config.precision!r})")
+        if config.drift_sigma is not None and not 0.0 <= config.drift_sigma < math.inf:
+            raise ValueError(f"drift_sigma must be a finite number >= 0 or null (it is {config.drift_sigma!r})")
         return config
 
     @classmethod

@@ -51,8 +51,9 @@ def prepare_run_checks(entry: str, root: Optional[str], config: ProfileConfig, b
 
 
 def history_to_read(entry: str, root: Optional[str], history: Optional[str] = None) -> Optional[Path]:
-    """Where ``--baseline RUN_ID`` looks: the store this run would record into (``--history``, else
-    $SKYLINE_TUI_HISTORY, else the project's); ``--no-history`` only stops the recording."""
+    """Where ``--baseline RUN_ID`` looks, and the drift the predictions are judged with
+    (:func:`~skyline_tui.history.lookup.with_learned_drift`): the store this run would record into
+    (``--history``, else $SKYLINE_TUI_HISTORY, else the project's); ``--no-history`` only stops the recording."""
     from skyline_tui.history import resolve_history_path
 
     return resolve_history_path(history, False, project_root(entry, root))

@@ -205,6 +205,11 @@ class Predictions:
     # run_time_ms fit, when it passes within their noise of every measured point (it then averages their
     # noise); "points", the measured points joined, when the curve bends away from any line.
     time_model: str = "line"
+    # The drift between processes (relative standard deviation, skyline_tui.comparison.rule.Drift.sigma) the points
+    # were judged with: 0 when every batch size was measured in one process; where each ran in a process of its
+    # own, what the history store had learned for this entry point on this machine, null when nothing was
+    # (a point under 2x off the line is then no bend), or in a report from before this field.
+    time_model_drift: Optional[float] = None
 
 
 # Health flags (HealthFlag.kind), each a sign that a layer is not learning.

@@ -89,9 +89,11 @@ class ProfileCommand(Command):
 
 def _headless(args: argparse.Namespace) -> int:
     from skyline_tui.checks import CheckError
-    from skyline_tui.headless import prepare_run_checks
+    from skyline_tui.headless import history_to_read, prepare_run_checks
+    from skyline_tui.history.lookup import with_learned_drift
 
-    config = config_from_args(args)
+    config = with_learned_drift(config_from_args(args), history_to_read(args.entry, args.root, args.history),
+                                args.entry)
     try:
         checks = prepare_run_checks(args.entry, args.root, config, args.fail_if, args.baseline,
                                     args.max_regression, history=args.history)

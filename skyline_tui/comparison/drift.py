@@ -1,13 +1,16 @@
 """The drift between processes, learned from the history store: repeated runs of identical source.
 
 Two runs of one entry point on one machine (the ``device`` the store names) with the same ``source_hash``,
-config and batch size (training runs: the same script, ``argv`` and ``source_hash``; their median step stands
-for the iteration) ran the same code the same way: what separates their times is this machine's run-to-run
-noise.  Over every such group of the entry's runs, each run's time relative to its
+config (less :data:`JUDGING_ONLY`) and batch size (training runs: the same script, ``argv`` and ``source_hash``;
+their median step stands for the iteration) ran the same code the same way: what separates their times is this
+machine's run-to-run noise.  Over every such group of the entry's runs, each run's time relative to its
 group's mean, pooled (``Σ (ms/mean − 1)² / Σ (n − 1)``), is the drift's variance: :class:`Drift` ``.sigma``
 is its square root.  Unknown until some source has run twice.
 
-Pure over the store's run rows (``History.runs()`` dicts): the store itself stays in ``history/``.
+A profile about to start is judged with :func:`drift_before` (the front doors look it up through
+``history.lookup.with_learned_drift`` and pass it in ``ProfileConfig.drift_sigma``: the batch-size predictions
+measure each batch in a process of its own on CPU).  Pure over the store's run rows (``History.runs()`` dicts):
+the store itself stays in ``history/``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from skyline_tui.comparison.rule import UNKNOWN_DRIFT_RATIO, Drift
 
 Row = Mapping[str, Any]
 DRIFT_WINDOW = 1000  # the newest runs of the store the drift is learned from
+# Config keys that say how a run is judged, not how its code runs: two runs that differ only there ran the same
+# way (ProfileConfig.drift_sigma is this very drift, as learned before the run).
+JUDGING_ONLY = frozenset({"drift_sigma", "drift_device"})
 
 
 class RunsSource(Protocol):
@@ -36,6 +42,8 @@ def identity(row: Row) -> tuple[Any, ...] | None:
     if not row.get("source_hash"):
         return None
     config = row.get("config")
+    if isinstance(config, Mapping):
+        config = {key: value for key, value in config.items() if key not in JUDGING_ONLY}
     return (row.get("kind") or "profile", row.get("source_hash"), json.dumps(config, sort_keys=True, default=str),
             row.get("batch_size"), json.dumps(row.get("argv")))
 
@@ -81,10 +89,20 @@ def drift_between(history: RunsSource, a_id: int | None, b_id: int | None) -> Dr
     known = b or a
     if known is None:
         return Drift(sigma=None)
-    learned = learn_drift((row for row in rows if row["entry_point"] == known["entry_point"]), known.get("device"))
+    learned = _learned(rows, known["entry_point"], known.get("device"))
     if a is not None and b is not None and same_source(a, b):
         return Drift(learned.sigma, learned.runs, learned.groups, same_source=True)
     return learned
+
+
+def drift_before(history: RunsSource, entry_point: str, device: str | None) -> Drift:
+    """The drift a run of ``entry_point`` (as the store keeps it: absolute) about to start on ``device`` will
+    be judged with: learned as :func:`drift_between` learns it, from the same newest runs."""
+    return _learned(history.runs(None, limit=DRIFT_WINDOW), entry_point, device)
+
+
+def _learned(rows: Iterable[Row], entry_point: str, device: str | None) -> Drift:
+    return learn_drift((row for row in rows if row["entry_point"] == entry_point), device)
 
 
 def describe(drift: Drift) -> str:

@@ -1,6 +1,7 @@
 """Finding what the ``history`` and ``diff`` verbs name: the store (``--history``, the environment, the
 nearest one up from a folder) and the two runs of a diff (run ids, report files, or the newest runs; two
-profiles, or two training runs, never one of each).
+profiles, or two training runs, never one of each); and the drift a profile about to start will be judged
+with (:func:`with_learned_drift`, for every front door that knows a store).
 
 Torch-free and textual-free.
 """
@@ -8,14 +9,18 @@ Torch-free and textual-free.
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from skyline_tui.comparison.diff import Diff, diff_reports, label
-from skyline_tui.comparison.drift import drift_between
+from skyline_tui.comparison.drift import drift_before, drift_between
 from skyline_tui.comparison.train_diff import TrainDiff, TrainRunLabel, diff_train_runs
+from skyline_tui.config import ProfileConfig
+from skyline_tui.history.connection import HistoryError
 from skyline_tui.history.location import HISTORY_ENV, default_history_path
 from skyline_tui.history.store import History
+from skyline_tui.machine import cpu_name
 from skyline_tui.report import Report, ReportFormatError
 
 
@@ -45,6 +50,23 @@ def open_store(path: Path) -> History:
     if not path.is_file():
         raise LookupProblem(f"no history store at {path} (profile something first, or pass --history PATH)")
     return History(path, create=False)
+
+
+def with_learned_drift(config: ProfileConfig, store: str | os.PathLike[str] | None, entry: str) -> ProfileConfig:
+    """``config`` with the drift between processes the store at ``store`` learned for ``entry`` on this
+    machine's CPU (``drift_sigma``, ``drift_device``: where each batch size is measured in a process of its
+    own, which is on CPU, the predictions judge their points against it).  Read only: no store (None, or no
+    file there), one that cannot be read, or nothing learned yet leaves ``config`` as it is (the drift
+    unknown); so does a ``config`` that already names a drift."""
+    if store is None or config.drift_sigma is not None or not os.path.isfile(store):
+        return config
+    device = cpu_name()
+    try:
+        with History(store, create=False) as history:
+            drift = drift_before(history, str(Path(entry).expanduser().resolve()), device)
+    except (HistoryError, sqlite3.Error, OSError):  # recording the run will say what is wrong with the store
+        return config
+    return config if drift.sigma is None else config.replace(drift_sigma=drift.sigma, drift_device=device)
 
 
 class KindMismatch(LookupProblem):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import os
-import platform
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, TypeVar
@@ -15,6 +14,7 @@ from typing import Any, Callable, Optional, TypeVar
 import torch
 
 from skyline_tui.config import ProfileConfig
+from skyline_tui.machine import cpu_name
 from skyline_tui.profiler import entry as entry_mod
 from skyline_tui.profiler.entry import EntryPoint
 from skyline_tui.profiler.errors import ProfileError, from_exception
@@ -75,7 +75,7 @@ def device_info(device: torch.device) -> DeviceInfo:
         props = torch.cuda.get_device_properties(device)
         return DeviceInfo(type="cuda", name=props.name, memory_capacity_bytes=int(props.total_memory),
                           uuid=_uuid_of(props))
-    return DeviceInfo(type=device.type, name=_cpu_name(), memory_capacity_bytes=_system_memory())
+    return DeviceInfo(type=device.type, name=cpu_name(), memory_capacity_bytes=_system_memory())
 
 
 def _uuid_of(props: Any) -> Optional[str]:
@@ -93,17 +93,6 @@ def _uuid_of(props: Any) -> Optional[str]:
         return str(uuid.UUID(bytes=data))
     text = str(raw).strip().removeprefix("GPU-")
     return text or None
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "CPU"
 
 
 def _system_memory() -> Optional[int]:

@@ -183,7 +183,7 @@ class SkylineApp(App[int]):
             return
         try:
             self._source.start()  # no-op while the worker lives; restarts it after a crash
-            run_id = self._source.submit(self.entry, self.root, self.config)
+            run_id = self._source.submit(self.entry, self.root, self.history.sink.judging(self.config, self.entry))
         except Exception as exc:
             self.call_from_thread(self._fail, ErrorInfo("internal", f"cannot start a profile ({reason}): {exc}"))
             return

@@ -16,7 +16,9 @@ from typing import Any
 from skyline_tui.comparison.changes import RunComparison, compare_runs
 from skyline_tui.comparison.diff import diff_reports, label
 from skyline_tui.comparison.drift import drift_between
+from skyline_tui.config import ProfileConfig
 from skyline_tui.history import History, HistoryError, record_run
+from skyline_tui.history.lookup import with_learned_drift
 from skyline_tui.history.text import diff_text
 from skyline_tui.report import Report
 
@@ -67,6 +69,11 @@ class HistorySink:
                     return compare_runs(history.report(run["id"]), report, run["id"],
                                         drift=drift_between(history, run["id"], run_id))
         return None
+
+    def judging(self, config: ProfileConfig, entry: str) -> ProfileConfig:
+        """``config`` with the drift between processes the store learned for ``entry`` on this machine, for the
+        next profile's predictions (unchanged without a store, or before anything is learned)."""
+        return with_learned_drift(config, self.path, entry)
 
     def runs(self, entry: str) -> list[dict[str, Any]]:
         """``entry``'s recorded runs, newest first."""

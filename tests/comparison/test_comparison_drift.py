@@ -15,8 +15,9 @@ import json
 
 import pytest
 
-from skyline_tui.comparison.drift import drift_between, learn_drift
-from skyline_tui.history import History
+from skyline_tui.comparison.drift import drift_between, learn_drift, same_source
+from skyline_tui.config import ProfileConfig
+from skyline_tui.history import History, record_run
 from skyline_tui.report import DeviceInfo
 from skyline_tui.tui.history_sink import HistorySink
 
@@ -162,3 +163,23 @@ def test_the_drift_of_any_figure_a_run_records_is_learned_alike():
     drift = learn_drift(rows, "cpu", figure="final_loss")
     assert (drift.sigma, drift.runs, drift.groups) == (pytest.approx(0.13432, abs=1e-5), 5, 2)
     assert learn_drift(rows[:1] + rows[2:3], "cpu", figure="final_loss").sigma is None  # nothing ran twice
+
+
+def test_the_drift_a_run_was_judged_with_is_no_part_of_how_it_ran(tmp_path, project):
+    # Three runs of one source, config and batch, recorded as a profile is (record_run, its ProfileConfig):
+    # the first before anything was learned, the next two with the drift a front door looked up passed in
+    # (ProfileConfig.drift_sigma/drift_device).  They ran the same code the same way: one group of three.
+    store = tmp_path / "h.db"
+    (project / "entry.py").write_text("x = 1\n")
+    base = ProfileConfig()
+    for ms, config in ((10.0, base), (11.0, base.replace(drift_sigma=0.02, drift_device="CPU (test)")),
+                       (12.0, base.replace(drift_sigma=0.05, drift_device="CPU (test)"))):
+        assert record_run(make_report(project, iteration_ms=ms, stdev=0.01), store, config=config.to_dict())
+    with History(store) as history:
+        rows = history.runs()
+    # {10, 11, 12}: mean 11, deviations -1/11, 0 and 1/11; (2/121) / (3 - 1) = 1/121: sigma = 1/11 = 9.09 %.
+    drift = learn_drift(rows, "CPU (test)")
+    assert (drift.sigma, drift.runs, drift.groups) == (pytest.approx(1 / 11), 3, 1)
+    assert same_source(rows[0], rows[2])
+    # A budget is how it ran: another group (a run of its own: nothing repeated).
+    assert not same_source(rows[0], {**rows[0], "config": {**rows[0]["config"], "throughput_budget_s": 5.0}})

@@ -212,3 +212,24 @@ async def test_at_80_columns_a_long_change_line_is_cut_and_the_labels_stay_whole
         assert any(line.strip().startswith("change ") and line.rstrip().endswith("…") for line in lines), lines
         assert any(line.strip().startswith("peak ") for line in memory), memory
         assert any(line.strip().startswith("change ") for line in memory), memory
+
+
+async def test_each_profile_the_app_starts_carries_the_drift_its_store_learned(tmp_path):
+    # Two runs of the unchanged MLP sample on this machine's CPU, 10 and 12 ms, recorded as the app records:
+    # mean 11, each 1/11 from it; sigma = sqrt(2 * (1/11)²) = 12.86 %.  The app looks it up before each profile.
+    from skyline_tui.history import record_run
+    from skyline_tui.machine import cpu_name
+
+    current, _ = current_and_baseline()
+    here = current.replace(device=current.device.__class__(type="cpu", name=cpu_name(), memory_capacity_bytes=None))
+    store = tmp_path / "history.db"
+    for ms in (10.0, 12.0):
+        run = here.replace(throughput=here.throughput.__class__(samples_per_second=64_000 / ms, iteration_ms=ms,
+                                                                iteration_ms_stdev=0.1, iterations_measured=24))
+        assert record_run(run, store, config=ProfileConfig.quick().to_dict()) is not None
+    app, factory = make_app([(current, True)], history=HistorySink(store), config=ProfileConfig.quick())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+    (_entry, _root, config), = factory.source.submitted
+    assert (config.drift_sigma, config.drift_device) == (pytest.approx(2 ** 0.5 / 11), cpu_name())
+    assert config.replace(drift_sigma=None, drift_device=None) == ProfileConfig.quick()

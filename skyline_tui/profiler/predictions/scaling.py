@@ -109,7 +109,7 @@ class _Sampler:
         # On CPU each new batch runs in a process of its own (processes.py): its load is part of the cost.
         self.processes = work.batch_processes if work.device.type == "cpu" and measure_peak is _measure_peak else None
         self.process_s = 0.0
-        self.apart = False  # some batch was measured in a process of its own
+        self.apart: Optional[Drift] = None  # between the processes some batches were measured in (None: all here)
         self.tried: set[int] = set()
         self.oom: Optional[int] = None
         self.bisections = 0
@@ -192,7 +192,7 @@ class _Sampler:
 
     def _model(self, batches: list[int], within_noise: bool = True) -> str:
         noise = [NOISE_SIGMAS * self._error(b) if within_noise else 0.0 for b in batches]
-        drift = Drift(sigma=None) if self.apart and within_noise else IN_ONE_PROCESS  # apart: unknown here
+        drift = self.apart if self.apart is not None and within_noise else IN_ONE_PROCESS
         return time_model(self.time_fit(), batches, [self._time_of(b) for b in batches],
                           [max(LINE_TOLERANCE * self._time_of(b), n) for b, n in zip(batches, noise)], drift)
 
@@ -331,7 +331,7 @@ class _Sampler:
             try:
                 result: PointResult = self.processes.measure(self.config, plan)  # Workload holds it as Any (no circle)
                 self.process_s = max(self.process_s, result.load_s)
-                self.apart = True
+                self.apart = Drift(self.config.drift_sigma_on(self.report.device.name if self.report.device else None))
                 return result
             except SpawnerGone:
                 self.processes = None  # from here on in this process, peak first
@@ -397,4 +397,4 @@ class _Sampler:
         ms_at_max = None if largest is None else iteration_ms_at(prediction, largest)
         measured = [(s.batch_size, s.iteration_ms) for s in samples] if model == "points" else []
         return dataclasses.replace(prediction, predicted_max_samples_per_second=max_samples_per_second(
-            time_fit, largest, ms_at_max, measured))
+            time_fit, largest, ms_at_max, measured), time_model_drift=(self.apart or IN_ONE_PROCESS).sigma)
