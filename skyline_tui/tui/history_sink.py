@@ -36,6 +36,9 @@ class Recorded:
 class HistorySink:
     def __init__(self, path: Path | None) -> None:
         self.path = path  # None: --no-history, nothing is recorded or compared
+        # The drift learned per entry point (resolved path): (sigma, device).  Read once, then again after each
+        # run is recorded (off the UI thread), so that starting a profile after a save never reads the store.
+        self._drift: dict[str, tuple[float | None, str | None]] = {}
 
     @property
     def enabled(self) -> bool:
@@ -49,6 +52,7 @@ class HistorySink:
         warnings = io.StringIO()
         run_id = record_run(report, self.path, config=config, stream=warnings)
         warning = None if run_id is not None else warnings.getvalue().strip() or None
+        self._drift[_key(report.entry_point)] = self._learned(report.entry_point)
         comparison = None
         if report.error is None:
             try:
@@ -73,7 +77,17 @@ class HistorySink:
     def judging(self, config: ProfileConfig, entry: str) -> ProfileConfig:
         """``config`` with the drift between processes the store learned for ``entry`` on this machine, for the
         next profile's predictions (unchanged without a store, or before anything is learned)."""
-        return with_learned_drift(config, self.path, entry)
+        key = _key(entry)
+        if key not in self._drift:
+            self._drift[key] = self._learned(entry)
+        sigma, device = self._drift[key]
+        if sigma is None or config.drift_sigma is not None:
+            return config
+        return config.replace(drift_sigma=sigma, drift_device=device)
+
+    def _learned(self, entry: str) -> tuple[float | None, str | None]:
+        learned = with_learned_drift(ProfileConfig(), self.path, entry)
+        return learned.drift_sigma, learned.drift_device
 
     def runs(self, entry: str) -> list[dict[str, Any]]:
         """``entry``'s recorded runs, newest first."""
@@ -95,3 +109,7 @@ class HistorySink:
             drift = drift_between(history, before_id, after_id)
         return diff_text(diff_reports(before, after, label(before, f"run {before_id}", before_id),
                                       label(after, f"run {after_id}", after_id), drift=drift))
+
+
+def _key(entry: str) -> str:
+    return str(Path(entry).expanduser().resolve())
