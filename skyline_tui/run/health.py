@@ -3,9 +3,11 @@ profile's publisher and judgement (profiler/health), on the modules the script t
 
 The publishers are built after the first step (the outermost modules trained are known then), one per such
 module (a GAN's generator and discriminator), with the script's ``skyline_health_subscribers()`` and the
-installed packages' subscribers, and stay attached: a sampled step begins and ends inside torch's own loops over
-the optimizer's or a module's hooks, where attaching or detaching would change the hooks under the loop.  Their
-hooks return at once outside a sampled step.  A sampled step with a NaN/Inf is located
+installed packages' subscribers.  Between sampled steps they are parked: their per-layer hooks are off (a step not
+sampled pays nothing per layer), the optimizer watch stays (torch iterates the optimizers' global hooks while a
+step closes, so those are never added or removed then).  A sampled step begins and ends where a step closes,
+after the optimizer's step (or, updating by hand, at the next forward's start: the outermost module's own hooks
+registered then run from the next call on).  A sampled step with a NaN/Inf is located
 at the first layer (in module order) whose output was not finite, else whose gradient was not (backward), else
 whose weights were (the optimizer), else outside the model (the loss).
 """
@@ -47,7 +49,11 @@ class HealthSampler:
         if due and self.publishers:
             self.sampling = index
             for publisher in self.publishers:
-                publisher.start_iteration()
+                publisher.start_iteration()  # unparks
+        else:
+            for publisher in self.publishers:
+                if not publisher.parked:
+                    publisher.park()
 
     def step_ends(self, index: int) -> Optional[tuple[dict[str, dict[str, Optional[float]]], Optional[NonFinite]]]:
         """The sampled step closed: its values by module, and where a NaN/Inf first appeared if it did now."""

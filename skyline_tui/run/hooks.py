@@ -15,9 +15,8 @@ Installed once torch is imported (before the script's first torch call), never r
   turns health off, never the script.
 
 Per step: a few Python calls, ``perf_counter`` reads, the loss read (``item()`` on CPU; on CUDA a non-blocking
-copy read once its event has passed, so no step waits for the device), one JSON line.  Memory is read at
-most every ``MEMORY_EVERY_S`` (what is read, and how: :mod:`skyline_tui.run.readings`).  Nothing is sent from
-another process (a forked DataLoader worker inherits the hooks and the pipe).
+copy read once its event has passed), one packed record (``events.PACKED_STEP_FIELDS``).  Memory: at most every
+``MEMORY_EVERY_S`` (:mod:`skyline_tui.run.readings`).  A forked DataLoader worker inherits the hooks: it sends nothing.
 """
 
 from __future__ import annotations
@@ -41,8 +40,7 @@ from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
 from skyline_tui.run.readings import MemoryReader, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
 
-NAN = float("nan")
-nan_for_none = ev.none_as_nan
+NAN, nan_for_none = float("nan"), ev.none_as_nan
 
 
 class RunHooks:
@@ -60,6 +58,7 @@ class RunHooks:
         self.health: Any = None  # HealthSampler, from the first step on unless health is off
         self._loss_non_finite_said = False
         self._health_due = False
+        self._first_closed_inside = False  # the first step closed inside a forward's hooks: switch at the backward
         self._scaled: Optional[tuple[Any, Any]] = None  # GradScaler.scale's last (output, loss)
         self._flagged: dict[str, tuple[str, ...]] = {}
         self._trained_roots: set[int] = set()
@@ -84,7 +83,6 @@ class RunHooks:
     # --- installing --------------------------------------------------------------------------------
 
     def install(self) -> None:
-        engine = self.engine
         self._handles += [register_optimizer_step_pre_hook(self._optimizer_pre),
                           register_optimizer_step_post_hook(self._optimizer_post)]
         self._wrap_optimizer_init()
@@ -95,7 +93,6 @@ class RunHooks:
             nn_module.register_module_forward_hook(self._global_post, always_call=True)]
         if self._override is not None:
             self._send(ev.SamplesFrom(module=None, tensor=None, dim=None, override=self._override))
-        del engine
 
     def _wrap_optimizer_init(self) -> None:
         original = torch.optim.Optimizer.__init__
@@ -176,7 +173,14 @@ class RunHooks:
         autograd.backward = wrap(autograd.backward, backward_losses)
         autograd.grad = wrap(autograd.grad, grad_losses)
 
+    def _first_step_closed(self) -> None:
+        self._first_closed_inside = False
+        self._watch_roots_only()
+        self._health_due = bool(self._health_every) or self._health_budget is not None
+
     def _backward_begins(self, tensors: Any) -> None:
+        if self._first_closed_inside:
+            self._first_step_closed()
         if self._health_due:
             # Here, not where the first step closed: that is inside torch's loop over the optimizer hooks (or a
             # module's), which attaching the publishers would change under it.
@@ -266,9 +270,11 @@ class RunHooks:
     # --- closed steps ------------------------------------------------------------------------------
 
     def _closed(self, segment: Segment) -> None:
-        if self._global_forward and self._depth == 0:
-            self._watch_roots_only()
-            self._health_due = bool(self._health_every) or self._health_budget is not None
+        if self._global_forward:
+            if self._depth == 0:
+                self._first_step_closed()
+            else:  # updating by hand, a step closes as the next forward begins: not inside a module's hooks
+                self._first_closed_inside = True
         if self._override is not None:
             segment.samples = self._override
         segment.health = self.health is not None and self.health.sampling is not None

@@ -28,6 +28,9 @@ def test_sampled_steps_carry_the_scripts_own_update_ratios_and_its_subscriber(tm
     assert rows["0"]["metrics"]["update_to_weight"]["series"] == pytest.approx(
         [ratios[e["step"] - 1] for e in samples], rel=1e-4)
     assert "grad_max" in rows["2"]["metrics"]
+    # The per-layer hooks are on for the sampled steps only (pre and post, from the first sample on): the steps
+    # between pay nothing per layer.
+    assert printed(outcome.stdout, "RATIO \\S+ GRADMAX \\S+ HOOKS") == [0, 0, 2, 0, 0, 2, 0, 0, 2, 0, 0, 2]
 
 
 def test_the_first_nan_is_located_at_its_layer_on_the_step_it_appears(tmp_path):
@@ -47,3 +50,20 @@ def test_without_health_the_loss_still_says_where_the_nan_began(tmp_path):
     found = outcome.summary["non_finite"]
     assert found["step"] == 3 and found["where"] is None and "--health-every 1" in found["message"]
     assert outcome.summary["health"] is None
+
+
+def test_a_script_updating_by_hand_is_sampled_too_and_its_nan_is_located(tmp_path):
+    """Without an optimizer a step closes as the next forward begins (inside the model's hooks): health starts
+    at the next backward, is sampled every second step, and the NaN the script writes into the last layer's
+    weights before its step 7 (after step 6's update: in step 6 as the run counts steps) is found there."""
+    outcome = run_script(tmp_path, "by_hand_nan.py", "7", options=("--health-every", "2"))
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    losses = printed(outcome.stdout)
+    assert len(losses) == 10 and next(i for i, v in enumerate(losses, 1) if v != v) == 7  # the script's own word
+    # Health starts inside step 2 (at its backward): the first whole step it can sample is 4.
+    assert [e["step"] for e in outcome.events if e["type"] == "health"] == [4, 6, 8]
+    found = outcome.summary["non_finite"]
+    assert found["step"] == 6 and found["where"]["module"] == "2" and found["where"]["phase"] == "optimizer"
+    # Hooks on from the start of health (step 2's backward) to the close of each sampled step (as the next
+    # forward begins: the script's count, taken before it, still sees them), off between.
+    assert printed(outcome.stdout, "LOSS \\S+ HOOKS") == [0, 0, 2, 0, 2, 0, 2, 0, 2, 0]

@@ -104,7 +104,8 @@ class Publisher:
         # The weights before the step, copied into the same buffers every iteration (allocated at the first
         # step: one copy of the trainable parameters while attached).
         self._snapshot: list[torch.Tensor] = []
-        self._handles: list[Any] = []
+        self._handles: list[Any] = []  # the module hooks (none while parked)
+        self._attached = False
         self._watch = OptimizerWatch(on_step_start=self._step_start, on_step_end=self._step_end)
         self.outside = OutsideModelCheck(model)
         self._check_outside = check_outside
@@ -131,22 +132,46 @@ class Publisher:
     # --- hooks -------------------------------------------------------------------------------------
 
     def attach(self) -> "Publisher":
-        if self._handles:
+        if self._attached:
             return self
+        self._attached = True
+        self._watch.__enter__()
+        self.unpark()
+        return self
+
+    def park(self) -> None:
+        """Between the sampled iterations of a live run: the module hooks off (a model of hundreds of layers
+        pays two hook calls per layer and forward while they are on), the optimizer watch kept (two calls a
+        step).  ``unpark`` (or ``start_iteration``) puts them back.  Not inside a forward of the model, nor
+        while an iteration is open."""
+        if self._active:
+            raise RuntimeError("park() inside a sampled iteration")
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+        self.outside.remove()
+
+    def unpark(self) -> None:
+        if not self._attached or self._handles:
+            return
         for path, module in self.modules:
             self._handles.append(module.register_forward_pre_hook(
                 lambda module, args, path=path: self._call_site(path)))
             self._handles.append(module.register_forward_hook(
                 lambda module, args, output, path=path: self._forward(path, module, output)))
-        self._watch.__enter__()
         self.outside.install()
-        return self
+
+    @property
+    def parked(self) -> bool:
+        return self._attached and not self._handles
 
     def detach(self) -> None:
         """Every hook removed; an iteration still open is dropped."""
         self.cancel_iteration()
         self.outside.remove()
-        self._watch.__exit__(None, None, None)
+        if self._attached:
+            self._watch.__exit__(None, None, None)
+        self._attached = False
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -236,8 +261,9 @@ class Publisher:
 
     def start_iteration(self) -> None:
         """The next forward, backward and optimizer steps, until ``end_iteration``, are one sampled
-        iteration.  Attaches first if needed."""
+        iteration.  Attaches (or unparks) first if needed."""
         self.attach()
+        self.unpark()
         self.cancel_iteration()
         self._reset()
         self._take_snapshot()
