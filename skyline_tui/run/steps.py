@@ -17,6 +17,10 @@ step, and ``optimizer_stepped`` after a step; this class turns that into closed 
 Time is exclusive: a phase entered inside another (an LBFGS closure's forward inside ``step``) pauses the
 outer one.  Forward passes without gradient are evaluation, their own phase.  ``other`` is the step's wall
 time left over.
+
+Samples: the batch of the step's first training forward; with several forward-and-backward passes before one
+optimizer steps (gradient accumulation, nanoGPT's micro-steps), the sum of their batches (a forward's counts once
+its own backward comes: not a second forward into one loss, not an LBFGS closure's, not with several optimizers).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ class Segment:
     start: float
     end: float = 0.0
     seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
-    samples: Optional[int] = None
+    samples: Optional[int] = None  # the first training forward's batch
+    accumulated: int = 0  # the batches of the forwards each followed by a backward of their own (accumulation)
     losses: list[Any] = field(default_factory=list)  # whatever the hooks pass: a float, or a pending read
     health: bool = False  # the hooks sampled per-layer health in it
 
@@ -47,6 +52,7 @@ class Segment:
             self.seconds[phase] += seconds
         if self.samples is None:
             self.samples = later.samples
+        self.accumulated += later.accumulated
         self.losses += later.losses
 
 
@@ -71,6 +77,7 @@ class StepEngine:
         self._last_leave = 0.0
         self._last_end: Optional[tuple[float, dict[str, float], int, Optional[int]]] = None
         self._backward_in_segment = False
+        self._micro: Optional[int] = None  # the batch of the first training forward since the last backward
         self.steps = 0
         self.backward_passes = 0
         self.optimizer_steps = 0
@@ -103,6 +110,9 @@ class StepEngine:
         elif phase == BACKWARD:
             self.backward_passes += 1
             self._backward_in_segment = True
+            if self._micro is not None and self._segment is not None and OPTIMIZER not in self._stack:
+                self._segment.accumulated += self._micro  # not an LBFGS closure's: those re-use one batch
+            self._micro = None
         elif phase == OPTIMIZER:
             self.optimizer_steps += 1
 
@@ -141,9 +151,11 @@ class StepEngine:
     def note_samples(self, samples: int) -> None:
         if self._segment is not None and self._segment.samples is None:
             self._segment.samples = samples
+        if self._micro is None:
+            self._micro = samples
 
     def wants_samples(self) -> bool:
-        return self._segment is None or self._segment.samples is None
+        return self._micro is None
 
     def note_loss(self, loss: Any) -> None:
         if self._segment is not None:
@@ -230,5 +242,9 @@ class StepEngine:
         return closing
 
     def _emit(self, segment: Segment) -> None:
+        if segment.accumulated > (segment.samples or 0) and len(self._waited_for()) <= 1:
+            # Gradient accumulation (several forward and backward passes before one optimizer's step, or by hand):
+            # the step trained on every micro-batch.  Not with several optimizers: a GAN's passes share a batch.
+            segment.samples = segment.accumulated
         self.steps += 1
         self._on_step(segment)

@@ -52,6 +52,7 @@ def test_lbfgs_with_a_closure_counts_one_step_per_call_and_keeps_every_backwards
     assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
     phases = outcome.summary["phases_ms"]
     assert phases["forward"] > 0 and phases["backward"] > 0  # run inside step(), not charged to the optimizer
+    assert {step["samples"] for step in outcome.steps} == {50}  # the closure re-evaluates one batch of 50
 
 
 def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
@@ -59,6 +60,7 @@ def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(t
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 20
     lines = [line.split() for line in outcome.stdout.splitlines() if line.startswith("STEP ")]
     assert [step["losses"] for step in outcome.steps] == [[float(v) for v in line[3:6]] for line in lines]
+    assert {step["samples"] for step in outcome.steps} == {24}  # three backward passes over one batch of 24
     assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
 
 
@@ -69,6 +71,16 @@ def test_a_dataloader_with_worker_processes_gives_each_steps_batch_size(tmp_path
     assert first_losses(outcome) == printed(outcome.stdout)
     assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "LOSS \\S+ SAMPLES")]
     assert [e["type"] for e in outcome.events].count("started") == 1  # the forked workers sent nothing
+
+
+def test_gradient_accumulation_counts_every_micro_batch_of_the_step(tmp_path):
+    """nanoGPT's loop: 4 forward/backward passes of 6 samples, then one optimizer step: 24 samples a step."""
+    outcome = run_script(tmp_path, "accumulate.py", "4", "6", "8")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == 8
+    assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "SAMPLES")]
+    assert {step["samples"] for step in outcome.steps} == {24}
+    assert [len(step["losses"]) for step in outcome.steps] == [4] * 8
 
 
 def test_a_crash_at_step_k_keeps_the_steps_before_it_and_points_at_the_users_line(tmp_path):
