@@ -33,8 +33,8 @@ class ProfileConfig:
     min_rounds: int = 2
     stability_tolerance: float = 0.05
     throughput_budget_s: float = 3.0
-    # Also report the throughput as soon as min_rounds rounds are in, unsettled, when they do not agree
-    # yet (the app: a save shows its first number sooner; the settled one follows).
+    # Also report the throughput as soon as the first round is in, unsettled (the app: a save shows its first
+    # number sooner; the settled one follows).
     provisional_throughput: bool = False
 
     breakdown: bool = True

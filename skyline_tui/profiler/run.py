@@ -35,7 +35,7 @@ Measure = Callable[[Workload, ProfileConfig, Report], Any]
 def measure_throughput(work: Workload, config: ProfileConfig,
                        on_first_number: Optional[Callable[[Throughput], None]] = None) -> Throughput:
     """Warm up, then time rounds until two agree.  ``on_first_number`` gets an unsettled throughput as soon
-    as the first rounds are in, when they do not agree yet (the app shows it while the search goes on)."""
+    as the first round is in (the app shows it while the search goes on)."""
     work.run_user(lambda: warm_up(work.run, work.device, config.warmup_iterations, config.warmup_s), "iteration")
     contention = ContentionClock()
     contention.start()

@@ -154,8 +154,8 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     """Time rounds of iterations until two consecutive round means agree, or the budget is spent.
 
     At least ``min_rounds`` rounds always run, so a result has a spread even on a slow model.
-    ``on_unsettled(result)`` is called once, when those rounds are in but do not agree yet: a number to
-    show now (``stable`` false), while the search goes on.  ``max_rounds`` caps the rounds whatever the
+    ``on_unsettled(result)`` is called once, after the first round: a number to show now (``stable`` false),
+    while the search goes on (on a 20 ms step a round is 60 ms sooner than the two that may agree).  ``max_rounds`` caps the rounds whatever the
     budget says (a budget estimated from a prediction can be generous on a machine that slowed down).  A round
     during which the run's threads waited for a CPU does not pair (``WAITED_ROUND_SHARE``).
     """
@@ -191,7 +191,7 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
         if len(means) >= min_rounds and (time.monotonic() >= deadline or
                                          (max_rounds is not None and len(means) >= max_rounds)):
             break
-        if on_unsettled is not None and len(means) >= max(2, min_rounds):
+        if on_unsettled is not None:
             on_unsettled(summarize(samples, False))
             on_unsettled = None
             wait_before, stall_before = thread_wait_ns(), cpu_stall_us()  # what the callback met is no round's

@@ -1,5 +1,5 @@
 """The app's first number comes before the throughput settles: with ``provisional_throughput`` the run
-reports the first rounds (marked unsettled), then the settled throughput; the ``--json`` default does not.
+reports the first round (marked unsettled), then the settled throughput; the ``--json`` default does not.
 
 The entry point's iterations get slower and slower, on a clock the test reads instead of the real one: each
 iteration advances it by 2 ms, 10 % more with every call (up to call 40, then steady), so the first rounds
@@ -68,11 +68,11 @@ def throughput_reports(tmp_path, config: ProfileConfig) -> list[Report]:
     return throughput
 
 
-def test_the_app_sees_an_unsettled_number_after_the_first_rounds_then_the_settled_one(tmp_path):
+def test_the_app_sees_an_unsettled_number_after_the_first_round_then_the_settled_one(tmp_path):
     config = CONFIG.replace(provisional_throughput=True)
     first, last = throughput_reports(tmp_path, config)
     assert first.throughput is not None and first.throughput.stable is False
-    assert first.throughput.iterations_measured == config.min_rounds * config.round_iterations
+    assert first.throughput.iterations_measured == config.round_iterations
     # The search went on after the first number: the answer comes from rounds timed after it (when rounds
     # agree, the two that agreed are kept; when the budget runs out, all but the first).
     assert last.throughput is not None and last.throughput != first.throughput
