@@ -55,9 +55,9 @@ VARIANTS = {
 }
 
 
-def step_ms(variant: list[str], script: Path, width: int, steps: int) -> tuple[float, float]:
+def step_ms(variant: list[str], script: Path, width: int, steps: int, root: Path = ROOT) -> tuple[float, float]:
     """The script's own median and mean step: a health sample every few steps shows in the mean only."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=str(root))
     done = subprocess.run([sys.executable, *variant, str(script), str(width), str(steps)], env=env,
                           capture_output=True, text=True, check=True, stdin=subprocess.DEVNULL)
     return (float(done.stdout.split("MEDIAN_MS ")[1].split()[0]), float(done.stdout.split("MEAN_MS ")[1].split()[0]))
@@ -67,20 +67,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--before", metavar="DIR", help="another checkout (e.g. git archive of main): its "
+                        "skyline-tui run joins each round, each variant, so before/after meet the same load")
+    parser.add_argument("--widths", default="64,512", help="the MLPs' widths (comma-separated)")
     args = parser.parse_args()
+    variants = dict(VARIANTS)
+    roots = {name: ROOT for name in variants}
+    if args.before:
+        for name, argv in VARIANTS.items():
+            if argv:
+                variants[f"{name} (before)"] = argv
+                roots[f"{name} (before)"] = Path(args.before).resolve()
     with tempfile.TemporaryDirectory() as folder:
         script = Path(folder) / "train.py"
         script.write_text(SCRIPT)
-        for width in (64, 512):
-            times: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
+        for width in (int(w) for w in args.widths.split(",")):
+            times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
             for round_ in range(args.rounds):
-                order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
+                order = list(variants) if round_ % 2 == 0 else list(reversed(variants))
                 for name in order:
-                    times[name].append(step_ms(VARIANTS[name], script, width, args.steps))
+                    times[name].append(step_ms(variants[name], script, width, args.steps, roots[name]))
             alone = statistics.median(median for median, _ in times["alone"])
             print(f"width {width}: the script's own median step alone {alone:.3f} ms "
                   f"({args.rounds} rounds of {args.steps} steps)")
-            for name in VARIANTS:
+            for name in variants:
                 if name == "alone":
                     continue
                 for which, i in (("median", 0), ("mean", 1)):
