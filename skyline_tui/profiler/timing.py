@@ -155,9 +155,9 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
 
     At least ``min_rounds`` rounds always run, so a result has a spread even on a slow model.
     ``on_unsettled(result)`` is called once, after the first round: a number to show now (``stable`` false),
-    while the search goes on (on a 20 ms step a round is 60 ms sooner than the two that may agree).  ``max_rounds`` caps the rounds whatever the
-    budget says (a budget estimated from a prediction can be generous on a machine that slowed down).  A round
-    during which the run's threads waited for a CPU does not pair (``WAITED_ROUND_SHARE``).
+    while the search goes on (on a 20 ms step, 60 ms sooner than two rounds).  ``max_rounds`` caps the rounds
+    whatever the budget says (a budget estimated from a prediction can be generous on a machine that slowed
+    down).  A round during which the run's threads waited for a CPU does not pair (``WAITED_ROUND_SHARE``).
     """
     deadline = time.monotonic() + budget_s
     faults = FaultCounter()

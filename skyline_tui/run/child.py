@@ -101,7 +101,7 @@ def _finish(state: ChildState) -> None:
     try:
         if hooks is not None:
             hooks.finish()
-            rss, allocated, reserved = hooks.peak_memory()
+            rss, allocated, reserved = hooks.memory.peak_memory()
         state.sender.send(ev.ChildFinished(
             exit_code=state.exit_code, error=state.error, interrupted=state.interrupted,
             why_no_steps=why_no_steps(state), evaluation_passes=hooks.engine.evaluation_passes if hooks else 0,
@@ -126,7 +126,7 @@ def _finish(state: ChildState) -> None:
 def _evaluation_ms(hooks: Any) -> float:
     if hooks is None:
         return 0.0
-    return float(hooks.evaluation_seconds()) * 1e3
+    return float(hooks.engine.evaluation_seconds) * 1e3
 
 
 def why_no_steps(state: ChildState) -> Optional[str]:

@@ -192,8 +192,8 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
             ).encode()
 
 
-# Steps cross the pipe packed: the script's process appends each step's numbers to an array of doubles (no
-# formatting in the training loop) and sends the array, base64, as one ``steps`` line at each flush; the launcher
+# Steps cross the pipe packed: the script's process packs each step's numbers as doubles (no formatting in the
+# training loop) and sends them, base64, as one ``steps`` line at each flush; the launcher
 # unpacks them into ``Step`` events.  A record: these fields in order (None as NaN: every value that is not
 # finite is sent as None), then the losses' count and the losses.
 PACKED_STEP_FIELDS = ("index", "end_s", "wall_ms", "forward_ms", "backward_ms", "optimizer_ms", "evaluation_ms",

@@ -77,7 +77,6 @@ class RunHooks:
         self._samples_said = samples_per_step is not None
         self._in_backward = False
         self._pid = os.getpid()
-        self.peaks = [0, 0]  # peak allocated, peak reserved, as sampled
         self.emitted = 0
 
     # --- installing --------------------------------------------------------------------------------
@@ -327,7 +326,7 @@ class RunHooks:
         if len(waiting) == 1 and not self._pending_events and not self._cuda_losses:
             segment = waiting.popleft()  # the hot path: one step, its losses read on the CPU, nothing else to send
             self._send_step(self._step_record(segment), segment.end)
-            return
+            return self._send_pending()  # (a loss that was not finite is said after its step)
         while self._waiting:
             segment = self._waiting[0]
             if not wait and not all(not isinstance(loss, PendingLoss) or loss.ready() for loss in segment.losses):
@@ -335,6 +334,10 @@ class RunHooks:
             self._waiting.popleft()
             self._send_step(self._step_record(segment), segment.end)
             self._cuda_losses -= sum(isinstance(loss, PendingLoss) for loss in segment.losses)
+            self._send_pending()
+
+    def _send_pending(self) -> None:
+        if self._pending_events:
             for event in self._pending_events:
                 self._send(event)
             self._pending_events = []
@@ -357,7 +360,7 @@ class RunHooks:
             rss = nan_for_none(self.memory.rss())
             if cuda[0] is not None:
                 allocated, reserved, peak = cuda  # type: ignore[assignment]
-                self.peaks = [max(self.peaks[0], int(peak)), max(self.peaks[1], int(reserved))]
+                self.memory.note_peaks(int(peak), int(reserved))
         if bad and not self._loss_non_finite_said:
             self._loss_non_finite_said = True
             hint = "" if self._health_every == 1 else " (--health-every 1 locates the layer)"
@@ -385,16 +388,3 @@ class RunHooks:
                 for segment in self._waiting:
                     segment.losses = [None if isinstance(loss, PendingLoss) else loss for loss in segment.losses]
         self._send_ready(wait=True)
-
-    def evaluation_seconds(self) -> float:
-        return self.engine.evaluation_seconds
-
-    def peak_memory(self) -> tuple[Optional[int], Optional[int], Optional[int]]:
-        rss = MemoryReader.peak_rss()
-        if torch.cuda.is_initialized():
-            try:
-                return rss, max(self.peaks[0], torch.cuda.max_memory_allocated()), \
-                    max(self.peaks[1], torch.cuda.max_memory_reserved())
-            except Exception:  # noqa: BLE001
-                pass
-        return rss, None, None

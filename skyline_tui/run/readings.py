@@ -84,6 +84,21 @@ class MemoryReader:
         except OSError:
             self._statm = None
         self._next = 0.0
+        self._peaks = [0, 0]  # CUDA: peak allocated, peak reserved, as sampled
+
+    def note_peaks(self, allocated: int, reserved: int) -> None:
+        self._peaks = [max(self._peaks[0], allocated), max(self._peaks[1], reserved)]
+
+    def peak_memory(self) -> tuple[Optional[int], Optional[int], Optional[int]]:
+        """Peak RSS, and CUDA's peak allocated and reserved (the allocator's, or what was sampled if higher)."""
+        rss = MemoryReader.peak_rss()
+        if torch.cuda.is_initialized():
+            try:
+                return rss, max(self._peaks[0], torch.cuda.max_memory_allocated()), \
+                    max(self._peaks[1], torch.cuda.max_memory_reserved())
+            except Exception:  # noqa: BLE001 - a device in an error state: its peaks are not known
+                pass
+        return rss, None, None
 
     def rss(self) -> Optional[int]:
         if self._statm is None:

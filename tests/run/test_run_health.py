@@ -67,3 +67,10 @@ def test_a_script_updating_by_hand_is_sampled_too_and_its_nan_is_located(tmp_pat
     # Hooks on from the start of health (step 2's backward) to the close of each sampled step (as the next
     # forward begins: the script's count, taken before it, still sees them), off between.
     assert printed(outcome.stdout, "LOSS \\S+ HOOKS") == [0, 0, 2, 0, 2, 0, 2, 0, 2, 0]
+
+
+def test_a_nan_loss_on_the_last_step_is_said_too(tmp_path):
+    """The word about a loss that was not finite follows its step's record: on the run's last step too."""
+    outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "5", "--steps", "5", options=("--no-health",))
+    assert [e["step"] for e in outcome.events if e["type"] == "non_finite"] == [5]
+    assert outcome.summary["non_finite"]["step"] == 5
