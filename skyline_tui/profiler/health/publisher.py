@@ -142,8 +142,9 @@ class Publisher:
     def park(self) -> None:
         """Between the sampled iterations of a live run: the module hooks off (a model of hundreds of layers
         pays two hook calls per layer and forward while they are on), the optimizer watch kept (two calls a
-        step).  ``unpark`` (or ``start_iteration``) puts them back.  Not inside a forward of the model, nor
-        while an iteration is open."""
+        step).  ``unpark`` (or ``start_iteration``) puts them back.  Not while an iteration is open; from a hook of
+        the outermost module (a step updated by hand closes as the next forward begins), torch has already
+        listed that call's pre-hooks: the change holds from the next call on."""
         if self._active:
             raise RuntimeError("park() inside a sampled iteration")
         for handle in self._handles:
