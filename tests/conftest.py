@@ -136,7 +136,9 @@ def cli_env() -> dict[str, str]:
 # A safety net for a hung async test; each wait inside a test has a shorter bound that says what it waited for.
 ASYNC_TEST_LIMIT_S = 300
 
-QUICK_FLAGS = ["--throughput-budget", "0.3", "--predictions-budget", "1.5", "--timeout", "60"]
+# Every phase's budget small (health's 1 s still stretches to the 5 iterations a median needs); a test that
+# reads one phase also turns the others off.
+QUICK_FLAGS = ["--throughput-budget", "0.3", "--predictions-budget", "1.5", "--health-budget", "1", "--timeout", "60"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -157,6 +159,18 @@ def _forget_user_modules(tmp_path_factory):
         file = getattr(sys.modules[name], "__file__", None) or ""
         if name == "__skyline_entry__" or file.startswith(user_dirs):
             del sys.modules[name]
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that share a module-scoped fixture (one profile read by several tests) run on one xdist
+    worker, so the fixture's work is done once, not once per worker."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is None:
+            continue
+        if any(definitions[-1].scope == "module" for definitions in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.hookimpl(tryfirst=True)
