@@ -161,6 +161,38 @@ def _forget_user_modules(tmp_path_factory):
             del sys.modules[name]
 
 
+@contextlib.contextmanager
+def alone(tmp_path_factory: pytest.TempPathFactory, exclusive: bool = True) -> Iterator[None]:
+    """Under pytest-xdist: while this holds (exclusive), no other test of this run is running.  Every test
+    holds it shared (the autouse fixture below); a test marked ``alone``, or a module fixture that measures
+    for such tests, holds it exclusive: one whose bound a busy machine can break, or that loads the CPUs on
+    purpose.  Other jobs on the machine are not stopped: the test must still hold on a loaded machine; this
+    only keeps the suite's own workers from adding to the load.  A turnstile lock, taken first by everyone,
+    keeps a waiting exclusive holder from being overtaken by new shared ones."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp().parent  # the run's: each worker's base temp is a folder in it
+    with open(folder / "alone.turnstile", "a") as turnstile, open(folder / "alone.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _alone_or_beside_others(request, tmp_path_factory):
+    with alone(tmp_path_factory, exclusive=request.node.get_closest_marker("alone") is not None):
+        yield
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (--dist loadgroup)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The tests that share a module-scoped fixture (one profile read by several tests) run on one xdist
