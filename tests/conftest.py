@@ -136,7 +136,9 @@ def cli_env() -> dict[str, str]:
 # A safety net for a hung async test; each wait inside a test has a shorter bound that says what it waited for.
 ASYNC_TEST_LIMIT_S = 300
 
-QUICK_FLAGS = ["--throughput-budget", "0.3", "--predictions-budget", "1.5", "--timeout", "60"]
+# Every phase's budget small (health's 1 s still stretches to the 5 iterations a median needs); a test that
+# reads one phase also turns the others off.
+QUICK_FLAGS = ["--throughput-budget", "0.3", "--predictions-budget", "1.5", "--health-budget", "1", "--timeout", "60"]
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -157,6 +159,64 @@ def _forget_user_modules(tmp_path_factory):
         file = getattr(sys.modules[name], "__file__", None) or ""
         if name == "__skyline_entry__" or file.startswith(user_dirs):
             del sys.modules[name]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker's torch takes its share of the cores: its own (the in-process tests') and,
+    through OMP_NUM_THREADS (unless already set), its subprocesses' (the CLI's worker, run children, scripts).
+    Two workers with an intra-op thread per core each spin waiting for descheduled peers: the health tests'
+    reference models took 93 CPU-s on two workers, 29.5 CPU-s with one thread each (48 -> 16 s)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if os.environ.get("PYTEST_XDIST_WORKER") and workers:
+        share = max(1, len(os.sched_getaffinity(0)) // int(workers))
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+@contextlib.contextmanager
+def alone(tmp_path_factory: pytest.TempPathFactory, exclusive: bool = True) -> Iterator[None]:
+    """Under pytest-xdist: while this holds (exclusive), no other test of this run is running.  Every test
+    holds it shared (the autouse fixture below); a test marked ``alone``, or a module fixture that measures
+    for such tests, holds it exclusive: one whose bound a busy machine can break, or that loads the CPUs on
+    purpose.  Other jobs on the machine are not stopped: the test must still hold on a loaded machine; this
+    only keeps the suite's own workers from adding to the load.  A turnstile lock, taken first by everyone,
+    keeps a waiting exclusive holder from being overtaken by new shared ones."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    import fcntl
+
+    folder = tmp_path_factory.getbasetemp().parent  # the run's: each worker's base temp is a folder in it
+    with open(folder / "alone.turnstile", "a") as turnstile, open(folder / "alone.lock", "a") as lock:
+        fcntl.flock(turnstile, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            fcntl.flock(turnstile, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _alone_or_beside_others(request, tmp_path_factory):
+    with alone(tmp_path_factory, exclusive=request.node.get_closest_marker("alone") is not None):
+        yield
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups (--dist loadgroup)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests that share a module-scoped fixture (one profile read by several tests) run on one xdist
+    worker, so the fixture's work is done once, not once per worker."""
+    for item in items:
+        fixtures = getattr(item, "_fixtureinfo", None)
+        if fixtures is None:
+            continue
+        if any(definitions[-1].scope == "module" for definitions in fixtures.name2fixturedefs.values()):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -54,6 +54,10 @@ class ProfileCommand(Command):
         parser.add_argument("--no-memory", action="store_true", help="skip the memory breakdown")
         parser.add_argument("--no-health", action="store_true",
                             help="skip the training-health phase (per-layer gradients, updates, activations)")
+        parser.add_argument("--health-budget", type=positive_float, metavar="S",
+                            help="time spent on the health phase's iterations at most (default: "
+                                 f"{ProfileConfig.health_budget_s:g}; stretched up to 3x until the 5 iterations "
+                                 "a median needs have run)")
         parser.add_argument("--no-predictions", action="store_true", help="skip the batch-size predictions")
         parser.add_argument("--write-batch-size", type=positive_int, metavar="N",
                             help="set the input provider's default batch size to N in the entry point, then exit")
@@ -133,6 +137,8 @@ def config_from_args(args: argparse.Namespace, interactive: bool = False) -> Pro
     )
     if args.throughput_budget is not None:
         changes["throughput_budget_s"] = args.throughput_budget
+    if args.health_budget is not None:
+        changes["health_budget_s"] = args.health_budget
     if getattr(args, "trace", None):
         from skyline_tui.headless import trace_path
 

@@ -184,6 +184,20 @@ def test_no_health_skips_the_phase():
     assert report.error is None and report.throughput is not None and report.health is None
 
 
+def test_health_budget_bounds_the_phase_from_the_command_line():
+    # sleepy.py sleeps 20 ms in each iteration: five take at least 100 ms, past a 0.1 s budget, so no sixth runs
+    # (the default 5 s would allow all 20).  A budget of 60 s lets every one of the 20 run.
+    sleepy = str(FIXTURES / "ci" / "sleepy.py")
+    only_health = ["--no-breakdown", "--no-memory", "--no-predictions", "-q"]
+    for budget, most, least in (("0.1", 5, 1), ("60", 20, 20)):
+        result = run_cli(sleepy, "--json", "-", *QUICK_FLAGS, *only_health, "--health-budget", budget)
+        assert result.returncode == 0, result.stderr
+        health = Report.from_json(result.stdout).health
+        assert health is not None and least <= health.iterations <= most, (budget, health.iterations)
+    refused = run_cli(sleepy, "--json", "-", "--health-budget", "0")
+    assert refused.returncode == 2 and "--health-budget: must be positive: 0" in refused.stderr
+
+
 def test_a_nan_still_gives_the_whole_report_through_the_worker():
     result = run_cli(str(HEALTH / "log_negative.py"), "--json", "-", "-q", *QUICK_FLAGS)
     assert result.returncode == 0, result.stderr

@@ -66,6 +66,7 @@ SPINNING_ENTRY = TINY_ENTRY.replace("import torch\n", "import time\n\nimport tor
     "        while time.perf_counter() < until:\n            pass\n")
 
 
+@pytest.mark.alone  # its busy processes, one per core and one more, would load the tests beside it
 @pytest.mark.skipif(not HAS_PSI, reason="the kernel has no /proc/pressure/cpu")
 def test_a_measurement_beside_busy_processes_says_the_cpu_was_contended(write_entry):
     path = write_entry(SPINNING_ENTRY)

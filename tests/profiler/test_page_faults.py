@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from app_support import finished, load_report, make_app, text_of, wait_until
-from conftest import QUICK_FLAGS, TINY_ENTRY, cli_env, run_cli
+from conftest import QUICK_FLAGS, TINY_ENTRY, alone, cli_env, run_cli
 from skyline_tui.profiler.faults import FaultCounter, cost_per_fault_us, fault_cost_us, minor_faults
 from skyline_tui.profiler.timing import measure_until_stable
 from skyline_tui.presentation import STEADY_MALLOC_TOP_PAD
@@ -83,8 +83,11 @@ def growing_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str
     iteration) is read by the test of a faulting iteration, its points by the test of each point's faults."""
     path = tmp_path_factory.mktemp("growing") / "entry.py"
     path.write_text(GROWING_ENTRY)
-    result = run_cli(str(path), "--json", "-", "--no-breakdown", "--no-memory", "--no-health", "--no-history",
-                     *QUICK_FLAGS)
+    # Its readers judge the faults' share of each iteration, which the other tests' load beside it changes (two
+    # xdist workers once pushed batch 8's share under a tenth): measured while no other test runs.
+    with alone(tmp_path_factory):
+        result = run_cli(str(path), "--json", "-", "--no-breakdown", "--no-memory", "--no-health", "--no-history",
+                         *QUICK_FLAGS)
     return path, result
 
 

@@ -19,6 +19,10 @@ import torch
 from skyline_tui.profiler import timing
 from skyline_tui.profiler.timing import WAITED_STREAK_S, ContentionClock, measure_until_stable, thread_wait_ns
 
+# Pinned beside a busy process, each test counts the waits it sees: another test's load beside it adds waits
+# of its own (a whole-suite run on two xdist workers once saw all 8 rounds wait).
+pytestmark = pytest.mark.alone
+
 HAS_WAITS = thread_wait_ns() is not None
 ROUND = 5  # iterations a round
 SPIN_S = 0.004  # each iteration spins this long by the wall clock: its time is the same with or without waits

@@ -11,7 +11,8 @@ from ..processes import left_behind, new_marker
 from ..sweep_support import pareto_by_hand, run_sweep, sweep_env, trial_log
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+# One local Ray cluster at a time: tests run on two or more xdist workers (pyproject.toml's addopts).
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 
 def test_a_ray_sweep_runs_each_trial_as_a_task_and_shuts_its_local_cluster_down(tmp_path):

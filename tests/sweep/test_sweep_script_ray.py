@@ -13,7 +13,8 @@ from .test_sweep_script import stored_metrics, sweep_command, sweep_env, trial_o
 from ..track_support import printed_records
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+# One local Ray cluster at a time: tests run on two or more xdist workers (pyproject.toml's addopts).
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("ray")]
 
 
 def test_a_ray_sweep_runs_each_trial_as_a_task_records_it_and_leaves_no_process(tmp_path):
