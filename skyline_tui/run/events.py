@@ -1,7 +1,8 @@
 """The event stream of a supervised run: typed events, one JSON line each.
 
 The script's process (the hooks) sends them to the launcher over a pipe of its own (never the script's stdout
-or stderr, which stay the user's); the launcher adds its own (the script's output when it captures it, the
+or stderr, which stay the user's; its steps packed, several to a ``steps`` line: ``PACKED_STEP_FIELDS``); the
+launcher unpacks them, adds its own (the script's output when it captures it, the
 exit), writes them to ``--events PATH`` as they come and hands them to whoever watches (the headless progress
 line, the summary, a live view).  One event per step, per sampled health, per log line and per exit, so a
 view consumes the stream and needs nothing else.
