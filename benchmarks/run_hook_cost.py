@@ -20,13 +20,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run_overhead import MLP, ROOT  # noqa: E402
 
 LOOP = '''
 import os, statistics, subprocess, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F
 mode, steps, width = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-torch.set_num_threads(1)
 if mode != "bare":
     from skyline_tui.run.channel import Sender
     from skyline_tui.run.hooks import RunHooks
@@ -36,11 +37,7 @@ if mode != "bare":
     sender = Sender(write_end)
     every = int(mode.split("every")[1]) if "every" in mode else None
     RunHooks(sender.send, time.perf_counter(), send_step=sender.send_step, health_every=every).install()
-torch.manual_seed(0)
-model = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
-times = []
+''' + MLP + '''times = []
 for _ in range(steps):
     began = time.thread_time_ns()
     optimizer.zero_grad()

@@ -23,6 +23,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The model, its optimizer and its batch (``width`` set before): run_hook_cost.py times the same loop in-process.
+MLP = '''
+torch.manual_seed(0)
+torch.set_num_threads(1)
+model = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
+optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
+'''
+
 SCRIPT = '''
 import statistics, sys, time
 import torch
@@ -30,12 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 width, steps = int(sys.argv[1]), int(sys.argv[2])
-torch.manual_seed(0)
-torch.set_num_threads(1)
-model = nn.Sequential(nn.Linear(64, width), nn.ReLU(), nn.Linear(width, width), nn.ReLU(), nn.Linear(width, 10))
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-x, y = torch.randn(64, 64), torch.randint(0, 10, (64,))
-times = []
+''' + MLP + '''times = []
 for step in range(steps):
     began = time.perf_counter()
     optimizer.zero_grad()

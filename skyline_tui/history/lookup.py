@@ -58,15 +58,24 @@ def with_learned_drift(config: ProfileConfig, store: str | os.PathLike[str] | No
     own, which is on CPU, the predictions judge their points against it).  Read only: no store (None, or no
     file there), one that cannot be read, or nothing learned yet leaves ``config`` as it is (the drift
     unknown); so does a ``config`` that already names a drift."""
-    if store is None or config.drift_sigma is not None or not os.path.isfile(store):
+    if config.drift_sigma is not None:
         return config
+    sigma, device = learned_drift(store, entry)
+    return config if sigma is None else config.replace(drift_sigma=sigma, drift_device=device)
+
+
+def learned_drift(store: str | os.PathLike[str] | None, entry: str) -> tuple[float | None, str | None]:
+    """The drift's sigma the store at ``store`` learned for ``entry`` on this machine's CPU, and that CPU's name;
+    (None, None) without a store, the sigma None where the store cannot be read or has learned nothing yet."""
+    if store is None or not os.path.isfile(store):
+        return None, None
     device = cpu_name()
     try:
         with History(store, create=False) as history:
             drift = drift_before(history, str(Path(entry).expanduser().resolve()), device)
     except (HistoryError, sqlite3.Error, OSError):  # recording the run will say what is wrong with the store
-        return config
-    return config if drift.sigma is None else config.replace(drift_sigma=drift.sigma, drift_device=device)
+        return None, device
+    return drift.sigma, device
 
 
 class KindMismatch(LookupProblem):

@@ -36,11 +36,12 @@ from torch.optim.optimizer import register_optimizer_step_post_hook, register_op
 
 from skyline_tui.run import events as ev
 from skyline_tui.run.channel import current_pid
+from skyline_tui.run.events import none_as_nan
 from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
 from skyline_tui.run.readings import MemoryReader, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
 
-NAN, nan_for_none = float("nan"), ev.none_as_nan
+NAN = float("nan")
 
 
 class RunHooks:
@@ -67,7 +68,6 @@ class RunHooks:
         self.engine = StepEngine(self._closed)
         self.memory = MemoryReader()
         self._waiting: deque[Segment] = deque()  # closed, their CUDA losses not yet read
-        self._cuda_losses = 0  # pending reads noted, not yet sent (in the open step or in ``_waiting``)
         self._pending_events: list[Any] = []
         self._handles: list[Any] = []
         self._global_forward: list[Any] = []
@@ -192,7 +192,6 @@ class RunHooks:
                 self._scaled = None
             loss = read_loss(tensor)
             if loss is not None:
-                self._cuda_losses += isinstance(loss, PendingLoss)
                 self.engine.note_loss(loss)
 
     # --- optimizer ---------------------------------------------------------------------------------
@@ -322,19 +321,13 @@ class RunHooks:
                   file=sys.stderr)
 
     def _send_ready(self, wait: bool) -> None:
-        waiting = self._waiting
-        if len(waiting) == 1 and not self._pending_events and not self._cuda_losses:
-            segment = waiting.popleft()  # the hot path: one step, its losses read on the CPU, nothing else to send
-            self._send_step(self._step_record(segment), segment.end)
-            return self._send_pending()  # (a loss that was not finite is said after its step)
         while self._waiting:
             segment = self._waiting[0]
             if not wait and not all(not isinstance(loss, PendingLoss) or loss.ready() for loss in segment.losses):
                 return
             self._waiting.popleft()
             self._send_step(self._step_record(segment), segment.end)
-            self._cuda_losses -= sum(isinstance(loss, PendingLoss) for loss in segment.losses)
-            self._send_pending()
+            self._send_pending()  # a loss that was not finite is said after its step
 
     def _send_pending(self) -> None:
         if self._pending_events:
@@ -357,7 +350,7 @@ class RunHooks:
         allocated = reserved = peak = rss = NAN
         if self.memory.due(segment.end):
             cuda = self.memory.cuda()
-            rss = nan_for_none(self.memory.rss())
+            rss = none_as_nan(self.memory.rss())
             if cuda[0] is not None:
                 allocated, reserved, peak = cuda  # type: ignore[assignment]
                 self.memory.note_peaks(int(peak), int(reserved))
@@ -371,7 +364,7 @@ class RunHooks:
         wall_ms = wall * 1e3
         other = max(0.0, wall_ms - forward - backward - optimizer - evaluation)
         return (self.emitted, round(segment.end - self._started, 6), wall_ms, forward, backward, optimizer,
-                evaluation, other, nan_for_none(segment.samples), bad, allocated, reserved, peak, rss,
+                evaluation, other, none_as_nan(segment.samples), bad, allocated, reserved, peak, rss,
                 1.0 if segment.health else 0.0, len(finite), *finite)
 
     def finish(self) -> None:

@@ -18,7 +18,7 @@ from skyline_tui.comparison.diff import diff_reports, label
 from skyline_tui.comparison.drift import drift_between
 from skyline_tui.config import ProfileConfig
 from skyline_tui.history import History, HistoryError, record_run
-from skyline_tui.history.lookup import with_learned_drift
+from skyline_tui.history.lookup import learned_drift
 from skyline_tui.history.text import diff_text
 from skyline_tui.report import Report
 
@@ -52,7 +52,7 @@ class HistorySink:
         warnings = io.StringIO()
         run_id = record_run(report, self.path, config=config, stream=warnings)
         warning = None if run_id is not None else warnings.getvalue().strip() or None
-        self._drift[_key(report.entry_point)] = self._learned(report.entry_point)
+        self._drift[_key(report.entry_point)] = learned_drift(self.path, report.entry_point)
         comparison = None
         if report.error is None:
             try:
@@ -79,15 +79,11 @@ class HistorySink:
         next profile's predictions (unchanged without a store, or before anything is learned)."""
         key = _key(entry)
         if key not in self._drift:
-            self._drift[key] = self._learned(entry)
+            self._drift[key] = learned_drift(self.path, entry)
         sigma, device = self._drift[key]
         if sigma is None or config.drift_sigma is not None:
             return config
         return config.replace(drift_sigma=sigma, drift_device=device)
-
-    def _learned(self, entry: str) -> tuple[float | None, str | None]:
-        learned = with_learned_drift(ProfileConfig(), self.path, entry)
-        return learned.drift_sigma, learned.drift_device
 
     def runs(self, entry: str) -> list[dict[str, Any]]:
         """``entry``'s recorded runs, newest first."""
