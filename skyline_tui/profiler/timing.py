@@ -150,7 +150,7 @@ def warm_up(run: Callable[[], Any], device: torch.device, iterations: int, min_s
 def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_iterations: int,
                          min_rounds: int, tolerance: float, budget_s: float,
                          on_unsettled: Optional[Callable[[TimingResult], None]] = None,
-                         max_rounds: Optional[int] = None) -> TimingResult:
+                         max_rounds: Optional[int] = None, earlier: Optional[TimingResult] = None) -> TimingResult:
     """Time rounds of iterations until two consecutive round means agree, or the budget is spent.
 
     At least ``min_rounds`` rounds always run, so a result has a spread even on a slow model.
@@ -158,16 +158,17 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
     while the search goes on (on a 20 ms step, 60 ms sooner than two rounds).  ``max_rounds`` caps the rounds
     whatever the budget says (a budget estimated from a prediction can be generous on a machine that slowed
     down).  A round during which the run's threads waited for a CPU does not pair (``WAITED_ROUND_SHARE``).
+    ``earlier``: a round of ``round_iterations`` timed just before (one :func:`one_round`'s), the first here.
     """
     deadline = time.monotonic() + budget_s
     faults = FaultCounter()
     faults.start()
-    samples: list[float] = []
-    means: list[float] = []
-    waited: list[bool] = []  # per round: set aside (see WAITED_ROUND_SHARE)
-    walls: list[float] = []  # per round: its wall time (ms)
-    stalls: list[Optional[float]] = []  # per round: the machine's CPU stall over it (ms; see cpu_stall_us)
-    streak_ms = 0.0  # wall time of the rounds that waited one after another, up to the latest
+    samples: list[float] = list(earlier.samples_ms) if earlier else []
+    means: list[float] = [statistics.fmean(samples)] if samples else []
+    waited: list[bool] = [bool(earlier.rounds_waited)] if earlier else []  # per round: set aside (WAITED_ROUND_SHARE)
+    walls: list[float] = [sum(samples)] if earlier else []  # per round: its wall time (ms)
+    stalls: list[Optional[float]] = [None] if earlier else []  # per round: the machine's CPU stall (ms; cpu_stall_us)
+    streak_ms = walls[0] if waited[:1] == [True] else 0.0  # wall time of the latest rounds that waited in a row
     stable = False
     wait_before, stall_before = thread_wait_ns(), cpu_stall_us()
     while True:
@@ -205,7 +206,10 @@ def measure_until_stable(run: Callable[[], Any], device: torch.device, *, round_
         clean = [number for number in numbers[1:] if not waited[number]]
         numbers = clean if len(clean) >= 2 else numbers[1:]
     kept = [ms for number in numbers for ms in samples[number * per_round:(number + 1) * per_round]]
-    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples), faults=faults.count(),
+    counted = faults.count()
+    if earlier is not None:
+        counted = None if counted is None or earlier.faults is None else counted + earlier.faults
+    return dataclasses.replace(summarize(kept, stable), iterations_run=len(samples), faults=counted,
                                rounds_waited=sum(waited),
                                stall_share=_stall_share([stalls[n] for n in numbers], [walls[n] for n in numbers]))
 

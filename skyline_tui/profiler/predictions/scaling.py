@@ -6,7 +6,7 @@ The batch sizes are chosen around the profiled one ``b`` in the order that helps
 passes within ``LINE_TOLERANCE`` (or the point's noise, with the drift between processes where each batch had
 one: ``time_model``) of every point; else the joined points do.  On CPU, once ``LINE_POINTS`` batches lie on
 the line, the next (8b) is probed with one warm-up iteration and one round: within ``LINE_TOLERANCE`` of the
-line, that is its time (8b had cost half the phase); off it, the probe was its warm-up and it is timed in full
+line, that is its time (8b had cost half the phase); off it, rounds follow until two agree, the probe's the first
 (a curve that bends past 4b).  Never against the last segment where no line predicts (two points, one maybe
 high: such probes were off by over 5 % in all 13 traced runs).  A probed batch's peak is not measured: on CPU
 the capacity (RAM) is far, and the memory line has 4 points.

@@ -23,16 +23,20 @@ from skyline_tui.report import Throughput
 
 
 def first_timing(work: Workload, config: ProfileConfig, run: Callable[[], Any], *, round_iterations: int,
-                 budget_s: float, max_rounds: int, warmed: bool, warmup_s: float) -> TimingResult:
+                 budget_s: float, max_rounds: int, warmed: bool, warmup_s: float,
+                 earlier: Optional[TimingResult] = None) -> TimingResult:
     """The warm-up still missing (``warmed``: after the batch's peak), then rounds until two agree, at most
     ``max_rounds``.  In the profile's process iterations only (``warmup_s`` 0): the model and allocator are
     warm, new shapes need just their first iterations; after the peak still one plain iteration (the lstm's
-    first rounds after the profiler ran 20-40 % high)."""
-    warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
-    work.run_user(lambda: warm_up(run, work.device, warm, warmup_s), "iteration")
+    first rounds after the profiler ran 20-40 % high).  ``earlier``: a probe's round, timed after the same
+    warm-up, is the first round (no warm-up between)."""
+    if earlier is None:
+        warm = max(1, config.warmup_iterations - PEAK_ITERATIONS) if warmed else config.warmup_iterations
+        work.run_user(lambda: warm_up(run, work.device, warm, warmup_s), "iteration")
     return work.run_user(lambda: measure_until_stable(
         run, work.device, round_iterations=round_iterations, min_rounds=config.min_rounds,
-        tolerance=config.stability_tolerance, budget_s=budget_s, max_rounds=max_rounds), "iteration")
+        tolerance=config.stability_tolerance, budget_s=budget_s, max_rounds=max_rounds, earlier=earlier),
+        "iteration")
 
 
 def one_round(work: Workload, run: Callable[[], Any], count: int, warmup_s: float = 0.0) -> TimingResult:
@@ -78,10 +82,12 @@ def measure_point(work: Workload, config: ProfileConfig, inputs: tuple[Any, ...]
     """Probe (when planned), else the peak (when ``measure_peak`` is given), then the first timing (the peak
     after it with ``plan.peak_last``).
 
-    After a probe off the line, the probe was the batch's warm-up and the peak is not measured (the memory
-    line has its points already); ``memory.measure_peak`` measured first is warm-up too (its iterations are
-    the new shapes' first: ``first_timing``'s ``warmed``)."""
+    After a probe off the line, its round is the first timing's first (timed after the same warm-up as a
+    first round) and the peak is not measured (the memory line has its points already);
+    ``memory.measure_peak`` measured first is warm-up too (its iterations are the new shapes' first:
+    ``first_timing``'s ``warmed``)."""
     run = lambda: work.iteration(*inputs)  # noqa: E731
+    probe: Optional[TimingResult] = None
     if plan.probe_ms is not None:
         probe = one_round(work, run, plan.round_iterations, plan.warmup_s)
         if abs(probe.mean_ms - plan.probe_ms) <= plan.probe_tolerance * plan.probe_ms:
@@ -94,8 +100,7 @@ def measure_point(work: Workload, config: ProfileConfig, inputs: tuple[Any, ...]
         reserved = reserved_peak(work, inputs) if measure_peak is memory_peak else None
     warmed = plan.probe_ms is not None or (peak is not None and measure_peak is memory_peak)
     result = first_timing(work, config, run, round_iterations=plan.round_iterations, budget_s=plan.budget_s,
-                          max_rounds=plan.max_rounds, warmed=warmed,
-                          warmup_s=0.0 if plan.probe_ms is not None else plan.warmup_s)  # a probe warmed it
+                          max_rounds=plan.max_rounds, warmed=warmed, warmup_s=plan.warmup_s, earlier=probe)
     if peak_wanted and plan.peak_last and measure_peak is not None:
         peak, _source = work.run_user(lambda: measure_peak(work, inputs), "iteration")
         reserved = reserved_peak(work, inputs) if measure_peak is memory_peak else None
