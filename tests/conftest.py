@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -23,6 +24,12 @@ from skyline_tui.config import ProfileConfig
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the app tests can import app_support
 SAMPLES = REPO / "samples"
+
+# Started in the background by a non-interactive shell (``pytest &`` in a script), this process ignores SIGINT,
+# and so would every script the tests start: Python installs no KeyboardInterrupt handler where SIGINT is
+# ignored, and the Ctrl-C tests would wait forever.  Caught here, SIGINT is default again after their exec.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 # A tiny, valid entry point; tests replace pieces of it to break the contract one way at a time.

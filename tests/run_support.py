@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -20,6 +22,20 @@ def environment() -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("SKYLINE_TUI_HISTORY", None)
     return env
+
+
+def read_pty(master: int, deadline: float) -> Optional[bytes]:
+    """What a pseudo-terminal has to read, waiting at most until ``deadline`` (``time.monotonic()``): b"" when
+    nothing came by then (a blocking read would wait past any deadline for a run that hangs), None once it is
+    closed."""
+    ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+    if not ready:
+        return b""
+    try:
+        chunk = os.read(master, 1 << 16)
+    except OSError:  # the other side is gone
+        return None
+    return chunk or None
 
 
 def command(*args: str) -> list[str]:

@@ -3,24 +3,28 @@ and what skyline-tui refuses, it refuses before starting anything."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import signal
 import subprocess
 
-from tests.run_support import TRAIN, command, environment, step_count
+from tests.run_support import TRAIN, command, environment, read_pty, step_count
 
 
 def test_sigint_to_the_run_reaches_the_scripts_own_keyboardinterrupt_handler(tmp_path):
     summary = tmp_path / "summary.json"
     run = subprocess.Popen(command("--json", str(summary), "--no-history", str(TRAIN / "keyboard_interrupt.py")),
                            cwd=tmp_path, env=environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           stdin=subprocess.DEVNULL, text=True)
+                           stdin=subprocess.DEVNULL, text=True, start_new_session=True)
     try:
         assert run.stdout.readline() == "READY\n"
         run.send_signal(signal.SIGINT)  # to skyline-tui, as `kill -INT` would: it passes it on once
         out, err = run.communicate(timeout=120)
     finally:
-        run.kill()
+        with contextlib.suppress(ProcessLookupError):  # on a failure, the script too: it outlives skyline-tui
+            os.killpg(run.pid, signal.SIGKILL)
+        run.wait()
     assert run.returncode == 3, err  # the script's handler chose 3
     taken = int(out.split("INTERRUPTED steps=")[1].split()[0])
     assert out.count("INTERRUPTED") == 1
@@ -70,7 +74,6 @@ def test_a_missing_script_is_refused(tmp_path):
 def test_ctrl_c_at_the_terminal_reaches_the_scripts_handler_once(tmp_path):
     """Ctrl-C typed at a terminal: the terminal signals the whole foreground group, the script's process as well
     as skyline-tui's, which must not send it a second one (the script's handler would be interrupted)."""
-    import os
     import pty
     import time
 
@@ -83,14 +86,14 @@ def test_ctrl_c_at_the_terminal_reaches_the_scripts_handler_once(tmp_path):
     try:
         deadline = time.monotonic() + 120
         while b"READY" not in seen and time.monotonic() < deadline:
-            seen += os.read(master, 1024)
+            chunk = read_pty(master, deadline)
+            if chunk is None:  # the run is over before it was ready: the asserts below say how
+                break
+            seen += chunk
         os.write(master, b"\x03")  # Ctrl-C, as typed
         while time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 1024)
-            except OSError:  # the pty closed: the run is over
-                break
-            if not chunk:
+            chunk = read_pty(master, deadline)
+            if chunk is None:  # the pty closed: the run is over
                 break
             seen += chunk
     finally:

@@ -184,7 +184,7 @@ def test_with_a_terminal_run_opens_the_view_and_q_y_stops_the_script_through_its
     import signal
     import time
 
-    from run_support import command, environment
+    from run_support import command, environment, read_pty
 
     pid, master = pty.fork()
     if pid == 0:
@@ -197,7 +197,10 @@ def test_with_a_terminal_run_opens_the_view_and_q_y_stops_the_script_through_its
     def read_until(marker: bytes) -> None:
         nonlocal seen
         while re.search(marker, seen) is None and time.monotonic() < deadline:
-            seen += os.read(master, 1 << 16)
+            chunk = read_pty(master, deadline)
+            if chunk is None:  # skyline-tui is gone: the asserts below say how
+                break
+            seen += chunk
 
     try:
         read_until(rb"pid \d+ \xc2\xb7 step [1-9]\d")  # the status bar past step 10 ("READY" is in the source pane)
@@ -208,11 +211,8 @@ def test_with_a_terminal_run_opens_the_view_and_q_y_stops_the_script_through_its
         time.sleep(0.5)  # painted is not yet listening: a key sent within the same millisecond can miss the dialog
         os.write(master, b"y")
         while time.monotonic() < deadline:
-            try:
-                chunk = os.read(master, 1 << 16)
-            except OSError:  # the pty closed: skyline-tui is gone
-                break
-            if not chunk:
+            chunk = read_pty(master, deadline)
+            if chunk is None:  # the pty closed: skyline-tui is gone
                 break
             seen += chunk
     finally:
