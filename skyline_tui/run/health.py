@@ -7,7 +7,8 @@ installed packages' subscribers.  Between sampled steps they are parked: their p
 sampled pays nothing per layer), the optimizer watch stays (torch iterates the optimizers' global hooks while a
 step closes, so those are never added or removed then).  A sampled step begins and ends where a step closes,
 after the optimizer's step (or, updating by hand, at the next forward's start: the outermost module's own hooks
-registered then run from the next call on).  A sampled step with a NaN/Inf is located
+registered then run from the next call on; the gradients are read as backward ends, before a ``zero_grad`` at
+the top of the script's next step clears them).  A sampled step with a NaN/Inf is located
 at the first layer (in module order) whose output was not finite, else whose gradient was not (backward), else
 whose weights were (the optimizer), else outside the model (the loss).
 """
@@ -54,6 +55,12 @@ class HealthSampler:
             for publisher in self.publishers:
                 if not publisher.parked:
                     publisher.park()
+
+    def backward_ended(self) -> None:
+        """Updating by hand: the gradients of a sampled step as its backward ends (see ``read_gradients``)."""
+        if self.sampling is not None:
+            for publisher in self.publishers:
+                publisher.read_gradients()
 
     def step_ends(self, index: int) -> Optional[tuple[dict[str, dict[str, Optional[float]]], Optional[NonFinite]]]:
         """The sampled step closed: its values by module, and where a NaN/Inf first appeared if it did now."""

@@ -157,7 +157,10 @@ class RunHooks:
                 hooks._in_backward = True
                 try:
                     hooks._backward_begins(losses_of(*args, **kwargs))
-                    return original(*args, **kwargs)
+                    result = original(*args, **kwargs)
+                    if original is backward and hooks.health is not None and hooks.engine.by_hand:
+                        hooks._health_guarded(hooks.health.backward_ended)
+                    return result
                 finally:
                     hooks.engine.leave(BACKWARD)
                     hooks._in_backward = False
@@ -169,7 +172,8 @@ class RunHooks:
         def grad_losses(outputs: Any = None, *args: Any, **kwargs: Any) -> Any:
             return outputs
 
-        autograd.backward = wrap(autograd.backward, backward_losses)
+        backward = autograd.backward  # .grad is what it fills (autograd.grad returns the gradients)
+        autograd.backward = wrap(backward, backward_losses)
         autograd.grad = wrap(autograd.grad, grad_losses)
 
     def _first_step_closed(self) -> None:
@@ -278,15 +282,19 @@ class RunHooks:
         segment.health = self.health is not None and self.health.sampling is not None
         self._waiting.append(segment)
         self._send_ready(wait=False)
-        if self.health is not None and self._schedule is not None:
-            try:
-                self._sample_health(segment, self.health, self._schedule)
-            except Exception as exc:  # noqa: BLE001 - health is a bonus: the script must not pay for its failure
-                # Not detached: this runs inside torch's loop over the optimizer's (or a module's) hooks, which
-                # detaching would change under it; outside a sampled step the publishers' hooks return at once.
-                self.health = None
-                print(f"skyline-tui: warning: per-layer health is off from step {self.engine.steps} of this run "
-                      f"({type(exc).__name__}: {exc})", file=sys.stderr)
+        if self.health is not None and (schedule := self._schedule) is not None:
+            health = self.health
+            self._health_guarded(lambda: self._sample_health(segment, health, schedule))
+
+    def _health_guarded(self, call: Callable[[], None]) -> None:
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - health is a bonus: the script must not pay for its failure
+            # Not detached: this runs inside torch's loop over the optimizer's (or a module's) hooks, which
+            # detaching would change under it; outside a sampled step the publishers' hooks return at once.
+            self.health = None
+            print(f"skyline-tui: warning: per-layer health is off from step {self.engine.steps} of this run "
+                  f"({type(exc).__name__}: {exc})", file=sys.stderr)
 
     def _sample_health(self, segment: Segment, health: Any, schedule: EveryN | WithinBudget) -> None:
         """The step that closed was sampled: send what it saw; then whether the next one is sampled."""

@@ -182,6 +182,11 @@ class StepEngine:
     def phase(self) -> Optional[str]:
         return self._stack[-1] if self._stack else None
 
+    @property
+    def by_hand(self) -> bool:
+        """No optimizer: the script updates the parameters itself."""
+        return not self._optimizers_in_use()
+
     def _optimizers_in_use(self) -> bool:
         return bool(self.alive or self._ever)
 

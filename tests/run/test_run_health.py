@@ -74,3 +74,19 @@ def test_a_nan_loss_on_the_last_step_is_said_too(tmp_path):
     outcome = run_script(tmp_path, "nan_at_step.py", "--nan-at", "5", "--steps", "5", options=("--no-health",))
     assert [e["step"] for e in outcome.events if e["type"] == "non_finite"] == [5]
     assert outcome.summary["non_finite"]["step"] == 5
+
+
+def test_gradients_updated_by_hand_are_read_before_the_scripts_next_zero_grad(tmp_path):
+    """pytorch/examples' regression/main.py clears the gradients at the top of each step: by the time a step closes
+    (the next forward), they are gone.  Health reads them as backward ends, so they are the script's own norms,
+    and no layer is flagged as receiving no gradient (it was, on that script, before)."""
+    outcome = run_script(tmp_path, "by_hand_zero_first.py", options=("--health-every", "2"))
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    samples = [e for e in outcome.events if e["type"] == "health"]
+    assert [e["step"] for e in samples] == [4, 6]
+    for layer, words in (("0", "LOSS \\S+ GRAD0"), ("2", "LOSS \\S+ GRAD0 \\S+ GRAD2")):
+        theirs = printed(outcome.stdout, words)
+        assert [e["values"][layer]["grad_norm"] for e in samples] == pytest.approx(
+            [theirs[e["step"] - 1] for e in samples], rel=1e-5)
+    flags = {row["module"]: [f["kind"] for f in row["flags"]] for row in outcome.summary["health"]["modules"]}
+    assert not any("no_gradient" in kinds for kinds in flags.values()), flags

@@ -236,6 +236,12 @@ class Publisher:
                               for param in group.get("params", ()) for i in self._index.get(id(param), ())])
         self.stepped = True
 
+    def read_gradients(self) -> None:
+        """Every parameter's gradient now (updating by hand, as backward ends: the script's next ``zero_grad``
+        clears them before the iteration ends)."""
+        if self._active:
+            self._read_gradients(list(range(len(self._flat_params))))
+
     def _read_gradients(self, indices: list[int]) -> None:
         """Norms (one ``_foreach_norm``) of the gradients not read yet in this iteration: a later step of
         the same parameters leaves the first one's gradient standing."""
