@@ -34,6 +34,7 @@ import torch
 from torch.nn.modules import module as nn_module
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
 from skyline_tui.run import events as ev
 from skyline_tui.run.channel import current_pid
 from skyline_tui.run.events import none_as_nan
@@ -266,8 +267,8 @@ class RunHooks:
         for ref in self._roots.values():
             module = ref()
             if module is not None:
-                self._handles += [module.register_forward_pre_hook(self._root_pre, with_kwargs=True),
-                                  module.register_forward_hook(self._root_post, with_kwargs=True, always_call=True)]
+                self._handles += [forward_pre_hook(module, self._root_pre, with_kwargs=True),
+                                  forward_hook(module, self._root_post, with_kwargs=True, always_call=True)]
 
     # --- closed steps ------------------------------------------------------------------------------
 

@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
+
 _ATTRIBUTE_ACCESS = ("__get__", "__set__")  # what a torch function mode sees for ``tensor.grad`` and the like
 
 class OutsideModelCheck(TorchFunctionMode):
@@ -48,8 +50,8 @@ class OutsideModelCheck(TorchFunctionMode):
         return out
 
     def install(self) -> None:
-        self._handles = [self.model.register_forward_pre_hook(lambda module, args: self.step_aside()),
-                         self.model.register_forward_hook(lambda module, args, output: self.step_back())]
+        self._handles = [forward_pre_hook(self.model, lambda module, args: self.step_aside()),
+                         forward_hook(self.model, lambda module, args, output: self.step_back())]
 
     def remove(self) -> None:
         for handle in self._handles:

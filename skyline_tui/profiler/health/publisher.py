@@ -45,6 +45,7 @@ from skyline_tui.profiler.health.judgement import (
 from skyline_tui.profiler.health.layers import describe_layers
 from skyline_tui.profiler.health.outside import OutsideModelCheck
 from skyline_tui.profiler.health.subscribers import SubscriberSet
+from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
 from skyline_tui.report import Health, NonFinite
 
@@ -156,10 +157,9 @@ class Publisher:
         if not self._attached or self._handles:
             return
         for path, module in self.modules:
-            self._handles.append(module.register_forward_pre_hook(
-                lambda module, args, path=path: self._call_site(path)))
-            self._handles.append(module.register_forward_hook(
-                lambda module, args, output, path=path: self._forward(path, module, output)))
+            self._handles.append(forward_pre_hook(module, lambda module, args, path=path: self._call_site(path)))
+            self._handles.append(forward_hook(
+                module, lambda module, args, output, path=path: self._forward(path, module, output)))
         self.outside.install()
 
     @property

@@ -1,0 +1,63 @@
+"""The hooks skyline-tui puts on a user's modules, left out when the module is saved or copied.
+
+A module keeps its forward hooks in its ``__dict__``, so ``torch.save(model)`` and ``copy.deepcopy(model)`` (an
+EMA model, the best epoch's snapshot) take them along: ours hold the supervisor's state (the event pipe, a
+struct packer), which cannot be pickled, and a copy would report to it.  pytorch/examples' word_language_model
+failed at its ``torch.save(model, f)`` under ``skyline-tui run``.  Registered here, a hook is marked (a
+``functools.partial`` of its own kind: called in C, nothing added per call), and ``nn.Module.__getstate__``
+(which pickling and ``deepcopy`` call) is wrapped once to leave the marked hooks out of the state: the module
+keeps them, the copy or the saved file has none.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import OrderedDict
+from typing import Any, Callable
+
+from torch import nn
+from torch.utils.hooks import RemovableHandle
+
+# The dicts of a module's state that hold a forward hook, or a flag of one, by the hook's handle id.
+_HOOK_DICTS = ("_forward_pre_hooks", "_forward_pre_hooks_with_kwargs", "_forward_hooks",
+               "_forward_hooks_with_kwargs", "_forward_hooks_always_called")
+
+
+class _Ours(functools.partial):  # type: ignore[type-arg]
+    """A hook of ours: what ``_without_ours`` leaves out."""
+
+
+def forward_pre_hook(module: nn.Module, hook: Callable[..., Any], **options: Any) -> RemovableHandle:
+    """``module.register_forward_pre_hook(hook, **options)``, left out of the module's copies."""
+    _wrap_getstate()
+    return module.register_forward_pre_hook(_Ours(hook), **options)
+
+
+def forward_hook(module: nn.Module, hook: Callable[..., Any], **options: Any) -> RemovableHandle:
+    """``module.register_forward_hook(hook, **options)``, left out of the module's copies."""
+    _wrap_getstate()
+    return module.register_forward_hook(_Ours(hook), **options)
+
+
+def _wrap_getstate() -> None:
+    original: Callable[[nn.Module], dict[str, Any]] = nn.Module.__getstate__
+    if getattr(original, "_leaves_out_ours", False):
+        return
+
+    @functools.wraps(original)
+    def __getstate__(self: nn.Module) -> dict[str, Any]:
+        return _without_ours(original(self))
+
+    __getstate__._leaves_out_ours = True  # type: ignore[attr-defined]
+    nn.Module.__getstate__ = __getstate__  # type: ignore[method-assign]
+
+
+def _without_ours(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` (a shallow copy of a module's ``__dict__``) with new hook dicts that hold none of ours."""
+    ours = {key for name in ("_forward_pre_hooks", "_forward_hooks")
+            for key, hook in state.get(name, {}).items() if isinstance(hook, _Ours)}
+    if ours:
+        for name in _HOOK_DICTS:
+            if name in state:
+                state[name] = OrderedDict((key, value) for key, value in state[name].items() if key not in ours)
+    return state
