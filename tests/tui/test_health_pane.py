@@ -69,3 +69,38 @@ def test_a_phase_error_reads_apart_from_a_metric_error():
         "metric error: broken: ValueError: no (metrics.py:4)"
     assert health_error_text(HealthError("", "OutOfMemoryError: CUDA out of memory", "entry.py", 17)) == \
         "health phase: OutOfMemoryError: CUDA out of memory (entry.py:17)"
+
+
+def deep(name: str, flags: tuple[HealthFlag, ...] = ()) -> ModuleHealth:
+    return ModuleHealth(name, "Linear", "entry.py", 19, {"update_to_weight": series(1e-3, 2e-3)}, flags)
+
+
+async def test_in_a_narrow_pane_layers_with_long_shared_names_still_read_apart():
+    """A transformer's layers (makemore's: ``transformer.h.0.attn.c_attn`` ...) at 100 columns read ``transfo``
+    on every row before: the parts every name shares go, a name still too long loses its start, and the flags
+    column is as wide as the flags shown."""
+    from skyline_tui.tui.views.health import HealthPane
+
+    names = ["model.transformer.h.0.attn.c_attn", "model.transformer.h.0.attn.c_proj",
+             "model.transformer.h.11.mlp.c_fc"]
+    health = Health(iterations=2, modules=tuple(deep(name) for name in names))
+    app, _ = make_app([(MLP.replace(health=health), True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("H")
+        pane = app.query_one(HealthPane)
+        await wait_until(pilot, lambda: pane.display and len(pane.query("NameLabel")) == 3)
+        await pilot.pause()
+        shown = [label.render() for label in pane.query("NameLabel")]
+    assert sorted(shown) == ["0.attn.c_attn", "0.attn.c_proj", "11.mlp.c_fc"], shown
+
+
+def test_a_name_cut_from_the_left_keeps_its_last_parts():
+    from skyline_tui.tui.views.format import tail, without_common_prefix
+
+    assert tail("transformer.h.0.attn.c_attn", 12) == "…attn.c_attn"
+    assert tail("fc1", 12) == "fc1"
+    assert without_common_prefix(["a.b.c", "a.b.d", "a.e"]) == ["b.c", "b.d", "e"]
+    assert without_common_prefix(["a.b", "a.b.c"]) == ["b", "b.c"]  # never a whole name
+    assert without_common_prefix(["lm_head", "transformer.wte"]) == ["lm_head", "transformer.wte"]
+    assert without_common_prefix(["only.one"]) == ["only.one"]

@@ -59,3 +59,20 @@ def cell(text: Text) -> Text:
     text.no_wrap = True
     text.overflow = "ellipsis"
     return text
+
+
+def without_common_prefix(names: list[str]) -> list[str]:
+    """Dotted module paths less the leading parts they all share (``transformer.h.0.attn`` ... ->
+    ``h.0.attn`` ...): in a narrow pane those parts are all a name would show.  Never a whole name."""
+    if len(names) < 2:
+        return list(names)
+    parts = [name.split(".") for name in names]
+    common = 0
+    while all(len(p) > common + 1 for p in parts) and len({p[common] for p in parts}) == 1:
+        common += 1
+    return [".".join(p[common:]) for p in parts]
+
+
+def tail(text: str, width: int) -> str:
+    """``text`` cut from the left to ``width`` columns ("…attn.c_attn"): a layer's last parts tell it apart."""
+    return text if width <= 0 or len(text) <= width else "…" + text[len(text) - width + 1:]

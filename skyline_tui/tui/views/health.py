@@ -15,6 +15,7 @@ from textual.widgets import Label, Sparkline, Static
 from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import Breakdown, Health, HealthError
 from skyline_tui.tui.health_rows import HealthRow, health_rows, non_finite_banner
+from skyline_tui.tui.views.format import tail, without_common_prefix
 from skyline_tui.tui.views.messages import JumpToSource
 
 
@@ -26,22 +27,44 @@ def health_error_text(error: HealthError) -> str:
     return f"metric error: {error.subscriber}: {error.message}{where}"
 
 
+FLAGS_WIDTH = 20  # at most: the flags of a row with more are cut
+
+
+class NameLabel(Static):
+    """A layer's name, cut from the left where the column is narrower than it."""
+
+    def __init__(self, name: str, classes: str) -> None:
+        super().__init__(classes=classes)
+        self.full_name = name
+
+    def render(self) -> str:
+        return tail(self.full_name, self.size.width)
+
+
+def flags_text(row: HealthRow) -> str:
+    # A flag the baseline run (history) did not raise is marked "+": it came with the last change.
+    return " ".join(f"+{kind}" if kind in row.new_flags else kind for kind in row.flags) or "ok"
+
+
 class HealthRowView(Horizontal):
-    def __init__(self, row: HealthRow, cursor: bool = False) -> None:
+    def __init__(self, row: HealthRow, cursor: bool = False, name: Optional[str] = None,
+                 flags_width: int = FLAGS_WIDTH) -> None:
         super().__init__(classes="health-row" + (" -flagged" if row.flags else "") + (" -cursor" if cursor else ""))
         self.row = row
+        self.shown_name = name or row.module
+        self.flags_width = flags_width
 
     def compose(self):  # type: ignore[no-untyped-def]
         row = self.row
         share = f"{100 * row.share:3.0f}%" if row.share is not None else "  – "
-        yield Label(row.module, classes="health-module")
+        yield NameLabel(self.shown_name, classes="health-module")
         yield Label(share, classes="health-share")
         yield Sparkline(list(row.series) or [0.0], classes="health-spark")
         last = f"{row.last:.1e}" if row.last is not None else "–"
         yield Label(last, classes="health-last")
-        # A flag the baseline run (history) did not raise is marked "+": it came with the last change.
-        flags = [f"+{kind}" if kind in row.new_flags else kind for kind in row.flags]
-        yield Label(" ".join(flags) or "ok", classes="health-flags")
+        flags = Label(flags_text(row), classes="health-flags")
+        flags.styles.width = self.flags_width
+        yield flags
 
 
 class HealthPane(VerticalScroll, can_focus=True):
@@ -84,7 +107,11 @@ class HealthPane(VerticalScroll, can_focus=True):
             widgets += [Static(text, classes="health-error") for text in errors]
             if rows is None:
                 widgets.append(Static("not measured", classes="health-empty"))
-            widgets += [HealthRowView(row, cursor=i == self.cursor) for i, row in enumerate(self.rows)]
+            # The name takes what the other columns leave: the flags column is as wide as the widest flags.
+            names = without_common_prefix([row.module for row in self.rows])
+            width = min(FLAGS_WIDTH, max((len(flags_text(row)) for row in self.rows), default=2))
+            widgets += [HealthRowView(row, cursor=i == self.cursor, name=name, flags_width=width)
+                        for i, (row, name) in enumerate(zip(self.rows, names))]
             self.mount_all(widgets)
 
     def _row_views(self) -> list[HealthRowView]:
