@@ -4,7 +4,7 @@ A module keeps its forward hooks in its ``__dict__``, so ``torch.save(model)`` a
 EMA model, the best epoch's snapshot) take them along: ours hold the supervisor's state (the event pipe, a
 struct packer), which cannot be pickled, and a copy would report to it.  pytorch/examples' word_language_model
 failed at its ``torch.save(model, f)`` under ``skyline-tui run``.  Registered here, a hook is marked (a
-``functools.partial`` of its own kind: called in C, nothing added per call), and ``nn.Module.__getstate__``
+``functools.partial`` of its own kind: called in C, no Python frame added per call), and ``nn.Module.__getstate__``
 (which pickling and ``deepcopy`` call) is wrapped once to leave the marked hooks out of the state: the module
 keeps them, the copy or the saved file has none.
 """
