@@ -226,3 +226,21 @@ def test_with_a_terminal_run_opens_the_view_and_q_y_stops_the_script_through_its
         os.close(master)
     assert b"Stop the run?" in seen
     assert os.waitstatus_to_exitcode(status) == 3, seen[-1500:]  # keyboard_interrupt.py's handler exits 3
+
+
+async def test_a_run_without_steps_draws_no_bars_in_its_charts(tmp_path):
+    """Before its first step, or with none at all, a chart has nothing to draw: a floor line, not the full bars
+    a single placeholder value drew (a script that failed at its line 47 showed full ms/step, samples/s and
+    loss bars over "0 steps")."""
+    from textual.widgets import Sparkline
+
+    from skyline_tui.tui.views.run_panes import LossPane, StepsPane
+
+    app = app_for("--no-history", str(TRAIN / "never_trains.py"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: app.view.phase == ENDED and app.exit_status is not None, timeout=RUN_S)
+        await pilot.pause(0.1)
+        assert "0 steps" in pane_text(app.query_one(StepsPane))
+        charts = [*app.query_one(StepsPane).query(Sparkline), *app.query_one(LossPane).query(Sparkline)]
+        drawn = [text_of(chart) for chart in charts]
+    assert len(drawn) == 3 and all(text and set(text) == {"▁"} for text in drawn), drawn

@@ -59,7 +59,7 @@ class HealthRowView(Horizontal):
         share = f"{100 * row.share:3.0f}%" if row.share is not None else "  – "
         yield NameLabel(self.shown_name, classes="health-module")
         yield Label(share, classes="health-share")
-        yield Sparkline(list(row.series) or [0.0], classes="health-spark")
+        yield Sparkline(list(row.series), classes="health-spark")
         last = f"{row.last:.1e}" if row.last is not None else "–"
         yield Label(last, classes="health-last")
         flags = Label(flags_text(row), classes="health-flags")

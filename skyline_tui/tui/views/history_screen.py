@@ -43,7 +43,7 @@ class HistoryScreen(ModalScreen[HistoryChoice]):
     def compose(self) -> ComposeResult:
         ok = [run["samples_per_second"] for run in reversed(self.runs) if run["samples_per_second"] is not None]
         with Vertical(id="history-box"):
-            yield Sparkline(ok or [0.0], summary_function=max, id="history-sparkline")
+            yield Sparkline(ok, summary_function=max, id="history-sparkline")
             yield DataTable(id="history-runs", cursor_type="row")
 
     def on_mount(self) -> None:

@@ -46,10 +46,10 @@ class StepsPane(_Pane):
         yield Static(id="steps-phases")
         with Horizontal(classes="run-chart"):
             yield Label("ms/step", classes="run-chart-label")
-            yield Sparkline([0.0], id="steps-time")
+            yield Sparkline([], id="steps-time")
         with Horizontal(classes="run-chart"):
             yield Label("samples/s", classes="run-chart-label")
-            yield Sparkline([0.0], id="steps-rate")
+            yield Sparkline([], id="steps-rate")
 
     def on_mount(self) -> None:
         self.border_title = "Steps"
@@ -77,8 +77,8 @@ class StepsPane(_Pane):
             number = fmt.ms(value) if i == len(shown) - 1 else fmt.ms(value).removesuffix(" ms")
             legend.append(f"{glyph}{short} {number} ", self.style(name))
         self.query_one("#steps-phases", Static).update(legend)
-        self.query_one("#steps-time", Sparkline).data = list(recent_ms) or [0.0]
-        self.query_one("#steps-rate", Sparkline).data = list(recent_rates) or [0.0]
+        self.query_one("#steps-time", Sparkline).data = list(recent_ms)
+        self.query_one("#steps-rate", Sparkline).data = list(recent_rates)
 
 
 class LossPane(_Pane):
@@ -88,7 +88,7 @@ class LossPane(_Pane):
         yield Static(id="loss-figures")
         with Horizontal(classes="run-chart"):
             yield Label("loss", classes="run-chart-label")
-            yield Sparkline([0.0], id="loss-curve")
+            yield Sparkline([], id="loss-curve")
 
     def on_mount(self) -> None:
         self.border_title = "Loss"
@@ -104,7 +104,7 @@ class LossPane(_Pane):
         if non_finite:
             text.append(f"  {non_finite} not finite", self.style("over"))
         self.query_one("#loss-figures", Static).update(text)
-        self.query_one("#loss-curve", Sparkline).data = list(curve) or [0.0]
+        self.query_one("#loss-curve", Sparkline).data = list(curve)
 
 
 class MetricsPane(_Pane):
@@ -115,7 +115,7 @@ class MetricsPane(_Pane):
         yield Static(id="metrics-figures")
         with Horizontal(classes="run-chart"):
             yield Label("", id="metrics-name", classes="run-chart-label")
-            yield Sparkline([0.0], id="metrics-curve")
+            yield Sparkline([], id="metrics-curve")
 
     def on_mount(self) -> None:
         self.border_title = "Metrics"  # hidden (app.tcss) until shown
@@ -140,7 +140,7 @@ class MetricsPane(_Pane):
         # The label is 10 cells: a longer name is cut with an ellipsis, so a gap stays before the curve.
         label = shown.name if len(shown.name) < LABEL_WIDTH else shown.name[:LABEL_WIDTH - 2] + "…"
         self.query_one("#metrics-name", Label).update(label)
-        self.query_one("#metrics-curve", Sparkline).data = list(shown.values) or [0.0]
+        self.query_one("#metrics-curve", Sparkline).data = list(shown.values)
 
 
 class RunMemoryPane(_Pane):
