@@ -53,7 +53,7 @@ class RunMainView(Horizontal):
             self.query_one(StepsPane).show(
                 view.steps, figures.step_ms, figures.samples_per_second, figures.phases_ms, figures.final,
                 [p.wall_ms for p in view.recent],
-                [p.samples_per_second for p in view.recent if p.samples_per_second is not None])
+                [p.samples_per_second for p in view.recent if p.samples_per_second is not None], view.why_no_steps)
             self.query_one(LossPane).show(view.first_loss, view.last_loss, view.loss.values, view.non_finite_losses)
             self.query_one(MetricsPane).show(shown_metric(view))
             self.query_one(RunMemoryPane).show(memory_readings(view))

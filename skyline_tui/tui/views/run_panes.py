@@ -56,13 +56,16 @@ class StepsPane(_Pane):
 
     def show(self, steps: int, step_ms: Optional[float], samples_per_second: Optional[float],
              phases_ms: Sequence[tuple[str, float]], final: bool, recent_ms: Sequence[float],
-             recent_rates: Sequence[float]) -> None:
+             recent_rates: Sequence[float], why_no_steps: Optional[str] = None) -> None:
         self.border_title = "Steps · final (after warm-up)" if final else "Steps · last 20"
         figures = Text(no_wrap=True, overflow="ellipsis")
         figures.append(f"{steps:,} steps  ", self.style("label"))
-        figures.append(f"{fmt.ms(step_ms)}/step", self.style("value"))
-        figures.append("  ")
-        figures.append(f"{fmt.rate(samples_per_second)} samples/s", self.style("value"))
+        if not steps and why_no_steps:  # the run is over without one: why, rather than "N/A/step"
+            figures.append(why_no_steps, self.style("label"))
+        else:
+            figures.append(f"{fmt.ms(step_ms)}/step", self.style("value"))
+            figures.append("  ")
+            figures.append(f"{fmt.rate(samples_per_second)} samples/s", self.style("value"))
         self.query_one("#steps-figures", Static).update(figures)
         total = sum(value for _, value in phases_ms)
         bar = split_bar([(value / total, PHASE_LOOK[name][0], self.style(name)) for name, value in phases_ms],
