@@ -60,8 +60,15 @@ def with_learned_drift(config: ProfileConfig, store: str | os.PathLike[str] | No
     unknown); so does a ``config`` that already names a drift."""
     if config.drift_sigma is not None:
         return config
-    sigma, device = learned_drift(store, entry)
-    return config if sigma is None else config.replace(drift_sigma=sigma, drift_device=device)
+    return with_drift(config, *learned_drift(store, entry))
+
+
+def with_drift(config: ProfileConfig, sigma: float | None, device: str | None) -> ProfileConfig:
+    """``config`` judging with the drift ``sigma`` learned on ``device``; as it is when nothing was learned or it
+    names a drift of its own."""
+    if sigma is None or config.drift_sigma is not None:
+        return config
+    return config.replace(drift_sigma=sigma, drift_device=device)
 
 
 def learned_drift(store: str | os.PathLike[str] | None, entry: str) -> tuple[float | None, str | None]:

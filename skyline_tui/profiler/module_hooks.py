@@ -34,17 +34,18 @@ class _Ours(functools.partial):  # type: ignore[type-arg]
 
 def forward_pre_hook(module: nn.Module, hook: Callable[..., Any], **options: Any) -> RemovableHandle:
     """``module.register_forward_pre_hook(hook, **options)``, left out of the module's copies."""
-    _wrap_getstate()
+    _wrap_torch()
     return module.register_forward_pre_hook(_Ours(hook), **options)
 
 
 def forward_hook(module: nn.Module, hook: Callable[..., Any], **options: Any) -> RemovableHandle:
     """``module.register_forward_hook(hook, **options)``, left out of the module's copies."""
-    _wrap_getstate()
+    _wrap_torch()
     return module.register_forward_hook(_Ours(hook), **options)
 
 
-def _wrap_getstate() -> None:
+def _wrap_torch() -> None:
+    """Once: ``nn.Module.__getstate__`` leaves ours out; scripting and tracing set them aside."""
     original: Callable[[nn.Module], dict[str, Any]] = nn.Module.__getstate__
     if getattr(original, "_leaves_out_ours", False):
         return

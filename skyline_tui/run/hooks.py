@@ -283,13 +283,12 @@ class RunHooks:
         segment.health = self.health is not None and self.health.sampling is not None
         self._waiting.append(segment)
         self._send_ready(wait=False)
-        if self.health is not None and (schedule := self._schedule) is not None:
-            health = self.health
-            self._health_guarded(lambda: self._sample_health(segment, health, schedule))
+        if self.health is not None and self._schedule is not None:
+            self._health_guarded(self._sample_health, segment, self.health, self._schedule)
 
-    def _health_guarded(self, call: Callable[[], None]) -> None:
+    def _health_guarded(self, call: Callable[..., None], *args: Any) -> None:
         try:
-            call()
+            call(*args)
         except Exception as exc:  # noqa: BLE001 - health is a bonus: the script must not pay for its failure
             # Not detached: this runs inside torch's loop over the optimizer's (or a module's) hooks, which
             # detaching would change under it; outside a sampled step the publishers' hooks return at once.

@@ -18,7 +18,7 @@ from skyline_tui.comparison.diff import diff_reports, label
 from skyline_tui.comparison.drift import drift_between
 from skyline_tui.config import ProfileConfig
 from skyline_tui.history import History, HistoryError, record_run
-from skyline_tui.history.lookup import learned_drift
+from skyline_tui.history.lookup import learned_drift, with_drift
 from skyline_tui.history.text import diff_text
 from skyline_tui.report import Report
 
@@ -80,10 +80,7 @@ class HistorySink:
         key = _key(entry)
         if key not in self._drift:
             self._drift[key] = learned_drift(self.path, entry)
-        sigma, device = self._drift[key]
-        if sigma is None or config.drift_sigma is not None:
-            return config
-        return config.replace(drift_sigma=sigma, drift_device=device)
+        return with_drift(config, *self._drift[key])
 
     def runs(self, entry: str) -> list[dict[str, Any]]:
         """``entry``'s recorded runs, newest first."""
