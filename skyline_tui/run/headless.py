@@ -11,7 +11,7 @@ import time
 from typing import Any, Optional, TextIO
 
 from skyline_tui.run import events as ev
-from skyline_tui.run.summary import RunSummary, SummaryBuilder
+from skyline_tui.run.summary import RunSummary, SummaryBuilder, loss_note
 
 PROGRESS_EVERY_S = 5.0
 RECENT_STEPS = 20
@@ -92,7 +92,9 @@ def summary_text(summary: RunSummary) -> str:
         lines.append(f"skyline-tui: samples: dim {s.dim} of {s.tensor} of {s.module} (--samples-per-step to set)")
     loss = summary.loss
     if loss.first is not None:
-        lines.append(f"skyline-tui: loss {loss.first:.4g} -> {loss.last:.4g} (min {loss.min:.4g})")
+        note = loss_note(loss.passes_per_step)
+        lines.append(f"skyline-tui: loss {loss.first:.4g} -> {loss.last:.4g} (min {loss.min:.4g}"
+                     f"{'; ' + note if note else ''})")
     if loss.first_non_finite_step is not None:
         lines.append(f"skyline-tui: the loss was not finite first at step {loss.first_non_finite_step}")
     if summary.non_finite is not None:

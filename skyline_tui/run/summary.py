@@ -11,7 +11,7 @@ import json
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from skyline_tui.dataclass_json import from_dict, to_dict
 from skyline_tui.report import ErrorInfo, Health
@@ -44,6 +44,30 @@ class LossSummary:
     min: Optional[float]
     series: tuple[Optional[float], ...] = ()  # null where not finite
     first_non_finite_step: Optional[int] = None
+    # The fewest and the most backward passes a step ran (a GAN's three, gradient accumulation's micro-steps,
+    # an LBFGS closure's evaluations): with more than one, the series holds each step's first.
+    passes_per_step: tuple[int, int] = (0, 0)
+
+
+def passes_per_step(steps: Iterable[ev.Step], seen: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """The fewest and the most losses a step had, over ``steps`` and what was ``seen`` before (``(0, 0)``:
+    nothing yet)."""
+    fewest, most = seen
+    for step in steps:
+        count = len(step.losses)
+        if count:
+            fewest = count if not fewest else min(fewest, count)
+            most = max(most, count)
+    return fewest, most
+
+
+def loss_note(passes: tuple[int, int]) -> str:
+    """Which scalar 'the loss' is when steps ran several backward passes, said wherever it is shown (the
+    summary's lines, the app's loss pane); '' when each step ran one."""
+    fewest, most = passes
+    if most <= 1:
+        return ""
+    return f"first of {most if fewest == most else f'up to {most}'} backward passes a step"
 
 
 @dataclass(frozen=True)
@@ -187,7 +211,7 @@ class SummaryBuilder:
             phases_ms=_phases(kept),
             loss=LossSummary(first=finite[0] if finite else None, last=finite[-1] if finite else None,
                              min=min(finite) if finite else None, series=tuple(firsts),
-                             first_non_finite_step=self._first_non_finite),
+                             first_non_finite_step=self._first_non_finite, passes_per_step=passes_per_step(steps)),
             memory=RunMemory(peak_allocated=peaks[0], peak_reserved=peaks[1], peak_rss=peaks[2]),
             health=self.health, error=error, samples_from=self.samples_from, warmup_steps=skip,
             evaluation=evaluation,

@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 
 from skyline_tui.report import ErrorInfo, Health
 from skyline_tui.run import events as ev
-from skyline_tui.run.summary import RunSummary, first_non_finite
+from skyline_tui.run.summary import RunSummary, first_non_finite, passes_per_step
 from skyline_tui.tui.curve import Curve, curve_add
 from skyline_tui.tui.health_rows import FALLBACK_METRIC, MAIN_METRIC, HealthRow
 from skyline_tui.tui.run_metrics import MetricShown, MetricTrace, fold_metrics, metric_shown, step_choice
@@ -61,6 +61,7 @@ class RunView:
     last_loss: Optional[float] = None
     first_loss: Optional[float] = None
     non_finite_losses: int = 0
+    loss_passes: tuple[int, int] = (0, 0)  # the fewest and the most backward passes a step ran
     rss_bytes: Optional[int] = None
     allocated_bytes: Optional[int] = None
     reserved_bytes: Optional[int] = None
@@ -118,6 +119,7 @@ def _fold_steps(view: RunView, steps: list[ev.Step]) -> RunView:
     recent = (*view.recent, *(_point(step) for step in steps[-RECENT_STEPS:]))[-RECENT_STEPS:]
     return replace(view, steps=steps[-1].index, recent=recent, loss=loss, first_loss=first_loss,
                    last_loss=last_loss, non_finite_losses=non_finite, peak_rss_bytes=peak_rss,
+                   loss_passes=passes_per_step(steps, view.loss_passes),
                    peak_allocated_bytes=peak_allocated, **memory)
 
 

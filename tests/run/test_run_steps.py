@@ -61,6 +61,11 @@ def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(t
     lines = [line.split() for line in outcome.stdout.splitlines() if line.startswith("STEP ")]
     assert [step["losses"] for step in outcome.steps] == [[float(v) for v in line[3:6]] for line in lines]
     assert {step["samples"] for step in outcome.steps} == {24}  # three backward passes over one batch of 24
+    # "The loss" of the summary is each step's first of the three, and says so.
+    loss = outcome.summary["loss"]
+    assert (loss["first"], loss["last"]) == (float(lines[0][3]), float(lines[-1][3]))
+    assert loss["passes_per_step"] == [3, 3]
+    assert f"(min {loss['min']:.4g}; first of 3 backward passes a step)" in outcome.process.stderr
     assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
 
 
@@ -81,6 +86,7 @@ def test_gradient_accumulation_counts_every_micro_batch_of_the_step(tmp_path):
     assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "SAMPLES")]
     assert {step["samples"] for step in outcome.steps} == {24}
     assert [len(step["losses"]) for step in outcome.steps] == [4] * 8
+    assert outcome.summary["loss"]["passes_per_step"] == [4, 4]
 
 
 def test_a_crash_at_step_k_keeps_the_steps_before_it_and_points_at_the_users_line(tmp_path):

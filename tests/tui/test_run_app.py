@@ -66,6 +66,7 @@ async def test_a_finished_run_stays_on_screen_with_its_steps_loss_layers_and_nan
         loss_text = pane_text(app.query_one(LossPane))
         assert f"{float(losses[0]):.4g} → {float(losses[3]):.4g}" in loss_text  # the last finite loss: step 4
         assert "3 not finite" in loss_text  # steps 5, 6, 7 printed nan
+        assert "backward passes" not in loss_text  # one a step: the loss is the loss, nothing to say
         log_lines = [strip.text for strip in app.query_one(LogPane).lines]
         assert f"STEP 7 LOSS {losses[6]}" in log_lines
         assert app.exit_status == 0 and app.is_running  # over, and still on screen until q

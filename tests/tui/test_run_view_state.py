@@ -133,3 +133,22 @@ def test_a_burst_of_events_is_announced_once_and_drained_in_order_with_the_outpu
     assert output == [("stdout", f"STEP {i}\n") for i in range(100, 1001, 100)]
     buffer(step(1001, 1.0))
     assert len(posted) == 2  # announced again once drained
+
+
+def test_steps_of_several_backward_passes_say_the_loss_shown_is_each_steps_first():
+    from skyline_tui.run.summary import loss_note
+
+    def passes(index: int, losses: tuple[float, ...]) -> ev.Step:
+        return ev.Step(index=index, end_s=index * 0.1, wall_ms=1.0, forward_ms=0.0, backward_ms=0.0, optimizer_ms=0.0,
+                       evaluation_ms=0.0, other_ms=0.0, samples=10, losses=losses)
+
+    one_each = fold(RunView("t.py"), [step(i, 1.0) for i in range(1, 6)])
+    assert one_each.loss_passes == (1, 1) and loss_note(one_each.loss_passes) == ""
+    gan = fold(RunView("t.py"), [passes(i, (0.5 + i, 1.0, 2.0)) for i in range(1, 6)])  # D real, D fake, G
+    assert gan.loss_passes == (3, 3) and gan.first_loss == 1.5 and gan.last_loss == 5.5
+    assert loss_note(gan.loss_passes) == "first of 3 backward passes a step"
+    # An LBFGS step evaluates its closure as often as it needs: 20 times, then 4, then 7.
+    lbfgs = fold(RunView("t.py"), [passes(1, (1.0,) * 20), passes(2, (0.5,) * 4)])
+    lbfgs = fold(lbfgs, [passes(3, (0.25,) * 7)])
+    assert lbfgs.loss_passes == (4, 20)
+    assert loss_note(lbfgs.loss_passes) == "first of up to 20 backward passes a step"

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 
 from skyline_tui.report import ErrorInfo
+from skyline_tui.run.summary import loss_note
 from skyline_tui.tui.run_state import (
     RunView,
     layer_rows,
@@ -54,7 +55,8 @@ class RunMainView(Horizontal):
                 view.steps, figures.step_ms, figures.samples_per_second, figures.phases_ms, figures.final,
                 [p.wall_ms for p in view.recent],
                 [p.samples_per_second for p in view.recent if p.samples_per_second is not None], view.why_no_steps)
-            self.query_one(LossPane).show(view.first_loss, view.last_loss, view.loss.values, view.non_finite_losses)
+            self.query_one(LossPane).show(view.first_loss, view.last_loss, view.loss.values, view.non_finite_losses,
+                                          loss_note(view.loss_passes))
             self.query_one(MetricsPane).show(shown_metric(view))
             self.query_one(RunMemoryPane).show(memory_readings(view))
             self.query_one(ErrorPane).show(view.error, kept_previous=False)

@@ -97,7 +97,7 @@ class LossPane(_Pane):
         self.border_title = "Loss"
 
     def show(self, first: Optional[float], last: Optional[float], curve: Sequence[float],
-             non_finite: int) -> None:
+             non_finite: int, note: str = "") -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
         if first is None:
             text.append("no loss yet", self.style("label"))
@@ -106,6 +106,8 @@ class LossPane(_Pane):
             text.append(f"{last:.4g}", self.style("value"))
         if non_finite:
             text.append(f"  {non_finite} not finite", self.style("over"))
+        if note and first is not None:
+            text.append(f"  {note}", self.style("label"))
         self.query_one("#loss-figures", Static).update(text)
         self.query_one("#loss-curve", Sparkline).data = list(curve)
 
