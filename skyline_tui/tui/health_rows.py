@@ -8,13 +8,25 @@ come first, the costliest first among equals: an expensive layer that is not lea
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Container, Optional, Sequence
 
 from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import Breakdown, Health
 
 MAIN_METRIC = "update_to_weight"
 FALLBACK_METRIC = "activation_std"  # modules without weights (activations, pooling)
+# A flagged row shows the metric its first flag was raised on: a dead ReLU's share of dead units, not its std.
+FLAG_METRICS = {"dead_units": "dead_fraction", "saturated": "saturation", "update_ratio_high": "update_to_weight",
+                "update_ratio_low": "update_to_weight", "no_gradient": "grad_norm"}
+SHARE_METRICS = frozenset({"dead_fraction", "saturation"})  # fractions: shown as per cent
+
+
+def row_metric(metrics: Container[str], flags: Sequence[str]) -> Optional[str]:
+    """The metric a layer's row shows (its sparkline and last value): its first flag's, else the main one."""
+    for metric in [FLAG_METRICS.get(kind) for kind in flags[:1]] + [MAIN_METRIC, FALLBACK_METRIC]:
+        if metric is not None and metric in metrics:
+            return metric
+    return None
 
 
 @dataclass(frozen=True)
@@ -46,8 +58,7 @@ def health_rows(health: Health, breakdown: Optional[Breakdown] = None,
     shares = module_shares(breakdown)
     rows = []
     for order, module in enumerate(health.modules):
-        metric = MAIN_METRIC if MAIN_METRIC in module.metrics else (
-            FALLBACK_METRIC if FALLBACK_METRIC in module.metrics else None)
+        metric = row_metric(module.metrics, [f.kind for f in module.flags])
         series = module.metrics[metric] if metric is not None else None
         rows.append((order, HealthRow(
             key=module.module or "(root)", module=module.module or "(root)", type=module.type, file=module.file,

@@ -18,7 +18,7 @@ from skyline_tui.report import ErrorInfo, Health
 from skyline_tui.run import events as ev
 from skyline_tui.run.summary import RunSummary, first_non_finite, passes_per_step
 from skyline_tui.tui.curve import Curve, curve_add
-from skyline_tui.tui.health_rows import FALLBACK_METRIC, MAIN_METRIC, HealthRow
+from skyline_tui.tui.health_rows import HealthRow, row_metric
 from skyline_tui.tui.run_metrics import MetricShown, MetricTrace, fold_metrics, metric_shown, step_choice
 
 RECENT_STEPS = 120
@@ -241,8 +241,7 @@ def layer_rows(view: RunView) -> list[HealthRow]:
     judged = {m.module: m for m in view.judged.modules} if view.judged is not None else {}
     rows = []
     for layer in view.layers:
-        metric = MAIN_METRIC if MAIN_METRIC in layer.metrics else (
-            FALLBACK_METRIC if FALLBACK_METRIC in layer.metrics else None)
+        metric = row_metric(layer.metrics, layer.flags)
         series = layer.metrics.get(metric, ()) if metric is not None else ()
         module = judged.get(layer.module)
         messages = tuple(f.message for f in module.flags) if module is not None else ()

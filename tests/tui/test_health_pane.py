@@ -36,6 +36,26 @@ def test_flagged_modules_come_first_then_the_costliest_with_their_share_of_the_i
     assert health_rows(HEALTH)[0].share is None  # no breakdown: no share, still a row
 
 
+async def test_a_dead_relu_s_row_shows_its_share_of_dead_units_in_per_cent():
+    from skyline_tui.tui.views.health import HealthPane
+
+    relu = ModuleHealth("relu", "ReLU", "entry.py", 22, {"activation_std": series(0.2, 0.1, 0.09),
+                                                         "dead_fraction": series(0.5, 0.9, 0.92)},
+                        (HealthFlag("dead_units", "92% of its units output zero for every sample"),))
+    health = Health(iterations=3, modules=(*HEALTH.modules, relu))
+    row = next(row for row in health_rows(health) if row.module == "relu")
+    assert (row.module, row.metric, row.series, row.last) == ("relu", "dead_fraction", (0.5, 0.9, 0.92), 0.92)
+    app, _ = make_app([(MLP.replace(health=health), True)])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("H")
+        pane = app.query_one(HealthPane)
+        await wait_until(pilot, lambda: pane.display)
+        shown = next(" ".join(text_of(widget) for widget in view.query("Label"))
+                     for view in pane.query("HealthRowView") if view.row.module == "relu")
+        assert "92%" in shown and "dead_units" in shown, shown
+
+
 def test_the_banner_names_the_line_phase_and_iteration():
     assert non_finite_banner(HEALTH) == "NaN/Inf first at entry.py:37 (forward, iteration 2): log"
 

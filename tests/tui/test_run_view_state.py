@@ -152,3 +152,20 @@ def test_steps_of_several_backward_passes_say_the_loss_shown_is_each_steps_first
     lbfgs = fold(lbfgs, [passes(3, (0.25,) * 7)])
     assert lbfgs.loss_passes == (4, 20)
     assert loss_note(lbfgs.loss_passes) == "first of up to 20 backward passes a step"
+
+
+def test_a_flagged_layer_shows_the_metric_its_flag_was_raised_on():
+    """resnet18 under imagenet/main.py showed its dead ReLUs' activation std (0.09) beside 'dead_units': the row
+    shows what is dead, the share of dead units; an unflagged ReLU keeps its std."""
+    def values(dead: float) -> dict[str, dict[str, float | None]]:
+        return {"layer4.relu": {"activation_std": 0.09, "dead_fraction": dead},
+                "layer1.relu": {"activation_std": 1.1, "dead_fraction": 0.04}}
+
+    view = fold(RunView("train.py"), [
+        ev.HealthSampled(step=1, values=values(0.09), flagged={}),
+        ev.HealthSampled(step=2, values=values(0.88), flagged={"layer4.relu": ("dead_units",)}),
+        ev.HealthSampled(step=3, values=values(0.92), flagged={"layer4.relu": ("dead_units",)})])
+    dead, alive = rs.layer_rows(view)
+    assert (dead.module, dead.metric, dead.last) == ("layer4.relu", "dead_fraction", 0.92)
+    assert dead.series == (0.09, 0.88, 0.92)
+    assert (alive.module, alive.metric, alive.series) == ("layer1.relu", "activation_std", (1.1, 1.1, 1.1))

@@ -1,4 +1,5 @@
-"""The Health pane: per layer, its share of the run time beside a sparkline of its main metric and flags.
+"""The Health pane: per layer, its share of the run time beside a sparkline of its metric (a flagged layer:
+its flag's) and flags.
 
 Renders rows computed by ``skyline_tui.tui.health_rows``; nothing is computed here.  ``j``/``k`` move,
 ``enter`` jumps the source pane to the highlighted module's line, ``e`` to the first NaN/Inf's line.
@@ -14,7 +15,7 @@ from textual.widgets import Label, Sparkline, Static
 
 from skyline_tui.comparison.changes import RunComparison
 from skyline_tui.report import Breakdown, Health, HealthError
-from skyline_tui.tui.health_rows import HealthRow, health_rows, non_finite_banner
+from skyline_tui.tui.health_rows import SHARE_METRICS, HealthRow, health_rows, non_finite_banner
 from skyline_tui.tui.views.format import tail, without_common_prefix
 from skyline_tui.tui.views.messages import JumpToSource
 
@@ -60,7 +61,7 @@ class HealthRowView(Horizontal):
         yield NameLabel(self.shown_name, classes="health-module")
         yield Label(share, classes="health-share")
         yield Sparkline(list(row.series), classes="health-spark")
-        last = f"{row.last:.1e}" if row.last is not None else "–"
+        last = "–" if row.last is None else f"{row.last:.0%}" if row.metric in SHARE_METRICS else f"{row.last:.1e}"
         yield Label(last, classes="health-last")
         flags = Label(flags_text(row), classes="health-flags")
         flags.styles.width = self.flags_width
