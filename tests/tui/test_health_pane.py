@@ -115,6 +115,27 @@ async def test_in_a_narrow_pane_layers_with_long_shared_names_still_read_apart()
     assert sorted(shown) == ["0.attn.c_attn", "0.attn.c_proj", "11.mlp.c_fc"], shown
 
 
+async def test_without_a_share_of_the_run_time_the_name_takes_its_column():
+    """resnet18's flagged layers at 100 columns read ``…r3.0.relu`` and ``…r4.0.relu`` beside an empty share column
+    (a live run, or a profile without the breakdown, has none): the column goes and the names read whole."""
+    from skyline_tui.tui.views.health import HealthPane
+
+    dead = (HealthFlag("dead_units", "dead"),)
+    names = ["layer3.0.relu", "layer4.0.relu", "layer4.1.relu"]
+    health = Health(iterations=2, modules=(*(deep(name, dead) for name in names),
+                                           deep("fc", (HealthFlag("update_ratio_high", "fast"),))))
+    app, _ = make_app([(MLP.replace(health=health, breakdown=None), True)])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: finished(app))
+        await pilot.press("H")
+        pane = app.query_one(HealthPane)
+        await wait_until(pilot, lambda: pane.display and len(pane.query("NameLabel")) == 4)
+        await pilot.pause()
+        shown = [label.render() for label in pane.query("NameLabel")]
+        assert not pane.query(".health-share")
+    assert sorted(shown) == ["fc", *names], shown
+
+
 def test_a_name_cut_from_the_left_keeps_its_last_parts():
     from skyline_tui.tui.views.format import tail, without_common_prefix
 

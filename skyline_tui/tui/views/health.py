@@ -49,17 +49,18 @@ def flags_text(row: HealthRow) -> str:
 
 class HealthRowView(Horizontal):
     def __init__(self, row: HealthRow, cursor: bool = False, name: Optional[str] = None,
-                 flags_width: int = FLAGS_WIDTH) -> None:
+                 flags_width: int = FLAGS_WIDTH, share: bool = True) -> None:
         super().__init__(classes="health-row" + (" -flagged" if row.flags else "") + (" -cursor" if cursor else ""))
         self.row = row
         self.shown_name = name or row.module
         self.flags_width = flags_width
+        self.with_share = share  # False where no row has one (a live run has no breakdown): the name takes it
 
     def compose(self):  # type: ignore[no-untyped-def]
         row = self.row
-        share = f"{100 * row.share:3.0f}%" if row.share is not None else "  – "
         yield NameLabel(self.shown_name, classes="health-module")
-        yield Label(share, classes="health-share")
+        if self.with_share:
+            yield Label(f"{100 * row.share:3.0f}%" if row.share is not None else "  – ", classes="health-share")
         yield Sparkline(list(row.series), classes="health-spark")
         last = "–" if row.last is None else f"{row.last:.0%}" if row.metric in SHARE_METRICS else f"{row.last:.1e}"
         yield Label(last, classes="health-last")
@@ -111,7 +112,8 @@ class HealthPane(VerticalScroll, can_focus=True):
             # The name takes what the other columns leave: the flags column is as wide as the widest flags.
             names = without_common_prefix([row.module for row in self.rows])
             width = min(FLAGS_WIDTH, max((len(flags_text(row)) for row in self.rows), default=2))
-            widgets += [HealthRowView(row, cursor=i == self.cursor, name=name, flags_width=width)
+            share = any(row.share is not None for row in self.rows)
+            widgets += [HealthRowView(row, cursor=i == self.cursor, name=name, flags_width=width, share=share)
                         for i, (row, name) in enumerate(zip(self.rows, names))]
             self.mount_all(widgets)
 
