@@ -9,7 +9,9 @@ Installed once torch is imported (before the script's first torch call), never r
 - module forward hooks on the *outermost* modules: global module hooks until the first step closes (to find
   them: the modules called with nothing around them), then hooks on those modules alone, so a model of
   hundreds of layers pays two hook calls per forward, not hundreds.  A module first called after the first
-  step is not seen (its time is ``other``);
+  step is not seen (its time is ``other``).  Only the model's calls count (``readings.ModelCalls``: a module
+  with parameters, or one whose input carries gradient): a transform on the data is a module too (torchvision's
+  ``Normalize``, once per sample where the DataLoader loads in this process), and its time is ``other``;
 - per-layer health (:mod:`skyline_tui.run.health`) from the second step on, sampled on the steps its schedule
   picks (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); a failure there
   turns health off, never the script.
@@ -39,7 +41,7 @@ from skyline_tui.run import events as ev
 from skyline_tui.run.channel import current_pid
 from skyline_tui.run.events import none_as_nan
 from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
-from skyline_tui.run.readings import MemoryReader, PendingLoss, first_batch_tensor, read_loss
+from skyline_tui.run.readings import MemoryReader, ModelCalls, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
 
 NAN = float("nan")
@@ -76,6 +78,7 @@ class RunHooks:
         self._depth = 0
         self._outer_phase: list[str] = []
         self._samples_said = samples_per_step is not None
+        self._model_call = ModelCalls()
         self._in_backward = False
         self._pid = os.getpid()
         self.emitted = 0
@@ -216,9 +219,10 @@ class RunHooks:
     def _global_pre(self, module: Any, args: Any) -> None:
         self._depth += 1
         if self._depth == 1:
-            key = id(module)
-            if key not in self._roots:
-                self._roots[key] = weakref.ref(module)
+            if current_pid() == self._pid and self._model_call(module, args, None):
+                key = id(module)
+                if key not in self._roots:
+                    self._roots[key] = weakref.ref(module)
             self._outer_begins(module, args, None)
 
     def _global_post(self, module: Any, args: Any, output: Any) -> None:
@@ -237,8 +241,8 @@ class RunHooks:
         self._depth = max(0, self._depth - 1)
 
     def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> None:
-        if current_pid() != self._pid:
-            self._outer_phase.append("")
+        if current_pid() != self._pid or not self._model_call(module, args, kwargs):
+            self._outer_phase.append("")  # a DataLoader worker's; a transform on the data: neither a pass nor timed
             return
         phase = FORWARD if torch.is_grad_enabled() else EVALUATION
         if phase == FORWARD and self._global_forward:

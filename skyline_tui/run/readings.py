@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import resource
+import weakref
 from typing import Any, Optional
 
 import torch
@@ -43,6 +44,25 @@ def read_loss(tensor: Any) -> Any:
     if tensor.is_meta:
         return None
     return tensor.item()  # on the CPU no device to wait for
+
+
+class ModelCalls:
+    """Which outermost module calls are the model's: a module with parameters (trained or frozen), or one
+    whose input carries gradient (a loss module).  Not a transform on the data: torchvision's ``Normalize`` is a
+    module, called once per sample where the DataLoader loads in the script's own process.  Whether a module
+    has parameters is remembered (weakly), not walked on every call."""
+
+    def __init__(self) -> None:
+        self._has_parameters: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+    def __call__(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> bool:
+        has = self._has_parameters.get(module)
+        if has is None:
+            has = self._has_parameters[module] = next(module.parameters(), None) is not None
+        if has:
+            return True
+        return any(isinstance(value, torch.Tensor) and value.requires_grad
+                   for value in (*args, *(kwargs.values() if kwargs else ())))
 
 
 def first_batch_tensor(args: Any, kwargs: Optional[dict[str, Any]]) -> Optional[tuple[str, torch.Tensor]]:

@@ -78,6 +78,18 @@ def test_a_dataloader_with_worker_processes_gives_each_steps_batch_size(tmp_path
     assert [e["type"] for e in outcome.events].count("started") == 1  # the forked workers sent nothing
 
 
+def test_a_transform_module_on_each_sample_is_neither_the_model_nor_a_pass(tmp_path):
+    """mnist/main.py on a CPU: torchvision's Normalize, an nn.Module, ran on every sample in the script's process,
+    and the run took its samples from it (1 a step, 1.9 samples/s) and counted 1,016 evaluation passes."""
+    outcome = run_script(tmp_path, "transforms_in_process.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 8
+    assert first_losses(outcome) == printed(outcome.stdout)
+    assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "LOSS \\S+ SAMPLES")]
+    assert outcome.summary["samples_from"]["module"] == "Sequential"
+    assert outcome.summary["evaluation"]["passes"] == int(outcome.stdout.split("EVAL_BATCHES ")[1])  # not 44
+
+
 def test_gradient_accumulation_counts_every_micro_batch_of_the_step(tmp_path):
     """nanoGPT's loop: 4 forward/backward passes of 6 samples, then one optimizer step: 24 samples a step."""
     outcome = run_script(tmp_path, "accumulate.py", "4", "6", "8")
