@@ -20,9 +20,11 @@ goes out from an atexit handler registered before the script's, so it runs after
 from __future__ import annotations
 
 import atexit
+import functools
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import io
 import json
 import os
 import runpy
@@ -37,6 +39,8 @@ from skyline_tui.report import ErrorInfo
 from skyline_tui.run import events as ev
 from skyline_tui.run.channel import CONFIG_ENV, FORWARDED_SIGNALS, Sender
 
+DATALOADER_WORKER = "torch.utils.data._utils.worker"  # the module of a DataLoader worker process's target
+
 
 class ChildState:
     def __init__(self, sender: Sender, config: dict[str, Any]):
@@ -48,6 +52,7 @@ class ChildState:
         self.error: Optional[ErrorInfo] = None
         self.interrupted = False
         self.torch_imported = False
+        self.processes_started = 0  # through multiprocessing, by the script itself (not its DataLoader workers)
 
 
 class TorchImportWatcher(importlib.abc.MetaPathFinder):
@@ -72,6 +77,23 @@ class TorchImportWatcher(importlib.abc.MetaPathFinder):
 
         loader.exec_module = exec_then_hook  # type: ignore[method-assign]
         return spec
+
+
+def _count_processes(state: ChildState) -> None:
+    """Count the processes the script starts through multiprocessing (hogwild training, a pool): a run without
+    a step in the script's own process then says where its training may have gone.  Not DataLoader workers."""
+    import multiprocessing.process as mp_process
+
+    original = mp_process.BaseProcess.start
+
+    @functools.wraps(original)
+    def start(process: Any, *args: Any, **kwargs: Any) -> Any:
+        target = getattr(process, "_target", None)
+        if os.getpid() == state.sender.pid and getattr(target, "__module__", None) != DATALOADER_WORKER:
+            state.processes_started += 1
+        return original(process, *args, **kwargs)
+
+    mp_process.BaseProcess.start = start  # type: ignore[method-assign,assignment]
 
 
 def _torch_imported(state: ChildState) -> None:
@@ -133,6 +155,16 @@ def why_no_steps(state: ChildState) -> Optional[str]:
     hooks = state.hooks
     if hooks is not None and hooks.emitted:
         return None
+    started = state.processes_started
+    if not started:
+        return _why_none_here(state, ": nothing was trained")
+    return (_why_none_here(state, " in the script's own process") + f"; it started {started} "
+            f"process{'es' if started > 1 else ''} (multiprocessing), which skyline-tui does not watch: training in "
+            "several processes is not supported")
+
+
+def _why_none_here(state: ChildState, untrained: str) -> str:
+    hooks = state.hooks
     if not state.torch_imported:
         return "the script never imported torch"
     if hooks is None:
@@ -143,8 +175,8 @@ def why_no_steps(state: ChildState) -> Optional[str]:
             return f"{engine.training_forwards} forward passes ran with gradients, but no backward pass"
         if engine.evaluation_passes:
             return (f"{engine.evaluation_passes} forward passes ran without gradient (evaluation) and no backward "
-                    "pass: nothing was trained")
-        return "no module forward pass and no backward pass ran: nothing was trained"
+                    f"pass{untrained}")
+        return f"no module forward pass and no backward pass ran{untrained}"
     if engine.alive and engine.optimizer_steps == 0:
         return f"an optimizer was built but never stepped ({engine.backward_passes} backward passes ran)"
     return (f"the script ended before its first step completed ({engine.backward_passes} backward passes, "
@@ -225,8 +257,16 @@ def main(argv: list[str]) -> int:
         module, script_argv = None, argv
         shown = argv[0]
     sys.argv = list(script_argv)
+    if config.get("whole_lines"):
+        # Unbuffered (PYTHONUNBUFFERED), print writes its text and its newline apart, and the lines of the processes
+        # a script forks (hogwild trainers, DataLoader workers) came cut into one another: a line at a time, as
+        # on a terminal.  (A text without a newline waits for one, or for a flush, as tqdm's do.)
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, io.TextIOWrapper):
+                stream.reconfigure(line_buffering=True, write_through=False)
     sender.send(ev.ScriptStarted(pid=os.getpid(), script=shown, argv=tuple(script_argv), cwd=os.getcwd()))
     atexit.register(_finish, state)
+    _count_processes(state)
     # track.log in the script: over this pipe, with the run's own step count when it names no step.  Its batch
     # leaves at exit from an atexit handler registered later than _finish, so before the child's last word.
     from skyline_tui.track.run_sink import install as install_track

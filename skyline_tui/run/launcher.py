@@ -52,8 +52,8 @@ class RunOptions:
     health_every: Optional[int] = None  # sample per-layer health every N steps, else ...
     health_budget: Optional[float] = None  # ... as often as this share of the run's time allows; both None: off
     root: Optional[str] = None
-    # A live view: the script's output as ScriptOutput events, not passed through; unbuffered, so a print shows
-    # when it is made (a pipe would hold it in 8 KiB blocks); stdin from /dev/null, since the view reads the keys.
+    # A live view: the script's output as ScriptOutput events, not passed through; a line at a time, so a print
+    # shows when it is made (a pipe would hold it in 8 KiB blocks); stdin from /dev/null, since the view reads keys.
     capture_output: bool = False
 
 
@@ -69,12 +69,12 @@ def launch(target: Target, options: RunOptions, on_event: EventSink,
     env = dict(os.environ)
     env[CONFIG_ENV] = json.dumps({"fd": write_fd, "samples_per_step": options.samples_per_step,
                                   "health_every": options.health_every, "health_budget": options.health_budget,
-                                  "root": options.root})
+                                  "root": options.root, "whole_lines": options.capture_output})
     command = [python or sys.executable, "-m", "skyline_tui.run.child", *target.child_argv()]
     output = subprocess.PIPE if options.capture_output else None
     stdin = subprocess.DEVNULL if options.capture_output else None
     if options.capture_output:
-        env.setdefault("PYTHONUNBUFFERED", "1")
+        env.setdefault("PYTHONUNBUFFERED", "1")  # the script's own subprocesses' output comes as it is written
     previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED_SIGNALS)
     try:
         try:

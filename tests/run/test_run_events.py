@@ -4,6 +4,7 @@ events when captured, every event through its JSON line and back."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from skyline_tui.report import Health, HealthFlag, MetricSeries, ModuleHealth, NonFinite
 from skyline_tui.run import events as ev
@@ -23,6 +24,27 @@ def test_captured_output_arrives_as_events_and_the_exit_comes_last(tmp_path):
     finished = next(e for e in seen if isinstance(e, ev.ChildFinished))
     assert finished.exit_code == 4 and finished.why_no_steps == "the script never imported torch"
     assert seen[-1] == ev.ScriptExited(exit_code=4, message="the script exited with status 4")
+
+
+def test_captured_lines_of_forked_processes_come_whole(tmp_path):
+    """The live view runs the script unbuffered, and print writes its text and its newline apart: the lines of the
+    processes a script forks (mnist_hogwild's trainers) came cut into one another.  Now a line at a time."""
+    script = tmp_path / "forks.py"
+    script.write_text("import os\n"
+                      "pids = []\n"
+                      "for name in ('A', 'B'):\n"
+                      "    pid = os.fork()\n"
+                      "    if pid == 0:\n"
+                      "        for i in range(300): print(name, os.getpid(), i)\n"
+                      "        os._exit(0)\n"
+                      "    pids.append(pid)\n"
+                      "for i in range(300): print('P', os.getpid(), i)\n"
+                      "for pid in pids: os.waitpid(pid, 0)\n")
+    seen: list[ev.Event] = []
+    assert launch(Target(script=str(script), module=None), RunOptions(capture_output=True), seen.append) == 0
+    lines = [e.text for e in seen if isinstance(e, ev.ScriptOutput)]
+    assert len(lines) == 900 and all(re.fullmatch(r"[ABP] \d+ \d+\n", line) for line in lines), \
+        [line for line in lines if not re.fullmatch(r"[ABP] \d+ \d+\n", line)][:5]
 
 
 def test_every_event_survives_its_json_line():

@@ -3,6 +3,7 @@ against what each script prints itself (its own step count, ``loss.item()`` valu
 
 from __future__ import annotations
 
+import re
 import statistics
 
 import pytest
@@ -133,6 +134,22 @@ def test_a_script_that_never_trains_has_zero_steps_and_says_why(tmp_path):
     assert outcome.summary["steps"] == 0
     assert "5 forward passes ran without gradient" in outcome.summary["why_no_steps"]
     assert "no steps: 5 forward passes" in outcome.process.stderr
+
+
+def test_a_script_that_trains_in_processes_it_starts_says_so_instead_of_nothing_was_trained(tmp_path):
+    """mnist_hogwild trains in the processes it starts: 'nothing was trained' was wrong there."""
+    outcome = run_script(tmp_path, "trains_in_processes.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    # (Not line by line: headless, the output is the script's own, and under PYTHONUNBUFFERED its processes'
+    # lines can cut into one another as they do without skyline-tui.)
+    assert len(re.findall(r"TRAINED \d+ 5", outcome.stdout)) == 2
+    assert outcome.summary["steps"] == 0  # the trainers, forked with the hooks, sent nothing
+    why = outcome.summary["why_no_steps"]
+    evaluated, started = (int(outcome.stdout.split(word)[1].split()[0]) for word in ("EVALUATED ", "PROCESSES "))
+    assert why.startswith(f"{evaluated} forward passes ran without gradient (evaluation) and no backward pass in "
+                          "the script's own process"), why
+    # Its DataLoader's worker is a process too, and not counted.
+    assert f"; it started {started} processes (multiprocessing), which skyline-tui does not watch" in why, why
 
 
 def test_a_script_that_changes_directory_and_starts_a_subprocess(tmp_path):
