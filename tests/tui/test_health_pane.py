@@ -95,45 +95,42 @@ def deep(name: str, flags: tuple[HealthFlag, ...] = ()) -> ModuleHealth:
     return ModuleHealth(name, "Linear", "entry.py", 19, {"update_to_weight": series(1e-3, 2e-3)}, flags)
 
 
-async def test_in_a_narrow_pane_layers_with_long_shared_names_still_read_apart():
-    """A transformer's layers (makemore's: ``transformer.h.0.attn.c_attn`` ...) at 100 columns read ``transfo``
-    on every row before: the parts every name shares go, a name still too long loses its start, and the flags
-    column is as wide as the flags shown."""
+async def names_at_100_columns(report) -> tuple[list[str], int]:
+    """The layer names the Health pane shows for ``report`` at 100x30, and how many share labels it has."""
     from skyline_tui.tui.views.health import HealthPane
 
-    names = ["model.transformer.h.0.attn.c_attn", "model.transformer.h.0.attn.c_proj",
-             "model.transformer.h.11.mlp.c_fc"]
-    health = Health(iterations=2, modules=tuple(deep(name) for name in names))
-    app, _ = make_app([(MLP.replace(health=health), True)])
+    app, _ = make_app([(report, True)])
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: finished(app))
         await pilot.press("H")
         pane = app.query_one(HealthPane)
-        await wait_until(pilot, lambda: pane.display and len(pane.query("NameLabel")) == 3)
+        count = len(report.health.modules)
+        await wait_until(pilot, lambda: pane.display and len(pane.query("NameLabel")) == count)
         await pilot.pause()
-        shown = [label.render() for label in pane.query("NameLabel")]
+        return [label.render() for label in pane.query("NameLabel")], len(pane.query(".health-share"))
+
+
+async def test_in_a_narrow_pane_layers_with_long_shared_names_still_read_apart():
+    """A transformer's layers (makemore's: ``transformer.h.0.attn.c_attn`` ...) at 100 columns read ``transfo``
+    on every row before: the parts every name shares go, a name still too long loses its start, and the flags
+    column is as wide as the flags shown."""
+    names = ["model.transformer.h.0.attn.c_attn", "model.transformer.h.0.attn.c_proj",
+             "model.transformer.h.11.mlp.c_fc"]
+    health = Health(iterations=2, modules=tuple(deep(name) for name in names))
+    shown, _ = await names_at_100_columns(MLP.replace(health=health))
     assert sorted(shown) == ["0.attn.c_attn", "0.attn.c_proj", "11.mlp.c_fc"], shown
 
 
 async def test_without_a_share_of_the_run_time_the_name_takes_its_column():
     """resnet18's flagged layers at 100 columns read ``…r3.0.relu`` and ``…r4.0.relu`` beside an empty share column
     (a live run, or a profile without the breakdown, has none): the column goes and the names read whole."""
-    from skyline_tui.tui.views.health import HealthPane
-
     dead = (HealthFlag("dead_units", "dead"),)
     names = ["layer3.0.relu", "layer4.0.relu", "layer4.1.relu"]
     health = Health(iterations=2, modules=(*(deep(name, dead) for name in names),
                                            deep("fc", (HealthFlag("update_ratio_high", "fast"),))))
-    app, _ = make_app([(MLP.replace(health=health, breakdown=None), True)])
-    async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: finished(app))
-        await pilot.press("H")
-        pane = app.query_one(HealthPane)
-        await wait_until(pilot, lambda: pane.display and len(pane.query("NameLabel")) == 4)
-        await pilot.pause()
-        shown = [label.render() for label in pane.query("NameLabel")]
-        assert not pane.query(".health-share")
+    shown, shares = await names_at_100_columns(MLP.replace(health=health, breakdown=None))
     assert sorted(shown) == ["fc", *names], shown
+    assert shares == 0
 
 
 def test_a_name_cut_from_the_left_keeps_its_last_parts():
