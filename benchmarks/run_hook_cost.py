@@ -9,6 +9,7 @@ step after a fifth of warm-up.  Printed: each mode's per-process medians, their 
 the minima's difference from the bare loop: the hooks' cost per step.
 
     python benchmarks/run_hook_cost.py [--processes 7] [--steps 1000] [--width 64]
+    python benchmarks/run_hook_cost.py --alternate 20 --processes 3   # off/on in one process (steadier)
 """
 
 from __future__ import annotations
@@ -50,6 +51,66 @@ print(f"MEAN_US {statistics.fmean(times[steps // 5:]) / 1e3!r}")
 
 MODES = ("bare", "hooks", "hooks, health every 50")
 
+# One process, the hooks switched off and on between blocks of steps (the wrappers put back, the hooks' entries
+# taken out of torch's tables and returned), so both sides share the process's allocator state and cache placement,
+# which move a small step more between processes than the hooks do.  Per block its median step; per process the
+# median of the (hooked - bare) differences of adjacent blocks.
+ALTERNATE = '''
+import os, statistics, subprocess, sys, time
+import torch, torch.nn as nn, torch.nn.functional as F
+from torch.optim import optimizer as optim_module
+from skyline_tui.run.channel import Sender
+from skyline_tui.run.hooks import RunHooks
+blocks, width = int(sys.argv[1]), int(sys.argv[2])
+plain = (torch.autograd.backward, torch.autograd.grad)
+read_end, write_end = os.pipe()
+drain = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.DEVNULL)
+os.close(read_end)
+sender = Sender(write_end)
+RunHooks(sender.send, time.perf_counter(), send_step=sender.send_step).install()
+''' + MLP + '''def step():
+    optimizer.zero_grad()
+    F.cross_entropy(model(x), y).backward()
+    optimizer.step()
+for _ in range(100):
+    step()  # the first step closes: the hooks move to the outermost module
+hooked = (torch.autograd.backward, torch.autograd.grad)
+tables = (model._forward_pre_hooks, model._forward_hooks, optim_module._global_optimizer_pre_hooks,
+          optim_module._global_optimizer_post_hooks)
+entries = [dict(table) for table in tables]
+def switch(on):
+    torch.autograd.backward, torch.autograd.grad = hooked if on else plain
+    for table, kept in zip(tables, entries):
+        table.clear()
+        if on:
+            table.update(kept)
+medians = {False: [], True: []}
+for block in range(2 * blocks):
+    on = block % 2 == 1
+    switch(on)
+    times = []
+    for _ in range(60):
+        began = time.thread_time_ns()
+        step()
+        times.append(time.thread_time_ns() - began)
+    medians[on].append(statistics.median(times[10:]) / 1e3)
+print(f"BARE_US {statistics.median(medians[False])!r}")
+print(f"DIFF_US {statistics.median(h - b for b, h in zip(medians[False], medians[True]))!r}")
+'''
+
+
+def alternate(processes: int, blocks: int, width: int) -> None:
+    bare, diffs = [], []
+    for _ in range(processes):
+        done = subprocess.run([sys.executable, "-c", ALTERNATE, str(blocks), str(width)], capture_output=True,
+                              text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        bare.append(float(done.stdout.split("BARE_US ")[1].split()[0]))
+        diffs.append(float(done.stdout.split("DIFF_US ")[1].split()[0]))
+    print(f"MLP {width} wide, hooks off and on in alternate blocks of 60 steps, {blocks} pairs, {processes} processes")
+    print(f"  bare step (us, thread CPU): {' '.join(f'{b:.1f}' for b in bare)}")
+    print(f"  hooks' cost a step (us):    {' '.join(f'{d:.1f}' for d in diffs)}  median {statistics.median(diffs):.1f}"
+          f" ({1 + statistics.median(diffs) / statistics.median(bare):.3f}x)")
+
 
 def one(mode: str, steps: int, width: int) -> tuple[float, float]:
     code = mode.replace("hooks, health ", "").replace(" ", "") if mode != "bare" else "bare"
@@ -63,7 +124,12 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=7)
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--width", type=int, default=64)
+    parser.add_argument("--alternate", type=int, metavar="PAIRS", default=0,
+                        help="instead: in each process, PAIRS blocks with the hooks off then on")
     args = parser.parse_args()
+    if args.alternate:
+        alternate(args.processes, args.alternate, args.width)
+        return
     seen: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
     for i in range(args.processes):
         for mode in (MODES if i % 2 == 0 else tuple(reversed(MODES))):
