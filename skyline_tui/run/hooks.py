@@ -9,9 +9,8 @@ Installed once torch is imported (before the script's first torch call), never r
 - module forward hooks on the *outermost* modules: global module hooks until the first step closes (to find
   them: the modules called with nothing around them), then hooks on those modules alone, so a model of
   hundreds of layers pays two hook calls per forward, not hundreds.  A module first called after the first
-  step is not seen (its time is ``other``).  Only the model's calls count (``readings.ModelCalls``: a module
-  with parameters, or one whose input carries gradient): a transform on the data is a module too (torchvision's
-  ``Normalize``, once per sample where the DataLoader loads in this process), and its time is ``other``;
+  step is not seen (its time is ``other``).  Only the model's calls count (``readings.ModelCalls``): a transform
+  on the data is a module too (torchvision's ``Normalize``, per sample), and its time is ``other``;
 - per-layer health (:mod:`skyline_tui.run.health`) from the second step on, sampled on the steps its schedule
   picks (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); a failure there
   turns health off, never the script.
@@ -79,6 +78,7 @@ class RunHooks:
         self._outer_phase: list[str] = []
         self._samples_said = samples_per_step is not None
         self._model_call = ModelCalls()
+        self._samples_in_kwargs = False  # the outermost call now running may carry its batch as a keyword
         self._in_backward = False
         self._pid = os.getpid()
         self.emitted = 0
@@ -93,7 +93,7 @@ class RunHooks:
         self._wrap_grad_scaler()
         self._global_forward = [
             nn_module.register_module_forward_pre_hook(self._global_pre),
-            nn_module.register_module_forward_hook(self._global_post, always_call=True)]
+            nn_module.register_module_forward_hook(self._outer_post, with_kwargs=True, always_call=True)]
         if self._override is not None:
             self._send(ev.SamplesFrom(module=None, tensor=None, dim=None, override=self._override))
 
@@ -225,8 +225,13 @@ class RunHooks:
                     self._roots[key] = weakref.ref(module)
             self._outer_begins(module, args, None)
 
-    def _global_post(self, module: Any, args: Any, output: Any) -> None:
+    def _outer_post(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         if self._depth == 1:
+            if self._samples_in_kwargs:  # torch gives a global pre-hook no kwargs, its post-hook them
+                self._samples_in_kwargs = False
+                found = first_batch_tensor((), kwargs)
+                if found is not None and self.engine.wants_samples():
+                    self._note_samples(module, found)
             self._outer_ends()
         self._depth = max(0, self._depth - 1)
 
@@ -234,11 +239,6 @@ class RunHooks:
         self._depth += 1
         if self._depth == 1:
             self._outer_begins(module, args, kwargs)
-
-    def _root_post(self, module: Any, args: Any, kwargs: Any, output: Any) -> None:
-        if self._depth == 1:
-            self._outer_ends()
-        self._depth = max(0, self._depth - 1)
 
     def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> None:
         if current_pid() != self._pid or not self._model_call(module, args, kwargs):
@@ -252,11 +252,16 @@ class RunHooks:
         if phase == FORWARD and self._override is None and self.engine.wants_samples():
             found = first_batch_tensor(args, kwargs)
             if found is not None:
-                where, tensor = found
-                self.engine.note_samples(int(tensor.shape[0]))
-                if not self._samples_said:
-                    self._samples_said = True
-                    self._send(ev.SamplesFrom(module=type(module).__name__, tensor=where, dim=0))
+                self._note_samples(module, found)
+            elif kwargs is None:  # the first step's global hooks: a model called with keywords (HF's model(**batch))
+                self._samples_in_kwargs = True
+
+    def _note_samples(self, module: Any, found: tuple[str, Any]) -> None:
+        where, tensor = found
+        self.engine.note_samples(int(tensor.shape[0]))
+        if not self._samples_said:
+            self._samples_said = True
+            self._send(ev.SamplesFrom(module=type(module).__name__, tensor=where, dim=0))
 
     def _outer_ends(self) -> None:
         phase = self._outer_phase.pop() if self._outer_phase else ""
@@ -272,7 +277,7 @@ class RunHooks:
             module = ref()
             if module is not None:
                 self._handles += [forward_pre_hook(module, self._root_pre, with_kwargs=True),
-                                  forward_hook(module, self._root_post, with_kwargs=True, always_call=True)]
+                                  forward_hook(module, self._outer_post, with_kwargs=True, always_call=True)]
 
     # --- closed steps ------------------------------------------------------------------------------
 

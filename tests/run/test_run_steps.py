@@ -92,6 +92,15 @@ def test_a_transform_module_on_each_sample_is_neither_the_model_nor_a_pass(tmp_p
     assert outcome.summary["evaluation"]["passes"] == int(outcome.stdout.split("EVAL_BATCHES ")[1])  # not 44
 
 
+def test_a_batch_given_as_a_keyword_counts_from_the_first_step(tmp_path):
+    """A HuggingFace Trainer's model(**batch): step 1 had no samples (torch gives global pre-hooks no kwargs)."""
+    outcome = run_script(tmp_path, "keyword_batch.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 4
+    assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "LOSS \\S+ SAMPLES")]
+    assert outcome.summary["samples_from"]["tensor"] == "input_ids"
+
+
 def test_gradient_accumulation_counts_every_micro_batch_of_the_step(tmp_path):
     """nanoGPT's loop: 4 forward/backward passes of 6 samples, then one optimizer step: 24 samples a step."""
     outcome = run_script(tmp_path, "accumulate.py", "4", "6", "8")
