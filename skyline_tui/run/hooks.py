@@ -218,12 +218,8 @@ class RunHooks:
 
     def _global_pre(self, module: Any, args: Any) -> None:
         self._depth += 1
-        if self._depth == 1:
-            if current_pid() == self._pid and self._model_call(module, args, None):
-                key = id(module)
-                if key not in self._roots:
-                    self._roots[key] = weakref.ref(module)
-            self._outer_begins(module, args, None)
+        if self._depth == 1 and self._outer_begins(module, args, None) and id(module) not in self._roots:
+            self._roots[id(module)] = weakref.ref(module)
 
     def _outer_post(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         if self._depth == 1:
@@ -240,10 +236,11 @@ class RunHooks:
         if self._depth == 1:
             self._outer_begins(module, args, kwargs)
 
-    def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> None:
+    def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> bool:
+        """An outermost call begins; False where it is not the model's in this process."""
         if current_pid() != self._pid or not self._model_call(module, args, kwargs):
             self._outer_phase.append("")  # a DataLoader worker's; a transform on the data: neither a pass nor timed
-            return
+            return False
         phase = FORWARD if torch.is_grad_enabled() else EVALUATION
         if phase == FORWARD and self._global_forward:
             self._trained_roots.add(id(module))
@@ -255,6 +252,7 @@ class RunHooks:
                 self._note_samples(module, found)
             elif kwargs is None:  # the first step's global hooks: a model called with keywords (HF's model(**batch))
                 self._samples_in_kwargs = True
+        return True
 
     def _note_samples(self, module: Any, found: tuple[str, Any]) -> None:
         where, tensor = found
