@@ -1,12 +1,12 @@
 """Every row of the fault table through the real app, with the real worker (torch in a child process).
 
-For each row: profile a healthy copy of the entry point, break it with the row's fixture, re-profile in
-the same app.  The error pane must say what and where (file, line, function, message) on one screen, the
-source pane must show the user's line, the last good throughput must stay beside the error (marked as
-previous), the keys must still work, restoring the file and pressing r must bring a fresh report (a
-fresh worker too, when the fault killed it), no listening socket may be opened, and nothing may be left
-running once the app quits.  Path errors (no such file, a directory) never reach the app: the CLI refuses them.
-An out-of-memory above the default batch size is no error: it shows as the bound on the batch size.
+Row after row in one app (one worker, a second after the row that kills it): break the healthy entry
+point with the row's fixture, re-profile.  The error pane must say what and where (file, line, function,
+message) on one screen, the source pane must show the user's line, the last good throughput must stay beside
+the error (marked as previous), the keys must still work, restoring the file and pressing r must bring a
+fresh report (a fresh worker too, when the fault killed it), no listening socket may be opened, and nothing
+may be left running once the app quits.  Path errors (no such file, a directory) never reach the app: the
+CLI refuses them.  An out-of-memory above the default batch size is no error: it shows as the bound on the batch size.
 """
 
 from __future__ import annotations
@@ -120,13 +120,6 @@ def watch(monkeypatch) -> Watch:
     return Watch(marker)
 
 
-def healthy_project(tmp_path: Path, name: str) -> Path:
-    shutil.copy(FAULTS / "_base.py", tmp_path / "_base.py")
-    entry = tmp_path / name
-    shutil.copy(FAULTS / "healthy.py", entry)
-    return entry
-
-
 def idle_with_report(app: SkylineApp) -> bool:
     return app.state.run.phase is None and app.live.shown is not None and app.live.shown.throughput is not None
 
@@ -148,76 +141,90 @@ async def keys_still_work(pilot, app: SkylineApp) -> None:
     assert log.display is shown
 
 
-@pytest.mark.parametrize("fault", APP_ROWS, ids=[f.name for f in APP_ROWS])
-async def test_a_fault_in_the_app_explains_itself_and_keeps_the_last_good_report(fault: Fault, tmp_path, watch):
-    entry = healthy_project(tmp_path, fault.entry)
+async def test_each_fault_in_one_app_session_explains_itself_and_keeps_the_last_good_report(tmp_path, watch):
+    """The rows one after another in one app, as a user editing one project meets them: each row breaks the
+    healthy file, is explained, then is fixed with ``r``, and the fresh report is the next row's last good one.
+    One worker serves the rows (a second one after the row that kills it), not one per row."""
+    shutil.copy(FAULTS / "_base.py", tmp_path / "_base.py")
+    entry = tmp_path / "entry.py"
+    entry.write_bytes((FAULTS / "healthy.py").read_bytes())
     app = SkylineApp(str(entry), config=THROUGHPUT_ONLY, source=WorkerClient, gpu=FakeGpu(), watch=False)
     async with app.run_test(size=SIZE) as pilot:
         await watch.until(pilot, lambda: idle_with_report(app), timeout=WORKER_START_S, app=app)
         assert app.live.error is None, app.live.error
-        good_run = app.current_run
-        good_rate = fmt.rate(app.live.shown.throughput.samples_per_second)
         watch.check_sockets()  # the worker is up and warm now
-
-        entry.write_bytes((FAULTS / fault.entry).read_bytes())
-        app.config = config_for(fault)
-        app.request_profile("test")
-        await watch.until(pilot, lambda: app.live.error_run is not None and app.live.error_run > good_run
-                          and app.state.run.phase is None, timeout=60, app=app)
-        error = app.live.error
-        assert error.kind == fault.kind, error
-
-        # What and where, on the one screen, in the error pane.
-        pane = app.query_one(ErrorPane)
-        assert pane.display
-        seen = flat(screen_text(app, pane))  # only what is visible without scrolling
-        shown = flat(pane.query_one("#error-text").render().plain)
-        assert fault.message in seen, shown
-        expected_line = fault.expected_line()
-        if fault.file is not None:
-            where = f"{fault.file}:{expected_line}" if expected_line else fault.file
-            assert where in seen, shown
-        if fault.function is not None:
-            assert f"in {fault.function}" in seen, shown
-        assert "skyline_tui/" not in shown, "our own frames leaked into the user's error"
-
-        # The code that was profiled, and the user's line in it, on screen and marked.
-        source = app.query_one(SourceView)
-        first_line = (FAULTS / fault.entry).read_text(errors="replace").splitlines()[0]
-        assert first_line[:20] in screen_text(app, source)
-        if expected_line is not None:
-            assert (source.file, source.cursor) == (fault.file, expected_line)
-            assert source._error_line == expected_line
-            top = source.scroll_offset.y
-            assert top < expected_line <= top + source.scrollable_content_region.height
-            line_text = (FAULTS / fault.file).read_text(errors="replace").splitlines()[expected_line - 1]
-            shown_source = screen_text(app, source)
-            assert line_text.strip()[:20] in shown_source
-            assert f"{expected_line}✗ " in shown_source  # marked in the gutter, colour or not
-
-        # The last good report stays beside the error, labelled as the previous run's.
-        throughput = app.query_one(ThroughputPane)
-        assert app.live.run_of("throughput") == good_run
-        assert "Throughput · previous run" in screen_text(app, throughput)
-        assert f"{good_rate} samples/s" in screen_text(app, throughput)
-        assert "last good report" in seen
-
-        await keys_still_work(pilot, app)
-        watch.check_sockets()
-
-        # Nothing is lost: fixing the file and pressing r brings a fresh report (and a fresh worker if
-        # the fault took the worker down).
-        failed_run = app.current_run
-        entry.write_bytes((FAULTS / "healthy.py").read_bytes())
-        app.config = THROUGHPUT_ONLY
-        await pilot.press("r")
-        await watch.until(pilot, lambda: app.current_run > failed_run and idle_with_report(app)
-                          and app.live.run_of("throughput") == app.current_run, timeout=WORKER_START_S, app=app)
-        assert app.live.error is None, app.live.error
-        assert not pane.display
-        assert "previous run" not in throughput.border_title
+        for fault in APP_ROWS:
+            try:
+                await break_explain_and_fix(fault, entry, app, pilot, watch)
+            except AssertionError as failure:
+                failure.add_note(f"in the fault row {fault.name!r}")
+                raise
     await watch.nothing_left()
     assert len(watch.seen) >= 2  # the worker was looked at, not just this process
+
+
+async def break_explain_and_fix(fault: Fault, entry: Path, app: SkylineApp, pilot, watch: Watch) -> None:
+    good_run = app.current_run
+    good_rate = fmt.rate(app.live.shown.throughput.samples_per_second)
+
+    entry.write_bytes((FAULTS / fault.entry).read_bytes())
+    app.config = config_for(fault)
+    app.request_profile("test")
+    await watch.until(pilot, lambda: app.live.error_run is not None and app.live.error_run > good_run
+                      and app.state.run.phase is None, timeout=60, app=app)
+    error = app.live.error
+    assert error.kind == fault.kind, error
+
+    # What and where, on the one screen, in the error pane (the fixture's own name, the entry's here).
+    pane = app.query_one(ErrorPane)
+    assert pane.display
+    seen = flat(screen_text(app, pane))  # only what is visible without scrolling
+    shown = flat(pane.query_one("#error-text").render().plain)
+    assert fault.message.replace(fault.entry, entry.name) in seen, shown
+    expected_line = fault.expected_line()
+    file = None if fault.file is None else entry.name if fault.file == fault.entry else fault.file
+    if file is not None:
+        where = f"{file}:{expected_line}" if expected_line else file
+        assert where in seen, shown
+    if fault.function is not None:
+        assert f"in {fault.function}" in seen, shown
+    assert "skyline_tui/" not in shown, "our own frames leaked into the user's error"
+
+    # The code that was profiled, and the user's line in it, on screen and marked.
+    source = app.query_one(SourceView)
+    first_line = (FAULTS / fault.entry).read_text(errors="replace").splitlines()[0]
+    assert first_line[:20] in screen_text(app, source)
+    if expected_line is not None:
+        assert (source.file, source.cursor) == (file, expected_line)
+        assert source._error_line == expected_line
+        top = source.scroll_offset.y
+        assert top < expected_line <= top + source.scrollable_content_region.height
+        line_text = (FAULTS / fault.file).read_text(errors="replace").splitlines()[expected_line - 1]
+        shown_source = screen_text(app, source)
+        assert line_text.strip()[:20] in shown_source
+        assert f"{expected_line}✗ " in shown_source  # marked in the gutter, colour or not
+
+    # The last good report stays beside the error, labelled as the previous run's.
+    throughput = app.query_one(ThroughputPane)
+    assert app.live.run_of("throughput") == good_run
+    assert "Throughput · previous run" in screen_text(app, throughput)
+    assert f"{good_rate} samples/s" in screen_text(app, throughput)
+    assert "last good report" in seen
+
+    await keys_still_work(pilot, app)
+    watch.check_sockets()
+
+    # Nothing is lost: fixing the file and pressing r brings a fresh report (and a fresh worker if
+    # the fault took the worker down).
+    failed_run = app.current_run
+    entry.write_bytes((FAULTS / "healthy.py").read_bytes())
+    app.config = THROUGHPUT_ONLY
+    await pilot.press("r")
+    await watch.until(pilot, lambda: app.current_run > failed_run and idle_with_report(app)
+                      and app.live.run_of("throughput") == app.current_run, timeout=WORKER_START_S, app=app)
+    assert app.live.error is None, app.live.error
+    assert not pane.display
+    assert "previous run" not in throughput.border_title
 
 
 async def test_a_flood_of_output_is_viewable_in_the_log_and_never_corrupts_the_channel(tmp_path, watch):
