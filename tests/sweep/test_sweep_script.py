@@ -103,9 +103,8 @@ def test_a_trial_that_fails_is_a_result_with_its_error_and_what_it_logged_before
 
 def test_ctrl_c_stops_every_trial_and_resume_runs_only_the_unfinished_ones(tmp_path):
     spec = tmp_path / "grid.yaml"
-    # 40 steps of 0.15 s: the second trial is 6 s long, far more than the ~0.1 s from its start note to Ctrl-C;
-    # the resumed run then trains both unfinished trials in 12 s, not 40.
-    spec.write_text("sleep: {grid_search: [0.0, 0.15, 0.15]}\nsteps: 40\n")
+    # 20 steps of 0.1 s: the second trial is 2 s long, far more than the ~0.1 s from its start note to Ctrl-C.
+    spec.write_text("sleep: {grid_search: [0.0, 0.1, 0.1]}\nsteps: 20\n")
     store = tmp_path / "history.db"
     marker = new_marker()
     env = sweep_env(tmp_path, marker)
@@ -132,11 +131,11 @@ def test_ctrl_c_stops_every_trial_and_resume_runs_only_the_unfinished_ones(tmp_p
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "1 of 3 trials finished before" in resumed.stderr
     later = notes(tmp_path)[len(first):]
-    assert sorted(n["sleep"] for n in later if n["event"] == "start") == [0.15, 0.15]  # trials 2 and 3 only
+    assert sorted(n["sleep"] for n in later if n["event"] == "start") == [0.1, 0.1]  # trials 2 and 3 only
     document = json.loads(resumed.stdout)
     assert document["sweep_id"] == sweep_id
     assert [t["exit_code"] for t in document["trials"]] == [0, 0, 0]
-    assert [t["steps"] for t in document["trials"]] == [40, 40, 40]
+    assert [t["steps"] for t in document["trials"]] == [20, 20, 20]
 
 
 def test_a_plain_script_sweep_without_history_imports_neither_torch_nor_textual_in_the_parent(tmp_path):
