@@ -113,6 +113,24 @@ def test_a_relu_after_a_bias_of_minus_100_is_all_dead_and_a_tanh_after_plus_100_
     assert flags(module(health, "head")) == set()
 
 
+def test_a_relu_called_three_times_is_judged_and_located_at_its_last_call_and_says_so():
+    health = health_of("shared_relu")
+    relu = module(health, "relu")
+    # The third call follows a bias of -100: all dead; the first two pass about half (a plain forward, below).
+    assert relu.metrics["dead_fraction"].series == pytest.approx([1.0] * ITERATIONS)
+    (flag,) = relu.flags
+    assert flag.kind == "dead_units" and "in the last of its 3 calls an iteration" in flag.message
+    assert (relu.file, relu.line) == ("shared_relu.py", marked_line("shared_relu", "LAST CALL"))
+    entry = import_fixture("shared_relu")
+    model, (x, _y) = entry.skyline_model_provider(), entry.skyline_input_provider()
+    with torch.no_grad():
+        first = model.relu(model.fc1(x))
+    low, high = torch.aminmax(first, dim=0)
+    assert float(((low == 0) & (high == 0)).float().mean()) < 0.5
+    for path in ("fc1", "fc2", "fc3", "head"):  # called once: no word about calls
+        assert all("calls" not in f.message for f in module(health, path).flags), path
+
+
 def test_the_log_of_a_negative_number_is_located_at_its_line_in_forward():
     health = health_of("log_negative")
     found = health.non_finite

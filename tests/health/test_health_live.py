@@ -163,3 +163,28 @@ def test_weights_updated_by_the_scripts_own_code_are_measured_without_an_optimiz
     assert values[""]["update_to_weight"] == pytest.approx(float(change / torch.cat(
         [before[0].reshape(-1), before[1]]).norm()), rel=1e-4)
     assert values[""]["update_to_weight"] > 0
+
+
+def test_a_shared_module_counts_its_calls_in_training_not_an_evaluation_inside_the_sampled_step():
+    # A supervised run's sampled step runs from the last step's end to its own: an evaluation under no_grad
+    # may fall inside it.  The ReLU below is called twice by the training forward (and twice by the evaluation).
+    torch.manual_seed(7)
+    fc1, fc2, relu, head = nn.Linear(8, 16), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)
+    model = nn.ModuleDict({"fc1": fc1, "fc2": fc2, "relu": relu, "head": head})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+
+    def forward(inputs: torch.Tensor) -> torch.Tensor:
+        return head(relu(fc2(relu(fc1(inputs)))))
+
+    with Publisher(model) as publisher:
+        for _ in range(2):
+            publisher.start_iteration()
+            with torch.no_grad():
+                forward(x)
+            optimizer.zero_grad()
+            F.cross_entropy(forward(x), y).backward()
+            optimizer.step()
+            publisher.end_iteration()
+    assert publisher.calls == {"fc1": 1, "fc2": 1, "relu": 2, "head": 1}
+    assert {layer.path: layer.calls for layer in publisher.layers()}["relu"] == 2

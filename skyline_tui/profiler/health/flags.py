@@ -59,6 +59,7 @@ class LayerInfo:
     parameters: int = 0  # trainable elements it owns (0: an activation, a pooling layer)
     normalization: bool = False  # a BatchNorm/LayerNorm/GroupNorm-like layer: its affine scale and shift
     optimizer: Optional[OptimizerSetting] = None  # None: no optimizer in view stepped its parameters
+    calls: int = 1  # the most times it was called in one iteration: its activations are its last call's
 
 
 @dataclass(frozen=True)
@@ -143,16 +144,21 @@ def module_flags(layer: "LayerInfo", metrics: Mapping[str, MetricSeries],
             flags.append(flag)
     dead = _median(metrics, "dead_fraction")
     if dead is not None and dead > DEAD_FRACTION_HIGH:
-        flags.append(HealthFlag("dead_units", f"{dead:.0%} of its units output zero for every sample (median over "
-                                              f"{context.iterations} iterations; flagged above "
+        flags.append(HealthFlag("dead_units", f"{dead:.0%} of its units output zero for every sample{_last(layer)} "
+                                              f"(median over {context.iterations} iterations; flagged above "
                                               f"{DEAD_FRACTION_HIGH:.0%}): dead ReLUs; check the bias/initialisation "
                                               "before it or lower the learning rate"))
     saturation = _median(metrics, "saturation")
     if saturation is not None and saturation > SATURATION_HIGH:
-        flags.append(HealthFlag("saturated", f"{saturation:.0%} of its outputs sit within 0.03 of a bound, where "
-                                             f"the gradient vanishes (flagged above {SATURATION_HIGH:.0%}): scale its "
-                                             "input or initialisation down"))
+        flags.append(HealthFlag("saturated", f"{saturation:.0%} of its outputs{_last(layer)} sit within 0.03 of a "
+                                             "bound, where the gradient vanishes (flagged above "
+                                             f"{SATURATION_HIGH:.0%}): scale its input or initialisation down"))
     return flags
+
+
+def _last(layer: "LayerInfo") -> str:
+    """Which call an activation's numbers are of, for a module called more than once an iteration."""
+    return f" in the last of its {layer.calls} calls an iteration" if layer.calls > 1 else ""
 
 
 def update_ratio_flag(layer: "LayerInfo", metrics: Mapping[str, MetricSeries],

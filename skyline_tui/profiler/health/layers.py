@@ -60,7 +60,8 @@ def settings_by_parameter(optimizers: Sequence[Any]) -> dict[int, OptimizerSetti
 
 
 def describe_layers(modules: Sequence[tuple[str, nn.Module]], params: dict[str, list[nn.Parameter]],
-                    call_sites: dict[str, tuple[str, int]], optimizers: Sequence[Any]) -> tuple[LayerInfo, ...]:
+                    call_sites: dict[str, tuple[str, int]], optimizers: Sequence[Any],
+                    calls: Optional[dict[str, int]] = None) -> tuple[LayerInfo, ...]:
     settings = settings_by_parameter(optimizers)
     layers = []
     for path, module in modules:
@@ -74,5 +75,6 @@ def describe_layers(modules: Sequence[tuple[str, nn.Module]], params: dict[str, 
         site = call_sites.get(path)
         layers.append(LayerInfo(path=path, type=type(module).__name__, file=site[0] if site else None,
                                 line=site[1] if site else None, parameters=sum(p.numel() for p in own),
-                                normalization=bool(own) and is_normalization(module), optimizer=setting))
+                                normalization=bool(own) and is_normalization(module), optimizer=setting,
+                                calls=(calls or {}).get(path, 1)))
     return tuple(layers)

@@ -86,12 +86,12 @@ class Publisher:
         self.files = files if files is not None else ProjectFiles(os.getcwd())
         self.subscribers = subscribers
         self.wanted = set(wanted_kinds) | (subscribers.wanted_kinds if subscribers is not None else set())
-        self.call_sites: dict[str, tuple[str, int]] = {}
+        self.call_sites: dict[str, tuple[str, int]] = {}  # each module's last call in a sampled iteration
+        self.calls: dict[str, int] = {}  # the most calls a module had in one sampled iteration (a shared ReLU's)
         self.params: dict[str, list[nn.Parameter]] = {
             path: [p for p in module.parameters(recurse=False) if p.requires_grad] for path, module in self.modules}
         self._flat_params: list[nn.Parameter] = [p for params in self.params.values() for p in params]
-        # The module index of each flat parameter, for summing squared norms per module.
-        owners = [i for i, (path, _) in enumerate(self.modules) for _ in self.params[path]]
+        owners = [i for i, (path, _) in enumerate(self.modules) for _ in self.params[path]]  # each's module index
         self._device = self._flat_params[0].device if self._flat_params else torch.device("cpu")
         self._owner = torch.tensor(owners, dtype=torch.long, device=self._device)
         # Where each parameter sits in the flat list (a tied weight sits under two modules).
@@ -102,28 +102,25 @@ class Publisher:
         count = len(self.modules)
         self._owner3 = torch.cat([self._owner, self._owner + count, self._owner + 2 * count])
         self._zero = torch.zeros((), device=self._device)  # the norm of a gradient that is missing
-        # The weights before the step, copied into the same buffers every iteration (allocated at the first
-        # step: one copy of the trainable parameters while attached).
-        self._snapshot: list[torch.Tensor] = []
+        self._snapshot: list[torch.Tensor] = []  # the weights as an iteration begins (allocated once, at the first)
         self._handles: list[Any] = []  # the module hooks (none while parked)
         self._attached = False
         self._watch = OptimizerWatch(on_step_start=self._step_start, on_step_end=self._step_end)
         self.outside = OutsideModelCheck(model)
         self._check_outside = check_outside
         self._active = False  # inside a sampled iteration
-        # What was kept, one entry per iteration ended: the built-in values and the subscribers'.
-        self.history: deque[IterationValues] = deque(maxlen=window)
-        self.custom: deque[SubscriberValues] = deque(maxlen=window)
+        self.history: deque[IterationValues] = deque(maxlen=window)  # an entry per iteration ended: built-in values
+        self.custom: deque[SubscriberValues] = deque(maxlen=window)  # and the subscribers'
         self.iterations = 0  # ended, all told (the window may keep fewer)
         self._reset()
 
     def _reset(self) -> None:
         self._activation_stats: dict[tuple[str, str], torch.Tensor] = {}
+        self._calls_now: dict[str, int] = {}
         self.held: dict[str, dict[str, torch.Tensor]] = {}  # module -> kind -> tensor, for subscribers
-        # Each parameter's gradient norm, taken on the device just before the step of the optimizer that
-        # holds it (backward is done, zero_grad has not run; a later backward accumulating into the same
-        # tensor cannot change it), or at the end for a parameter no optimizer stepped.  The gradients
-        # themselves are kept (copies) only for subscribers that asked for them.
+        # Each parameter's gradient norm, on the device just before its optimizer's step (backward done, zero_grad
+        # not run; a later backward into the same tensor cannot change it), or at the end for one no optimizer
+        # stepped.  The gradients themselves are copied only for subscribers that asked for them.
         self._grad_norms: list[Optional[torch.Tensor]] = [None] * len(self._flat_params)
         self._grads: list[Optional[torch.Tensor]] = [None] * len(self._flat_params)
         self.stepped = False
@@ -189,9 +186,11 @@ class Publisher:
         return self._watch.optimizers
 
     def _call_site(self, path: str) -> None:
-        if self._active and path not in self.call_sites:
-            site = self.files.innermost(sys._getframe(1))
-            if site is not None:
+        """Where a module is called: its last call, as its statistics are (a module called once: looked up once).
+        A call under no_grad is not counted (an evaluation inside a supervised run's sampled step)."""
+        if self._active:
+            calls = self._calls_now[path] = self._calls_now.get(path, 0) + torch.is_grad_enabled()
+            if (calls > 1 or path not in self.call_sites) and (site := self.files.innermost(sys._getframe(1))):
                 self.call_sites[path] = site
 
     def _forward(self, path: str, module: nn.Module, output: Any) -> None:
@@ -200,8 +199,7 @@ class Publisher:
         out = first_tensor(output)
         if out is None or not out.is_floating_point() or out.numel() == 0:
             return
-        # A module called several times in one iteration (a shared layer, an RNN cell in a loop)
-        # reports its last call.
+        # A module called several times in one iteration (a shared layer, an RNN cell) reports its last call.
         with torch.no_grad():
             value = out.detach()
             stats = self._activation_stats
@@ -305,6 +303,7 @@ class Publisher:
         self._active = False
         if self._check_outside:
             self.outside.leave()
+        self.calls.update({path: max(n, self.calls.get(path, 0)) for path, n in self._calls_now.items()})
         values = self._values()
         self.finite = self.outside_finite and all(math.isfinite(v) for metrics in values.values()
                                                   for v in metrics.values())
@@ -322,7 +321,7 @@ class Publisher:
 
     def layers(self) -> tuple[LayerInfo, ...]:
         """Each watched layer as the judgement sees it, with the optimizer setting that steps it."""
-        return describe_layers(self.modules, self.params, self.call_sites, self.optimizers)
+        return describe_layers(self.modules, self.params, self.call_sites, self.optimizers, self.calls)
 
     def health(self, non_finite: Optional[NonFinite] = None) -> Health:
         """The report's health section over the iterations kept: ``judge_health`` on them."""
