@@ -168,13 +168,6 @@ def _forget_user_modules(tmp_path_factory):
             del sys.modules[name]
 
 
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: one worker more than the cores.  A fifth of the suite's wall time is waiting (scripts that
-    sleep by design, processes starting, Ray clusters), which the extra worker fills: on the 2-core VM, two
-    alternating pairs of whole runs took 458 and 424 s with 2 workers, 428 and 373 s with 3."""
-    return len(os.sched_getaffinity(0)) + 1
-
-
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker's torch takes its share of the cores: its own (the in-process tests') and,
     through OMP_NUM_THREADS (unless already set), its subprocesses' (the CLI's worker, run children, scripts).
