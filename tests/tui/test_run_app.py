@@ -46,6 +46,11 @@ def output_of(events_path: Path) -> str:
     return "".join(e["text"] for e in events if e["type"] == "output" and e["stream"] == "stdout")
 
 
+def steps_in(events_path: Path) -> int:
+    events = [json.loads(line) for line in events_path.read_text().splitlines()]
+    return max((e["index"] for e in events if e["type"] == "step"), default=0)
+
+
 async def test_a_finished_run_stays_on_screen_with_its_steps_loss_layers_and_nan_line(tmp_path):
     from skyline_tui.tui.views.health import HealthPane
     from skyline_tui.tui.views.log import LogPane
@@ -152,7 +157,9 @@ async def test_a_sigterm_to_skyline_tui_reaches_the_script_and_the_run_is_still_
     events, store = tmp_path / "events.jsonl", tmp_path / "history.db"
     app = app_for("--history", str(store), "--events", str(events), str(TRAIN / "keyboard_interrupt.py"))
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_until(pilot, lambda: "READY" in output_of(events), timeout=RUN_S)
+        # Until step 5 is in the events, not only printed: the script writes its steps every 50 ms, and a signal
+        # that kills it (SIGTERM, unhandled) loses those not written yet (a CI run recorded 3 after READY).
+        await wait_until(pilot, lambda: "READY" in output_of(events) and steps_in(events) >= 5, timeout=RUN_S)
         app.leave_on_signal(signal.SIGTERM)  # what run_launch's handler calls on the app's loop
         await wait_until(pilot, lambda: not app.is_running, timeout=RUN_S)
     assert app.exit_status == 128 + signal.SIGTERM  # the script did not catch it: a shell would say 143
@@ -161,7 +168,7 @@ async def test_a_sigterm_to_skyline_tui_reaches_the_script_and_the_run_is_still_
         runs = history.runs(kind="train")
         assert len(runs) == 1
         summary = history.summary(runs[0]["id"])
-    assert summary.exit_code == -signal.SIGTERM and summary.steps >= 5  # it printed READY at step 5
+    assert summary.exit_code == -signal.SIGTERM and summary.steps >= 5  # as many as the events had when killed
 
 
 def test_without_a_terminal_run_stays_headless_and_never_imports_textual(tmp_path):
