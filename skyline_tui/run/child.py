@@ -37,7 +37,7 @@ from typing import Any, Optional
 
 from skyline_tui.report import ErrorInfo
 from skyline_tui.run import events as ev
-from skyline_tui.run.channel import CONFIG_ENV, FORWARDED_SIGNALS, Sender
+from skyline_tui.run.channel import CONFIG_ENV, FORWARDED_SIGNALS, Sender, current_pid
 
 DATALOADER_WORKER = "torch.utils.data._utils.worker"  # the module of a DataLoader worker process's target
 
@@ -89,7 +89,7 @@ def _count_processes(state: ChildState) -> None:
     @functools.wraps(original)
     def start(process: Any, *args: Any, **kwargs: Any) -> Any:
         target = getattr(process, "_target", None)
-        if os.getpid() == state.sender.pid and getattr(target, "__module__", None) != DATALOADER_WORKER:
+        if current_pid() == state.sender.pid and getattr(target, "__module__", None) != DATALOADER_WORKER:
             state.processes_started += 1
         return original(process, *args, **kwargs)
 

@@ -61,7 +61,7 @@ def settings_by_parameter(optimizers: Sequence[Any]) -> dict[int, OptimizerSetti
 
 def describe_layers(modules: Sequence[tuple[str, nn.Module]], params: dict[str, list[nn.Parameter]],
                     call_sites: dict[str, tuple[str, int]], optimizers: Sequence[Any],
-                    calls: Optional[dict[str, int]] = None) -> tuple[LayerInfo, ...]:
+                    calls: dict[str, int]) -> tuple[LayerInfo, ...]:
     settings = settings_by_parameter(optimizers)
     layers = []
     for path, module in modules:
@@ -76,5 +76,5 @@ def describe_layers(modules: Sequence[tuple[str, nn.Module]], params: dict[str, 
         layers.append(LayerInfo(path=path, type=type(module).__name__, file=site[0] if site else None,
                                 line=site[1] if site else None, parameters=sum(p.numel() for p in own),
                                 normalization=bool(own) and is_normalization(module), optimizer=setting,
-                                calls=(calls or {}).get(path, 1)))
+                                calls=calls.get(path, 1)))
     return tuple(layers)
