@@ -2,8 +2,9 @@
 
 Installed once torch is imported (before the script's first torch call), never removed while the script runs:
 
-- the global optimizer step pre/post hooks, and ``Optimizer.__init__`` wrapped so the engine knows which
-  optimizers exist (a GAN builds both before its loop);
+- the global optimizer step pre/post hooks (once a step, however often ``super().step()`` runs them:
+  ``OutermostSteps``), and ``Optimizer.__init__`` wrapped so the engine knows which optimizers exist (a GAN
+  builds both before its loop);
 - ``torch.autograd.backward`` (which ``Tensor.backward`` calls) and ``torch.autograd.grad`` wrapped: the
   backward phase and the loss, the scalar it ran on;
 - module forward hooks on the *outermost* modules: global module hooks until the first step closes (to find
@@ -36,6 +37,7 @@ from torch.nn.modules import module as nn_module
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
+from skyline_tui.profiler.optimizer_watch import OutermostSteps
 from skyline_tui.run import events as ev
 from skyline_tui.run.channel import current_pid
 from skyline_tui.run.events import none_as_nan
@@ -78,6 +80,7 @@ class RunHooks:
         self._outer_phase: list[str] = []
         self._samples_said = samples_per_step is not None
         self._model_call = ModelCalls()
+        self._outermost = OutermostSteps()  # a subclass's super().step() runs the hooks twice a step
         self._samples_in_kwargs = False  # the outermost call now running may carry its batch as a keyword
         self._in_backward = False
         self._pid = os.getpid()
@@ -170,15 +173,9 @@ class RunHooks:
                     hooks._in_backward = False
             return wrapper
 
-        def backward_losses(tensors: Any = None, *args: Any, **kwargs: Any) -> Any:
-            return tensors
-
-        def grad_losses(outputs: Any = None, *args: Any, **kwargs: Any) -> Any:
-            return outputs
-
         backward = autograd.backward  # .grad is what it fills (autograd.grad returns the gradients)
-        autograd.backward = wrap(backward, backward_losses)
-        autograd.grad = wrap(autograd.grad, grad_losses)
+        autograd.backward = wrap(backward, lambda tensors=None, *args, **kwargs: tensors)
+        autograd.grad = wrap(autograd.grad, lambda outputs=None, *args, **kwargs: outputs)
 
     def _first_step_closed(self) -> None:
         self._first_closed_inside = False
@@ -205,14 +202,15 @@ class RunHooks:
     # --- optimizer ---------------------------------------------------------------------------------
 
     def _optimizer_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        key = id(optimizer)
-        self.engine.optimizer_stepping(key)
-        self.engine.enter(OPTIMIZER)
+        if self._outermost.begins(optimizer, sys._getframe(1)):
+            self.engine.optimizer_stepping(id(optimizer))
+            self.engine.enter(OPTIMIZER)
 
     def _optimizer_post(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        self.engine.leave(OPTIMIZER)
-        self.engine.alive.add(id(optimizer))
-        self.engine.optimizer_stepped(id(optimizer))
+        if self._outermost.ends(optimizer):
+            self.engine.leave(OPTIMIZER)
+            self.engine.alive.add(id(optimizer))
+            self.engine.optimizer_stepped(id(optimizer))
 
     # --- forward -----------------------------------------------------------------------------------
 

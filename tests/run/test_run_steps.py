@@ -56,6 +56,19 @@ def test_lbfgs_with_a_closure_counts_one_step_per_call_and_keeps_every_backwards
     assert {step["samples"] for step in outcome.steps} == {50}  # the closure re-evaluates one batch of 50
 
 
+def test_a_subclass_calling_super_step_is_one_step_and_a_refused_step_joins_the_next(tmp_path):
+    """torch runs the step hooks twice for a subclass's ``super().step()`` once the base class was built too:
+    still one step.  The step refused at 5 (raised before stepping, caught by the loop) never ran its post-hook:
+    its iteration joins the next step, whose two losses are the two iterations'."""
+
+    outcome = run_script(tmp_path, "super_step.py", "--skip-at", "5")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 11
+    theirs = [float(m) for m in re.findall(r"^(?:STEP|SKIPPED) \d+ LOSS (\S+)", outcome.stdout, re.MULTILINE)]
+    assert [loss for step in outcome.steps for loss in step["losses"]] == theirs
+    assert [len(step["losses"]) for step in outcome.steps] == [1, 1, 1, 1, 2] + [1] * 6
+
+
 def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
     outcome = run_script(tmp_path, "gan.py")
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 20
