@@ -10,7 +10,7 @@ after the optimizer's step (or, updating by hand, at the next forward's start: t
 registered then run from the next call on; the gradients are read as backward ends, before a ``zero_grad`` at
 the top of the script's next step clears them).  A sampled step with a NaN/Inf is located
 at the first layer (in module order) whose output was not finite, else whose gradient was not (backward), else
-whose weights were (the optimizer), else outside the model (the loss).
+whose weights were (the optimizer), else outside the model (the loss: a NaN there, ``health/outside.py``).
 """
 
 from __future__ import annotations
@@ -156,5 +156,5 @@ def locate(publisher: Publisher, values: IterationValues, prefix: str, step: int
                                  message=f"the {what} of {shown or '(model)'} ({kind}) was not finite at step {step} "
                                          f"({phase})")
     return NonFinite(module=None, phase="forward", file=None, line=None, iteration=step,
-                     message=f"a NaN/Inf appeared outside the model at step {step} (the loss or what it was "
+                     message=f"a NaN appeared outside the model at step {step} (the loss or what it was "
                              "computed from)")

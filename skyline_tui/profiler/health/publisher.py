@@ -14,7 +14,7 @@ attaches it to a user's live model and samples one step in N.  Hooks only, remov
   cleared them); the optimizers seen stepping are the ones the flags judge with (their kind and the
   learning rate of each parameter group).
 - between ``start_iteration`` and ``end_iteration``, ``OutsideModelCheck`` notes whether the calls made
-  outside the model (the loss) gave finite values.
+  outside the model (the loss) made a NaN.
 
 Outside a sampled iteration the hooks return at once: an unsampled step pays a few Python calls per module.
 Norms are taken with one ``torch._foreach_norm`` per list and summed per module with ``index_add``;
@@ -125,7 +125,7 @@ class Publisher:
         self._grads: list[Optional[torch.Tensor]] = [None] * len(self._flat_params)
         self.stepped = False
         self.outside_finite = True
-        self.finite = True  # the last iteration's values and the calls outside the model were all finite
+        self.finite = True  # the last iteration's values were all finite, and no call outside the model made a NaN
 
     # --- hooks -------------------------------------------------------------------------------------
 
@@ -358,7 +358,7 @@ class Publisher:
         if outside is not None:
             parts.append(outside.reshape(1))
         flat = torch.cat([p.to(self._device, torch.float32) for p in parts]).tolist() if parts else []
-        # 1.0 when every call outside the model gave finite values (or there was none)
+        # 1.0 when no call outside the model made a NaN (or there was none)
         self.outside_finite = flat.pop() == 1.0 if outside is not None else True
         return self._unpack(flat, keys)
 
