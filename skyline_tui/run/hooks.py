@@ -96,7 +96,7 @@ class RunHooks:
         self._wrap_grad_scaler()
         self._global_forward = [
             nn_module.register_module_forward_pre_hook(self._global_pre),
-            nn_module.register_module_forward_hook(self._outer_post, with_kwargs=True, always_call=True)]
+            nn_module.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True)]
         if self._override is not None:
             self._send(ev.SamplesFrom(module=None, tensor=None, dim=None, override=self._override))
 
@@ -107,9 +107,8 @@ class RunHooks:
         @functools.wraps(original)
         def __init__(optimizer: Any, *args: Any, **kwargs: Any) -> None:
             original(optimizer, *args, **kwargs)
-            key = id(optimizer)
-            engine.optimizer_built(key)
-            weakref.finalize(optimizer, engine.alive.discard, key)
+            engine.optimizer_built(id(optimizer))
+            weakref.finalize(optimizer, engine.alive.discard, id(optimizer))
 
         torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign,assignment]
 
@@ -219,6 +218,9 @@ class RunHooks:
         if self._depth == 1 and self._outer_begins(module, args, None) and id(module) not in self._roots:
             self._roots[id(module)] = weakref.ref(module)
 
+    def _global_post(self, module: Any, args: Any, *rest: Any) -> None:  # a forward that raised: no kwargs given
+        self._outer_post(module, args, rest[0] if len(rest) == 2 else {}, rest[-1])
+
     def _outer_post(self, module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         if self._depth == 1:
             if self._samples_in_kwargs:  # torch gives a global pre-hook no kwargs, its post-hook them
@@ -235,8 +237,10 @@ class RunHooks:
             self._outer_begins(module, args, kwargs)
 
     def _outer_begins(self, module: Any, args: Any, kwargs: Optional[dict[str, Any]]) -> bool:
-        """An outermost call begins; False where it is not the model's in this process."""
-        if current_pid() != self._pid or not self._model_call(module, args, kwargs):
+        """An outermost call begins; False where it is not the model's in this process, or it is a recompute
+        inside backward (activation checkpointing: backward's time)."""
+        if (current_pid() != self._pid or torch._C._current_graph_task_id() >= 0
+                or not self._model_call(module, args, kwargs)):
             self._outer_phase.append("")  # a DataLoader worker's; a transform on the data: neither a pass nor timed
             return False
         phase = FORWARD if torch.is_grad_enabled() else EVALUATION

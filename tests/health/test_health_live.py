@@ -188,3 +188,27 @@ def test_a_shared_module_counts_its_calls_in_training_not_an_evaluation_inside_t
             publisher.end_iteration()
     assert publisher.calls == {"fc1": 1, "fc2": 1, "relu": 2, "head": 1}
     assert {layer.path: layer.calls for layer in publisher.layers()}["relu"] == 2
+
+
+def test_a_checkpointed_blocks_recompute_in_backward_is_not_a_call_of_its_own():
+    """Activation checkpointing runs a block's forward again inside backward: the same call, not a second one,
+    so the layer is not "the last of its 2 calls", and its numbers are the forward's (a plain hook's)."""
+    from torch.utils.checkpoint import checkpoint
+
+    torch.manual_seed(8)
+    block = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 8))
+    model = nn.ModuleDict({"block": block, "head": nn.Linear(8, 3)})
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(32, 8), torch.randint(0, 3, (32,))
+    seen: list[float] = []
+    plain = block[1].register_forward_hook(lambda module, args, out: seen.append(float(out.detach().mean())))
+    with Publisher(model) as publisher:
+        publisher.start_iteration()
+        optimizer.zero_grad()
+        F.cross_entropy(model["head"](checkpoint(block, x, use_reentrant=False)), y).backward()
+        optimizer.step()
+        values = publisher.end_iteration()
+    plain.remove()
+    assert len(seen) == 2  # the forward and its recompute in backward
+    assert publisher.calls == {"block.0": 1, "block.1": 1, "block.2": 1, "head": 1}
+    assert values["block.1"]["activation_mean"] == pytest.approx(seen[0])

@@ -36,12 +36,7 @@ from torch import nn
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.health.activations import dead_fraction, first_tensor, mean_and_std
 from skyline_tui.profiler.health.flags import LayerInfo
-from skyline_tui.profiler.health.judgement import (
-    BUILTIN_METRICS,
-    IterationValues,
-    SubscriberValues,
-    judge_health,
-)
+from skyline_tui.profiler.health.judgement import BUILTIN_METRICS, IterationValues, SubscriberValues, judge_health
 from skyline_tui.profiler.health.layers import describe_layers
 from skyline_tui.profiler.health.outside import OutsideModelCheck
 from skyline_tui.profiler.health.subscribers import SubscriberSet
@@ -187,8 +182,9 @@ class Publisher:
 
     def _call_site(self, path: str) -> None:
         """Where a module is called: its last call, as its statistics are (a module called once: looked up once).
-        A call under no_grad is not counted (an evaluation inside a supervised run's sampled step)."""
-        if self._active:
+        A call under no_grad is not counted (an evaluation inside a supervised run's sampled step), nor a recompute
+        inside backward (activation checkpointing: the graph task's id is -1 outside backward)."""
+        if self._active and torch._C._current_graph_task_id() < 0:
             calls = self._calls_now[path] = self._calls_now.get(path, 0) + torch.is_grad_enabled()
             if (calls > 1 or path not in self.call_sites) and (site := self.files.innermost(sys._getframe(1))):
                 self.call_sites[path] = site
@@ -199,6 +195,10 @@ class Publisher:
         out = first_tensor(output)
         if out is None or not out.is_floating_point() or out.numel() == 0:
             return
+        if "layer_gradients" in self.wanted and out.requires_grad:
+            out.register_hook(lambda grad, path=path: self._layer_gradient(path, grad))
+        if torch._C._current_graph_task_id() >= 0:
+            return  # a recompute inside backward: the same values as the forward's call
         # A module called several times in one iteration (a shared layer, an RNN cell) reports its last call.
         with torch.no_grad():
             value = out.detach()
@@ -215,8 +215,6 @@ class Publisher:
                 stats[(path, "saturation")] = near.float().mean()
         if "activations" in self.wanted:
             self.held.setdefault(path, {})["activations"] = value
-        if "layer_gradients" in self.wanted and out.requires_grad:
-            out.register_hook(lambda grad, path=path: self._layer_gradient(path, grad))
 
     def _layer_gradient(self, path: str, grad: torch.Tensor) -> None:
         self.held.setdefault(path, {})["layer_gradients"] = grad.detach()
