@@ -41,8 +41,8 @@ DEFAULT_DEBOUNCE_S = 0.08
 # by default: saves 40 ms apart (a formatter rewriting on save, a storm) then each settle, and a profile that
 # starts between two of them can read the file while the next write has truncated it (the app showed "entry.py
 # has no skyline_model_provider()" before the final profile: test_app_live's fifty saves).  The watcher takes
-# a shorter value where the writer is known to write whole files.
-WRITTEN_DEBOUNCE_S = DEFAULT_DEBOUNCE_S
+# a shorter ``written_debounce_s`` where the writer is known to write whole files; by default the quiet is
+# ``debounce_s`` for every event (a longer one included: it had stayed 80 ms for closed files).
 
 # Folders whose files are never the user's project code (or are written by running it).
 IGNORED_DIRS = frozenset({
@@ -183,7 +183,7 @@ class ProjectWatcher:
 
     def __init__(self, root: str, on_change: Callable[[list[str]], None],
                  debounce_s: float = DEFAULT_DEBOUNCE_S, clock: Callable[[], float] = time.monotonic,
-                 written_debounce_s: float = WRITTEN_DEBOUNCE_S) -> None:
+                 written_debounce_s: Optional[float] = None) -> None:
         self.root = os.path.realpath(root)
         self._on_change = on_change
         self._clock = clock

@@ -227,3 +227,20 @@ def test_a_save_written_whole_settles_without_the_long_quiet(tmp_path, save):
         assert calls.calls == [[str(tmp_path.resolve() / "entry.py")]]
     finally:
         watcher.stop()
+
+
+def test_a_longer_quiet_holds_for_a_file_written_whole_too(tmp_path):
+    """Without a shorter quiet of its own, a file closed after writing waits out ``debounce_s`` like any event: a
+    longer one had stayed 80 ms for such files (test_app_live's fifty saves split in two on a gap of 90 ms)."""
+    (tmp_path / "entry.py").write_text("BATCH = 1\n")
+    calls = Calls()
+    watcher = ProjectWatcher(str(tmp_path), calls, debounce_s=1.0)
+    watcher.start()
+    try:
+        (tmp_path / "entry.py").write_text("BATCH = 2\n")
+        threading.Event().wait(0.4)  # load only delays the call: none can have come yet
+        assert calls.calls == []
+        assert watcher.wait_until_quiet(timeout=60)
+        assert calls.calls == [[str(tmp_path.resolve() / "entry.py")]]
+    finally:
+        watcher.stop()
