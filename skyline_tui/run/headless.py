@@ -90,6 +90,9 @@ def summary_text(summary: RunSummary) -> str:
     if summary.samples_from is not None and summary.samples_from.override is None and summary.samples_from.module:
         s = summary.samples_from
         lines.append(f"skyline-tui: samples: dim {s.dim} of {s.tensor} of {s.module} (--samples-per-step to set)")
+    elif summary.samples_from is None and summary.steps:
+        lines.append("skyline-tui: samples: no nn.Module was called, so no samples/s and no forward time (its work "
+                     "is in other; --samples-per-step to set the samples)")
     loss = summary.loss
     if loss.first is not None:
         note = loss_note(loss.passes_per_step)

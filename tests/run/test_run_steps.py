@@ -84,6 +84,15 @@ def test_activation_checkpointing_recomputes_in_backward_not_in_a_forward_of_its
     assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
 
 
+def test_a_script_without_modules_has_its_steps_and_losses_and_is_told_why_it_has_no_samples(tmp_path):
+    outcome = run_script(tmp_path, "no_module.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 6
+    assert first_losses(outcome) == printed(outcome.stdout)
+    assert outcome.summary["samples_from"] is None and outcome.summary["samples_per_second"] is None
+    assert "samples: no nn.Module was called" in outcome.process.stderr
+
+
 def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
     outcome = run_script(tmp_path, "gan.py")
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 20
