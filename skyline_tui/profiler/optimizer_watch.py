@@ -15,6 +15,7 @@ tells the step itself from the call nested in it.
 from __future__ import annotations
 
 import sys
+import weakref
 from types import FrameType
 from typing import Any, Callable, Iterator, Optional
 
@@ -71,7 +72,8 @@ class OptimizerWatch:
                  on_step_end: Optional[StepCallback] = None):
         self._on_start = on_step_start
         self._on_end = on_step_end
-        self._optimizers: dict[int, torch.optim.Optimizer] = {}
+        # Weakly: a script that replaces its optimizer (a fresh one per fold) frees the old one.
+        self._optimizers: weakref.WeakValueDictionary[int, torch.optim.Optimizer] = weakref.WeakValueDictionary()
         self._handles: list[Any] = []
         self._outermost = OutermostSteps()
 

@@ -44,6 +44,7 @@ from skyline_tui.run.events import none_as_nan
 from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
 from skyline_tui.run.readings import MemoryReader, ModelCalls, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
+from skyline_tui.run.wrappers import wrap_grad_scaler, wrap_optimizer_init
 
 NAN = float("nan")
 
@@ -76,6 +77,8 @@ class RunHooks:
         self._handles: list[Any] = []
         self._global_forward: list[Any] = []
         self._roots: dict[int, Any] = {}  # id -> weakref of the outermost modules seen
+        self._hooked_roots: weakref.WeakSet[Any] = weakref.WeakSet()  # those with hooks of their own
+        self._hooked_params: set[int] = set()  # their parameters' ids
         self._depth = 0
         self._outer_phase: list[str] = []
         self._samples_said = samples_per_step is not None
@@ -91,65 +94,36 @@ class RunHooks:
     def install(self) -> None:
         self._handles += [register_optimizer_step_pre_hook(self._optimizer_pre),
                           register_optimizer_step_post_hook(self._optimizer_post)]
-        self._wrap_optimizer_init()
+        wrap_optimizer_init(self._optimizer_built)
         self._wrap_backward()
-        self._wrap_grad_scaler()
-        self._global_forward = [
-            nn_module.register_module_forward_pre_hook(self._global_pre),
-            nn_module.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True)]
+        wrap_grad_scaler(lambda: self.engine.optimizer_steps, self._scaler_skipped, self._loss_scaled)
+        self._install_global_forward()
         if self._override is not None:
             self._send(ev.SamplesFrom(module=None, tensor=None, dim=None, override=self._override))
 
-    def _wrap_optimizer_init(self) -> None:
-        original = torch.optim.Optimizer.__init__
-        engine = self.engine
+    def _install_global_forward(self) -> None:
+        self._global_forward = [
+            nn_module.register_module_forward_pre_hook(self._global_pre),
+            nn_module.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True)]
 
-        @functools.wraps(original)
-        def __init__(optimizer: Any, *args: Any, **kwargs: Any) -> None:
-            original(optimizer, *args, **kwargs)
-            engine.optimizer_built(id(optimizer))
-            weakref.finalize(optimizer, engine.alive.discard, id(optimizer))
+    def _optimizer_built(self, optimizer: Any) -> None:
+        self.engine.optimizer_built(id(optimizer))
+        weakref.finalize(optimizer, self.engine.optimizer_gone, id(optimizer))
+        if not self._global_forward and any(id(p) not in self._hooked_params
+                                            for group in optimizer.param_groups for p in group["params"]):
+            # After the first step, for a model the hooks have not seen (a fresh one per fold): find the
+            # outermost modules again, as in the first step, until the next step closes.  Health goes to the
+            # roots trained from now on.
+            self._trained_roots = set()
+            self._install_global_forward()
 
-        torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign,assignment]
+    def _scaler_skipped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if current_pid() == self._pid:
+            self._optimizer_pre(optimizer, args, kwargs)
+            self._optimizer_post(optimizer, args, kwargs)
 
-    def _wrap_grad_scaler(self) -> None:
-        """Mixed precision skips ``optimizer.step()`` when the scaled gradients overflowed (often, in the first
-        iterations): no step hook runs, yet the script's iteration is over.  ``GradScaler.step`` counts as the
-        optimizer's step when it skipped."""
-        engine = self.engine
-        for cls in {getattr(torch.amp, "GradScaler", None), getattr(torch.cuda.amp, "GradScaler", None)}:
-            if cls is None or "step" not in cls.__dict__:
-                continue
-            original = cls.__dict__["step"]
-
-            def step(scaler: Any, optimizer: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
-                before = engine.optimizer_steps
-                result = original(scaler, optimizer, *args, **kwargs)
-                if engine.optimizer_steps == before and current_pid() == self._pid:  # skipped
-                    self._optimizer_pre(optimizer, args, kwargs)
-                    self._optimizer_post(optimizer, args, kwargs)
-                return result
-
-            cls.step = functools.wraps(original)(step)
-        self._wrap_grad_scaler_scale()
-
-    def _wrap_grad_scaler_scale(self) -> None:
-        """``scaler.scale(loss).backward()`` runs backward on the loss times the scale (up to 2**16, or inf): the
-        loss recorded is the one the script computed, the tensor ``scale`` was given."""
-        cls = getattr(torch.amp, "GradScaler", None)
-        if cls is None or "scale" not in cls.__dict__:
-            return
-        original = cls.__dict__["scale"]
-        hooks = self
-
-        @functools.wraps(original)
-        def scale(scaler: Any, outputs: Any, *args: Any, **kwargs: Any) -> Any:
-            scaled = original(scaler, outputs, *args, **kwargs)
-            if isinstance(scaled, torch.Tensor) and isinstance(outputs, torch.Tensor):
-                hooks._scaled = (scaled, outputs)  # the last one only: the next backward's
-            return scaled
-
-        cls.scale = scale
+    def _loss_scaled(self, scaled: Any, loss: Any) -> None:
+        self._scaled = (scaled, loss)
 
     def _wrap_backward(self) -> None:
         autograd = torch.autograd
@@ -184,10 +158,15 @@ class RunHooks:
     def _backward_begins(self, tensors: Any) -> None:
         if self._first_closed_inside:
             self._first_step_closed()
-        if self._health_due:
+        if self._health_due and (self.health is None or self.health.sampling is None):
             # Here, not where the first step closed: that is inside torch's loop over the optimizer hooks (or a
-            # module's), which attaching the publishers would change under it.
+            # module's), which attaching the publishers would change under it.  A model seen after the first step:
+            # health moves to the roots trained now, once the old sampler's step is over (inside backward's own
+            # dispatch its outside check is off the stack, to be put back after: it could not leave).
             self._health_due = False
+            if self.health is not None:
+                self.health.cancel()
+                self.health = None
             self._start_health()
         self.engine.enter(BACKWARD)
         for tensor in tensors if isinstance(tensors, (list, tuple)) else (tensors,):
@@ -215,8 +194,8 @@ class RunHooks:
 
     def _global_pre(self, module: Any, args: Any) -> None:
         self._depth += 1
-        if self._depth == 1 and self._outer_begins(module, args, None) and id(module) not in self._roots:
-            self._roots[id(module)] = weakref.ref(module)
+        if self._depth == 1 and self._outer_begins(module, args, None) and module not in self._hooked_roots:
+            self._roots[id(module)] = weakref.ref(module)  # (an id a freed root had is another module's now)
 
     def _global_post(self, module: Any, args: Any, *rest: Any) -> None:  # a forward that raised: no kwargs given
         self._outer_post(module, args, rest[0] if len(rest) == 2 else {}, rest[-1])
@@ -269,13 +248,16 @@ class RunHooks:
             self.engine.leave(phase)
 
     def _watch_roots_only(self) -> None:
-        """After the first step: hooks on the outermost modules alone (the global ones cost every layer)."""
+        """After the first step: hooks on the outermost modules alone (the global ones cost every layer).  Again
+        after an optimizer over a model not seen: its roots join, and health moves to the roots now trained."""
         for handle in self._global_forward:
             handle.remove()
         self._global_forward = []
         for ref in self._roots.values():
             module = ref()
-            if module is not None:
+            if module is not None and module not in self._hooked_roots:
+                self._hooked_roots.add(module)
+                self._hooked_params.update(id(p) for p in module.parameters())
                 self._handles += [forward_pre_hook(module, self._root_pre, with_kwargs=True),
                                   forward_hook(module, self._outer_post, with_kwargs=True, always_call=True)]
 
@@ -322,7 +304,7 @@ class RunHooks:
                 self._send(ev.NonFiniteSeen(step=index, where=found, message=found.message))
         now = time.perf_counter()
         schedule.step_closed(segment.end - segment.start, segment.health, now - began if sampled is not None else 0.0)
-        health.step_begins(index + 1, schedule.due(index + 1, now))
+        health.step_begins(index + 1, schedule.due(index + 1, now) and not self._health_due)
 
     def _start_health(self) -> None:
         from skyline_tui.run.health import HealthSampler

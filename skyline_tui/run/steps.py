@@ -91,9 +91,11 @@ class StepEngine:
         self.alive.add(key)
 
     def optimizer_gone(self, key: int) -> None:
+        """An optimizer was freed (a fresh one per fold replaced it): no round waits for it.  A finalizer, which may
+        run anywhere: nothing closes here; the next step of another optimizer does."""
         self.alive.discard(key)
+        self._ever.discard(key)
         self._round.discard(key)
-        self._close_round_if_complete(self._clock())
 
     def enter(self, phase: str) -> None:
         now = self._clock()

@@ -90,3 +90,21 @@ def test_gradients_updated_by_hand_are_read_before_the_scripts_next_zero_grad(tm
             [theirs[e["step"] - 1] for e in samples], rel=1e-5)
     flags = {row["module"]: [f["kind"] for f in row["flags"]] for row in outcome.summary["health"]["modules"]}
     assert not any("no_gradient" in kinds for kinds in flags.values()), flags
+
+
+def test_a_fresh_model_and_optimizer_per_fold_keeps_every_step_and_health_follows_the_model_trained(tmp_path):
+    """After the first step the hooks watch the model found then; an optimizer over parameters not seen finds the
+    outermost modules again.  Before: from the second fold on no forward, no samples, a step lost per fold (the
+    rounds waited for the freed optimizer, which health's watch kept alive), health on the first fold's model."""
+    outcome = run_script(tmp_path, "folds.py", options=("--health-every", "2"))
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == 12
+    assert [step["losses"] for step in outcome.steps] == [[loss] for loss in printed(outcome.stdout)]
+    assert [step["samples"] for step in outcome.steps] == printed(outcome.stdout, "LOSS \\S+ SAMPLES")
+    assert all(step["forward_ms"] > 0 for step in outcome.steps)
+    ratios = printed(outcome.stdout, "LOSS \\S+ SAMPLES \\S+ RATIO")
+    samples = [e for e in outcome.events if e["type"] == "health"]
+    assert len(samples) >= 3 and max(e["step"] for e in samples) > 8  # sampled in the last fold too
+    assert [e["values"]["0"]["update_to_weight"] for e in samples] == pytest.approx(
+        [ratios[e["step"] - 1] for e in samples], rel=1e-4)
+    assert "FOLD 2 PREVIOUS_ALIVE False" in outcome.stdout  # health let the old model go
