@@ -5,8 +5,10 @@ The publishers are built after the first step (the outermost modules trained are
 module (a GAN's generator and discriminator), with the script's ``skyline_health_subscribers()`` and the
 installed packages' subscribers.  Between sampled steps they are parked: their per-layer hooks are off (a step not
 sampled pays nothing per layer), the optimizer watch stays (torch iterates the optimizers' global hooks while a
-step closes, so those are never added or removed then).  A sampled step begins and ends where a step closes,
-after the optimizer's step (or, updating by hand, at the next forward's start: the outermost module's own hooks
+step closes, so those are never added or removed then).  A sampled step begins at its first training forward
+(or backward), not where the last one closed: an evaluation after the last step, or between two, runs without
+the hooks (an evaluation after the last step had run 7-12x slower under them).  It ends where it closes, after
+the optimizer's step (or, updating by hand, at the next forward's start: the outermost module's own hooks
 registered then run from the next call on; the gradients are read as backward ends, before a ``zero_grad`` at
 the top of the script's next step clears them).  A sampled step with a NaN/Inf is located
 at the first layer (in module order) whose output was not finite, else whose gradient was not (backward), else
@@ -37,24 +39,31 @@ class HealthSampler:
         self.publishers = [Publisher(m, self.files, subscribers=self.subscribers, window=WINDOW) for m in trained]
         self.prefixes = _prefixes(trained)
         self.sampling: Optional[int] = None  # the step index being sampled
+        self.due: Optional[int] = None  # the step index to sample, from its first training pass on
         self.non_finite: Optional[NonFinite] = None
         self.samples = 0
 
     def attach(self) -> None:
+        """The optimizer watch on; the per-layer hooks parked until a sampled step trains."""
         for publisher in self.publishers:
             publisher.attach()
+            publisher.park()
 
     def step_begins(self, index: int, due: bool) -> None:
         """The step ``index`` (1-based) begins: sample it when its turn has come (``due``: the schedule's
-        word, :mod:`skyline_tui.run.health_budget`)."""
-        if due and self.publishers:
-            self.sampling = index
+        word, :mod:`skyline_tui.run.health_budget`), once it trains (``training_begins``).  Until then the hooks
+        are parked: an evaluation after the last step (or between two) runs without them."""
+        self.due = index if due and self.publishers else None
+        for publisher in self.publishers:
+            if not publisher.parked:
+                publisher.park()
+
+    def training_begins(self) -> None:
+        """The step's first training forward (or backward): its sample starts here when it is due."""
+        if self.due is not None:
+            self.sampling, self.due = self.due, None
             for publisher in self.publishers:
                 publisher.start_iteration()  # unparks
-        else:
-            for publisher in self.publishers:
-                if not publisher.parked:
-                    publisher.park()
 
     def backward_ended(self) -> None:
         """Updating by hand: the gradients of a sampled step as its backward ends (see ``read_gradients``)."""
@@ -91,7 +100,7 @@ class HealthSampler:
     def cancel(self) -> None:
         for publisher in self.publishers:
             publisher.detach()
-        self.sampling = None
+        self.sampling = self.due = None
 
     def health(self) -> Health:
         parts = [(publisher.health(non_finite=_local(self.non_finite, prefix)), prefix)

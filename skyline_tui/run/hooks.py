@@ -113,9 +113,11 @@ class RunHooks:
                                             for group in optimizer.param_groups for p in group["params"]):
             # After the first step, for a model the hooks have not seen (a fresh one per fold): find the
             # outermost modules again, as in the first step, until the next step closes.  Health goes to the
-            # roots trained from now on.
+            # roots trained from now on (not in this step: the sampler there is the old model's).
             self._trained_roots = set()
             self._install_global_forward()
+            if self.health is not None:
+                self.health.due = None
 
     def _scaler_skipped(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if current_pid() == self._pid:
@@ -168,6 +170,8 @@ class RunHooks:
                 self.health.cancel()
                 self.health = None
             self._start_health()
+        if self.health is not None and self.health.due is not None:  # a step with no forward of the model's
+            self._health_guarded(self.health.training_begins)
         self.engine.enter(BACKWARD)
         for tensor in tensors if isinstance(tensors, (list, tuple)) else (tensors,):
             if self._scaled is not None and tensor is self._scaled[0]:
@@ -227,6 +231,8 @@ class RunHooks:
             self._trained_roots.add(id(module))
         self._outer_phase.append(phase)
         self.engine.enter(phase)
+        if phase == FORWARD and self.health is not None and self.health.due is not None:
+            self._health_guarded(self.health.training_begins)
         if phase == FORWARD and self._override is None and self.engine.wants_samples():
             found = first_batch_tensor(args, kwargs)
             if found is not None:
