@@ -76,6 +76,7 @@ class RunHooks:
         self._pending_events: list[Any] = []
         self._handles: list[Any] = []
         self._global_forward: list[Any] = []
+        self._discovering = True  # the outermost modules are looked for (the first step, or after a new model)
         self._roots: dict[int, Any] = {}  # id -> weakref of the outermost modules seen
         self._hooked_roots: weakref.WeakSet[Any] = weakref.WeakSet()  # those with hooks of their own
         self._hooked_params: set[int] = set()  # their parameters' ids
@@ -109,13 +110,14 @@ class RunHooks:
     def _optimizer_built(self, optimizer: Any) -> None:
         self.engine.optimizer_built(id(optimizer))
         weakref.finalize(optimizer, self.engine.optimizer_gone, id(optimizer))
-        if not self._global_forward and any(id(p) not in self._hooked_params
-                                            for group in optimizer.param_groups for p in group["params"]):
+        if not self._discovering and any(id(p) not in self._hooked_params
+                                         for group in optimizer.param_groups for p in group["params"]):
             # After the first step, for a model the hooks have not seen (a fresh one per fold): find the
             # outermost modules again, as in the first step, until the next step closes.  Health goes to the
             # roots trained from now on (not in this step: the sampler there is the old model's).
-            self._trained_roots = set()
-            self._install_global_forward()
+            self._trained_roots, self._discovering = set(), True
+            if not self._global_forward:
+                self._install_global_forward()
             if self.health is not None:
                 self.health.due = None
 
@@ -227,7 +229,7 @@ class RunHooks:
             self._outer_phase.append("")  # a DataLoader worker's; a transform on the data: neither a pass nor timed
             return False
         phase = FORWARD if torch.is_grad_enabled() else EVALUATION
-        if phase == FORWARD and self._global_forward:
+        if phase == FORWARD and self._discovering:
             self._trained_roots.add(id(module))
         self._outer_phase.append(phase)
         self.engine.enter(phase)
@@ -256,21 +258,27 @@ class RunHooks:
     def _watch_roots_only(self) -> None:
         """After the first step: hooks on the outermost modules alone (the global ones cost every layer).  Again
         after an optimizer over a model not seen: its roots join, and health moves to the roots now trained."""
-        for handle in self._global_forward:
-            handle.remove()
-        self._global_forward = []
+        self._discovering, keep_global = False, False
         for ref in self._roots.values():
             module = ref()
             if module is not None and module not in self._hooked_roots:
-                self._hooked_roots.add(module)
                 self._hooked_params.update(id(p) for p in module.parameters())
-                self._handles += [forward_pre_hook(module, self._root_pre, with_kwargs=True),
-                                  forward_hook(module, self._outer_post, with_kwargs=True, always_call=True)]
+                try:
+                    pre = forward_pre_hook(module, self._root_pre, with_kwargs=True)
+                except RuntimeError:  # a ScriptModule takes no hooks: the global ones stay (its layers run unseen)
+                    keep_global = True
+                    continue
+                self._hooked_roots.add(module)
+                self._handles += [pre, forward_hook(module, self._outer_post, with_kwargs=True, always_call=True)]
+        if not keep_global:
+            for handle in self._global_forward:
+                handle.remove()
+            self._global_forward = []
 
     # --- closed steps ------------------------------------------------------------------------------
 
     def _closed(self, segment: Segment) -> None:
-        if self._global_forward:
+        if self._discovering:
             if self._depth == 0:
                 self._first_step_closed()
             else:  # updating by hand, a step closes as the next forward begins: not inside a module's hooks

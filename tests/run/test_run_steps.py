@@ -93,6 +93,18 @@ def test_a_script_without_modules_has_its_steps_and_losses_and_is_told_why_it_ha
     assert "samples: no nn.Module was called" in outcome.process.stderr
 
 
+def test_a_torchscript_model_trains_to_the_end_and_health_says_why_it_is_off(tmp_path):
+    """The hooks on the outermost module, put on after the first step, raised inside the script's first
+    ``optimizer.step()``: a ScriptModule takes none.  Its calls are seen by the global hooks (its layers run in
+    TorchScript, not through them)."""
+    outcome = run_script(tmp_path, "scripted.py", options=("--health-every", "2"))
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 8
+    assert first_losses(outcome) == printed(outcome.stdout)
+    assert all(step["samples"] == 32 and step["forward_ms"] > 0 for step in outcome.steps)
+    assert "per-layer health is off for this run" in outcome.process.stderr
+
+
 def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
     outcome = run_script(tmp_path, "gan.py")
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 20
