@@ -253,3 +253,11 @@ def test_the_timing_phases_model_is_left_without_hooks(write_entry):
     assert all(torch.equal(a, b) for a, b in zip(before, work.model.parameters()))
     for mod in work.model.modules():
         assert not mod._forward_hooks and not mod._forward_pre_hooks and not mod._backward_hooks
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+def test_a_torchscript_model_skips_health_with_its_reason_and_the_report_stands():
+    # Its modules raise on every hook: the health phase had failed the whole profile as the user's error.
+    health = health_of("scripted")
+    assert health.iterations == 0 and health.modules == ()
+    assert "TorchScript" in health.errors[0].message

@@ -48,6 +48,9 @@ def seeded(device: torch.device) -> Iterator[None]:
         yield
 
 
+NO_HOOKS = "a TorchScript model (torch.jit.script) takes no module hooks, which per-layer health needs: it was skipped"
+
+
 def measure_health(work: Workload, config: ProfileConfig, report: Optional[Report] = None) -> Health:
     subscribers = work.run_user(lambda: load_subscribers(work.entry.module, work.entry.files),
                                 "skyline_health_subscribers")
@@ -57,6 +60,8 @@ def measure_health(work: Workload, config: ProfileConfig, report: Optional[Repor
         with seeded(work.device):
             # The same knobs as the profiled workload (a sweep's trial); never recompiled: hooks need the module.
             fresh.append(load_workload(work.entry, work.batch_size, config.replace(compile=False)))
+            if isinstance(fresh[0].model, torch.jit.ScriptModule):  # it raises on every hook: not the user's error
+                return Health(iterations=0, modules=(), errors=(HealthError(subscriber="", message=NO_HOOKS),))
             health: Health = work.run_user(lambda: _run(fresh[0], config, subscribers), "iteration")
             return health
     except Exception as exc:  # noqa: BLE001 - only an out-of-memory error is handled here
