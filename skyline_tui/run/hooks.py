@@ -109,7 +109,7 @@ class RunHooks:
 
     def _optimizer_built(self, optimizer: Any) -> None:
         self.engine.optimizer_built(id(optimizer))
-        weakref.finalize(optimizer, self.engine.optimizer_gone, id(optimizer))
+        weakref.finalize(optimizer, self.engine.optimizer_gone, id(optimizer)).atexit = False  # not before finish
         if not self._discovering and any(id(p) not in self._hooked_params
                                          for group in optimizer.param_groups for p in group["params"]):
             # After the first step, for a model the hooks have not seen (a fresh one per fold): find the

@@ -76,7 +76,9 @@ class StepEngine:
         self._tentative: list[Segment] = []
         self._last_leave = 0.0
         self._last_end: Optional[tuple[float, dict[str, float], int, Optional[int]]] = None
+        self._samples_after_end: Optional[int] = None
         self._backward_in_segment = False
+        self._had_optimizer = False  # once an optimizer was built or stepped, steps are rounds (even once it is freed)
         self._micro: Optional[int] = None  # the batch of the first training forward since the last backward
         self.steps = 0
         self.backward_passes = 0
@@ -89,6 +91,7 @@ class StepEngine:
 
     def optimizer_built(self, key: int) -> None:
         self.alive.add(key)
+        self._had_optimizer = True
 
     def optimizer_gone(self, key: int) -> None:
         """An optimizer was freed (a fresh one per fold replaced it): no round waits for it.  A finalizer, which may
@@ -143,16 +146,20 @@ class StepEngine:
 
     def optimizer_stepped(self, key: int) -> None:
         now = self._clock()
+        self._had_optimizer = True
         self._ever.add(key)
         self._dropped.discard(key)
         self._round.add(key)
         if not self._close_round_if_complete(now) and self._segment is not None:
             # Where a tentative boundary would go (the round is open: this optimizer may step again first).
             self._last_end = (now, dict(self._segment.seconds), len(self._segment.losses), self._segment.samples)
+            self._samples_after_end = None
 
     def note_samples(self, samples: int) -> None:
         if self._segment is not None and self._segment.samples is None:
             self._segment.samples = samples
+        elif self._last_end is not None and self._samples_after_end is None:
+            self._samples_after_end = samples  # the batch of the part a tentative boundary would cut off
         if self._micro is None:
             self._micro = samples
 
@@ -164,10 +171,16 @@ class StepEngine:
             self._segment.losses.append(loss)
 
     def finish(self) -> None:
-        """The script ended: tentative segments are steps; the open one is not (its step did not complete)."""
+        """The script ended: tentative segments are steps; the open one is not (its step did not complete), unless
+        it waits only for optimizers that never stepped."""
         now = self._clock()
         self._charge(now)
         if self._optimizers_in_use():
+            if (self._round and self._segment is not None and self._last_end is not None
+                    and not (self._waited_for() - self._round) & self._ever):
+                # An open round that waits only for optimizers that never stepped (a wrapper whose base optimizer
+                # steps, as SAM's does) is a step; one that waits for a GAN's generator is not.
+                self._tentative.append(self._cut_at_last_optimizer_end())
             for segment in self._tentative:
                 self._emit(segment)
             self._tentative = []
@@ -190,7 +203,7 @@ class StepEngine:
         return not self._optimizers_in_use()
 
     def _optimizers_in_use(self) -> bool:
-        return bool(self.alive or self._ever)
+        return self._had_optimizer
 
     def _waited_for(self) -> set[int]:
         return (self.alive | self._ever) - self._dropped
@@ -235,7 +248,8 @@ class StepEngine:
         after = self._segment
         closing = Segment(start=after.start, end=at, seconds=seconds, samples=samples, losses=after.losses[:losses])
         self._segment = Segment(start=at, seconds={k: v - seconds[k] for k, v in after.seconds.items()},
-                                samples=after.samples if samples is None else None, losses=after.losses[losses:])
+                                samples=after.samples if samples is None else self._samples_after_end,
+                                losses=after.losses[losses:])
         self._backward_in_segment = bool(self._segment.seconds[BACKWARD])
         return closing
 

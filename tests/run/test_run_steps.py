@@ -105,6 +105,17 @@ def test_a_torchscript_model_trains_to_the_end_and_health_says_why_it_is_off(tmp
     assert "per-layer health is off for this run" in outcome.process.stderr
 
 
+def test_sam_whose_wrapper_optimizer_never_steps_has_every_step_with_its_two_losses_and_batch(tmp_path):
+    """The round waits for the wrapper, which never steps: its boundaries stay tentative until the end.  There they
+    had been dropped (weakref's finalizers ran at exit before ours: no optimizer left, so 1 step), the last one with
+    them, and every step cut at a tentative boundary had lost its batch."""
+    outcome = run_script(tmp_path, "sam.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 12
+    assert first_losses(outcome) == printed(outcome.stdout)
+    assert [(step["samples"], len(step["losses"])) for step in outcome.steps] == [(32, 2)] * 12
+
+
 def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
     outcome = run_script(tmp_path, "gan.py")
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 20
