@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import sys
+from types import FrameType
 from typing import Any, Optional
 
 from torch import nn
@@ -37,7 +38,7 @@ class HealthSampler:
         self.subscribers = load_subscribers(sys.modules.get("__main__"), self.files)
         trained = [m for m in roots if any(p.requires_grad for p in m.parameters())]
         self.publishers = [Publisher(m, self.files, subscribers=self.subscribers, window=WINDOW) for m in trained]
-        self.prefixes = _prefixes(trained)
+        self.prefixes = _script_names(trained, self.files) or _prefixes(trained)
         self.sampling: Optional[int] = None  # the step index being sampled
         self.due: Optional[int] = None  # the step index to sample, from its first training pass on
         self.non_finite: Optional[NonFinite] = None
@@ -115,6 +116,25 @@ class HealthSampler:
         iterations = max((h.iterations for h, _ in parts), default=0)
         return Health(iterations=iterations, modules=tuple(modules), non_finite=self.non_finite, errors=tuple(errors),
                       notes=tuple(notes))
+
+
+def _script_names(models: list[nn.Module], files: ProjectFiles) -> Optional[list[str]]:
+    """With several trained models, the names the script gives them (a GAN's ``netG`` and ``netD``): the variables
+    that hold them in its frames on the stack now (health starts inside its ``backward()``), innermost first, locals
+    before globals.  None unless each model has a name of its own."""
+    if len(models) <= 1:
+        return None
+    found: dict[int, str] = {}
+    frame: Optional[FrameType] = sys._getframe(1)
+    while frame is not None and len(found) < len(models):
+        if files.relpath(frame.f_code.co_filename) is not None:
+            for scope in (frame.f_locals, frame.f_globals):
+                for name, value in list(scope.items()):
+                    if isinstance(value, nn.Module) and name.isidentifier() and not name.startswith("_"):
+                        found.setdefault(id(value), name)
+        frame = frame.f_back
+    names = [found.get(id(m)) for m in models]
+    return [name for name in names if name] if all(names) and len(set(names)) == len(names) else None
 
 
 def _prefixes(models: list[nn.Module]) -> list[str]:

@@ -127,6 +127,9 @@ def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(t
     assert (loss["first"], loss["last"]) == (float(lines[0][3]), float(lines[-1][3]))
     assert loss["passes_per_step"] == [3, 3]
     assert f"(min {loss['min']:.4g}; first of 3 backward passes a step)" in outcome.process.stderr
+    # Per-layer health names each model as the script does (its globals G and D), not "Sequential#1" and "#2".
+    sampled = [e for e in outcome.events if e["type"] == "health"]
+    assert sampled and {path.split(".")[0] for e in sampled for path in e["values"]} == {"G", "D"}
     assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
 
 
