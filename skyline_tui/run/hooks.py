@@ -84,6 +84,7 @@ class RunHooks:
         self._outer_phase: list[str] = []
         self._samples_said = samples_per_step is not None
         self._model_call = ModelCalls()
+        self._last_batch: Callable[[], Any] = lambda: None  # a weak reference to the last batch noted
         self._outermost = OutermostSteps()  # a subclass's super().step() runs the hooks twice a step
         self._samples_in_kwargs = False  # the outermost call now running may carry its batch as a keyword
         self._in_backward = False
@@ -108,7 +109,8 @@ class RunHooks:
             nn_module.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True)]
 
     def _optimizer_built(self, optimizer: Any) -> None:
-        self.engine.optimizer_built(id(optimizer))
+        self.engine.optimizer_built(id(optimizer), frozenset(id(p) for group in optimizer.param_groups
+                                                             for p in group["params"]))
         weakref.finalize(optimizer, self.engine.optimizer_gone, id(optimizer)).atexit = False  # not before finish
         if not self._discovering and any(id(p) not in self._hooked_params
                                          for group in optimizer.param_groups for p in group["params"]):
@@ -244,8 +246,9 @@ class RunHooks:
         return True
 
     def _note_samples(self, module: Any, found: tuple[str, Any]) -> None:
-        where, tensor = found
-        self.engine.note_samples(int(tensor.shape[0]))
+        where, tensor = found  # the same tensor again (SAM's second pass over its batch) is not another batch
+        self.engine.note_samples(int(tensor.shape[0]), repeat=self._last_batch() is tensor)
+        self._last_batch = weakref.ref(tensor)
         if not self._samples_said:
             self._samples_said = True
             self._send(ev.SamplesFrom(module=type(module).__name__, tensor=where, dim=0))

@@ -79,6 +79,7 @@ class StepEngine:
         self._samples_after_end: Optional[int] = None
         self._backward_in_segment = False
         self._had_optimizer = False  # once an optimizer was built or stepped, steps are rounds (even once it is freed)
+        self._parameters: dict[int, frozenset[int]] = {}
         self._micro: Optional[int] = None  # the batch of the first training forward since the last backward
         self.steps = 0
         self.backward_passes = 0
@@ -89,9 +90,11 @@ class StepEngine:
 
     # --- what the hooks report ---------------------------------------------------------------------
 
-    def optimizer_built(self, key: int) -> None:
+    def optimizer_built(self, key: int, parameters: frozenset[int] = frozenset()) -> None:
+        """``parameters``: the ids of the tensors it updates, when known."""
         self.alive.add(key)
         self._had_optimizer = True
+        self._parameters[key] = parameters
 
     def optimizer_gone(self, key: int) -> None:
         """An optimizer was freed (a fresh one per fold replaced it): no round waits for it.  A finalizer, which may
@@ -99,6 +102,7 @@ class StepEngine:
         self.alive.discard(key)
         self._ever.discard(key)
         self._round.discard(key)
+        self._parameters.pop(key, None)
 
     def enter(self, phase: str) -> None:
         now = self._clock()
@@ -150,18 +154,23 @@ class StepEngine:
         self._ever.add(key)
         self._dropped.discard(key)
         self._round.add(key)
+        mine = self._parameters.get(key)
+        if mine:  # one that never stepped, over no parameter this one does not update, is a wrapper (SAM's)
+            self._dropped |= {k for k in self.alive - self._ever
+                              if self._parameters.get(k) and self._parameters[k] <= mine}
         if not self._close_round_if_complete(now) and self._segment is not None:
             # Where a tentative boundary would go (the round is open: this optimizer may step again first).
             self._last_end = (now, dict(self._segment.seconds), len(self._segment.losses), self._segment.samples)
             self._samples_after_end = None
 
-    def note_samples(self, samples: int) -> None:
+    def note_samples(self, samples: int, repeat: bool = False) -> None:
+        """``repeat``: the batch is the one the last forward had (a second pass over it, not accumulation)."""
         if self._segment is not None and self._segment.samples is None:
             self._segment.samples = samples
         elif self._last_end is not None and self._samples_after_end is None:
             self._samples_after_end = samples  # the batch of the part a tentative boundary would cut off
         if self._micro is None:
-            self._micro = samples
+            self._micro = 0 if repeat else samples
 
     def wants_samples(self) -> bool:
         return self._micro is None

@@ -75,3 +75,21 @@ def test_updates_by_hand_are_steps_between_backward_passes():
     engine.finish()
     assert [s.losses for s in steps] == [[0.0], [1.0], [2.0], [3.0]]
     assert [s.end - s.start for s in steps] == [3.5, 3.5, 3.5, 3.0]  # the last ends with its backward
+
+
+def test_a_wrapper_that_never_steps_over_the_parameters_its_base_steps_is_not_waited_for():
+    """SAM's wrapper never steps; its base optimizer steps the same parameters: each base step is a step at once
+    (not after TENTATIVE_LIMIT of them).  A GAN's generator, over other parameters, is still waited for."""
+    clock, steps = Clock(), []
+    engine = StepEngine(steps.append, clock)
+    engine.optimizer_built(1, frozenset({10, 11}))  # the wrapper
+    engine.optimizer_built(2, frozenset({10, 11}))  # its base
+    engine.optimizer_built(3, frozenset({20}))  # another model's: waited for
+    for i in range(3):
+        loop(engine, clock, 2, loss=float(i))
+    assert steps == []  # the round waits for 3
+    loop(engine, clock, 3, loss=3.0)
+    assert len(steps) == 1 and steps[0].losses == [0.0, 1.0, 2.0, 3.0]
+    loop(engine, clock, 2, loss=4.0)
+    loop(engine, clock, 3, loss=5.0)
+    assert len(steps) == 2 and steps[1].losses == [4.0, 5.0]
