@@ -31,12 +31,13 @@ class OutermostSteps:
     def __init__(self) -> None:
         self._depth: dict[int, int] = {}  # id(optimizer) -> step calls open
 
-    def begins(self, optimizer: Any, caller: Optional[FrameType]) -> bool:
-        """A pre-hook ran, called from ``caller`` (torch's step wrapper): whether a step begins.  An open call
-        that is no longer on the stack is a step that raised (its post-hook never ran): forgotten."""
+    def begins(self, optimizer: Any) -> bool:
+        """A pre-hook ran (this is called from the hook itself, which torch's step wrapper called): whether a step
+        begins.  An open call that is no longer on the stack is a step that raised (its post-hook never ran):
+        forgotten."""
         key = id(optimizer)
         depth = self._depth.get(key, 0)
-        if depth and not _inside_a_step_of(optimizer, caller):
+        if depth and not _inside_a_step_of(optimizer, sys._getframe(2)):
             depth = 0
         self._depth[key] = depth + 1
         return depth == 0
@@ -83,7 +84,7 @@ class OptimizerWatch:
 
     def _pre(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         self._optimizers.setdefault(id(optimizer), optimizer)
-        if self._outermost.begins(optimizer, sys._getframe(1)) and self._on_start is not None:
+        if self._outermost.begins(optimizer) and self._on_start is not None:
             self._on_start(optimizer)
 
     def _post(self, optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

@@ -188,7 +188,7 @@ class RunHooks:
     # --- optimizer ---------------------------------------------------------------------------------
 
     def _optimizer_pre(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if self._outermost.begins(optimizer, sys._getframe(1)):
+        if self._outermost.begins(optimizer):
             self.engine.optimizer_stepping(id(optimizer))
             self.engine.enter(OPTIMIZER)
 

@@ -155,7 +155,8 @@ class StepEngine:
         self._dropped.discard(key)
         self._round.add(key)
         mine = self._parameters.get(key)
-        if mine:  # one that never stepped, over no parameter this one does not update, is a wrapper (SAM's)
+        if mine and not self.alive <= self._ever:  # one that never stepped, over no parameter this one does not
+            # update, is a wrapper (SAM's)
             self._dropped |= {k for k in self.alive - self._ever
                               if self._parameters.get(k) and self._parameters[k] <= mine}
         if not self._close_round_if_complete(now) and self._segment is not None:
