@@ -109,11 +109,10 @@ class RunHooks:
             nn_module.register_module_forward_hook(self._global_post, with_kwargs=True, always_call=True)]
 
     def _optimizer_built(self, optimizer: Any) -> None:
-        self.engine.optimizer_built(id(optimizer), frozenset(id(p) for group in optimizer.param_groups
-                                                             for p in group["params"]))
+        parameters = frozenset(id(p) for group in optimizer.param_groups for p in group["params"])
+        self.engine.optimizer_built(id(optimizer), parameters)
         weakref.finalize(optimizer, self.engine.optimizer_gone, id(optimizer)).atexit = False  # not before finish
-        if not self._discovering and any(id(p) not in self._hooked_params
-                                         for group in optimizer.param_groups for p in group["params"]):
+        if not self._discovering and not parameters <= self._hooked_params:
             # After the first step, for a model the hooks have not seen (a fresh one per fold): find the
             # outermost modules again, as in the first step, until the next step closes.  Health goes to the
             # roots trained from now on (not in this step: the sampler there is the old model's).
