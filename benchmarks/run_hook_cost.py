@@ -10,6 +10,7 @@ the minima's difference from the bare loop: the hooks' cost per step.
 
     python benchmarks/run_hook_cost.py [--processes 7] [--steps 1000] [--width 64]
     python benchmarks/run_hook_cost.py --alternate 20 --processes 3   # off/on in one process (steadier)
+    python benchmarks/run_hook_cost.py --alternate 20 --processes 3 --floor   # empty hooks at the same places
 """
 
 from __future__ import annotations
@@ -99,14 +100,36 @@ print(f"DIFF_US {statistics.median(h - b for b, h in zip(medians[False], medians
 '''
 
 
-def alternate(processes: int, blocks: int, width: int) -> None:
+# The floor under any design that sees each step in the script's process: the same places hooked (the outermost
+# module's forward pre and post hooks, the backward wrapper reading the loss with item(), the optimizer's global
+# pre and post hooks, a perf_counter read at each), doing nothing else: no step engine, no record, no pipe.
+FLOOR = ALTERNATE.replace('''RunHooks(sender.send, time.perf_counter(), send_step=sender.send_step).install()
+''', "").replace('''for _ in range(100):
+    step()  # the first step closes: the hooks move to the outermost module
+''', '''clock = time.perf_counter
+def noted(*args, **kwargs):
+    clock()
+def backward(tensors=None, *args, **kwargs):
+    clock()
+    tensors.item()
+    return plain[0](tensors, *args, **kwargs)
+torch.autograd.backward = backward
+model.register_forward_pre_hook(noted, with_kwargs=True)
+model.register_forward_hook(noted, with_kwargs=True, always_call=True)
+optim_module.register_optimizer_step_pre_hook(noted)
+optim_module.register_optimizer_step_post_hook(noted)
+''')
+
+
+def alternate(processes: int, blocks: int, width: int, floor: bool = False) -> None:
     bare, diffs = [], []
     for _ in range(processes):
-        done = subprocess.run([sys.executable, "-c", ALTERNATE, str(blocks), str(width)], capture_output=True,
-                              text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        done = subprocess.run([sys.executable, "-c", FLOOR if floor else ALTERNATE, str(blocks), str(width)],
+                              capture_output=True, text=True, check=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
         bare.append(float(done.stdout.split("BARE_US ")[1].split()[0]))
         diffs.append(float(done.stdout.split("DIFF_US ")[1].split()[0]))
-    print(f"MLP {width} wide, hooks off and on in alternate blocks of 60 steps, {blocks} pairs, {processes} processes")
+    what = "empty hooks at the same places (the floor)" if floor else "hooks"
+    print(f"MLP {width} wide, {what} off and on in alternate blocks of 60 steps, {blocks} pairs, {processes} processes")
     print(f"  bare step (us, thread CPU): {' '.join(f'{b:.1f}' for b in bare)}")
     print(f"  hooks' cost a step (us):    {' '.join(f'{d:.1f}' for d in diffs)}  median {statistics.median(diffs):.1f}"
           f" ({1 + statistics.median(diffs) / statistics.median(bare):.3f}x)")
@@ -126,9 +149,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--alternate", type=int, metavar="PAIRS", default=0,
                         help="instead: in each process, PAIRS blocks with the hooks off then on")
+    parser.add_argument("--floor", action="store_true",
+                        help="with --alternate: empty hooks at the same places instead of the run's")
     args = parser.parse_args()
     if args.alternate:
-        alternate(args.processes, args.alternate, args.width)
+        alternate(args.processes, args.alternate, args.width, args.floor)
         return
     seen: dict[str, list[tuple[float, float]]] = {mode: [] for mode in MODES}
     for i in range(args.processes):
