@@ -63,7 +63,7 @@ from torch.optim import optimizer as optim_module
 from skyline_tui.run.channel import Sender
 from skyline_tui.run.hooks import RunHooks
 blocks, width = int(sys.argv[1]), int(sys.argv[2])
-plain = (torch.autograd.backward, torch.autograd.grad)
+plain = (torch.autograd.backward, torch.autograd.grad, torch.optim.Optimizer.zero_grad, nn.Module.zero_grad)
 read_end, write_end = os.pipe()
 drain = subprocess.Popen(["cat"], stdin=read_end, stdout=subprocess.DEVNULL)
 os.close(read_end)
@@ -75,12 +75,13 @@ RunHooks(sender.send, time.perf_counter(), send_step=sender.send_step).install()
     optimizer.step()
 for _ in range(100):
     step()  # the first step closes: the hooks move to the outermost module
-hooked = (torch.autograd.backward, torch.autograd.grad)
+hooked = (torch.autograd.backward, torch.autograd.grad, torch.optim.Optimizer.zero_grad, nn.Module.zero_grad)
 tables = (model._forward_pre_hooks, model._forward_hooks, optim_module._global_optimizer_pre_hooks,
           optim_module._global_optimizer_post_hooks)
 entries = [dict(table) for table in tables]
 def switch(on):
-    torch.autograd.backward, torch.autograd.grad = hooked if on else plain
+    (torch.autograd.backward, torch.autograd.grad, torch.optim.Optimizer.zero_grad,
+     nn.Module.zero_grad) = hooked if on else plain
     for table, kept in zip(tables, entries):
         table.clear()
         if on:

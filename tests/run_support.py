@@ -72,7 +72,7 @@ def run_script(tmp_path: Path, script: str, *args: str, options: tuple[str, ...]
 
 def printed(stdout: str, word: str = "LOSS") -> list[float]:
     """What the script printed after ``word`` on each STEP line, as it printed it (repr of a float)."""
-    return [float(m) for m in re.findall(rf"^STEP \d+ {word} (\S+)", stdout, re.MULTILINE)]
+    return [float(m) for m in re.findall(rf"^STEP \d+ (?:.* )?{word} (\S+)", stdout, re.MULTILINE)]
 
 
 def printed_ms(stdout: str) -> list[float]:

@@ -1,9 +1,9 @@
 """A training run's steps as rows of the store: one row a step, downsampled past ``MAX_STEP_ROWS``.
 
 Past the limit, consecutive steps are merged into groups of equal size: times and samples are the group's
-means, the loss the mean of its finite first losses, memory the group's largest reading; ``step`` is the
-group's last step and ``steps_merged`` its size.  The first and last steps always keep a row of their own
-(the start and the end of the loss curve).  Torch-free.
+means, the loss the mean of its steps' finite losses (``Step.loss``), memory the group's largest reading;
+``step`` is the group's last step and ``steps_merged`` its size.  The first and last steps always keep a row of
+their own (the start and the end of the loss curve).  Torch-free.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _largest(values: list[Optional[int]]) -> Optional[int]:
 
 def _row(group: list[Step]) -> tuple[Any, ...]:
     last = group[-1]
-    firsts = [s.losses[0] for s in group if s.losses and s.losses[0] is not None]
+    losses = [s.loss for s in group if s.loss is not None]
     samples = [s.samples for s in group if s.samples is not None]
     return (
         last.index, len(group), last.end_s, _mean([s.wall_ms for s in group]),
@@ -49,7 +49,7 @@ def _row(group: list[Step]) -> tuple[Any, ...]:
         _mean([s.optimizer_ms for s in group]), _mean([s.evaluation_ms for s in group]),
         _mean([s.other_ms for s in group]),
         round(_mean([float(v) for v in samples])) if samples else None,
-        _mean(firsts) if firsts else None,
+        _mean(losses) if losses else None,
         json.dumps(list(last.losses)) if len(group) == 1 else None,
         _largest([s.allocated_bytes for s in group]), _largest([s.reserved_bytes for s in group]),
         _largest([s.peak_allocated_bytes for s in group]), _largest([s.rss_bytes for s in group]),

@@ -78,6 +78,10 @@ class Step:
     peak_allocated_bytes: Optional[int] = None
     rss_bytes: Optional[int] = None
     health_sampled: bool = False  # per-layer health was sampled in this step (its time includes that)
+    # The step's loss: the sum of the ``loss_terms`` losses its first update applied (``steps.py``: a GAN's
+    # discriminator halves, accumulation's micro-losses, an LBFGS closure's first); None where one was not finite.
+    loss: Optional[float] = None
+    loss_terms: int = 0
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ def _number(value: Any) -> str:
 def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backward_ms: float, optimizer_ms: float,
               evaluation_ms: float, other_ms: float, samples: Optional[int], losses: Any, non_finite_losses: int,
               allocated_bytes: Optional[int], reserved_bytes: Optional[int], peak_allocated_bytes: Optional[int],
-              rss_bytes: Optional[int], health_sampled: bool) -> bytes:
+              rss_bytes: Optional[int], health_sampled: bool, loss: Optional[float] = None,
+              loss_terms: int = 0) -> bytes:
     """A ``Step`` event's line straight from its values (the launcher writes one per step to ``--events``): no
     dataclass, no dict, no reflection.  Times are finite floats; a loss that was not finite comes as None."""
     return (f'{{"type":"step","index":{index},"end_s":{end_s!r},"wall_ms":{wall_ms!r},"forward_ms":{forward_ms!r},'
@@ -189,8 +194,8 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
             f'"other_ms":{other_ms!r},"samples":{_number(samples)},"losses":[{",".join(map(_number, losses))}],'
             f'"non_finite_losses":{non_finite_losses},"allocated_bytes":{_number(allocated_bytes)},'
             f'"reserved_bytes":{_number(reserved_bytes)},"peak_allocated_bytes":{_number(peak_allocated_bytes)},'
-            f'"rss_bytes":{_number(rss_bytes)},"health_sampled":{"true" if health_sampled else "false"}}}\n'
-            ).encode()
+            f'"rss_bytes":{_number(rss_bytes)},"health_sampled":{"true" if health_sampled else "false"},'
+            f'"loss":{_number(loss)},"loss_terms":{loss_terms}}}\n').encode()
 
 
 # Steps cross the pipe packed: the script's process packs each step's numbers as doubles (no formatting in the
@@ -199,9 +204,9 @@ def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backw
 # finite is sent as None), then the losses' count and the losses.
 PACKED_STEP_FIELDS = ("index", "end_s", "wall_ms", "forward_ms", "backward_ms", "optimizer_ms", "evaluation_ms",
                       "other_ms", "samples", "non_finite_losses", "allocated_bytes", "reserved_bytes",
-                      "peak_allocated_bytes", "rss_bytes", "health_sampled")
+                      "peak_allocated_bytes", "rss_bytes", "health_sampled", "loss", "loss_terms")
 _INTS = frozenset({"index", "samples", "non_finite_losses", "allocated_bytes", "reserved_bytes",
-                   "peak_allocated_bytes", "rss_bytes"})
+                   "peak_allocated_bytes", "rss_bytes", "loss_terms"})
 _NAN = float("nan")
 
 

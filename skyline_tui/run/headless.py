@@ -65,7 +65,7 @@ def progress_line(steps: list[ev.Step]) -> Optional[str]:
     rates = [s.samples * 1e3 / s.wall_ms for s in recent if s.samples and s.wall_ms > 0]
     if rates:
         parts.append(f"{statistics.median(rates):,.0f} samples/s")
-    loss = next((s.losses[0] for s in reversed(recent) if s.losses and s.losses[0] is not None), None)
+    loss = next((s.loss for s in reversed(recent) if s.loss is not None), None)
     if loss is not None:
         parts.append(f"loss {loss:.4g}")
     rss = next((s.rss_bytes for s in reversed(steps) if s.rss_bytes is not None), None)
@@ -95,7 +95,7 @@ def summary_text(summary: RunSummary) -> str:
                      "is in other; --samples-per-step to set the samples)")
     loss = summary.loss
     if loss.first is not None:
-        note = loss_note(loss.passes_per_step)
+        note = loss_note(loss.passes_per_step, loss.terms_per_step)
         lines.append(f"skyline-tui: loss {loss.first:.4g} -> {loss.last:.4g} (min {loss.min:.4g}"
                      f"{'; ' + note if note else ''})")
     if loss.first_non_finite_step is not None:

@@ -16,7 +16,7 @@ Installed once torch is imported (before the script's first torch call), never r
   picks (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); a failure there
   turns health off, never the script.
 
-Per step: a few Python calls, ``perf_counter`` reads, the loss read (``item()`` on CPU; on CUDA a non-blocking
+Per step: a few Python calls, ``perf_counter`` reads, the losses read (``item()`` on CPU; on CUDA a non-blocking
 copy read once its event has passed), one packed record (``events.PACKED_STEP_FIELDS``).  Memory: at most every
 ``MEMORY_EVERY_S`` (:mod:`skyline_tui.run.readings`).  A forked DataLoader worker inherits the hooks: it sends nothing.
 """
@@ -44,7 +44,7 @@ from skyline_tui.run.events import none_as_nan
 from skyline_tui.run.health_budget import EveryN, WithinBudget, schedule
 from skyline_tui.run.readings import MemoryReader, ModelCalls, PendingLoss, first_batch_tensor, read_loss
 from skyline_tui.run.steps import BACKWARD, EVALUATION, FORWARD, OPTIMIZER, Segment, StepEngine
-from skyline_tui.run.wrappers import wrap_grad_scaler, wrap_optimizer_init
+from skyline_tui.run.wrappers import wrap_grad_scaler, wrap_optimizer_init, wrap_zero_grad
 
 NAN = float("nan")
 
@@ -97,6 +97,7 @@ class RunHooks:
         self._handles += [register_optimizer_step_pre_hook(self._optimizer_pre),
                           register_optimizer_step_post_hook(self._optimizer_post)]
         wrap_optimizer_init(self._optimizer_built)
+        wrap_zero_grad(self.engine.grads_zeroed)  # (a forked DataLoader worker's engine is a copy: it sends nothing)
         self._wrap_backward()
         wrap_grad_scaler(lambda: self.engine.optimizer_steps, self._scaler_skipped, self._loss_scaled)
         self._install_global_forward()
@@ -141,7 +142,7 @@ class RunHooks:
                     return original(*args, **kwargs)
                 hooks._in_backward = True
                 try:
-                    hooks._backward_begins(losses_of(*args, **kwargs))
+                    hooks._backward_begins(losses_of(*args, **kwargs), original is backward)
                     result = original(*args, **kwargs)
                     if original is backward and hooks.health is not None and hooks.engine.by_hand:
                         hooks._health_guarded(hooks.health.backward_ended)
@@ -160,7 +161,7 @@ class RunHooks:
         self._watch_roots_only()
         self._health_due = bool(self._health_every) or self._health_budget is not None
 
-    def _backward_begins(self, tensors: Any) -> None:
+    def _backward_begins(self, tensors: Any, applied: bool) -> None:
         if self._first_closed_inside:
             self._first_step_closed()
         if self._health_due and (self.health is None or self.health.sampling is None):
@@ -182,7 +183,7 @@ class RunHooks:
                 self._scaled = None
             loss = read_loss(tensor)
             if loss is not None:
-                self.engine.note_loss(loss)
+                self.engine.note_loss(loss, applied)
 
     # --- optimizer ---------------------------------------------------------------------------------
 
@@ -361,7 +362,6 @@ class RunHooks:
                 value = None
             finite.append(NAN if value is None else value)
         seconds = segment.seconds
-        wall = segment.end - segment.start
         allocated = reserved = peak = rss = NAN
         if self.memory.due(segment.end):
             cuda = self.memory.cuda()
@@ -376,11 +376,13 @@ class RunHooks:
                 step=self.emitted, where=None, message=f"the loss was not finite first at step {self.emitted}{hint}"))
         forward, backward = seconds[FORWARD] * 1e3, seconds[BACKWARD] * 1e3
         optimizer, evaluation = seconds[OPTIMIZER] * 1e3, seconds[EVALUATION] * 1e3
-        wall_ms = wall * 1e3
+        wall_ms = (segment.end - segment.start) * 1e3
         other = max(0.0, wall_ms - forward - backward - optimizer - evaluation)
+        terms = segment.loss_terms()  # a term not finite makes the sum NaN: the step's loss is not finite
         return (self.emitted, round(segment.end - self._started, 6), wall_ms, forward, backward, optimizer,
                 evaluation, other, none_as_nan(segment.samples), bad, allocated, reserved, peak, rss,
-                1.0 if segment.health else 0.0, len(finite), *finite)
+                1.0 if segment.health else 0.0, finite[terms[0]] if len(terms) == 1 else
+                sum(finite[i] for i in terms) if terms else NAN, len(terms), len(finite), *finite)
 
     def finish(self) -> None:
         """The script is over: close what can be closed and send every step still waiting for its loss."""

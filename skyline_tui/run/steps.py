@@ -18,6 +18,12 @@ Time is exclusive: a phase entered inside another (an LBFGS closure's forward in
 outer one.  Forward passes without gradient are evaluation, their own phase.  ``other`` is the step's wall
 time left over.
 
+The step's loss: the scalars ``.backward()`` ran on (whose gradients accumulate into ``.grad``; not
+``torch.autograd.grad``'s, a WGAN-GP's penalty) from the step's start until the first update: a gradient zeroing
+after them (SAM's ``first_step``) or the first optimizer step, summed (gradient accumulation's micro-losses, a GAN
+discriminator's real and fake halves), plus the first backward inside that step (an LBFGS closure's; Lightning runs
+its last micro-batch in one).  By hand, every backward of the step.  Every loss stays in ``losses``.
+
 Samples: the batch of the step's first training forward; with several forward-and-backward passes before one
 optimizer steps (gradient accumulation, nanoGPT's micro-steps), the sum of their batches (a forward's counts once
 its own backward comes: not a second forward into one loss, not an LBFGS closure's, not with several optimizers).
@@ -27,7 +33,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 FORWARD, BACKWARD, OPTIMIZER, EVALUATION = "forward", "backward", "optimizer", "evaluation"
 PHASES = (FORWARD, BACKWARD, OPTIMIZER, EVALUATION)
@@ -44,6 +50,13 @@ class Segment:
     samples: Optional[int] = None  # the first training forward's batch
     accumulated: int = 0  # the batches of the forwards each followed by a backward of their own (accumulation)
     losses: list[Any] = field(default_factory=list)  # whatever the hooks pass: a float, or a pending read
+    # The step's loss (``loss_terms``): the losses before ``applied_end`` (once known) and the first backward's
+    # inside the first optimizer step (``awaiting`` it; a closure's), less those of ``autograd.grad`` (their indices;
+    # None where there are none, as almost always).
+    applied_end: Optional[int] = None
+    inside: Optional[int] = None
+    awaiting: bool = False
+    grads: Optional[list[int]] = None
     health: bool = False  # the hooks sampled per-layer health in it
 
     def absorb(self, later: "Segment") -> None:
@@ -53,7 +66,25 @@ class Segment:
         if self.samples is None:
             self.samples = later.samples
         self.accumulated += later.accumulated
+        n = len(self.losses)
+        if self.applied_end is None and later.applied_end is not None:
+            self.applied_end = n + later.applied_end
+            self.inside = None if later.inside is None else n + later.inside
+        if later.grads is not None:
+            self.grads = (self.grads or []) + [n + i for i in later.grads]
         self.losses += later.losses
+
+    def loss_terms(self) -> Sequence[int]:
+        """The indices of the losses that make the step's loss (the module docstring): by hand, each backward's;
+        with none from ``.backward()``, the first loss."""
+        n = len(self.losses)
+        end = n if self.applied_end is None else self.applied_end
+        terms: Sequence[int] = range(end) if self.grads is None else [i for i in range(end) if i not in self.grads]
+        if self.inside is not None:
+            terms = [*terms, self.inside]
+        if not terms and n:
+            terms = [i for i in range(n) if i not in (self.grads or ())] or [0]
+        return terms
 
 
 ClosedStep = Callable[[Segment], None]
@@ -124,6 +155,9 @@ class StepEngine:
             self._micro = None
         elif phase == OPTIMIZER:
             self.optimizer_steps += 1
+            segment = self._segment
+            if segment is not None and segment.applied_end is None:
+                segment.applied_end, segment.awaiting = len(segment.losses), True
 
     def leave(self, phase: str) -> None:
         now = self._clock()
@@ -133,6 +167,8 @@ class StepEngine:
         while self._stack:
             if self._stack.pop() == phase:
                 break
+        if phase == OPTIMIZER and self._segment is not None:
+            self._segment.awaiting = False
 
     def optimizer_stepping(self, key: int) -> None:
         """Before an optimizer's step: a second step of one optimizer in an incomplete round."""
@@ -176,9 +212,21 @@ class StepEngine:
     def wants_samples(self) -> bool:
         return self._micro is None
 
-    def note_loss(self, loss: Any) -> None:
-        if self._segment is not None:
-            self._segment.losses.append(loss)
+    def note_loss(self, loss: Any, applied: bool = True) -> None:
+        """``applied``: ``.backward()`` ran on it (its gradients go to ``.grad``), not ``autograd.grad``."""
+        segment = self._segment
+        if segment is not None:
+            if not applied:
+                segment.grads = (segment.grads or []) + [len(segment.losses)]
+            elif segment.awaiting and OPTIMIZER in self._stack:
+                segment.inside, segment.awaiting = len(segment.losses), False
+            segment.losses.append(loss)
+
+    def grads_zeroed(self) -> None:
+        """``zero_grad()`` of an optimizer or a module: after a backward, the step's loss is what came before."""
+        segment = self._segment
+        if segment is not None and segment.applied_end is None and len(segment.losses) > len(segment.grads or ()):
+            segment.applied_end = len(segment.losses)
 
     def finish(self) -> None:
         """The script ended: tentative segments are steps; the open one is not (its step did not complete), unless
@@ -256,10 +304,15 @@ class StepEngine:
         assert self._segment is not None and self._last_end is not None
         at, seconds, losses, samples = self._last_end
         after = self._segment
-        closing = Segment(start=after.start, end=at, seconds=seconds, samples=samples, losses=after.losses[:losses])
+        closing = Segment(start=after.start, end=at, seconds=seconds, samples=samples, losses=after.losses[:losses],
+                          applied_end=None if after.applied_end is None else min(after.applied_end, losses),
+                          inside=after.inside if after.inside is not None and after.inside < losses else None,
+                          grads=None if after.grads is None else [i for i in after.grads if i < losses] or None)
         self._segment = Segment(start=at, seconds={k: v - seconds[k] for k, v in after.seconds.items()},
                                 samples=after.samples if samples is None else self._samples_after_end,
-                                losses=after.losses[losses:])
+                                losses=after.losses[losses:],
+                                grads=None if after.grads is None else [i - losses for i in after.grads if i >= losses]
+                                or None)
         self._backward_in_segment = bool(self._segment.seconds[BACKWARD])
         return closing
 

@@ -37,7 +37,8 @@ class PhaseTimes:
 
 @dataclass(frozen=True)
 class LossSummary:
-    """Per step, the first scalar backward ran on (the others of a step are in its ``Step`` event)."""
+    """Per step, its loss: what its first update applied (``Step.loss``; every scalar backward ran on is in its
+    ``Step`` event)."""
 
     first: Optional[float]
     last: Optional[float]
@@ -45,29 +46,43 @@ class LossSummary:
     series: tuple[Optional[float], ...] = ()  # null where not finite
     first_non_finite_step: Optional[int] = None
     # The fewest and the most backward passes a step ran (a GAN's three, gradient accumulation's micro-steps,
-    # an LBFGS closure's evaluations): with more than one, the series holds each step's first.
+    # an LBFGS closure's evaluations), and the fewest and the most of them summed into its loss (``Step.loss``).
     passes_per_step: tuple[int, int] = (0, 0)
+    terms_per_step: tuple[int, int] = (0, 0)
 
 
 def passes_per_step(steps: Iterable[ev.Step], seen: tuple[int, int] = (0, 0)) -> tuple[int, int]:
     """The fewest and the most losses a step had, over ``steps`` and what was ``seen`` before (``(0, 0)``:
     nothing yet)."""
+    return _fewest_most((len(step.losses) for step in steps), seen)
+
+
+def terms_per_step(steps: Iterable[ev.Step], seen: tuple[int, int] = (0, 0)) -> tuple[int, int]:
+    """The fewest and the most losses summed into a step's loss, as ``passes_per_step``."""
+    return _fewest_most((step.loss_terms for step in steps), seen)
+
+
+def _fewest_most(counts: Iterable[int], seen: tuple[int, int]) -> tuple[int, int]:
     fewest, most = seen
-    for step in steps:
-        count = len(step.losses)
+    for count in counts:
         if count:
             fewest = count if not fewest else min(fewest, count)
             most = max(most, count)
     return fewest, most
 
 
-def loss_note(passes: tuple[int, int]) -> str:
+def loss_note(passes: tuple[int, int], terms: tuple[int, int]) -> str:
     """Which scalar 'the loss' is when steps ran several backward passes, said wherever it is shown (the
     summary's lines, the app's loss pane); '' when each step ran one."""
-    fewest, most = passes
-    if most <= 1:
+    if passes[1] <= 1:
         return ""
-    return f"first of {most if fewest == most else f'up to {most}'} backward passes a step"
+    of = f"{passes[1] if passes[0] == passes[1] else f'up to {passes[1]}'} backward passes a step"
+    if terms == passes:
+        return f"sum of its {of}"
+    if terms[1] <= 1:
+        return f"the pass its first optimizer step applied, of {of}"
+    summed = terms[1] if terms[0] == terms[1] else f"up to {terms[1]}"
+    return f"sum of the {summed} passes its first optimizer step applied, of {of}"
 
 
 @dataclass(frozen=True)
@@ -189,8 +204,8 @@ class SummaryBuilder:
         kept = steps[skip:]
         walls = [s.wall_ms for s in kept]
         rates = [s.samples * 1e3 / s.wall_ms for s in kept if s.samples and s.wall_ms > 0]
-        firsts = [s.losses[0] if s.losses else None for s in steps]
-        finite = [v for v in firsts if v is not None]
+        losses = [s.loss for s in steps]
+        finite = [v for v in losses if v is not None]
         finished = self.finished
         peaks = list(self._peaks)
         if finished is not None:
@@ -210,8 +225,9 @@ class SummaryBuilder:
             step_ms=StepTimes(median=statistics.median(walls) if walls else None, p90=percentile(walls, 0.9)),
             phases_ms=_phases(kept),
             loss=LossSummary(first=finite[0] if finite else None, last=finite[-1] if finite else None,
-                             min=min(finite) if finite else None, series=tuple(firsts),
-                             first_non_finite_step=self._first_non_finite, passes_per_step=passes_per_step(steps)),
+                             min=min(finite) if finite else None, series=tuple(losses),
+                             first_non_finite_step=self._first_non_finite, passes_per_step=passes_per_step(steps),
+                             terms_per_step=terms_per_step(steps)),
             memory=RunMemory(peak_allocated=peaks[0], peak_reserved=peaks[1], peak_rss=peaks[2]),
             health=self.health, error=error, samples_from=self.samples_from, warmup_steps=skip,
             evaluation=evaluation,

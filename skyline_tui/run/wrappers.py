@@ -4,6 +4,8 @@ optimizer's constructor, and mixed precision's ``GradScaler``.  Each wrapper cal
 - ``Optimizer.__init__``: the engine knows which optimizers exist before they step (a GAN builds both before
   its loop), and an optimizer built after the first step may be over a model the hooks have not seen (a fresh
   model per fold of a cross-validation).
+- ``zero_grad`` of ``Optimizer`` and ``Module``: the end of the losses a step's update applies (``steps.py``: SAM
+  zeroes the gradients of its first backward, and the step's loss is that one, not the sum of both).
 - ``GradScaler.step``: mixed precision skips ``optimizer.step()`` when the scaled gradients overflowed (often,
   in the first iterations): no step hook runs, yet the script's iteration is over.  A skipped
   ``GradScaler.step`` counts as the optimizer's step.
@@ -29,6 +31,19 @@ def wrap_optimizer_init(built: Callable[[Any], None]) -> None:
         built(optimizer)
 
     torch.optim.Optimizer.__init__ = __init__  # type: ignore[method-assign,assignment]
+
+
+def wrap_zero_grad(zeroed: Callable[[], Any]) -> None:
+    """``zeroed()`` before each ``zero_grad`` of an optimizer or a module (a subclass's own, not calling theirs,
+    goes unseen)."""
+    for cls in (torch.optim.Optimizer, torch.nn.Module):
+        original = cls.zero_grad
+
+        def zero_grad(owner: Any, *args: Any, original: Any = original, **kwargs: Any) -> Any:
+            zeroed()
+            return original(owner, *args, **kwargs)
+
+        cls.zero_grad = functools.wraps(original)(zero_grad)  # type: ignore[method-assign,assignment]
 
 
 def wrap_grad_scaler(steps: Callable[[], int], skipped: Callable[[Any, Any, Any], None],

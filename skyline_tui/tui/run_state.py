@@ -16,7 +16,7 @@ from typing import Iterable, Optional
 
 from skyline_tui.report import ErrorInfo, Health
 from skyline_tui.run import events as ev
-from skyline_tui.run.summary import RunSummary, first_non_finite, passes_per_step
+from skyline_tui.run.summary import RunSummary, first_non_finite, passes_per_step, terms_per_step
 from skyline_tui.tui.curve import Curve, curve_add
 from skyline_tui.tui.health_rows import HealthRow, row_metric
 from skyline_tui.tui.run_metrics import MetricShown, MetricTrace, fold_metrics, metric_shown, step_choice
@@ -62,6 +62,7 @@ class RunView:
     first_loss: Optional[float] = None
     non_finite_losses: int = 0
     loss_passes: tuple[int, int] = (0, 0)  # the fewest and the most backward passes a step ran
+    loss_terms: tuple[int, int] = (0, 0)  # ... and of them summed into its loss
     rss_bytes: Optional[int] = None
     allocated_bytes: Optional[int] = None
     reserved_bytes: Optional[int] = None
@@ -103,11 +104,10 @@ def _fold_steps(view: RunView, steps: list[ev.Step]) -> RunView:
     peak_rss, peak_allocated = view.peak_rss_bytes, view.peak_allocated_bytes
     non_finite = view.non_finite_losses
     for step in steps:
-        first = step.losses[0] if step.losses else None
-        if first is not None:
-            loss = curve_add(loss, first)
-            first_loss = first if first_loss is None else first_loss
-            last_loss = first
+        if step.loss is not None:
+            loss = curve_add(loss, step.loss)
+            first_loss = step.loss if first_loss is None else first_loss
+            last_loss = step.loss
         non_finite += step.non_finite_losses
         # Memory is read at some step ends only (None in between): the latest reading stays until the next.
         for name in memory:
@@ -120,6 +120,7 @@ def _fold_steps(view: RunView, steps: list[ev.Step]) -> RunView:
     return replace(view, steps=steps[-1].index, recent=recent, loss=loss, first_loss=first_loss,
                    last_loss=last_loss, non_finite_losses=non_finite, peak_rss_bytes=peak_rss,
                    loss_passes=passes_per_step(steps, view.loss_passes),
+                   loss_terms=terms_per_step(steps, view.loss_terms),
                    peak_allocated_bytes=peak_allocated, **memory)
 
 

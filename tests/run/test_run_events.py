@@ -59,7 +59,7 @@ def test_every_event_survives_its_json_line():
         ev.SamplesFrom(module="Net", tensor="args[0]", dim=0),
         ev.Step(index=3, end_s=1.5, wall_ms=12.25, forward_ms=1.0, backward_ms=2.0, optimizer_ms=0.5,
                 evaluation_ms=0.0, other_ms=8.75, samples=None, losses=(0.5, None), non_finite_losses=1,
-                rss_bytes=123, health_sampled=True),
+                rss_bytes=123, health_sampled=True, loss=None, loss_terms=2),
         ev.HealthSampled(step=3, values={"fc1": {"grad_norm": 1.0, "update_to_weight": None}},
                          flagged={"fc1": ("no_gradient",)}),
         ev.HealthJudged(step=3, health=health),
@@ -91,22 +91,24 @@ def test_steps_packed_by_the_script_side_arrive_as_the_steps_it_closed():
     sender = Sender(write_end)
     nan = float("nan")
     # index, end_s, wall, forward, backward, optimizer, evaluation, other, samples, non-finite, allocated,
-    # reserved, peak, rss, health; the losses' count; the losses (a GAN's two, one of them not finite).
-    sender.send_step((1, 0.25, 10.5, 1.0, 2.0, 3.0, 0.0, 4.5, 64, 0, nan, nan, nan, 4096, 0.0, 1, 2.5), 0.0)
-    sender.send_step((2, 0.5, 12.0, 1.5, 2.5, 3.5, 0.5, 4.0, nan, 1, 2**40, 2**41, 2**40 + 7, nan, 1.0, 2, 0.75,
-                      nan), 0.01)
-    sender.send_step((3, 0.75, 9.0, 1.0, 1.0, 1.0, 0.0, 6.0, 32, 0, nan, nan, nan, nan, 0.0, 0), 0.02)
+    # reserved, peak, rss, health, the step's loss and its terms; the losses' count; the losses (a GAN's two, one
+    # of them not finite: the step's loss, their sum, is not either).
+    sender.send_step((1, 0.25, 10.5, 1.0, 2.0, 3.0, 0.0, 4.5, 64, 0, nan, nan, nan, 4096, 0.0, 2.5, 1, 1, 2.5), 0.0)
+    sender.send_step((2, 0.5, 12.0, 1.5, 2.5, 3.5, 0.5, 4.0, nan, 1, 2**40, 2**41, 2**40 + 7, nan, 1.0, nan, 2, 2,
+                      0.75, nan), 0.01)
+    sender.send_step((3, 0.75, 9.0, 1.0, 1.0, 1.0, 0.0, 6.0, 32, 0, nan, nan, nan, nan, 0.0, nan, 0, 0), 0.02)
     sender.close()
     with os.fdopen(read_end, "rb") as pipe:
         lines = pipe.read().splitlines()
     assert len(lines) == 1 and lines[0].startswith(b'{"type":"steps",')
     assert ev.decode_all(lines[0]) == [
         ev.Step(index=1, end_s=0.25, wall_ms=10.5, forward_ms=1.0, backward_ms=2.0, optimizer_ms=3.0,
-                evaluation_ms=0.0, other_ms=4.5, samples=64, losses=(2.5,), non_finite_losses=0, rss_bytes=4096),
+                evaluation_ms=0.0, other_ms=4.5, samples=64, losses=(2.5,), non_finite_losses=0, rss_bytes=4096,
+                loss=2.5, loss_terms=1),
         ev.Step(index=2, end_s=0.5, wall_ms=12.0, forward_ms=1.5, backward_ms=2.5, optimizer_ms=3.5,
                 evaluation_ms=0.5, other_ms=4.0, samples=None, losses=(0.75, None), non_finite_losses=1,
                 allocated_bytes=1099511627776, reserved_bytes=2199023255552, peak_allocated_bytes=1099511627783,
-                health_sampled=True),
+                health_sampled=True, loss=None, loss_terms=2),
         ev.Step(index=3, end_s=0.75, wall_ms=9.0, forward_ms=1.0, backward_ms=1.0, optimizer_ms=1.0,
                 evaluation_ms=0.0, other_ms=6.0, samples=32, losses=()),
     ]

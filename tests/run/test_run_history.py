@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 
+import pytest
+
 from skyline_tui.history import History
 from skyline_tui.history.train_steps import MAX_STEP_ROWS, step_rows
 from skyline_tui.run.events import Step
@@ -28,7 +30,8 @@ def test_a_run_is_recorded_with_its_steps_and_listed_with_its_kind(tmp_path):
     lines = [line.split() for line in run.stdout.splitlines() if line.startswith("STEP ")]
     assert list(frame.index) == list(range(1, 21))
     assert list(frame["losses"]) == [[float(v) for v in line[3:6]] for line in lines]
-    assert list(frame["loss"]) == printed(run.stdout, "LOSSES")
+    # The step's loss: D's, the sum of its real and fake halves, as the script prints it (in float32).
+    assert list(frame["loss"]) == pytest.approx(printed(run.stdout, "LOSS_D"), rel=1e-6)
     assert set(frame["steps_merged"]) == {1}
     assert summary.steps == 20 and summary.loss.last == recorded["final_loss"]
     listed = subprocess.run(command()[:-1] + ["history", "--history", str(store)], cwd=tmp_path, env=environment(),
@@ -40,7 +43,8 @@ def test_a_run_is_recorded_with_its_steps_and_listed_with_its_kind(tmp_path):
 
 def test_a_long_run_is_downsampled_keeping_its_first_and_last_step():
     steps = [Step(index=i, end_s=i * 0.01, wall_ms=10.0 + i % 3, forward_ms=1.0, backward_ms=2.0, optimizer_ms=3.0,
-                  evaluation_ms=0.0, other_ms=4.0, samples=32, losses=(float(i),)) for i in range(1, 12_001)]
+                  evaluation_ms=0.0, other_ms=4.0, samples=32, losses=(float(i),), loss=float(i), loss_terms=1)
+             for i in range(1, 12_001)]
     rows = step_rows(steps)
     assert len(rows) <= MAX_STEP_ROWS
     assert sum(row[1] for row in rows) == 12_000  # steps_merged

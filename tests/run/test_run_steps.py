@@ -50,6 +50,8 @@ def test_lbfgs_with_a_closure_counts_one_step_per_call_and_keeps_every_backwards
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 10
     assert sum(len(step["losses"]) for step in outcome.steps) == backwards > 10
     assert first_losses(outcome) == printed(outcome.stdout)  # step(closure) returns the first evaluation's loss
+    assert outcome.summary["loss"]["series"] == printed(outcome.stdout)  # the step's loss: that one, not a sum
+    assert outcome.summary["loss"]["terms_per_step"] == [1, 1]
     assert within_noise(outcome.summary["step_ms"]["median"], statistics.median(printed_ms(outcome.stdout)))
     phases = outcome.summary["phases_ms"]
     assert phases["forward"] > 0 and phases["backward"] > 0  # run inside step(), not charged to the optimizer
@@ -114,6 +116,25 @@ def test_sam_whose_wrapper_optimizer_never_steps_has_every_step_with_its_two_los
     assert outcome.summary["steps"] == step_count(outcome.stdout) == 12
     assert first_losses(outcome) == printed(outcome.stdout)
     assert [(step["samples"], len(step["losses"])) for step in outcome.steps] == [(32, 2)] * 12
+    # Its first_step zeroes the gradients of the first pass: the step's loss is that pass's (the loss at the weights
+    # it began with, which the script prints), not the sum of both.
+    assert outcome.summary["loss"]["series"] == printed(outcome.stdout)
+
+
+def test_a_wgan_gp_steps_loss_is_its_first_critic_update_not_the_penalty_s_autograd_grad(tmp_path):
+    """Each critic update runs ``autograd.grad`` on ``D(mix).sum()`` (the penalty's), then ``loss_d.backward()``: the
+    step (one round: three critic updates, one generator update) keeps all seven, and its loss is the first critic
+    update's ``loss_d``.  It had been the first pass, ``D(mix).sum()``, which is no loss at all."""
+    outcome = run_script(tmp_path, "wgan_gp.py")
+    assert outcome.process.returncode == 0, outcome.process.stderr
+    assert outcome.summary["steps"] == step_count(outcome.stdout) == 6
+    critic = [[float(v) for v in line.split(" CRITIC ")[1].split(" G ")[0].split()]
+              for line in outcome.stdout.splitlines() if line.startswith("STEP ")]
+    assert outcome.summary["loss"]["series"] == [losses[0] for losses in critic]
+    assert [step["losses"][1::2][:3] for step in outcome.steps] == critic  # after each penalty's pass
+    assert [step["losses"][-1] for step in outcome.steps] == printed(outcome.stdout, "G")
+    loss = outcome.summary["loss"]
+    assert (loss["passes_per_step"], loss["terms_per_step"]) == ([7, 7], [1, 1])
 
 
 def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(tmp_path):
@@ -122,11 +143,13 @@ def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(t
     lines = [line.split() for line in outcome.stdout.splitlines() if line.startswith("STEP ")]
     assert [step["losses"] for step in outcome.steps] == [[float(v) for v in line[3:6]] for line in lines]
     assert {step["samples"] for step in outcome.steps} == {24}  # three backward passes over one batch of 24
-    # "The loss" of the summary is each step's first of the three, and says so.
+    # "The loss" of the summary is what D's step applied, the sum of its two halves (the script's Loss_D, dcgan's
+    # errD), and it says so.
     loss = outcome.summary["loss"]
-    assert (loss["first"], loss["last"]) == (float(lines[0][3]), float(lines[-1][3]))
-    assert loss["passes_per_step"] == [3, 3]
-    assert f"(min {loss['min']:.4g}; first of 3 backward passes a step)" in outcome.process.stderr
+    assert loss["series"] == pytest.approx(printed(outcome.stdout, "LOSS_D"), rel=1e-6)
+    assert (loss["passes_per_step"], loss["terms_per_step"]) == ([3, 3], [2, 2])
+    assert (f"(min {loss['min']:.4g}; sum of the 2 passes its first optimizer step applied, of 3 backward passes a "
+            "step)") in outcome.process.stderr
     # Per-layer health names each model as the script does (its globals G and D), not "Sequential#1" and "#2".
     sampled = [e for e in outcome.events if e["type"] == "health"]
     assert sampled and {path.split(".")[0] for e in sampled for path in e["values"]} == {"G", "D"}
@@ -172,7 +195,12 @@ def test_gradient_accumulation_counts_every_micro_batch_of_the_step(tmp_path):
     assert [step["samples"] for step in outcome.steps] == [int(v) for v in printed(outcome.stdout, "SAMPLES")]
     assert {step["samples"] for step in outcome.steps} == {24}
     assert [len(step["losses"]) for step in outcome.steps] == [4] * 8
-    assert outcome.summary["loss"]["passes_per_step"] == [4, 4]
+    loss = outcome.summary["loss"]
+    assert (loss["passes_per_step"], loss["terms_per_step"]) == ([4, 4], [4, 4])
+    # The step's loss is what the optimizer's step applied: the sum of its micro-losses (each already divided by
+    # 4), as a HuggingFace Trainer logs it; not the last micro-batch's alone, nanoGPT's print.
+    assert loss["series"] == pytest.approx(printed(outcome.stdout, "LOGGED"), rel=1e-12)
+    assert loss["series"] != pytest.approx(printed(outcome.stdout, "LOSS"), rel=1e-3)
 
 
 def test_a_crash_at_step_k_keeps_the_steps_before_it_and_points_at_the_users_line(tmp_path):

@@ -18,7 +18,7 @@ def step(index: int, wall: float, forward: float = 0.0, backward: float = 0.0, o
     return ev.Step(index=index, end_s=index * 0.1, wall_ms=wall, forward_ms=forward, backward_ms=backward,
                    optimizer_ms=optimizer, evaluation_ms=0.0, other_ms=other, samples=samples,
                    losses=(loss,) if loss is not None or non_finite else (), non_finite_losses=non_finite,
-                   rss_bytes=rss)
+                   rss_bytes=rss, loss=loss, loss_terms=1 if loss is not None or non_finite else 0)
 
 
 def test_the_headline_is_the_median_of_the_last_20_steps_and_the_phases_their_means():
@@ -135,23 +135,30 @@ def test_a_burst_of_events_is_announced_once_and_drained_in_order_with_the_outpu
     assert len(posted) == 2  # announced again once drained
 
 
-def test_steps_of_several_backward_passes_say_the_loss_shown_is_each_steps_first():
+def test_steps_of_several_backward_passes_say_which_sum_the_loss_shown_is():
     from skyline_tui.run.summary import loss_note
 
-    def passes(index: int, losses: tuple[float, ...]) -> ev.Step:
+    def passes(index: int, losses: tuple[float, ...], terms: int) -> ev.Step:
         return ev.Step(index=index, end_s=index * 0.1, wall_ms=1.0, forward_ms=0.0, backward_ms=0.0, optimizer_ms=0.0,
-                       evaluation_ms=0.0, other_ms=0.0, samples=10, losses=losses)
+                       evaluation_ms=0.0, other_ms=0.0, samples=10, losses=losses, loss=sum(losses[:terms]),
+                       loss_terms=terms)
 
     one_each = fold(RunView("t.py"), [step(i, 1.0) for i in range(1, 6)])
-    assert one_each.loss_passes == (1, 1) and loss_note(one_each.loss_passes) == ""
-    gan = fold(RunView("t.py"), [passes(i, (0.5 + i, 1.0, 2.0)) for i in range(1, 6)])  # D real, D fake, G
-    assert gan.loss_passes == (3, 3) and gan.first_loss == 1.5 and gan.last_loss == 5.5
-    assert loss_note(gan.loss_passes) == "first of 3 backward passes a step"
+    assert one_each.loss_passes == (1, 1) and loss_note(one_each.loss_passes, one_each.loss_terms) == ""
+    # D real and D fake before D's step, then G: the loss is D's.
+    gan = fold(RunView("t.py"), [passes(i, (0.5 + i, 1.0, 2.0), 2) for i in range(1, 6)])
+    assert (gan.loss_passes, gan.loss_terms) == ((3, 3), (2, 2)) and (gan.first_loss, gan.last_loss) == (2.5, 6.5)
+    assert loss_note(gan.loss_passes, gan.loss_terms) == \
+        "sum of the 2 passes its first optimizer step applied, of 3 backward passes a step"
+    accumulated = fold(RunView("t.py"), [passes(i, (0.25,) * 4, 4) for i in range(1, 3)])
+    assert accumulated.last_loss == 1.0
+    assert loss_note(accumulated.loss_passes, accumulated.loss_terms) == "sum of its 4 backward passes a step"
     # An LBFGS step evaluates its closure as often as it needs: 20 times, then 4, then 7.
-    lbfgs = fold(RunView("t.py"), [passes(1, (1.0,) * 20), passes(2, (0.5,) * 4)])
-    lbfgs = fold(lbfgs, [passes(3, (0.25,) * 7)])
-    assert lbfgs.loss_passes == (4, 20)
-    assert loss_note(lbfgs.loss_passes) == "first of up to 20 backward passes a step"
+    lbfgs = fold(RunView("t.py"), [passes(1, (1.0,) * 20, 1), passes(2, (0.5,) * 4, 1)])
+    lbfgs = fold(lbfgs, [passes(3, (0.25,) * 7, 1)])
+    assert lbfgs.loss_passes == (4, 20) and lbfgs.last_loss == 0.25
+    assert loss_note(lbfgs.loss_passes, lbfgs.loss_terms) == \
+        "the pass its first optimizer step applied, of up to 20 backward passes a step"
 
 
 def test_a_flagged_layer_shows_the_metric_its_flag_was_raised_on():

@@ -56,7 +56,7 @@ class RunMainView(Horizontal):
                 [p.wall_ms for p in view.recent],
                 [p.samples_per_second for p in view.recent if p.samples_per_second is not None], view.why_no_steps)
             self.query_one(LossPane).show(view.first_loss, view.last_loss, view.loss.values, view.non_finite_losses,
-                                          loss_note(view.loss_passes))
+                                          loss_note(view.loss_passes, view.loss_terms))
             self.query_one(MetricsPane).show(shown_metric(view))
             self.query_one(RunMemoryPane).show(memory_readings(view))
             self.query_one(ErrorPane).show(view.error, kept_previous=False)
