@@ -110,7 +110,9 @@ def summary_text(summary: RunSummary) -> str:
         lines.append("skyline-tui: memory: " + ", ".join(sizes))
     if summary.health is not None:
         flagged = [row for row in summary.health.modules if row.flags]
-        lines.append(f"skyline-tui: health: {summary.health.iterations} sampled steps, {len(flagged)} layers flagged"
+        sampled = summary.health.iterations
+        lines.append(f"skyline-tui: health: {sampled} sampled step{'' if sampled == 1 else 's'}, {len(flagged)} "
+                     f"layer{'' if len(flagged) == 1 else 's'} flagged"
                      + "".join(f"\nskyline-tui:   {row.module or '(model)'}: {flag.message}"
                                for row in flagged for flag in row.flags))
     return "\n".join(lines)

@@ -43,6 +43,8 @@ def test_the_first_nan_is_located_at_its_layer_on_the_step_it_appears(tmp_path):
     assert found["where"]["module"] == "2" and found["where"]["phase"] == "forward"  # the Blowup layer
     rows = {row["module"]: row for row in outcome.summary["health"]["modules"]}
     assert [flag["kind"] for flag in rows["2"]["flags"]] == ["non_finite"]
+    flagged = sum(1 for row in rows.values() if row["flags"])
+    assert f"sampled steps, {flagged} layer{'' if flagged == 1 else 's'} flagged\n" in outcome.process.stderr
 
 
 def test_without_health_the_loss_still_says_where_the_nan_began(tmp_path):
