@@ -138,8 +138,8 @@ class RunHooks:
         def wrap(original: Callable[..., Any], losses_of: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(original)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if hooks._in_backward or current_pid() != hooks._pid:
-                    return original(*args, **kwargs)
+                if hooks._in_backward or current_pid() != hooks._pid or torch._guards.TracingContext.try_get():
+                    return original(*args, **kwargs)  # (torch.compile's AOT autograd tracing its backward)
                 hooks._in_backward = True
                 try:
                     hooks._backward_begins(losses_of(*args, **kwargs), original is backward)

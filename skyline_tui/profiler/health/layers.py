@@ -24,6 +24,28 @@ NORMALIZATION = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.
 _NORM_NAMES = ("Norm",)  # RMSNorm (torch >= 2.4) and the users' own LayerNorm/RMSNorm classes
 
 
+def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers: modules that own trainable parameters, and leaf modules (activations, pooling).
+    Containers are left out; their children speak for them.  Named as the model is without ``torch.compile``'s
+    wrapper (``0``, not ``_orig_mod.0``)."""
+    chosen = []
+    for path, module in model.named_modules():
+        owns = any(p.requires_grad for p in module.parameters(recurse=False))
+        if owns or not any(True for _ in module.children()):
+            chosen.append((".".join(part for part in path.split(".") if part != "_orig_mod"), module))
+    return chosen
+
+
+def compiled_note(model: nn.Module) -> tuple[str, ...]:
+    """Where ``torch.compile`` runs the model's layers (``torch.compile(model)``, ``model.compile()``, a compiled
+    block): their activations are inside its graph, which the publisher's hooks stay out of."""
+    if any(type(module).__name__ == "OptimizedModule" or getattr(module, "_compiled_call_impl", None) is not None
+           for module in model.modules()):
+        return ("torch.compile runs this model: the activation metrics and flags (dead units, saturation) are not "
+                "read inside its compiled graph; weights, gradients and updates are",)
+    return ()
+
+
 def optimizer_kind(optimizer: Any) -> str:
     name = type(optimizer).__name__
     if name in ADAPTIVE:

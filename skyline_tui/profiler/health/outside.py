@@ -30,6 +30,9 @@ _ATTRIBUTE_ACCESS = ("__get__", "__set__")  # what a torch function mode sees fo
 # (a GAN's) is on the stack.
 _UNINITIALIZED = frozenset({"empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided"})
 
+_PLAIN = (torch.Tensor, nn.Parameter)
+
+
 class OutsideModelCheck(TorchFunctionMode):
     """Whether the torch calls made outside the model's forward produced no NaN."""
 
@@ -52,6 +55,8 @@ class OutsideModelCheck(TorchFunctionMode):
             return out
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
             return out
+        if torch.compiler.is_compiling() or type(out) not in _PLAIN:
+            return out  # torch.compile tracing (its fake and functional tensors): no values yet
         if out._base is not None and not any(out is arg for arg in (*args, *(kwargs or {}).values())):
             return out  # a new view (``logits.view(-1, n)``) of values checked where they were made
         # Its largest value is NaN exactly when one is (amax propagates NaN): one plain reduction, ~40x

@@ -37,7 +37,7 @@ from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.health.activations import dead_fraction, first_tensor, mean_and_std
 from skyline_tui.profiler.health.flags import LayerInfo
 from skyline_tui.profiler.health.judgement import BUILTIN_METRICS, IterationValues, SubscriberValues, judge_health
-from skyline_tui.profiler.health.layers import describe_layers
+from skyline_tui.profiler.health.layers import compiled_note, describe_layers, watched_modules
 from skyline_tui.profiler.health.outside import OutsideModelCheck
 from skyline_tui.profiler.health.subscribers import SubscriberSet
 from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
@@ -49,17 +49,6 @@ SATURATING = {nn.Tanh: (-1.0, 1.0), nn.Sigmoid: (0.0, 1.0)}
 SATURATION_MARGIN = 0.03
 
 __all__ = ["BUILTIN_METRICS", "IterationValues", "OutsideModelCheck", "Publisher", "watched_modules"]
-
-
-def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """The layers: modules that own trainable parameters, and leaf modules (activations, pooling).
-    Containers are left out; their children speak for them."""
-    chosen = []
-    for path, module in model.named_modules():
-        owns = any(p.requires_grad for p in module.parameters(recurse=False))
-        if owns or not any(True for _ in module.children()):
-            chosen.append((path, module))
-    return chosen
 
 
 class Publisher:
@@ -78,6 +67,7 @@ class Publisher:
                  *, subscribers: Optional[SubscriberSet] = None, window: Optional[int] = None,
                  check_outside: bool = True):
         self.modules = watched_modules(model)
+        self._notes = compiled_note(model)
         self.files = files if files is not None else ProjectFiles(os.getcwd())
         self.subscribers = subscribers
         self.wanted = set(wanted_kinds) | (subscribers.wanted_kinds if subscribers is not None else set())
@@ -184,13 +174,13 @@ class Publisher:
         """Where a module is called: its last call, as its statistics are (a module called once: looked up once).
         A call under no_grad is not counted (an evaluation inside a supervised run's sampled step), nor a recompute
         inside backward (activation checkpointing: the graph task's id is -1 outside backward)."""
-        if self._active and torch._C._current_graph_task_id() < 0:
+        if self._active and torch._C._current_graph_task_id() < 0 and not torch.compiler.is_compiling():
             calls = self._calls_now[path] = self._calls_now.get(path, 0) + torch.is_grad_enabled()
             if (calls > 1 or path not in self.call_sites) and (site := self.files.innermost(sys._getframe(1))):
                 self.call_sites[path] = site
 
     def _forward(self, path: str, module: nn.Module, output: Any) -> None:
-        if not self._active:
+        if not self._active or torch.compiler.is_compiling():  # traced by dynamo: nothing of ours in the graph
             return
         out = first_tensor(output)
         if out is None or not out.is_floating_point() or out.numel() == 0:
@@ -326,7 +316,8 @@ class Publisher:
         subscribers = self.subscribers
         return judge_health(self.layers(), list(self.history), list(self.custom),
                             subscriber_series=subscribers.series_names() if subscribers is not None else (),
-                            non_finite=non_finite, errors=subscribers.errors if subscribers is not None else ())
+                            non_finite=non_finite, errors=subscribers.errors if subscribers is not None else (),
+                            notes=self._notes)
 
     def _values(self) -> IterationValues:
         self._read_gradients(list(range(len(self._flat_params))))  # no optimizer stepped them: what backward left
