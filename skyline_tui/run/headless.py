@@ -35,7 +35,8 @@ class EventsFile:
 
 
 class Progress:
-    """One line every ``PROGRESS_EVERY_S``: the step, its recent time and rate, the loss, the memory."""
+    """One line every ``PROGRESS_EVERY_S``: the step, its recent time and rate, the loss, the memory; while no
+    step closes (a compile, a long evaluation), how long the next one has been running instead of the same line."""
 
     def __init__(self, builder: SummaryBuilder, stream: TextIO, every_s: float = PROGRESS_EVERY_S,
                  clock: Any = time.monotonic):
@@ -44,13 +45,21 @@ class Progress:
         self._every = every_s
         self._clock = clock
         self._next = clock() + every_s
+        self._seen = (0, clock())  # the steps at the last line, and since when
 
     def tick(self) -> None:
         now = self._clock()
         if now < self._next:
             return
         self._next = now + self._every
-        line = progress_line(self._builder.steps)
+        steps = self._builder.steps
+        if len(steps) != self._seen[0]:
+            self._seen = (len(steps), now)
+            line = progress_line(steps)
+        elif steps:
+            line = f"skyline-tui: step {steps[-1].index + 1} running for at least {now - self._seen[1]:.0f} s"
+        else:
+            line = None
         if line:
             self._stream.write(line + "\n")
             self._stream.flush()
