@@ -76,13 +76,13 @@ def loss_note(passes: tuple[int, int], terms: tuple[int, int]) -> str:
     summary's lines, the app's loss pane); '' when each step ran one."""
     if passes[1] <= 1:
         return ""
-    of = f"{passes[1] if passes[0] == passes[1] else f'up to {passes[1]}'} backward passes a step"
+    of = passes[1] if passes[0] == passes[1] else f"up to {passes[1]}"
     if terms == passes:
-        return f"sum of its {of}"
-    if terms[1] <= 1:
-        return f"the pass its first optimizer step applied, of {of}"
+        return f"sum of its {of} backward passes a step"
+    if terms[1] <= 1:  # (short: it heads the app's loss pane)
+        return f"first update's pass, of {of} a step"
     summed = terms[1] if terms[0] == terms[1] else f"up to {terms[1]}"
-    return f"sum of the {summed} passes its first optimizer step applied, of {of}"
+    return f"first update's {summed} of {of} passes, summed"
 
 
 @dataclass(frozen=True)

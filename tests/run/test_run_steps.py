@@ -148,8 +148,7 @@ def test_a_gan_with_two_optimizers_is_one_step_per_round_with_its_three_losses(t
     loss = outcome.summary["loss"]
     assert loss["series"] == pytest.approx(printed(outcome.stdout, "LOSS_D"), rel=1e-6)
     assert (loss["passes_per_step"], loss["terms_per_step"]) == ([3, 3], [2, 2])
-    assert (f"(min {loss['min']:.4g}; sum of the 2 passes its first optimizer step applied, of 3 backward passes a "
-            "step)") in outcome.process.stderr
+    assert f"(min {loss['min']:.4g}; first update's 2 of 3 passes, summed)" in outcome.process.stderr
     # Per-layer health names each model as the script does (its globals G and D), not "Sequential#1" and "#2".
     sampled = [e for e in outcome.events if e["type"] == "health"]
     assert sampled and {path.split(".")[0] for e in sampled for path in e["values"]} == {"G", "D"}

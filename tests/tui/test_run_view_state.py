@@ -148,8 +148,7 @@ def test_steps_of_several_backward_passes_say_which_sum_the_loss_shown_is():
     # D real and D fake before D's step, then G: the loss is D's.
     gan = fold(RunView("t.py"), [passes(i, (0.5 + i, 1.0, 2.0), 2) for i in range(1, 6)])
     assert (gan.loss_passes, gan.loss_terms) == ((3, 3), (2, 2)) and (gan.first_loss, gan.last_loss) == (2.5, 6.5)
-    assert loss_note(gan.loss_passes, gan.loss_terms) == \
-        "sum of the 2 passes its first optimizer step applied, of 3 backward passes a step"
+    assert loss_note(gan.loss_passes, gan.loss_terms) == "first update's 2 of 3 passes, summed"
     accumulated = fold(RunView("t.py"), [passes(i, (0.25,) * 4, 4) for i in range(1, 3)])
     assert accumulated.last_loss == 1.0
     assert loss_note(accumulated.loss_passes, accumulated.loss_terms) == "sum of its 4 backward passes a step"
@@ -157,8 +156,7 @@ def test_steps_of_several_backward_passes_say_which_sum_the_loss_shown_is():
     lbfgs = fold(RunView("t.py"), [passes(1, (1.0,) * 20, 1), passes(2, (0.5,) * 4, 1)])
     lbfgs = fold(lbfgs, [passes(3, (0.25,) * 7, 1)])
     assert lbfgs.loss_passes == (4, 20) and lbfgs.last_loss == 0.25
-    assert loss_note(lbfgs.loss_passes, lbfgs.loss_terms) == \
-        "the pass its first optimizer step applied, of up to 20 backward passes a step"
+    assert loss_note(lbfgs.loss_passes, lbfgs.loss_terms) == "first update's pass, of up to 20 a step"
 
 
 def test_a_flagged_layer_shows_the_metric_its_flag_was_raised_on():
