@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections import OrderedDict
 from typing import Any, Callable, Iterator
 
@@ -42,6 +43,12 @@ def forward_hook(module: nn.Module, hook: Callable[..., Any], **options: Any) ->
     """``module.register_forward_hook(hook, **options)``, left out of the module's copies."""
     _wrap_torch()
     return module.register_forward_hook(_Ours(hook), **options)
+
+
+def quiet_compile_warning() -> None:
+    """``torch.compile(model)`` warns at each call while any global module hook exists: ours (the profile's
+    breakdown; a supervised run's first step).  The user's code did nothing to be warned about."""
+    warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global hooks")
 
 
 def _wrap_torch() -> None:

@@ -33,7 +33,6 @@ import sys
 import time
 import traceback
 import types
-import warnings
 from typing import Any, Optional
 
 from skyline_tui.report import ErrorInfo
@@ -102,15 +101,14 @@ def _torch_imported(state: ChildState) -> None:
     try:
         import torch
 
+        from skyline_tui.profiler.module_hooks import quiet_compile_warning
         from skyline_tui.run.hooks import RunHooks
 
         hooks = RunHooks(state.sender.send, state.started, samples_per_step=state.config.get("samples_per_step"),
                          health_every=state.config.get("health_every"), root=state.config.get("root"),
                          send_step=state.sender.send_step, health_budget=state.config.get("health_budget"))
         hooks.install()
-        # torch.compile(model) warns on each call while global module hooks exist: ours, until the first step
-        # closes (the outermost modules are looked for).  The script did nothing to be warned about.
-        warnings.filterwarnings("ignore", message=r"Using `torch.compile\(module\)` when there are global hooks")
+        quiet_compile_warning()
         state.hooks = hooks
         state.sender.send(ev.TorchSeen(torch_version=torch.__version__.split("+")[0], cuda=torch.cuda.is_available()))
     except Exception as exc:  # noqa: BLE001 - our failure must never become the script's

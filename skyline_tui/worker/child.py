@@ -63,7 +63,10 @@ def child_main(request: p.ProfileRequest, msg_fd: int, out_fd: int, err_fd: int,
         elif os.path.isfile(request.entry):
             os.chdir(os.path.dirname(os.path.abspath(request.entry)))
 
+        from skyline_tui.profiler.module_hooks import quiet_compile_warning
         from skyline_tui.profiler.run import profile
+
+        quiet_compile_warning()
 
         def send(message: object) -> None:
             data = memoryview(p.encode(message))
