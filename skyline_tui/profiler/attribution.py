@@ -44,6 +44,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
+from skyline_tui.profiler.compiled import inside_compiled, named_modules
 from skyline_tui.profiler.custom_functions import CustomFunctions
 from skyline_tui.profiler.frames import ProjectFiles
 
@@ -187,7 +188,9 @@ class ModuleTracker:
 
     def __init__(self, model: torch.nn.Module, files: ProjectFiles):
         self._files = files
-        self.paths: dict[int, str] = {id(module): path for path, module in model.named_modules()}
+        inside = inside_compiled(model)  # not seen one by one: the compiled call is one block
+        self.paths: dict[int, str] = {id(module): path for path, module in named_modules(model)
+                                      if id(module) not in inside}
         self.call_sites: dict[str, tuple[str, int]] = {}
         self.stack: list[Optional[str]] = [None]  # None: outside the model (e.g. the loss)
         self._handles: list[Any] = []
@@ -197,6 +200,8 @@ class ModuleTracker:
         return self.stack[-1]
 
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
         path = self.paths.get(id(module))
         if path is None:  # not part of the model (a loss module...): its ops stay with the caller
             self.stack.append(self.stack[-1])
@@ -208,7 +213,7 @@ class ModuleTracker:
                 self.call_sites[path] = site
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if len(self.stack) > 1:
+        if len(self.stack) > 1 and not torch.compiler.is_compiling():
             self.stack.pop()
 
     def reset(self) -> None:
@@ -301,7 +306,7 @@ class LineAttributionMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if kwargs is None:
             kwargs = {}
-        if self.paused or func in _PASS_THROUGH:
+        if self.paused or func in _PASS_THROUGH or torch.compiler.is_compiling():
             return func(*args, **kwargs)
         where = self._innermost(sys._getframe(1))
         module = self._modules.stack[-1]

@@ -29,6 +29,7 @@ import torch
 
 from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import ModuleTracker
+from skyline_tui.profiler.compiled import named_modules
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch, optimizer_state_tensors
 from skyline_tui.profiler.workload import Workload, device_info
@@ -274,7 +275,7 @@ def weight_entries(model: torch.nn.Module) -> tuple[int, list[MemoryEntry]]:
     seen: set[StorageKey] = set()
     entries = []
     total = 0
-    for path, module in model.named_modules():
+    for path, module in named_modules(model):
         own = list(module.parameters(recurse=False)) + list(module.buffers(recurse=False))
         nbytes = unique_storage_bytes(own, seen)
         if nbytes:

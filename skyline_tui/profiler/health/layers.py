@@ -10,6 +10,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
+from skyline_tui.profiler.compiled import is_compiled, named_modules
 from skyline_tui.profiler.health.flags import LayerInfo, OptimizerSetting
 
 # Optimizers whose step is scaled per weight by a running measure of its gradient's size: each weight
@@ -29,18 +30,17 @@ def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     Containers are left out; their children speak for them.  Named as the model is without ``torch.compile``'s
     wrapper (``0``, not ``_orig_mod.0``)."""
     chosen = []
-    for path, module in model.named_modules():
+    for path, module in named_modules(model):
         owns = any(p.requires_grad for p in module.parameters(recurse=False))
         if owns or not any(True for _ in module.children()):
-            chosen.append((".".join(part for part in path.split(".") if part != "_orig_mod"), module))
+            chosen.append((path, module))
     return chosen
 
 
 def compiled_note(model: nn.Module) -> tuple[str, ...]:
     """Where ``torch.compile`` runs the model's layers (``torch.compile(model)``, ``model.compile()``, a compiled
     block): their activations are inside its graph, which the publisher's hooks stay out of."""
-    if any(type(module).__name__ == "OptimizedModule" or getattr(module, "_compiled_call_impl", None) is not None
-           for module in model.modules()):
+    if any(is_compiled(module) for module in model.modules()):
         return ("torch.compile runs this model: the activation metrics and flags (dead units, saturation) are not "
                 "read inside its compiled graph; weights, gradients and updates are",)
     return ()

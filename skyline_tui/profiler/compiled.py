@@ -1,0 +1,40 @@
+"""What ``torch.compile`` changes for the profiler: the wrapper's names, and the modules that run inside a graph.
+
+``torch.compile(model)`` returns an ``OptimizedModule`` whose ``_orig_mod`` is the model; ``model.compile()``
+compiles a module's call in place.  Inside a compiled graph our hooks and modes stand aside (they return at once
+while dynamo traces: nothing of ours in the graph, no break, no guard on our state), so the modules there are
+neither timed nor seen one by one: the compiled call is one block, on the line of the frame dynamo compiled.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+WRAPPED = "_orig_mod"  # torch.compile's attribute for the module it wraps
+
+
+def named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``model.named_modules()`` as the model names them (``0``, not ``_orig_mod.0``): the wrapped module and its
+    wrapper share a name.  The wrapper's hooks run outside the graph (the wrapped module's, inside dynamo's
+    context, stand aside): time in the compiled call goes to that name through the wrapper."""
+    return [(".".join(part for part in path.split(".") if part != WRAPPED), module)
+            for path, module in model.named_modules()]
+
+
+def is_compiled(module: nn.Module) -> bool:
+    return _is_wrapper(module) or getattr(module, "_compiled_call_impl", None) is not None
+
+
+def inside_compiled(model: nn.Module) -> set[int]:
+    """The ids of the modules whose calls run inside a compiled graph: below a compiled module (its own hooks run
+    outside the graph, before it)."""
+    inside: set[int] = set()
+    for module in model.modules():
+        if is_compiled(module):
+            top = getattr(module, WRAPPED, module) if _is_wrapper(module) else module
+            inside.update(id(m) for m in top.modules() if m is not top)
+    return inside
+
+
+def _is_wrapper(module: nn.Module) -> bool:
+    return type(module).__name__ == "OptimizedModule"
