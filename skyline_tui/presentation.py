@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from skyline_tui.report import BatchSample, Predictions, Report, Throughput
+from skyline_tui.report import BatchSample, Breakdown, Predictions, Report, Throughput
 
 CONTENDED = 0.25  # cpu_contention from which the CLI and the app warn that the times are inflated
 FAULTING = 0.1  # the share of the iteration spent on page faults from which the CLI and the app name it...
@@ -21,6 +21,12 @@ FAULTING_MIN = 256  # ...when there are at least this many an iteration (the tin
 # the bundled samples took no faults in steady state (lstm at 32: 3,622 faults and 11.2 ms, then 9 and 5.0 ms).
 STEADY_MALLOC_TOP_PAD = 512 << 20
 STEADY_ALLOCATOR = f"MALLOC_TOP_PAD_={STEADY_MALLOC_TOP_PAD} in the environment (glibc), or jemalloc or tcmalloc"
+
+
+def breakdown_tag(breakdown: Optional[Breakdown]) -> Optional[str]:
+    """The app's breakdown pane title's word for its note (a torch.compile'd model, the only one so far; the
+    report carries it whole)."""
+    return "torch.compile: one block" if breakdown is not None and breakdown.notes else None
 
 
 def fault_share(measured: Throughput | BatchSample) -> float:

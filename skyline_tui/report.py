@@ -128,6 +128,7 @@ class Breakdown:
     iterations_profiled: int
     lines: tuple[LineTiming, ...] = ()  # sorted by total_ms, descending
     modules: tuple[ModuleTiming, ...] = ()  # pre-order (parents before children)
+    notes: tuple[str, ...] = ()  # what the rows cannot show, and why (a torch.compile'd model's inside)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTIMIZER, LineAttributionMode, Ledger,
                                               ModuleTracker, charge_totals, clock_for, module_parent,
                                               on_device)
-from skyline_tui.profiler.compiled import inside_compiled, named_modules
+from skyline_tui.profiler.compiled import block_notes, inside_compiled, named_modules
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
 from skyline_tui.profiler.workload import Workload
@@ -158,7 +158,7 @@ def build_breakdown(instruments: InstrumentedIterations, iterations: int) -> Bre
     attributed = sum(row.total_ms for row in lines) + optimizer_ms
     return Breakdown(profiled_iteration_ms=iteration_ms, optimizer_ms=optimizer_ms,
                      other_ms=max(0.0, iteration_ms - attributed), iterations_profiled=iterations,
-                     lines=tuple(lines), modules=tuple(modules))
+                     lines=tuple(lines), modules=tuple(modules), notes=block_notes(instruments.work.model))
 
 
 def module_tree(model: Any, tracker: ModuleTracker, forward_self: dict[Optional[str], float],

@@ -36,5 +36,13 @@ def inside_compiled(model: nn.Module) -> set[int]:
     return inside
 
 
+def block_notes(model: nn.Module) -> tuple[str, ...]:
+    """The breakdown's note where part of the model runs compiled (``report.Breakdown.notes``)."""
+    if any(is_compiled(module) for module in model.modules()):
+        return ("torch.compile runs this model: its compiled forward and backward are timed as one block, on the "
+                "line of the code it compiled; the lines and modules inside are not timed one by one",)
+    return ()
+
+
 def _is_wrapper(module: nn.Module) -> bool:
     return type(module).__name__ == "OptimizedModule"

@@ -65,6 +65,10 @@ def test_the_line_with_16x_the_flops_ranks_first_and_owns_the_largest_backward(h
     assert all(top.backward_ms > other.backward_ms for other in hot.lines[1:])
 
 
+def test_an_eager_model_s_breakdown_has_no_note(hot):
+    assert hot.notes == ()  # the note is torch.compile's (test_compiled.py)
+
+
 def test_rows_are_sorted_by_total_time(hot):
     totals = [r.total_ms for r in hot.lines]
     assert totals == sorted(totals, reverse=True)

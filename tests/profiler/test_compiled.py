@@ -48,4 +48,5 @@ def test_a_compiled_model_is_one_block_timed_as_a_plain_loop_runs_it_and_named_a
     top = breakdown.lines[0]
     assert (Path(top.file).name, top.line) == ("entry.py", 13) and top.forward_ms > 0 and top.backward_ms > 0
     assert [(row.path, row.type) for row in breakdown.modules] == [("", "Net")]
+    assert len(breakdown.notes) == 1 and "torch.compile" in breakdown.notes[0]  # and the report says so
     assert {entry.module for entry in memory.entries if entry.kind == "weights"} == {"fc1", "fc2"}

@@ -16,6 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 
 from skyline_tui.comparison.changes import RunComparison
+from skyline_tui.presentation import breakdown_tag
 from skyline_tui.report import ErrorInfo, Report
 from skyline_tui.tui.state import (
     PAST_RUN,
@@ -100,7 +101,8 @@ class MainView(Horizontal):
             table.show(breakdown_rows(breakdown, state.breakdown_by, expanded) if breakdown else None,
                        state.breakdown_by, comparison)
             by = "per line" if state.breakdown_by == ROW_LINE else "per module"
-            show_freshness(table, f"Run time {by}", self._note(state, "breakdown"))
+            tag = breakdown_tag(breakdown)
+            show_freshness(table, f"Run time {by}" + (f" · {tag}" if tag else ""), self._note(state, "breakdown"))
             memory = shown.memory if shown else None
             self.query_one(ActivationTable).show(activation_rows(memory) if memory else [])
             health_pane = self.query_one(HealthPane)
