@@ -44,7 +44,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
-from skyline_tui.profiler.compiled import inside_compiled, named_modules
+from skyline_tui.profiler.compiled import inside_compiled, is_compiling, named_modules
 from skyline_tui.profiler.custom_functions import CustomFunctions
 from skyline_tui.profiler.frames import ProjectFiles
 
@@ -200,7 +200,7 @@ class ModuleTracker:
         return self.stack[-1]
 
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
-        if torch.compiler.is_compiling():
+        if is_compiling():
             return
         path = self.paths.get(id(module))
         if path is None:  # not part of the model (a loss module...): its ops stay with the caller
@@ -213,7 +213,7 @@ class ModuleTracker:
                 self.call_sites[path] = site
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if len(self.stack) > 1 and not torch.compiler.is_compiling():
+        if len(self.stack) > 1 and not is_compiling():
             self.stack.pop()
 
     def reset(self) -> None:
@@ -306,7 +306,7 @@ class LineAttributionMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         if kwargs is None:
             kwargs = {}
-        if self.paused or func in _PASS_THROUGH or torch.compiler.is_compiling():
+        if self.paused or func in _PASS_THROUGH or is_compiling():
             return func(*args, **kwargs)
         where = self._innermost(sys._getframe(1))
         module = self._modules.stack[-1]

@@ -8,9 +8,26 @@ neither timed nor seen one by one: the compiled call is one block, on the line o
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
+import torch
 from torch import nn
 
 WRAPPED = "_orig_mod"  # torch.compile's attribute for the module it wraps
+
+
+def _never() -> bool:
+    return False
+
+
+# True while dynamo traces the caller (it folds this very function to True): torch >= 2.3; before, never.
+is_compiling: Callable[[], bool] = getattr(torch.compiler, "is_compiling", None) or _never
+_TRACING: Any = getattr(getattr(torch, "_guards", None), "TracingContext", None)
+
+
+def tracing() -> bool:
+    """A compile is under way in this thread (AOT autograd tracing a graph, with fake and functional tensors)."""
+    return _TRACING is not None and _TRACING.try_get() is not None
 
 
 def named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -35,7 +35,7 @@ from skyline_tui.export.report_json import write_text
 from skyline_tui.export.trace import MemorySample, Span, chrome_trace_json
 from skyline_tui.profiler.attribution import BACKWARD, FORWARD, ITERATION, OPTIMIZER, ChargeKey, Ledger
 from skyline_tui.profiler.breakdown import WARMUP_ITERATIONS, InstrumentedIterations, build_breakdown
-from skyline_tui.profiler.compiled import inside_compiled, named_modules
+from skyline_tui.profiler.compiled import inside_compiled, is_compiling, named_modules
 from skyline_tui.profiler.errors import fail
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Breakdown
@@ -151,12 +151,12 @@ class ModuleSpans:
         self._handles: list[Any] = []
 
     def _pre(self, module: torch.nn.Module, args: Any) -> None:
-        if id(module) in self.paths and not torch.compiler.is_compiling():
+        if id(module) in self.paths and not is_compiling():
             self._clock.sample()
             self._open.append((id(module), self._clock.start()))
 
     def _post(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if id(module) not in self.paths or torch.compiler.is_compiling():
+        if id(module) not in self.paths or is_compiling():
             return
         while self._open:  # a forward that raised inside a child never closed the child's span
             opened, token = self._open.pop()

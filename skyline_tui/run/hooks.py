@@ -12,9 +12,8 @@ Installed once torch is imported (before the script's first torch call), never r
   hundreds of layers pays two hook calls per forward, not hundreds.  A module first called after the first
   step is not seen (its time is ``other``).  Only the model's calls count (``readings.ModelCalls``): a transform
   on the data is a module too (torchvision's ``Normalize``, per sample), and its time is ``other``;
-- per-layer health (:mod:`skyline_tui.run.health`) from the second step on, sampled on the steps its schedule
-  picks (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); a failure there
-  turns health off, never the script.
+- per-layer health (:mod:`skyline_tui.run.health`) from the second step on, on the steps its schedule picks
+  (:mod:`skyline_tui.run.health_budget`: every N, or within a share of the run's time); its failure ends health.
 
 Per step: a few Python calls, ``perf_counter`` reads, the losses read (``item()`` on CPU; on CUDA a non-blocking
 copy read once its event has passed), one packed record (``events.PACKED_STEP_FIELDS``).  Memory: at most every
@@ -36,6 +35,7 @@ import torch
 from torch.nn.modules import module as nn_module
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
+from skyline_tui.profiler.compiled import tracing
 from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
 from skyline_tui.profiler.optimizer_watch import OutermostSteps
 from skyline_tui.run import events as ev
@@ -138,7 +138,7 @@ class RunHooks:
         def wrap(original: Callable[..., Any], losses_of: Callable[..., Any]) -> Callable[..., Any]:
             @functools.wraps(original)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if hooks._in_backward or current_pid() != hooks._pid or torch._guards.TracingContext.try_get():
+                if hooks._in_backward or current_pid() != hooks._pid or tracing():
                     return original(*args, **kwargs)  # (torch.compile's AOT autograd tracing its backward)
                 hooks._in_backward = True
                 try:

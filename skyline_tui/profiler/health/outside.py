@@ -22,6 +22,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from skyline_tui.profiler.compiled import is_compiling
 from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
 
 _ATTRIBUTE_ACCESS = ("__get__", "__set__")  # what a torch function mode sees for ``tensor.grad`` and the like
@@ -55,7 +56,7 @@ class OutsideModelCheck(TorchFunctionMode):
             return out
         if not isinstance(out, torch.Tensor) or not out.is_floating_point() or not out.numel():
             return out
-        if torch.compiler.is_compiling() or type(out) not in _PLAIN:
+        if is_compiling() or type(out) not in _PLAIN:
             return out  # torch.compile tracing (its fake and functional tensors): no values yet
         if out._base is not None and not any(out is arg for arg in (*args, *(kwargs or {}).values())):
             return out  # a new view (``logits.view(-1, n)``) of values checked where they were made

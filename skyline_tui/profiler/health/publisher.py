@@ -37,6 +37,7 @@ from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.health.activations import dead_fraction, first_tensor, mean_and_std
 from skyline_tui.profiler.health.flags import LayerInfo
 from skyline_tui.profiler.health.judgement import BUILTIN_METRICS, IterationValues, SubscriberValues, judge_health
+from skyline_tui.profiler.compiled import is_compiling
 from skyline_tui.profiler.health.layers import compiled_note, describe_layers, watched_modules
 from skyline_tui.profiler.health.outside import OutsideModelCheck
 from skyline_tui.profiler.health.subscribers import SubscriberSet
@@ -174,13 +175,13 @@ class Publisher:
         """Where a module is called: its last call, as its statistics are (a module called once: looked up once).
         A call under no_grad is not counted (an evaluation inside a supervised run's sampled step), nor a recompute
         inside backward (activation checkpointing: the graph task's id is -1 outside backward)."""
-        if self._active and torch._C._current_graph_task_id() < 0 and not torch.compiler.is_compiling():
+        if self._active and torch._C._current_graph_task_id() < 0 and not is_compiling():
             calls = self._calls_now[path] = self._calls_now.get(path, 0) + torch.is_grad_enabled()
             if (calls > 1 or path not in self.call_sites) and (site := self.files.innermost(sys._getframe(1))):
                 self.call_sites[path] = site
 
     def _forward(self, path: str, module: nn.Module, output: Any) -> None:
-        if not self._active or torch.compiler.is_compiling():  # traced by dynamo: nothing of ours in the graph
+        if not self._active or is_compiling():  # traced by dynamo: nothing of ours in the graph
             return
         out = first_tensor(output)
         if out is None or not out.is_floating_point() or out.numel() == 0:
