@@ -61,5 +61,14 @@ def block_notes(model: nn.Module) -> tuple[str, ...]:
     return ()
 
 
+def health_notes(model: nn.Module) -> tuple[str, ...]:
+    """The health section's note where part of the model runs compiled (``report.Health.notes``): the publisher's
+    hooks stay out of the graph, so the activations inside it are not read."""
+    if any(is_compiled(module) for module in model.modules()):
+        return ("torch.compile runs this model: the activation metrics and flags (dead units, saturation) are not "
+                "read inside its compiled graph; weights, gradients and updates are",)
+    return ()
+
+
 def _is_wrapper(module: nn.Module) -> bool:
     return type(module).__name__ == "OptimizedModule"

@@ -10,7 +10,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from skyline_tui.profiler.compiled import is_compiled, named_modules
+from skyline_tui.profiler.compiled import named_modules
 from skyline_tui.profiler.health.flags import LayerInfo, OptimizerSetting
 
 # Optimizers whose step is scaled per weight by a running measure of its gradient's size: each weight
@@ -35,15 +35,6 @@ def watched_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if owns or not any(True for _ in module.children()):
             chosen.append((path, module))
     return chosen
-
-
-def compiled_note(model: nn.Module) -> tuple[str, ...]:
-    """Where ``torch.compile`` runs the model's layers (``torch.compile(model)``, ``model.compile()``, a compiled
-    block): their activations are inside its graph, which the publisher's hooks stay out of."""
-    if any(is_compiled(module) for module in model.modules()):
-        return ("torch.compile runs this model: the activation metrics and flags (dead units, saturation) are not "
-                "read inside its compiled graph; weights, gradients and updates are",)
-    return ()
 
 
 def optimizer_kind(optimizer: Any) -> str:

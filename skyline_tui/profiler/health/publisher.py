@@ -37,8 +37,8 @@ from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.health.activations import dead_fraction, first_tensor, mean_and_std
 from skyline_tui.profiler.health.flags import LayerInfo
 from skyline_tui.profiler.health.judgement import BUILTIN_METRICS, IterationValues, SubscriberValues, judge_health
-from skyline_tui.profiler.compiled import is_compiling
-from skyline_tui.profiler.health.layers import compiled_note, describe_layers, watched_modules
+from skyline_tui.profiler.compiled import health_notes, is_compiling
+from skyline_tui.profiler.health.layers import describe_layers, watched_modules
 from skyline_tui.profiler.health.outside import OutsideModelCheck
 from skyline_tui.profiler.health.subscribers import SubscriberSet
 from skyline_tui.profiler.module_hooks import forward_hook, forward_pre_hook
@@ -68,7 +68,7 @@ class Publisher:
                  *, subscribers: Optional[SubscriberSet] = None, window: Optional[int] = None,
                  check_outside: bool = True):
         self.modules = watched_modules(model)
-        self._notes = compiled_note(model)
+        self._notes = health_notes(model)
         self.files = files if files is not None else ProjectFiles(os.getcwd())
         self.subscribers = subscribers
         self.wanted = set(wanted_kinds) | (subscribers.wanted_kinds if subscribers is not None else set())
