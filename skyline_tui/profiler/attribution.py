@@ -44,7 +44,7 @@ import torch
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 from torch.overrides import TorchFunctionMode
 
-from skyline_tui.profiler.compiled import inside_compiled, is_compiling, named_modules
+from skyline_tui.profiler.compiled import is_compiling, timed_modules
 from skyline_tui.profiler.custom_functions import CustomFunctions
 from skyline_tui.profiler.frames import ProjectFiles
 
@@ -188,9 +188,8 @@ class ModuleTracker:
 
     def __init__(self, model: torch.nn.Module, files: ProjectFiles):
         self._files = files
-        inside = inside_compiled(model)  # not seen one by one: the compiled call is one block
-        self.paths: dict[int, str] = {id(module): path for path, module in named_modules(model)
-                                      if id(module) not in inside}
+        # Inside a compiled graph, modules are not seen one by one: the compiled call is one block.
+        self.paths: dict[int, str] = {id(module): path for path, module in timed_modules(model)}
         self.call_sites: dict[str, tuple[str, int]] = {}
         self.stack: list[Optional[str]] = [None]  # None: outside the model (e.g. the loss)
         self._handles: list[Any] = []

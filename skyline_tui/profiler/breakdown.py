@@ -24,7 +24,7 @@ from skyline_tui.config import ProfileConfig
 from skyline_tui.profiler.attribution import (BACKWARD, FORWARD, ITERATION, OPTIMIZER, LineAttributionMode, Ledger,
                                               ModuleTracker, charge_totals, clock_for, module_parent,
                                               on_device)
-from skyline_tui.profiler.compiled import block_notes, inside_compiled, named_modules
+from skyline_tui.profiler.compiled import block_notes, timed_modules
 from skyline_tui.profiler.frames import ProjectFiles
 from skyline_tui.profiler.optimizer_watch import OptimizerWatch
 from skyline_tui.profiler.workload import Workload
@@ -164,9 +164,8 @@ def build_breakdown(instruments: InstrumentedIterations, iterations: int) -> Bre
 def module_tree(model: Any, tracker: ModuleTracker, forward_self: dict[Optional[str], float],
                 backward_self: dict[Optional[str], float], scale: float) -> list[ModuleTiming]:
     """Pre-order rows; a module's totals are its own time plus its descendants'."""
-    inside = inside_compiled(model)
     # One row a name (a compiled module and its wrapper share one, under the module's own type).
-    named = list(dict((path, module) for path, module in named_modules(model) if id(module) not in inside).items())
+    named = list(dict(timed_modules(model)).items())
     forward_total = {path: forward_self.get(path, 0.0) * scale for path, _ in named}
     backward_total = {path: backward_self.get(path, 0.0) * scale for path, _ in named}
     for path, _ in reversed(named):  # children come after their parent in pre-order

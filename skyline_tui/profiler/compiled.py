@@ -42,15 +42,15 @@ def is_compiled(module: nn.Module) -> bool:
     return _is_wrapper(module) or getattr(module, "_compiled_call_impl", None) is not None
 
 
-def inside_compiled(model: nn.Module) -> set[int]:
-    """The ids of the modules whose calls run inside a compiled graph: below a compiled module (its own hooks run
-    outside the graph, before it)."""
+def timed_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``named_modules`` less the modules whose calls run inside a compiled graph (below a compiled module, whose
+    own hooks run outside it, before it): those the breakdown times one by one."""
     inside: set[int] = set()
     for module in model.modules():
         if is_compiled(module):
             top = getattr(module, WRAPPED, module) if _is_wrapper(module) else module
             inside.update(id(m) for m in top.modules() if m is not top)
-    return inside
+    return [(path, module) for path, module in named_modules(model) if id(module) not in inside]
 
 
 def block_notes(model: nn.Module) -> tuple[str, ...]:

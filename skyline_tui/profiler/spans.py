@@ -35,7 +35,7 @@ from skyline_tui.export.report_json import write_text
 from skyline_tui.export.trace import MemorySample, Span, chrome_trace_json
 from skyline_tui.profiler.attribution import BACKWARD, FORWARD, ITERATION, OPTIMIZER, ChargeKey, Ledger
 from skyline_tui.profiler.breakdown import WARMUP_ITERATIONS, InstrumentedIterations, build_breakdown
-from skyline_tui.profiler.compiled import inside_compiled, is_compiling, named_modules
+from skyline_tui.profiler.compiled import is_compiling, named_modules, timed_modules
 from skyline_tui.profiler.errors import fail
 from skyline_tui.profiler.workload import Workload
 from skyline_tui.report import Breakdown
@@ -144,8 +144,7 @@ class ModuleSpans:
 
     def __init__(self, model: torch.nn.Module, clock: SpanClock):
         self._clock = clock
-        inside = inside_compiled(model)
-        self.paths = {id(module): path for path, module in named_modules(model) if id(module) not in inside}
+        self.paths = {id(module): path for path, module in timed_modules(model)}
         self.types = {path: type(module).__name__ for path, module in named_modules(model)}
         self._open: list[tuple[int, Any]] = []
         self._handles: list[Any] = []

@@ -185,8 +185,7 @@ def _number(value: Any) -> str:
 def step_line(index: int, end_s: float, wall_ms: float, forward_ms: float, backward_ms: float, optimizer_ms: float,
               evaluation_ms: float, other_ms: float, samples: Optional[int], losses: Any, non_finite_losses: int,
               allocated_bytes: Optional[int], reserved_bytes: Optional[int], peak_allocated_bytes: Optional[int],
-              rss_bytes: Optional[int], health_sampled: bool, loss: Optional[float] = None,
-              loss_terms: int = 0) -> bytes:
+              rss_bytes: Optional[int], health_sampled: bool, loss: Optional[float], loss_terms: int) -> bytes:
     """A ``Step`` event's line straight from its values (the launcher writes one per step to ``--events``): no
     dataclass, no dict, no reflection.  Times are finite floats; a loss that was not finite comes as None."""
     return (f'{{"type":"step","index":{index},"end_s":{end_s!r},"wall_ms":{wall_ms!r},"forward_ms":{forward_ms!r},'
