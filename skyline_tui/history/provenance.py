@@ -12,9 +12,14 @@ from dataclasses import dataclass
 _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".skyline-tui", "__pycache__", ".venv", "venv", "env",
                            "node_modules", "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache",
                            ".tox", "build", "dist"})
-# A root pointed at a huge tree (a home folder) must not turn recording into a crawl: past this many
-# files the hash covers the first ones in sorted order and says so.
+# A root pointed at a huge tree (a script in the home folder, beside a conda install and datasets) must not turn
+# every recording into a crawl: walking /usr/lib (11,221 folders, 60,758 files) took 1.1 s here, and ImageNet's
+# 1.28 M files would take far longer, on NFS minutes.  Past any of these bounds the walk stops and the run has no
+# source hash (unknown, as outside a project), rather than a hash of part of the tree that could call two runs
+# "the same source" when a file it never read was edited.
 MAX_HASHED_FILES = 5000
+MAX_WALKED_FOLDERS = 5000
+MAX_WALKED_ENTRIES = 100_000
 _GIT_TIMEOUT_S = 5.0
 
 
@@ -22,7 +27,8 @@ _GIT_TIMEOUT_S = 5.0
 class Provenance:
     git_commit: str | None  # None: not a git work tree, or git is missing
     git_dirty: bool | None
-    source_hash: str | None  # sha256 over (relative path, bytes) of every .py file, sorted by path
+    source_hash: str | None  # sha256 over (relative path, bytes) of every .py file, sorted by path; None past
+    # the walk's bounds
 
 
 def provenance(project_root: str) -> Provenance:
@@ -50,18 +56,28 @@ def _git(folder: str, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def python_files(root: str) -> list[str]:
+def python_files(root: str) -> list[str] | None:
+    """The project's Python files, sorted; None when the tree is past the walk's bounds (see above)."""
     found: list[str] = []
-    for folder, dirs, files in os.walk(root):
+    entries = 0
+    for folders, (folder, dirs, files) in enumerate(os.walk(root), 1):
+        entries += len(dirs) + len(files)
+        if folders > MAX_WALKED_FOLDERS or entries > MAX_WALKED_ENTRIES:
+            return None
         dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS and not d.startswith("."))
         found.extend(os.path.join(folder, name) for name in files if name.endswith(".py"))
+        if len(found) > MAX_HASHED_FILES:
+            return None
     found.sort()
-    return found[:MAX_HASHED_FILES]
+    return found
 
 
-def source_hash(root: str) -> str:
+def source_hash(root: str) -> str | None:
+    paths = python_files(root)
+    if paths is None:
+        return None
     digest = hashlib.sha256()
-    for path in python_files(root):
+    for path in paths:
         relative = os.path.relpath(path, root).replace(os.sep, "/")
         try:
             with open(path, "rb") as fh:

@@ -87,6 +87,30 @@ def test_git_commit_dirty_flag_and_source_hash_are_recorded(tmp_path):
     assert clean["source_hash"] != edited["source_hash"]
 
 
+def test_a_tree_past_the_walks_bounds_has_no_source_hash_rather_than_a_hash_of_part_of_it(tmp_path, monkeypatch):
+    # A script in the home folder makes it the root, beside a conda install and datasets: the walk stops at its
+    # bounds (lowered here to keep the tree small) and the run's source is unknown, never half-hashed.
+    from skyline_tui.history import provenance
+
+    root = tmp_path / "project"
+    for index in range(6):
+        (root / f"pkg{index}").mkdir(parents=True)
+        (root / f"pkg{index}" / "mod.py").write_text(f"x = {index}\n")
+    whole = provenance.source_hash(str(root))
+    (root / "pkg5" / "mod.py").write_text("x = 55\n")  # the last file in sorted order still counts
+    assert whole is not None and provenance.source_hash(str(root)) not in (None, whole)
+    # The tree: 7 folders (the root and its 6), 12 entries (6 folders, 6 files), 6 Python files.
+    for bound, size in (("MAX_WALKED_FOLDERS", 7), ("MAX_WALKED_ENTRIES", 12), ("MAX_HASHED_FILES", 6)):
+        with monkeypatch.context() as patch:
+            patch.setattr(provenance, bound, size)
+            assert provenance.source_hash(str(root)) is not None, bound
+            patch.setattr(provenance, bound, size - 1)
+            assert provenance.source_hash(str(root)) is None, bound
+            with History(tmp_path / f"{bound}.db") as history:
+                history.record(make_report(root))
+                assert history.runs()[0]["source_hash"] is None
+
+
 def test_the_default_store_lives_under_the_project_and_ignores_itself(tmp_path, monkeypatch):
     monkeypatch.delenv("SKYLINE_TUI_HISTORY", raising=False)
     path = resolve_history_path(None, False, tmp_path)
