@@ -13,8 +13,8 @@ _SKIPPED_DIRS = frozenset({".git", ".hg", ".svn", ".skyline-tui", "__pycache__",
                            "node_modules", "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache",
                            ".tox", "build", "dist"})
 # A root pointed at a huge tree (a script in the home folder, beside a conda install and datasets) must not turn
-# every recording into a crawl: walking /usr/lib (11,221 folders, 60,758 files) took 1.1 s here, and ImageNet's
-# 1.28 M files would take far longer, on NFS minutes.  Past any of these bounds the walk stops and the run has no
+# every recording into a crawl: walking /usr/lib (11,221 folders, 60,758 files) took 1.1 s here, and a home
+# folder holding a dataset has many times that.  Past any of these bounds the walk stops and the run has no
 # source hash (unknown, as outside a project), rather than a hash of part of the tree that could call two runs
 # "the same source" when a file it never read was edited.
 MAX_HASHED_FILES = 5000
