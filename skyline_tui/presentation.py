@@ -113,3 +113,21 @@ def machine_warnings(report: Report) -> list[str]:
         lines.append(f"skyline-tui: warning: page faults took a tenth or more of each iteration at batch size {each}: "
                      f"the batch-size predictions include that time; {STEADY_ALLOCATOR}, keeps it out")
     return lines
+
+
+SLOW_ITERATION_MS = 1000.0  # an iteration this slow explains a timed-out run without a hang
+
+
+def timeout_hint(report: Report, phase: str) -> str:
+    """What a run stopped by its timeout (in ``phase``) suggests, after where it was stopped: a hang, unless the
+    throughput measured iterations slow enough to explain the time (DeepView's transformer example on CPU, 4.7 s
+    an iteration, met the default 300 s in the predictions, which measure past their budget until a fit has 3
+    batch sizes)."""
+    throughput = report.throughput
+    if throughput is None or throughput.iteration_ms < SLOW_ITERATION_MS:
+        return "an infinite loop? (raise --timeout for big models)"
+    seconds = throughput.iteration_ms / 1000
+    hint = f"an iteration took {seconds:.1f} s at batch size {report.batch_size}: raise --timeout"
+    if phase == "predictions":
+        hint += ", or --no-predictions (they measure larger batch sizes too)"
+    return hint

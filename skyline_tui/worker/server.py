@@ -264,10 +264,10 @@ class Worker:
         self._close(run)
 
     def _send_failure(self, run: Run, kind: str, message: str) -> None:
+        from skyline_tui.presentation import timeout_hint
         from skyline_tui.report import ErrorInfo, Report
 
-        # What the run printed before it ended goes before its final report: past the output limit, the newest
-        # lines (a traceback, the line that hung) are still held back here.
+        # Its output goes before its final report (past the output limit, the newest lines are still held here).
         self._send_logs(run, run.output.flush())
         base = run.last_report.report if run.last_report else Report(
             entry_point=run.request.entry, project_root=run.request.root or "")
@@ -277,8 +277,8 @@ class Worker:
             if where is not None and where.exit_code is not None and kind == "exit":
                 message = f"your code called os._exit({where.exit_code}) before the profile finished"
             during = "while loading the entry point" if run.phase == "load" else f"while measuring {run.phase}"
-            message = f"{message} {during}; an infinite loop? (raise --timeout for big models)" \
-                if kind == "timeout" else f"{message} ({during})"
+            message = f"{message} {during}; {timeout_hint(base, run.phase)}" if kind == "timeout" \
+                else f"{message} ({during})"
         error = ErrorInfo(kind=kind, message=message)
         if where is not None:
             error = ErrorInfo(kind=kind, message=message, file=where.file, line=where.line, function=where.function,
