@@ -53,9 +53,14 @@ def timed_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(path, module) for path, module in named_modules(model) if id(module) not in inside]
 
 
+def runs_compiled(model: nn.Module) -> bool:
+    """Whether any part of the model runs compiled."""
+    return any(is_compiled(module) for module in model.modules())
+
+
 def block_notes(model: nn.Module) -> tuple[str, ...]:
     """The breakdown's note where part of the model runs compiled (``report.Breakdown.notes``)."""
-    if any(is_compiled(module) for module in model.modules()):
+    if runs_compiled(model):
         return ("torch.compile runs this model: its compiled forward and backward are timed as one block, on the "
                 "line of the code it compiled; the lines and modules inside are not timed one by one",)
     return ()
@@ -64,7 +69,7 @@ def block_notes(model: nn.Module) -> tuple[str, ...]:
 def health_notes(model: nn.Module) -> tuple[str, ...]:
     """The health section's note where part of the model runs compiled (``report.Health.notes``): the publisher's
     hooks stay out of the graph, so the activations inside it are not read."""
-    if any(is_compiled(module) for module in model.modules()):
+    if runs_compiled(model):
         return ("torch.compile runs this model: the activation metrics and flags (dead units, saturation) are not "
                 "read inside its compiled graph; weights, gradients and updates are",)
     return ()

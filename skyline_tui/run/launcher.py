@@ -2,7 +2,7 @@
 
 Never imports torch (import-linter checks it): torch lives in the child.  No port: the events come over a pipe
 whose write end only the child holds.  Signals: SIGINT, SIGTERM, SIGHUP and SIGQUIT are blocked in the
-launcher and received by a thread with ``sigtimedwait``, which says who sent them.  One the terminal sent
+launcher and received by a thread with ``sigwaitinfo``, which says who sent them.  One the terminal sent
 (Ctrl-C) reached the child already, which shares our process group, so it is not sent again (the script's
 handler would see two); one a process sent to the launcher (``kill -INT``) is passed on to the child.
 """
@@ -165,8 +165,8 @@ class SignalForwarder(threading.Thread):
 
     def run(self) -> None:
         while True:
-            info = signal.sigtimedwait(FORWARDED_SIGNALS, 1.0)
-            if info is None or info.si_code == SI_KERNEL:
+            info = signal.sigwaitinfo(FORWARDED_SIGNALS)
+            if info.si_code == SI_KERNEL:
                 continue
             if info.si_pid == os.getpid() and self._done.is_set():
                 return  # stop()'s wake-up
@@ -175,9 +175,9 @@ class SignalForwarder(threading.Thread):
                 self._child.send_signal(info.si_signo)
 
     def stop(self) -> None:
-        """Wake the thread with a signal sent to it alone, which it takes for the end: at once, not at its next
-        time-out (up to 0.2 s added to every run's exit before).  It returns only on that signal, so it is still
-        alive when the signal is sent."""
+        """Wake the thread with a signal sent to it alone, which it takes for the end (it had polled with a 0.2 s
+        time-out, which every run's exit waited out).  It returns only on that signal, so it is still alive when
+        the signal is sent."""
         self._done.set()
         if self.is_alive() and self.ident is not None:
             signal.pthread_kill(self.ident, signal.SIGINT)
